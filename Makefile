@@ -1,0 +1,36 @@
+# Every target installs what it needs first (uv and the locked workspace), so each one
+# works on a fresh clone with only Python 3.11+ present.
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+UV_RUN := uv run --frozen
+
+.PHONY: bootstrap run test lint typecheck proto proto-check migrate bench
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## run: the whole platform on this machine (embedded mode: SQLite, no Docker); Ctrl-C stops it
+run: bootstrap
+	$(UV_RUN) python -m zoptal_platform run
+
+## test: unit, integration (real PostgreSQL and Redis on 127.0.0.1), e2e and deploy checks
+test: bootstrap
+	$(UV_RUN) pytest
+
+lint: bootstrap
+	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff format --check .
+
+typecheck: bootstrap
+	$(UV_RUN) mypy libs/meshcore/src
+
+## proto: regenerate libs/zoptal-api from protos/ (and lint the protos with buf)
+proto: bootstrap
+	$(UV_RUN) python scripts/generate_protos.py
+
+## migrate: apply every service's Alembic migrations to its DATABASE_URL
+migrate: bootstrap
+	$(UV_RUN) python -m zoptal_platform migrate
+
+bench: bootstrap
+	$(UV_RUN) python benchmarks/run_all.py

@@ -1,0 +1,1 @@
+"""meshcore: the shared gRPC runtime of Zoptal mesh."""

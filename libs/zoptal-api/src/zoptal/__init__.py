@@ -1,0 +1,1 @@
+"""Generated Zoptal APIs (zoptal.<svc>.v1) and their typed meshcore clients (zoptal.clients)."""
