@@ -1,0 +1,192 @@
+"""Runs every installed service as its own process, the way the README's run command does.
+
+Each service is a real ``python -m zoptal_<svc>`` process on its real port, with its SQLite file
+under the data folder; the launcher migrates them, starts them, waits until each reports SERVING
+over grpc.health.v1, and on Ctrl-C (or SIGTERM) stops them gracefully in one go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, installed_services
+
+READY_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 40.0
+
+
+@dataclass(frozen=True)
+class PlatformLayout:
+    """Where everything lives for one run: the data folder and a port offset for every port."""
+
+    data_dir: Path
+    port_offset: int = 0
+    services: tuple[ServiceSpec, ...] = field(default_factory=lambda: tuple(installed_services()))
+
+    def grpc_address(self, spec: ServiceSpec) -> str:
+        return f"127.0.0.1:{spec.grpc_port + self.port_offset}"
+
+    def environment(self, spec: ServiceSpec | None) -> dict[str, str]:
+        """The environment every process gets, plus the ports of ``spec`` when given."""
+        env = dict(os.environ)
+        env.update(
+            ZOPTAL_ENV=env.get("ZOPTAL_ENV", "development"),
+            DATA_DIR=str(self.data_dir),
+            GRPC_HOST="127.0.0.1",
+            CELERY_BROKER_URL=f"sqla+sqlite:///{self.data_dir / 'celery-broker.db'}",
+            PYTHONUNBUFFERED="1",
+        )
+        for peer in self.services:
+            env[peer.addr_variable] = self.grpc_address(peer)
+            for variable, port in peer.extra_ports.items():
+                env[variable] = str(port + self.port_offset)
+        auth_http = 8080 + self.port_offset
+        env["AUTH_JWKS_URL"] = f"http://127.0.0.1:{auth_http}/.well-known/jwks.json"
+        if spec is not None:
+            env["GRPC_PORT"] = str(spec.grpc_port + self.port_offset)
+            env["METRICS_PORT"] = str(spec.metrics_port + self.port_offset)
+        return env
+
+
+@dataclass
+class RunningProcess:
+    label: str
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+
+async def migrate_all(layout: PlatformLayout) -> None:
+    """Apply every service's migrations, one after the other, failing loudly on the first error."""
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    for spec in layout.services:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            spec.module,
+            "migrate",
+            env=layout.environment(spec),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            raise PlatformError(
+                f"migrating {spec.name} failed (exit {process.returncode}):\n"
+                + output.decode(errors="replace")[-4000:]
+            )
+
+
+async def _spawn(
+    label: str, argv: list[str], env: Mapping[str, str], log_dir: Path
+) -> RunningProcess:
+    log_path = log_dir / f"{label}.log"
+    log_file = log_path.open("ab")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env=dict(env),
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+            # Own session: a terminal's Ctrl-C reaches only the launcher, which then stops the
+            # services in a controlled way instead of all of them racing on SIGINT.
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+    return RunningProcess(label, process, log_path)
+
+
+async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
+    log_dir = layout.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running = [
+        await _spawn(
+            spec.name, [sys.executable, "-m", spec.module], layout.environment(spec), log_dir
+        )
+        for spec in layout.services
+    ]
+    if celery_worker_available() and any(s.name == "notification" for s in layout.services):
+        worker_argv = [
+            sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
+            "--loglevel", "INFO", "--concurrency", "2", "--hostname", "notification-worker@%h",
+        ]  # fmt: skip
+        running.append(
+            await _spawn("notification-worker", worker_argv, layout.environment(None), log_dir)
+        )
+    return running
+
+
+async def _serving(address: str) -> bool:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def wait_until_serving(layout: PlatformLayout, running: list[RunningProcess]) -> None:
+    """Poll each service's health until SERVING; fail with its log tail if it dies or stalls."""
+    by_name = {item.label: item for item in running}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT_SECONDS
+    pending = list(layout.services)
+    while pending:
+        for spec in list(pending):
+            item = by_name[spec.name]
+            if item.process.returncode is not None:
+                raise PlatformError(f"{spec.name} exited with {item.process.returncode}", item)
+            if await _serving(layout.grpc_address(spec)):
+                pending.remove(spec)
+        if pending and loop.time() > deadline:
+            raise PlatformError(
+                f"{pending[0].name} did not become SERVING", by_name[pending[0].name]
+            )
+        if pending:
+            await asyncio.sleep(0.2)
+    worker = by_name.get("notification-worker")
+    if worker is not None and worker.process.returncode is not None:
+        raise PlatformError("the notification worker exited", worker)
+
+
+async def stop_all(running: list[RunningProcess]) -> None:
+    """SIGTERM everyone at once (each drains in-flight calls); SIGKILL what outlives the wait."""
+    for item in running:
+        if item.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                item.process.send_signal(signal.SIGTERM)
+    waits = [item.process.wait() for item in running]
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), STOP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        for item in running:
+            if item.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    item.process.kill()
+        await asyncio.gather(*(item.process.wait() for item in running))
+
+
+class PlatformError(RuntimeError):
+    def __init__(self, message: str, process: RunningProcess | None = None) -> None:
+        if process is not None:
+            tail = _tail(process.log_path)
+            message = f"{message}; last lines of {process.log_path}:\n{tail}"
+        super().__init__(message)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
