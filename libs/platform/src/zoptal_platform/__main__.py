@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -21,9 +22,17 @@ from zoptal_platform.launcher import (
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m zoptal_platform", description=__doc__)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "migrate"])
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="default: ./data")
     parser.add_argument(
-        "--port-offset", type=int, default=0, help="added to every port (run two platforms at once)"
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("ZOPTAL_DATA_DIR", "data")),
+        help="SQLite files, keys and logs (env ZOPTAL_DATA_DIR; default ./data)",
+    )
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=int(os.environ.get("ZOPTAL_PORT_OFFSET", "0")),
+        help="added to every port, to run two platforms side by side (env ZOPTAL_PORT_OFFSET)",
     )
     return parser.parse_args(argv)
 
