@@ -1,0 +1,100 @@
+# syntax=docker/dockerfile:1.7
+# One Dockerfile, one target per deployable (auth, project, billing, notification,
+# notification-worker, analytics). All targets share the same runtime layers:
+#
+#   docker build --target auth -t zoptal/auth:dev .
+#
+# The build stage installs the locked workspace (uv.lock, `uv sync --frozen`) into /opt/venv with
+# deploy/build_runtime_env.sh, the same script CI replays without Docker. The runtime stage holds
+# only the interpreter and that venv, runs as UID 1000 and writes nothing outside /tmp, so it works
+# with a read-only root filesystem (mount a tmpfs or emptyDir on /tmp).
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG UV_VERSION=0.13.9
+
+FROM ${PYTHON_IMAGE} AS build
+ARG UV_VERSION
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+WORKDIR /src
+
+# Third-party dependencies first: this layer is reused until uv.lock or a pyproject changes.
+COPY pyproject.toml uv.lock ./
+COPY libs/meshcore/pyproject.toml libs/meshcore/
+COPY libs/zoptal-api/pyproject.toml libs/zoptal-api/
+COPY libs/platform/pyproject.toml libs/platform/
+COPY services/auth/pyproject.toml services/auth/
+COPY services/project/pyproject.toml services/project/
+COPY services/billing/pyproject.toml services/billing/
+COPY services/notification/pyproject.toml services/notification/
+COPY services/analytics/pyproject.toml services/analytics/
+COPY deploy/build_runtime_env.sh deploy/
+RUN --mount=type=cache,target=/root/.cache/uv deploy/build_runtime_env.sh /opt/venv --deps-only
+
+# Then the workspace itself, installed non-editable so /opt/venv does not point back at /src.
+COPY libs libs
+COPY services services
+RUN --mount=type=cache,target=/root/.cache/uv deploy/build_runtime_env.sh /opt/venv
+
+
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --gid 1000 zoptal \
+    && useradd --uid 1000 --gid 1000 --home-dir /tmp --no-create-home \
+        --shell /usr/sbin/nologin zoptal
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    VIRTUAL_ENV=/opt/venv \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    DATA_DIR=/tmp/data \
+    ZOPTAL_ENV=production \
+    GRPC_HOST=0.0.0.0
+WORKDIR /tmp
+USER 1000:1000
+STOPSIGNAL SIGTERM
+
+
+FROM runtime AS auth
+ENV GRPC_PORT=4000 METRICS_PORT=9400
+EXPOSE 4000 9400 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "meshcore.health_probe", "--quiet", "--addr", "127.0.0.1:4000"]
+ENTRYPOINT ["python", "-m", "zoptal_auth"]
+
+FROM runtime AS project
+ENV GRPC_PORT=4001 METRICS_PORT=9401
+EXPOSE 4001 9401
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "meshcore.health_probe", "--quiet", "--addr", "127.0.0.1:4001"]
+ENTRYPOINT ["python", "-m", "zoptal_project"]
+
+FROM runtime AS billing
+ENV GRPC_PORT=4003 METRICS_PORT=9403
+EXPOSE 4003 9403
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "meshcore.health_probe", "--quiet", "--addr", "127.0.0.1:4003"]
+ENTRYPOINT ["python", "-m", "zoptal_billing"]
+
+FROM runtime AS notification
+ENV GRPC_PORT=4004 METRICS_PORT=9404
+EXPOSE 4004 9404
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "meshcore.health_probe", "--quiet", "--addr", "127.0.0.1:4004"]
+ENTRYPOINT ["python", "-m", "zoptal_notification"]
+
+# The Celery worker that delivers stored notifications. Its health check asks the worker itself
+# (over the broker) whether it answers.
+FROM runtime AS notification-worker
+ENV METRICS_PORT=0
+HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
+    CMD ["sh", "-c", "celery -A zoptal_notification.worker inspect ping --timeout 10 -d \"celery@$(hostname)\""]
+ENTRYPOINT ["celery", "-A", "zoptal_notification.worker", "worker"]
+CMD ["--loglevel=INFO", "--concurrency=2", "--without-gossip", "--without-mingle"]
+
+FROM runtime AS analytics
+ENV GRPC_PORT=4005 METRICS_PORT=9405
+EXPOSE 4005 9405
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "meshcore.health_probe", "--quiet", "--addr", "127.0.0.1:4005"]
+ENTRYPOINT ["python", "-m", "zoptal_analytics"]
