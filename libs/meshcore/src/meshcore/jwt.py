@@ -1,0 +1,378 @@
+"""JSON Web Tokens: pinned-algorithm verification and the signing keys that go with it.
+
+Verification never trusts a token's header beyond a pinned list of algorithms, and it picks the
+key by the *family* of the algorithm: an HMAC algorithm only ever gets the configured HMAC secret
+and an asymmetric algorithm only ever gets a public key of the matching type. That closes the two
+classic holes: ``alg: none`` and an HS256 token "signed" with the server's public key.
+
+Time-based claims (``exp``, ``nbf``, ``iat``) are checked here, against an injected
+``meshcore.clock.Clock``, so tests move time by hand instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwt import PyJWK, PyJWS
+from jwt import exceptions as jwt_errors
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "HMAC_ALGORITHMS",
+    "REASONS",
+    "InvalidToken",
+    "KeySource",
+    "SigningKey",
+    "StaticKeys",
+    "TokenVerifier",
+    "VerifiedToken",
+    "jwk_thumbprint",
+]
+
+REASONS = frozenset(
+    {
+        "malformed",
+        "algorithm_not_allowed",
+        "unknown_key",
+        "bad_signature",
+        "expired",
+        "not_yet_valid",
+        "wrong_issuer",
+        "wrong_audience",
+        "wrong_token_type",
+        "revoked",
+    }
+)
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"})
+# Which JWK key type may verify which algorithm; a mismatch means "no key for this token".
+_KTY_FOR_ALGORITHM = {
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "EdDSA": ("OKP", "Ed25519"),
+    "RS256": ("RSA", None),
+    "PS256": ("RSA", None),
+}
+# RFC 7638 section 3.2: the required members of each key type, hashed in lexicographic order.
+_THUMBPRINT_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "RSA": ("e", "kty", "n"),
+}
+# A bound on what we are willing to parse at all; real tokens are well under 2 KiB.
+MAX_TOKEN_LENGTH = 16 * 1024
+
+
+class InvalidToken(Exception):
+    """A token that must not be trusted; ``reason`` is one of ``REASONS``.
+
+    ``detail`` is for logs and ``reason_detail`` fields: it never contains the token itself.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown invalid-token reason {reason!r}")
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail or reason.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What a verified token says about its bearer."""
+
+    subject: str
+    token_type: Literal["user", "service"]
+    permissions: frozenset[str]
+    roles: frozenset[str]
+    claims: Mapping[str, Any]
+    expires_at: float
+    key_id: str | None
+
+
+class KeySource(Protocol):
+    async def key_for(self, kid: str | None, algorithm: str) -> Any:
+        """The key that verifies ``algorithm`` tokens with this ``kid``.
+
+        Raises ``InvalidToken("unknown_key")`` when there is none.
+        """
+        ...
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url without padding."""
+    required = {
+        "EC": ("crv", "kty", "x", "y"),
+        "OKP": ("crv", "kty", "x"),
+        "RSA": ("e", "kty", "n"),
+    }
+    members = required.get(str(jwk.get("kty")))
+    if members is None:
+        raise ValueError(f"cannot thumbprint a JWK of type {jwk.get('kty')!r}")
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return _b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+class StaticKeys:
+    """A fixed set of public JWKs and/or one HMAC secret.
+
+    HMAC algorithms get the secret and nothing else; asymmetric algorithms get a public key whose
+    type and curve match the algorithm, looked up by ``kid`` (a token without ``kid`` is accepted
+    only when exactly one key fits).
+    """
+
+    def __init__(
+        self,
+        jwks: Iterable[Mapping[str, Any]] = (),
+        *,
+        hmac_secret: str | bytes | None = None,
+    ) -> None:
+        self._keys: list[tuple[str | None, Mapping[str, Any], Any]] = []
+        for jwk in jwks:
+            if jwk.get("kty") == "oct":
+                raise ValueError("symmetric JWKs are never published; pass hmac_secret instead")
+            key = PyJWK(dict(jwk)).key
+            public = key.public_key() if hasattr(key, "public_key") else key
+            self._keys.append((jwk.get("kid"), jwk, public))
+        if isinstance(hmac_secret, str):
+            hmac_secret = hmac_secret.encode()
+        self._hmac_secret = hmac_secret or None
+
+    @property
+    def key_ids(self) -> list[str | None]:
+        return [kid for kid, _, _ in self._keys]
+
+    async def key_for(self, kid: str | None, algorithm: str) -> Any:
+        if algorithm in HMAC_ALGORITHMS:
+            if self._hmac_secret is None:
+                raise InvalidToken("unknown_key", "no HMAC secret is configured")
+            return self._hmac_secret
+        kty, crv = _KTY_FOR_ALGORITHM.get(algorithm, (None, None))
+        fitting = [
+            (key_id, public)
+            for key_id, jwk, public in self._keys
+            if jwk.get("kty") == kty
+            and (crv is None or jwk.get("crv") == crv)
+            and jwk.get("alg", algorithm) == algorithm
+        ]
+        if kid is None:
+            if len(fitting) == 1:
+                return fitting[0][1]
+            raise InvalidToken("unknown_key", "the token names no key id")
+        for key_id, public in fitting:
+            if key_id == kid:
+                return public
+        raise InvalidToken("unknown_key", f"no {algorithm} key with id {kid!r}")
+
+
+class TokenVerifier:
+    """Verifies compact JWS tokens against pinned algorithms, issuer, audience and time."""
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str | None,
+        audience: str | None,
+        algorithms: Sequence[str],
+        leeway: float = 30.0,
+        clock: Clock = SYSTEM_CLOCK,
+        require_expiry: bool = True,
+    ) -> None:
+        unknown = set(algorithms) - HMAC_ALGORITHMS - ASYMMETRIC_ALGORITHMS
+        if unknown or not algorithms:
+            # "none" and typos end up here: refusing at construction beats accepting at runtime.
+            raise ValueError(f"unsupported or empty algorithm list: {sorted(unknown)}")
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._algorithms = frozenset(algorithms)
+        self._leeway = leeway
+        self._clock = clock
+        self._require_expiry = require_expiry
+        self._jws = PyJWS()
+
+    async def verify(self, token: str, *, expected_type: str | None = None) -> VerifiedToken:
+        if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+            raise InvalidToken("malformed", "not a compact JWS")
+        try:
+            header = self._jws.get_unverified_header(token)
+        except jwt_errors.PyJWTError as error:
+            raise InvalidToken("malformed", "unreadable header") from error
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
+            raise InvalidToken("algorithm_not_allowed", f"algorithm {algorithm!r} is not accepted")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken("malformed", "kid is not a string")
+        key = await self._keys.key_for(kid, algorithm)
+        claims = self._verified_claims(token, key, algorithm)
+        self._check_time(claims)
+        self._check_issuer_and_audience(claims)
+        return _build_verified(claims, kid, expected_type)
+
+    def _verified_claims(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        try:
+            decoded = self._jws.decode_complete(token, key, algorithms=[algorithm])
+        except jwt_errors.InvalidSignatureError as error:
+            raise InvalidToken("bad_signature", "signature does not verify") from error
+        except (jwt_errors.InvalidKeyError, jwt_errors.InvalidAlgorithmError) as error:
+            raise InvalidToken("unknown_key", "key does not fit the algorithm") from error
+        except jwt_errors.PyJWTError as error:
+            raise InvalidToken("malformed", "undecodable token") from error
+        try:
+            claims = json.loads(decoded["payload"])
+        except ValueError as error:
+            raise InvalidToken("malformed", "payload is not JSON") from error
+        if not isinstance(claims, dict):
+            raise InvalidToken("malformed", "payload is not a JSON object")
+        return claims
+
+    def _check_time(self, claims: Mapping[str, Any]) -> None:
+        now = self._clock.time()
+        exp = _numeric_claim(claims, "exp")
+        if exp is None and self._require_expiry:
+            raise InvalidToken("malformed", "missing exp")
+        if exp is not None and now >= exp + self._leeway:
+            raise InvalidToken("expired", "token has expired")
+        for name in ("nbf", "iat"):
+            moment = _numeric_claim(claims, name)
+            if moment is not None and now + self._leeway < moment:
+                raise InvalidToken("not_yet_valid", f"{name} is in the future")
+
+    def _check_issuer_and_audience(self, claims: Mapping[str, Any]) -> None:
+        if self._issuer is not None and claims.get("iss") != self._issuer:
+            raise InvalidToken("wrong_issuer", "issuer is not accepted")
+        if self._audience is not None:
+            audience = claims.get("aud")
+            audiences = [audience] if isinstance(audience, str) else audience
+            if not isinstance(audiences, list) or self._audience not in audiences:
+                raise InvalidToken("wrong_audience", "audience is not accepted")
+
+
+def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidToken("malformed", f"{name} is not a number")
+    return float(value)
+
+
+def _string_set(claims: Mapping[str, Any], name: str) -> frozenset[str]:
+    value = claims.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidToken("malformed", f"{name} is not a list of strings")
+    return frozenset(value)
+
+
+def _build_verified(
+    claims: Mapping[str, Any], kid: str | None, expected_type: str | None
+) -> VerifiedToken:
+    # Seed-style service tokens carry serviceId but no typ; refresh or other JWTs are refused.
+    typ = claims.get("typ")
+    kind: Literal["user", "service"]
+    if typ == "service" or (typ is None and "serviceId" in claims):
+        kind = "service"
+        subject = claims.get("sub") or claims.get("serviceId")
+    elif typ in (None, "access"):
+        kind = "user"
+        subject = claims.get("sub")
+    else:
+        raise InvalidToken("wrong_token_type", f"token type {typ!r} is not an access token")
+    if expected_type is not None and expected_type != kind:
+        raise InvalidToken("wrong_token_type", f"expected a {expected_type} token")
+    if not isinstance(subject, str) or not subject:
+        raise InvalidToken("malformed", "missing subject")
+    exp = _numeric_claim(claims, "exp")
+    return VerifiedToken(
+        subject=subject,
+        token_type=kind,
+        permissions=_string_set(claims, "permissions"),
+        roles=_string_set(claims, "roles"),
+        claims=claims,
+        expires_at=math.inf if exp is None else exp,
+        key_id=kid,
+    )
+
+
+class SigningKey:
+    """A private signing key (ES256 on P-256, or EdDSA on Ed25519) whose id is its thumbprint."""
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> None:
+        if isinstance(private_key, ec.EllipticCurvePrivateKey):
+            if not isinstance(private_key.curve, ec.SECP256R1):
+                raise ValueError("only P-256 EC keys are supported (ES256)")
+            self.algorithm = "ES256"
+        elif isinstance(private_key, ed25519.Ed25519PrivateKey):
+            self.algorithm = "EdDSA"
+        else:
+            raise ValueError("signing keys are ES256 (P-256) or EdDSA (Ed25519)")
+        self._private_key = private_key
+        self._public_jwk = _public_jwk(private_key, self.algorithm)
+        self.kid = jwk_thumbprint(self._public_jwk)
+        self._public_jwk["kid"] = self.kid
+        self._jws = PyJWS()
+
+    @classmethod
+    def generate(cls, algorithm: Literal["ES256", "EdDSA"] = "ES256") -> SigningKey:
+        if algorithm == "EdDSA":
+            return cls(ed25519.Ed25519PrivateKey.generate())
+        return cls(ec.generate_private_key(ec.SECP256R1()))
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> SigningKey:
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+            raise ValueError("signing keys are ES256 (P-256) or EdDSA (Ed25519)")
+        return cls(key)
+
+    def private_pem(self) -> bytes:
+        return self._private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def public_jwk(self) -> dict[str, str]:
+        """The public half as a JWK with ``kid``, ``alg`` and ``use``; safe to publish."""
+        return dict(self._public_jwk)
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        payload = json.dumps(claims, separators=(",", ":")).encode()
+        return self._jws.encode(
+            payload, self._private_key, algorithm=self.algorithm, headers={"kid": self.kid}
+        )
+
+
+def _public_jwk(
+    private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey, algorithm: str
+) -> dict[str, str]:
+    public = private_key.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        numbers = public.public_numbers()
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64url(numbers.x.to_bytes(32, "big")),
+            "y": _b64url(numbers.y.to_bytes(32, "big")),
+            "alg": algorithm,
+            "use": "sig",
+        }
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "alg": algorithm, "use": "sig"}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
