@@ -1,0 +1,167 @@
+"""Generate the Python code of the Zoptal APIs from protos/ into libs/zoptal-api/src/zoptal/.
+
+    python scripts/generate_protos.py            lint with buf, then (re)generate in place
+    python scripts/generate_protos.py --check    lint, generate into a temporary folder and compare;
+                                                 exit 1 naming every file that differs
+    --skip-lint                                  skip `buf lint` (for machines without buf)
+
+For every protos/zoptal/<svc>/v1/<svc>.proto it writes, under libs/zoptal-api/src/zoptal/<svc>/v1/:
+<svc>_pb2.py, <svc>_pb2_grpc.py (grpc_tools.protoc) and their typed stubs <svc>_pb2.pyi and
+<svc>_pb2_grpc.pyi (mypy-protobuf), plus the __init__.py files of zoptal/<svc>/ and
+zoptal/<svc>/v1/. Output depends only on the .proto files and the locked tool versions: files are
+fed to protoc in sorted order, and an unchanged file is not rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import grpc_tools
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = ROOT / "protos"
+OUT_ROOT = ROOT / "libs" / "zoptal-api" / "src"
+SERVICES = ("auth", "project", "billing", "notification", "analytics")
+API_VERSION = "v1"
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+
+
+def _tool(name: str) -> str:
+    """Find an executable of the running environment first (the uv venv), then on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"generate_protos: `{name}` not found; run `uv sync` (dev group) first")
+    return found
+
+
+def proto_files() -> list[Path]:
+    files = []
+    for svc in SERVICES:
+        path = PROTO_ROOT / "zoptal" / svc / API_VERSION / f"{svc}.proto"
+        if not path.is_file():
+            raise SystemExit(f"generate_protos: missing {path.relative_to(ROOT)}")
+        files.append(path)
+    return sorted(files)
+
+
+def lint() -> None:
+    # The command is fixed; only the executable path is looked up.
+    result = subprocess.run([_tool("buf"), "lint"], cwd=ROOT, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise SystemExit(f"generate_protos: buf lint failed (exit {result.returncode})")
+
+
+def _init_files() -> dict[str, str]:
+    """The package __init__.py files, relative to OUT_ROOT, with their content."""
+    files = {}
+    for svc in SERVICES:
+        files[f"zoptal/{svc}/__init__.py"] = f'"""The Zoptal {svc} API."""\n'
+        files[f"zoptal/{svc}/{API_VERSION}/__init__.py"] = (
+            f'"""Generated code of zoptal.{svc}.{API_VERSION} '
+            f"(from protos/zoptal/{svc}/{API_VERSION}/{svc}.proto). Do not edit: run "
+            '`make proto`."""\n'
+        )
+    return files
+
+
+def generate(out_root: Path) -> None:
+    """Run protoc with the python, grpc and mypy-protobuf plugins into out_root."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    # The well-known types (google/protobuf/*.proto) ship inside grpc_tools.
+    includes = [str(PROTO_ROOT), str(Path(grpc_tools.__file__).parent / "_proto")]
+    args = [
+        "grpc_tools.protoc",
+        *(f"-I{inc}" for inc in includes),
+        f"--plugin=protoc-gen-mypy={_tool('protoc-gen-mypy')}",
+        f"--plugin=protoc-gen-mypy_grpc={_tool('protoc-gen-mypy_grpc')}",
+        f"--python_out={out_root}",
+        f"--grpc_python_out={out_root}",
+        f"--mypy_out=quiet:{out_root}",
+        f"--mypy_grpc_out=quiet:{out_root}",
+        *(str(p.relative_to(PROTO_ROOT)) for p in proto_files()),
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        raise SystemExit(f"generate_protos: protoc failed (exit {code})")
+    for rel, content in _init_files().items():
+        (out_root / rel).write_text(content, encoding="utf-8")
+
+
+def managed_files(root: Path) -> dict[str, bytes]:
+    """Every file this script owns under root: the generated modules and the __init__ files.
+
+    Hand-written files next to them (if any) are neither compared nor removed.
+    """
+    found: dict[str, bytes] = {}
+    for svc in SERVICES:
+        pkg = root / "zoptal" / svc
+        candidates = [pkg / "__init__.py", pkg / API_VERSION / "__init__.py"]
+        if (pkg / API_VERSION).is_dir():
+            candidates += [
+                path
+                for path in (pkg / API_VERSION).iterdir()
+                if path.name.endswith(GENERATED_SUFFIXES)
+            ]
+        for path in sorted(candidates):
+            if path.is_file():
+                found[path.relative_to(root).as_posix()] = path.read_bytes()
+    return found
+
+
+def check() -> int:
+    with tempfile.TemporaryDirectory(prefix="zoptal-protos-") as tmp:
+        generate(Path(tmp))
+        expected = managed_files(Path(tmp))
+    actual = managed_files(OUT_ROOT)
+    differing = sorted(
+        rel for rel in expected.keys() | actual.keys() if expected.get(rel) != actual.get(rel)
+    )
+    if not differing:
+        print("generate_protos: generated code is up to date")
+        return 0
+    print("generate_protos: generated code is stale; run `make proto`. Differing files:")
+    for rel in differing:
+        state = "missing" if rel not in actual else "extra" if rel not in expected else "changed"
+        print(f"  {state}: {(OUT_ROOT / rel).relative_to(ROOT).as_posix()}")
+    return 1
+
+
+def write() -> int:
+    with tempfile.TemporaryDirectory(prefix="zoptal-protos-") as tmp:
+        generate(Path(tmp))
+        expected = managed_files(Path(tmp))
+    actual = managed_files(OUT_ROOT)
+    for rel in sorted(actual.keys() - expected.keys()):
+        (OUT_ROOT / rel).unlink()
+        print(f"removed {rel}")
+    for rel, content in sorted(expected.items()):
+        if actual.get(rel) == content:
+            continue
+        target = OUT_ROOT / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        print(f"wrote {(OUT_ROOT / rel).relative_to(ROOT).as_posix()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    parser.add_argument("--skip-lint", action="store_true", help="do not run `buf lint`")
+    args = parser.parse_args(argv)
+    if not args.skip_lint:
+        lint()
+    return check() if args.check else write()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
