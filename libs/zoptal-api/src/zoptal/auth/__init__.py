@@ -1,0 +1,1 @@
+"""The Zoptal auth API."""

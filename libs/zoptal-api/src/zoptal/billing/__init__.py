@@ -1,0 +1,1 @@
+"""The Zoptal billing API."""

@@ -1,0 +1,1 @@
+"""The Zoptal project API."""
