@@ -158,3 +158,13 @@ def test_read_rpcs_are_marked_side_effect_free() -> None:
         method: MethodDescriptor = _service(svc).methods_by_name[rpc]
         level = method.GetOptions().idempotency_level
         assert level == method.GetOptions().NO_SIDE_EFFECTS, f"{svc}.{rpc}"
+
+
+def test_every_verifier_reason_has_an_enum_value() -> None:
+    """ValidateToken maps meshcore.jwt reasons one to one onto InvalidTokenReason."""
+    from meshcore.jwt import REASONS
+    from zoptal.auth.v1 import auth_pb2
+
+    names = set(auth_pb2.InvalidTokenReason.keys())
+    missing = {r for r in REASONS if f"INVALID_TOKEN_REASON_{r.upper()}" not in names}
+    assert not missing

@@ -55,7 +55,7 @@ class _InvalidTokenReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_In
     """The token is valid (`valid` is true)."""
     INVALID_TOKEN_REASON_MALFORMED: _InvalidTokenReason.ValueType  # 1
     """Not a well-formed JWT (garbage, bad base64, bad JSON, missing required claims)."""
-    INVALID_TOKEN_REASON_UNSUPPORTED_ALGORITHM: _InvalidTokenReason.ValueType  # 2
+    INVALID_TOKEN_REASON_ALGORITHM_NOT_ALLOWED: _InvalidTokenReason.ValueType  # 2
     """The `alg` header is not one the server accepts (for example `none`, or HS256 when no
     `JWT_SECRET` is configured, or an HS256 token forged with the public key).
     """
@@ -79,13 +79,15 @@ class _InvalidTokenReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_In
     """The user or service account no longer exists or is disabled."""
 
 class InvalidTokenReason(_InvalidTokenReason, metaclass=_InvalidTokenReasonEnumTypeWrapper):
-    """Why ValidateToken judged a token invalid."""
+    """Why ValidateToken judged a token invalid. Value names are the `reason` strings of
+    meshcore.jwt.InvalidToken in upper case, plus PRINCIPAL_DISABLED, which only Auth can know.
+    """
 
 INVALID_TOKEN_REASON_UNSPECIFIED: InvalidTokenReason.ValueType  # 0
 """The token is valid (`valid` is true)."""
 INVALID_TOKEN_REASON_MALFORMED: InvalidTokenReason.ValueType  # 1
 """Not a well-formed JWT (garbage, bad base64, bad JSON, missing required claims)."""
-INVALID_TOKEN_REASON_UNSUPPORTED_ALGORITHM: InvalidTokenReason.ValueType  # 2
+INVALID_TOKEN_REASON_ALGORITHM_NOT_ALLOWED: InvalidTokenReason.ValueType  # 2
 """The `alg` header is not one the server accepts (for example `none`, or HS256 when no
 `JWT_SECRET` is configured, or an HS256 token forged with the public key).
 """
