@@ -1,0 +1,238 @@
+"""One override point for every RPC shape, with each method's handler wrapped once and cached.
+
+After d5h-foss/grpc-interceptor's ``intercept(method, request_or_iterator, context, method_name)``,
+but asyncio-first and built for the hot path:
+
+* ``intercept`` is a coroutine for all four shapes. ``await method(request_or_iterator, context)``
+  returns the response message for unary-response RPCs and an async iterator of responses for
+  response-streaming ones; ``intercept`` returns the same kind of thing.
+* An interceptor that must see what happens *while* a response stream is iterated (errors,
+  message counts, the final status) returns its own async generator over the stream; nothing
+  in a stream escapes the interceptors wrapped around it.
+* The handler for a method is wrapped once per (method, inner handler) and cached; a call then
+  costs one dictionary lookup plus the interceptors' own work.
+* Several interceptors can be fused into one ``grpc.aio.ServerInterceptor`` (``InterceptorChain``
+  in ``meshcore.interceptors.chain``): the next handler is looked up once per call instead of once
+  per interceptor.
+
+``RpcMethod`` describes the method (full name, service, short name, ``grpc_type``) once, so
+interceptors key their per-method state (Prometheus children, permission lists) on it instead of
+parsing names per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import grpc
+import grpc.aio
+
+__all__ = [
+    "Behavior",
+    "RpcMethod",
+    "RpcType",
+    "ServerInterceptor",
+    "wrap_handler",
+]
+
+RpcType = Literal["unary", "server_stream", "client_stream", "bidi_stream"]
+"""The ``grpc_type`` label values Prometheus gRPC dashboards already use."""
+
+if TYPE_CHECKING:
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+else:  # the stubs make it generic, the runtime class is not
+    Handler = grpc.RpcMethodHandler
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+"""The ``method`` handed to ``intercept``: awaiting it runs the rest of the chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class RpcMethod:
+    """A gRPC method, parsed once: ``/pkg.Service/Method`` into its parts and its shape."""
+
+    full_name: str
+    service: str
+    name: str
+    request_streaming: bool
+    response_streaming: bool
+
+    @property
+    def rpc_type(self) -> RpcType:
+        if self.request_streaming:
+            return "bidi_stream" if self.response_streaming else "client_stream"
+        return "server_stream" if self.response_streaming else "unary"
+
+    @classmethod
+    def parse(cls, full_name: str, handler: Handler) -> RpcMethod:
+        return _parse_method(full_name, handler.request_streaming, handler.response_streaming)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_method(full_name: str, request_streaming: bool, response_streaming: bool) -> RpcMethod:
+    service, _, name = full_name.lstrip("/").rpartition("/")
+    return RpcMethod(
+        full_name=full_name,
+        service=service or "unknown",
+        name=name or full_name,
+        request_streaming=request_streaming,
+        response_streaming=response_streaming,
+    )
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Base of meshcore's server interceptors: override ``intercept`` only.
+
+    Usable on its own (``grpc.aio.server(interceptors=[MyInterceptor()])``) or fused into an
+    ``InterceptorChain``.
+    """
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
+    async def intercept(
+        self,
+        method: Behavior,
+        request_or_iterator: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        rpc: RpcMethod,
+    ) -> Any:
+        """Run around one call. The default passes the call through unchanged."""
+        return await method(request_or_iterator, context)
+
+    def applies_to(self, rpc: RpcMethod) -> bool:
+        """Whether this interceptor wraps ``rpc`` at all; False makes it free for that method."""
+        return True
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method_name: str = handler_call_details.method
+        cached = self._wrapped.get(method_name)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = wrap_handler(handler, (self,), method_name)
+        self._wrapped[method_name] = (handler, wrapped)
+        return wrapped
+
+
+def wrap_handler(
+    handler: Handler,
+    interceptors: Sequence[ServerInterceptor],
+    method_name: str,
+) -> Handler:
+    """A handler that runs ``interceptors`` (outermost first) around ``handler``."""
+    rpc = RpcMethod.parse(method_name, handler)
+    active = [interceptor for interceptor in interceptors if interceptor.applies_to(rpc)]
+    if not active:
+        return handler
+    behavior = _innermost_behavior(handler, rpc)
+    for interceptor in reversed(active):
+        behavior = _bind(interceptor.intercept, behavior, rpc)
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if rpc.response_streaming:
+        streaming = _stream_entry(behavior)
+        if rpc.request_streaming:
+            return grpc.stream_stream_rpc_method_handler(streaming, **serializers)
+        return grpc.unary_stream_rpc_method_handler(streaming, **serializers)
+    if rpc.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(behavior, **serializers)
+    return grpc.unary_unary_rpc_method_handler(behavior, **serializers)
+
+
+def _bind(
+    intercept: Callable[..., Awaitable[Any]], next_behavior: Behavior, rpc: RpcMethod
+) -> Behavior:
+    async def behavior(request_or_iterator: Any, context: Any) -> Any:
+        return await intercept(next_behavior, request_or_iterator, context, rpc)
+
+    return behavior
+
+
+def _stream_entry(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    """grpc.aio treats an async generator function as a response stream: be one."""
+
+    async def stream(request_or_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        responses = await behavior(request_or_iterator, context)
+        async for response in responses:
+            yield response
+
+    return stream
+
+
+def _innermost_behavior(handler: Handler, rpc: RpcMethod) -> Behavior:
+    """Adapt the real handler, whatever its style, to the ``Behavior`` contract."""
+    function: Callable[..., Any] = _handler_function(handler)
+    if not rpc.response_streaming:
+        if inspect.iscoroutinefunction(function):
+            return function
+        return _in_executor(function)
+
+    async def streaming(request_or_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        result = function(request_or_iterator, context)
+        if hasattr(result, "__anext__"):
+            return result  # type: ignore[no-any-return]
+        if inspect.isawaitable(result):
+            # Reader/writer style: the handler calls context.write() and returns None.
+            return _await_then_end(result)
+        return _sync_iterator(result)
+
+    return streaming
+
+
+async def _await_then_end(awaitable: Awaitable[Any]) -> AsyncIterator[Any]:
+    await awaitable
+    return
+    yield  # pragma: no cover - makes this an async generator that yields nothing
+
+
+async def _sync_iterator(iterator: Any) -> AsyncIterator[Any]:
+    loop = asyncio.get_running_loop()
+    sentinel = object()
+    context = contextvars.copy_context()
+    iterator = iter(iterator)
+    while True:
+        item = await loop.run_in_executor(None, context.run, _next_or, iterator, sentinel)
+        if item is sentinel:
+            return
+        yield item
+
+
+def _next_or(iterator: Any, sentinel: object) -> Any:
+    return next(iterator, sentinel)
+
+
+def _in_executor(function: Callable[[Any, Any], Any]) -> Behavior:
+    """Sync unary handlers run in the default executor, as grpc.aio itself would run them."""
+
+    async def behavior(request_or_iterator: Any, context: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        call_context = contextvars.copy_context()
+        return await loop.run_in_executor(
+            None, call_context.run, function, request_or_iterator, context
+        )
+
+    return behavior
+
+
+def _handler_function(handler: Handler) -> Callable[..., Any]:
+    function = (
+        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    )
+    if function is None:
+        raise TypeError("an RpcMethodHandler without a behaviour cannot be intercepted")
+    return function
