@@ -3,7 +3,7 @@
     python scripts/generate_protos.py            lint with buf, then (re)generate in place
     python scripts/generate_protos.py --check    lint, generate into a temporary folder and compare;
                                                  exit 1 naming every file that differs
-    --skip-lint                                  skip `buf lint` (for machines without buf)
+    --skip-lint                                  skip `buf lint` and `buf format` (no buf here)
 
 For every protos/zoptal/<svc>/v1/<svc>.proto it writes, under libs/zoptal-api/src/zoptal/<svc>/v1/:
 <svc>_pb2.py, <svc>_pb2_grpc.py (grpc_tools.protoc) and their typed stubs <svc>_pb2.pyi and
@@ -54,10 +54,13 @@ def proto_files() -> list[Path]:
 
 
 def lint() -> None:
-    # The command is fixed; only the executable path is looked up.
-    result = subprocess.run([_tool("buf"), "lint"], cwd=ROOT, check=False)  # noqa: S603
-    if result.returncode != 0:
-        raise SystemExit(f"generate_protos: buf lint failed (exit {result.returncode})")
+    """`buf lint` (STANDARD rules, buf.yaml) and `buf format` (layout) must both be clean."""
+    buf = _tool("buf")
+    for command in (["lint"], ["format", "--diff", "--exit-code"]):
+        # The commands are fixed; only the executable path is looked up.
+        result = subprocess.run([buf, *command], cwd=ROOT, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise SystemExit(f"generate_protos: buf {command[0]} failed (exit {result.returncode})")
 
 
 def _init_files() -> dict[str, str]:
