@@ -69,9 +69,9 @@ def _init_files() -> dict[str, str]:
     for svc in SERVICES:
         files[f"zoptal/{svc}/__init__.py"] = f'"""The Zoptal {svc} API."""\n'
         files[f"zoptal/{svc}/{API_VERSION}/__init__.py"] = (
-            f'"""Generated code of zoptal.{svc}.{API_VERSION} '
-            f"(from protos/zoptal/{svc}/{API_VERSION}/{svc}.proto). Do not edit: run "
-            '`make proto`."""\n'
+            f'"""Generated code of zoptal.{svc}.{API_VERSION}.\n\n'
+            f"From protos/zoptal/{svc}/{API_VERSION}/{svc}.proto; do not edit, run `make proto`.\n"
+            '"""\n'
         )
     return files
 
@@ -146,9 +146,11 @@ def write() -> int:
     for rel in sorted(actual.keys() - expected.keys()):
         (OUT_ROOT / rel).unlink()
         print(f"removed {rel}")
-    for rel, content in sorted(expected.items()):
-        if actual.get(rel) == content:
-            continue
+    changed = [rel for rel, content in sorted(expected.items()) if actual.get(rel) != content]
+    if not changed and actual.keys() <= expected.keys():
+        print("generate_protos: generated code is up to date")
+    for rel in changed:
+        content = expected[rel]
         target = OUT_ROOT / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)

@@ -1,1 +1,4 @@
-"""Generated code of zoptal.analytics.v1 (from protos/zoptal/analytics/v1/analytics.proto). Do not edit: run `make proto`."""
+"""Generated code of zoptal.analytics.v1.
+
+From protos/zoptal/analytics/v1/analytics.proto; do not edit, run `make proto`.
+"""

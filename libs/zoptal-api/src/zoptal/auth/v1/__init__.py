@@ -1,1 +1,4 @@
-"""Generated code of zoptal.auth.v1 (from protos/zoptal/auth/v1/auth.proto). Do not edit: run `make proto`."""
+"""Generated code of zoptal.auth.v1.
+
+From protos/zoptal/auth/v1/auth.proto; do not edit, run `make proto`.
+"""

@@ -1,1 +1,4 @@
-"""Generated code of zoptal.billing.v1 (from protos/zoptal/billing/v1/billing.proto). Do not edit: run `make proto`."""
+"""Generated code of zoptal.billing.v1.
+
+From protos/zoptal/billing/v1/billing.proto; do not edit, run `make proto`.
+"""

@@ -1,1 +1,4 @@
-"""Generated code of zoptal.notification.v1 (from protos/zoptal/notification/v1/notification.proto). Do not edit: run `make proto`."""
+"""Generated code of zoptal.notification.v1.
+
+From protos/zoptal/notification/v1/notification.proto; do not edit, run `make proto`.
+"""

@@ -1,1 +1,4 @@
-"""Generated code of zoptal.project.v1 (from protos/zoptal/project/v1/project.proto). Do not edit: run `make proto`."""
+"""Generated code of zoptal.project.v1.
+
+From protos/zoptal/project/v1/project.proto; do not edit, run `make proto`.
+"""
