@@ -1,12 +1,27 @@
-"""Test helpers that users of meshcore can import too: a fake clock (more to come)."""
+"""Test helpers that users of meshcore can import too.
+
+``FakeClock`` moves only when told to. ``serve_in_process`` starts servicers on ``127.0.0.1:0``
+behind the production interceptors (or the ones given) and yields the address and a channel.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FakeClock"]
+if TYPE_CHECKING:
+    import grpc
+
+    from meshcore.health import DependencyCheck
+    from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook
+    from meshcore.settings import ServiceSettings
+
+__all__ = ["FakeClock", "InProcessServer", "serve_in_process"]
 
 
 class FakeClock:
@@ -45,3 +60,74 @@ class FakeClock:
     @property
     def pending_sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())
+
+
+@dataclass
+class InProcessServer:
+    """A running in-process server; unpacks as ``address, channel``."""
+
+    address: str
+    channel: grpc.aio.Channel
+    server: MeshServer
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.address, self.channel))
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(
+    services: Iterable[ServiceRegistration],
+    *,
+    settings: ServiceSettings | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None,
+    dependency_checks: Mapping[str, DependencyCheck] | None = None,
+    on_shutdown: Iterable[ShutdownHook] = (),
+    clock: Any = None,
+) -> AsyncIterator[InProcessServer]:
+    """Serve ``services`` on ``127.0.0.1:0`` for a test; yields ``(address, channel)``.
+
+    ``settings`` default to ``ServiceSettings()``; host, ports and shutdown timings are forced to
+    test values (loopback, a free port, metrics off unless ``settings`` asks for a port, no
+    drain, a short grace). ``interceptors`` default to the production chain when meshcore has
+    one (``meshcore.interceptors.chain.build_server_chain(settings)``), else to
+    ``MeshServer``'s default.
+    """
+    import grpc
+
+    from meshcore.clock import SYSTEM_CLOCK
+    from meshcore.server import MeshServer
+    from meshcore.settings import ServiceSettings
+
+    base = settings if settings is not None else ServiceSettings()
+    effective = replace(
+        base,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        shutdown_drain_seconds=0.0,
+        shutdown_grace_seconds=min(base.shutdown_grace_seconds, 2.0),
+    )
+    server = MeshServer(
+        effective,
+        list(services),
+        interceptors=interceptors if interceptors is not None else _production_chain(effective),
+        dependency_checks=dependency_checks,
+        on_shutdown=on_shutdown,
+        clock=clock if clock is not None else SYSTEM_CLOCK,
+    )
+    await server.start()
+    channel = grpc.aio.insecure_channel(server.address)
+    try:
+        yield InProcessServer(server.address, channel, server)
+    finally:
+        await channel.close()
+        await server.stop()
+
+
+def _production_chain(settings: ServiceSettings) -> list[grpc.aio.ServerInterceptor] | None:
+    try:
+        from meshcore.interceptors.chain import (  # type: ignore[import-not-found,unused-ignore]
+            build_server_chain,
+        )
+    except ImportError:
+        return None
+    return list(build_server_chain(settings))

@@ -1,0 +1,277 @@
+"""Async SQLAlchemy 2.0 for meshcore services: SQLite (embedded) or PostgreSQL (compose, k8s).
+
+``Database(url)`` owns one engine and one session factory. ``session()`` is the unit of work:
+it commits when the block ends, rolls back when it raises, and turns every connection-level
+failure (server down, refused, timed out, locked) into ``meshcore.errors.Unavailable`` so a
+client sees UNAVAILABLE, never INTERNAL, while the database is away.
+
+SQLite is tuned for a server: WAL (readers never block the writer), foreign keys on, a busy
+timeout, and ``BEGIN IMMEDIATE`` for every transaction so read-modify-write blocks cannot lose
+updates (each service has its own file and modest write rates, so serialising writers is cheap).
+PostgreSQL gets bounded pools and timeouts on connect, pool checkout and statements, so no call
+waits forever when the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from meshcore.errors import MeshError, Unavailable
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Database",
+    "is_connection_error",
+    "make_declarative_base",
+    "new_metadata",
+    "unavailable_from",
+]
+
+logger = logging.getLogger(__name__)
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint names, so Alembic autogenerate and downgrades can name them."""
+
+
+def new_metadata() -> MetaData:
+    """A ``MetaData`` with the shared naming convention (one per service)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_declarative_base() -> type[DeclarativeBase]:
+    """A fresh declarative base with its own ``new_metadata()``.
+
+    Typed code may prefer writing it out, which mypy understands fully::
+
+        class Base(DeclarativeBase):
+            metadata = new_metadata()
+    """
+
+    class Base(DeclarativeBase):
+        metadata = new_metadata()
+
+    return Base
+
+
+# -- connection-level failures -> Unavailable ---------------------------------------------------
+
+_SQLITE_SCHEMA_PROBLEMS = ("no such table", "no such column", "syntax error", "has no column")
+
+
+def _asyncpg_connection_error_types() -> tuple[type[BaseException], ...]:
+    try:
+        import asyncpg.exceptions as pg  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - asyncpg is a dependency, but stay importable
+        return ()
+    return (
+        pg.PostgresConnectionError,  # class 08: connection exceptions
+        pg.ConnectionDoesNotExistError,
+        pg.InterfaceError,  # "connection is closed", "another operation is in progress"
+        pg.CannotConnectNowError,  # 57P03: starting up / shutting down
+        pg.AdminShutdownError,  # 57P01
+        pg.CrashShutdownError,  # 57P02
+        pg.TooManyConnectionsError,  # 53300
+        pg.QueryCanceledError,  # 57014: our statement_timeout fired
+    )
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(chain) < 16:
+        seen.add(id(current))
+        chain.append(current)
+        orig = getattr(current, "orig", None)
+        if isinstance(orig, BaseException):
+            current = orig
+        else:
+            current = current.__cause__ or current.__context__
+    return chain
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when ``exc`` means "the database cannot be reached or answer now", not a bad query."""
+    pg_types = _asyncpg_connection_error_types()
+    for cause in _causes(exc):
+        if isinstance(cause, MeshError):
+            return False
+        if isinstance(cause, OSError | TimeoutError | asyncio.TimeoutError):
+            return True
+        if pg_types and isinstance(cause, pg_types):
+            return True
+        if isinstance(cause, sqlalchemy.exc.TimeoutError):  # pool checkout timed out
+            return True
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, sqlalchemy.exc.InterfaceError):
+            return True
+        if isinstance(cause, sqlalchemy.exc.OperationalError):
+            message = str(cause.orig or cause).lower()
+            return not any(problem in message for problem in _SQLITE_SCHEMA_PROBLEMS)
+    return False
+
+
+def unavailable_from(exc: BaseException) -> Unavailable | None:
+    """``Unavailable("database unavailable")`` when ``exc`` is a connection-level failure."""
+    if is_connection_error(exc):
+        return Unavailable("database unavailable", retry_after=1.0)
+    return None
+
+
+# -- the database ---------------------------------------------------------------------------------
+
+
+class Database:
+    """One engine, one session factory, connection failures mapped to ``Unavailable``.
+
+    Constructing it opens nothing: connections are made on first use.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 15.0,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 5.0,
+        sqlite_busy_timeout: float = 5.0,
+        application_name: str = "meshcore",
+    ) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        self.ping_timeout = connect_timeout + 1.0
+        options: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # Python's sqlite3 default would wait 5 s for a lock too; say so explicitly.
+            options["connect_args"] = {"timeout": sqlite_busy_timeout}
+        elif self.dialect == "postgresql":
+            options.update(
+                pool_pre_ping=True,  # a connection the server dropped is replaced, not used
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout,  # waiting for a free connection is bounded too
+                pool_recycle=1800,  # outlive neither PgBouncer nor idle firewall timeouts
+                connect_args={
+                    "timeout": connect_timeout,  # asyncpg connect (default would be 60 s)
+                    "command_timeout": statement_timeout + 1.0,  # client side: never hang
+                    "server_settings": {
+                        "application_name": application_name,
+                        # server side: cancel runaway statements and abandoned transactions
+                        "statement_timeout": str(int(statement_timeout * 1000)),
+                        "idle_in_transaction_session_timeout": "60000",
+                    },
+                },
+            )
+        else:
+            raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if self.dialect == "sqlite":
+            _tune_sqlite(self.engine, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        from meshcore.settings import redact_url
+
+        return f"Database({redact_url(self.url)!r})"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commit at the end, roll back on error, ``Unavailable`` if unreachable."""
+        session = self.sessionmaker()
+        try:
+            yield session
+            await session.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await session.rollback()
+            unavailable = unavailable_from(exc) if isinstance(exc, Exception) else None
+            if unavailable is not None:
+                logger.warning("database unavailable: %s", type(exc).__name__)
+                raise unavailable from exc
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await session.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        """A raw ``AsyncConnection`` in a transaction (committed at the end), errors mapped."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except Exception as exc:
+            unavailable = unavailable_from(exc)
+            if unavailable is not None:
+                raise unavailable from exc
+            raise
+
+    async def ping(self) -> None:
+        """Round-trip ``SELECT 1``; raise ``Unavailable`` when the database does not answer."""
+        try:
+            async with asyncio.timeout(self.ping_timeout), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise (unavailable_from(exc) or Unavailable("database unavailable")) from exc
+
+    async def create_all(self, metadata: MetaData) -> None:
+        """Create every table of ``metadata`` (tests; services use Alembic migrations)."""
+        async with self.connection() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (on shutdown)."""
+        await self.engine.dispose()
+
+
+def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (the "begin" hook below) instead of the
+        # sqlite3 module's implicit, DML-only BEGIN, which also breaks SAVEPOINTs.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before the RPC that made it answers OK, even on power loss.
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

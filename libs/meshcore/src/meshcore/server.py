@@ -1,0 +1,301 @@
+"""``MeshServer``: one ``grpc.aio`` server with everything a meshcore service needs.
+
+    server = MeshServer(
+        settings,
+        [ServiceRegistration(AuthServicer(...), auth_pb2_grpc.add_AuthServiceServicer_to_server,
+                             "zoptal.auth.v1.AuthService")],
+        interceptors=build_server_chain(settings),
+        dependency_checks={"database": db.ping},
+        on_shutdown=[db.dispose],
+    )
+    raise SystemExit(run(server.serve()))
+
+It binds ``GRPC_HOST:GRPC_PORT`` (port 0 picks a free port: see ``server.port``), serves
+``grpc.health.v1`` (a status per service name and ``""``, NOT_SERVING while a dependency check
+fails), server reflection for every service, and Prometheus ``/metrics`` on ``METRICS_PORT``
+(0 disables). ``serve()`` runs until SIGTERM or SIGINT, then shuts down gracefully:
+
+1. every health status goes NOT_SERVING (load balancers and probes stop sending new calls);
+2. ``shutdown_drain_seconds`` pass while the server still accepts calls, so they notice;
+3. ``server.stop(shutdown_grace_seconds)``: no new calls, in-flight calls get the grace to finish;
+4. the ``on_shutdown`` hooks run in reverse order (database, Redis, trace exporters);
+5. ``serve()`` returns, and ``run()`` gives exit code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.health import HEALTH_SERVICE_NAME, DependencyCheck, HealthMonitor, HealthServicer
+from meshcore.http import HttpServer, metrics_routes
+from meshcore.settings import ServiceSettings
+
+__all__ = ["DEFAULT_SERVER_OPTIONS", "MeshServer", "ServiceRegistration", "ShutdownHook", "run"]
+
+logger = logging.getLogger(__name__)
+
+ShutdownHook = Callable[[], Awaitable[object] | object]
+
+_MiB = 1024 * 1024
+
+DEFAULT_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    # Requests are small protobufs; 4 MiB (gRPC's default) bounds what one call can make us
+    # buffer. Replies (history pages, analytics) may be larger, so sending gets more room.
+    ("grpc.max_receive_message_length", 4 * _MiB),
+    ("grpc.max_send_message_length", 16 * _MiB),
+    # One HTTP/2 connection may carry this many concurrent calls. Envoy (Istio) multiplexes many
+    # clients over few connections, so it is generous; a client over the limit queues, not fails.
+    ("grpc.max_concurrent_streams", 256),
+    # Ping idle clients every 60 s and drop them after 20 s of silence, so calls from vanished
+    # peers (a killed pod, a cut network) do not pin resources until TCP gives up (hours).
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    # Keepalive enforcement: clients may ping every 10 s or slower, even with no call in flight
+    # (meshcore clients keep idle channels warm); faster pingers get GOAWAY after 2 strikes.
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_ping_strikes", 2),
+    # Close each connection after ~5 min (+30 s for its calls to end) so clients reconnect and
+    # re-resolve: new replicas get traffic instead of long-lived connections staying put.
+    ("grpc.max_connection_age_ms", 300_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
+    # Never share a port silently with another process: a second server on the same port must
+    # fail to bind, not split the traffic (grpc enables SO_REUSEPORT by default on Linux).
+    ("grpc.so_reuseport", 0),
+)
+
+
+@dataclass(frozen=True)
+class ServiceRegistration:
+    """One servicer, the generated ``add_<Service>Servicer_to_server`` and the full name."""
+
+    servicer: object
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    name: str
+    """Full service name, e.g. ``zoptal.auth.v1.AuthService`` (health and reflection use it)."""
+
+
+def default_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The error-mapping interceptor alone, when meshcore provides one and none were given."""
+    try:
+        from meshcore.interceptors.errors import (  # type: ignore[import-not-found,unused-ignore]
+            ErrorMappingInterceptor,
+        )
+    except ImportError:
+        return []
+    return [ErrorMappingInterceptor()]
+
+
+class MeshServer:
+    """A grpc.aio server with health, reflection, metrics and graceful shutdown."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        services: Sequence[ServiceRegistration],
+        *,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None,
+        dependency_checks: Mapping[str, DependencyCheck] | None = None,
+        on_shutdown: Iterable[ShutdownHook] = (),
+        clock: Clock = SYSTEM_CLOCK,
+        metrics_registry: object | None = None,
+        options: Sequence[tuple[str, Any]] | None = None,
+        maximum_concurrent_rpcs: int | None = None,
+        check_timeout: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.services = list(services)
+        self.interceptors = (
+            list(interceptors) if interceptors is not None else default_interceptors()
+        )
+        self.clock = clock
+        self.metrics_registry = metrics_registry
+        self.options = list(options if options is not None else DEFAULT_SERVER_OPTIONS)
+        self.maximum_concurrent_rpcs = maximum_concurrent_rpcs
+        self.health = HealthServicer(service.name for service in self.services)
+        self.monitor = HealthMonitor(
+            self.health,
+            dependency_checks or {},
+            interval=settings.health_check_interval_seconds,
+            timeout=check_timeout,
+            clock=clock,
+        )
+        self._hooks: list[ShutdownHook] = list(on_shutdown)
+        self._grpc: grpc.aio.Server | None = None
+        self._metrics: HttpServer | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def on_shutdown(self, hook: ShutdownHook) -> ShutdownHook:
+        """Run ``hook`` on shutdown (hooks run in reverse order of registration)."""
+        self._hooks.append(hook)
+        return hook
+
+    @property
+    def address(self) -> str:
+        """``host:port`` actually bound (after ``start``)."""
+        if self.port is None:
+            raise RuntimeError("the server has not started")
+        return f"{self.settings.grpc_host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind, check dependencies once, start serving. Raises ``OSError`` if a port is taken."""
+        self._stop_requested = asyncio.Event()
+        server = grpc.aio.server(
+            interceptors=self.interceptors,
+            options=self.options,
+            maximum_concurrent_rpcs=self.maximum_concurrent_rpcs,
+        )
+        for service in self.services:
+            service.add_to_server(service.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self._enable_reflection(server)
+        address = self.settings.grpc_address
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot bind gRPC {address}: {exc}") from exc
+        if port == 0:
+            raise OSError(f"cannot bind gRPC {address}")
+        self.port = port
+        if self.settings.metrics_port:
+            self._metrics = HttpServer(
+                self.settings.grpc_host,
+                self.settings.metrics_port,
+                metrics_routes(self.metrics_registry),
+            )
+            self.metrics_port = await self._metrics.start()
+        self._grpc = server
+        await server.start()
+        # First verdict before anyone asks: SERVING only if every dependency answers.
+        await self.monitor.check_now()
+        self._monitor_task = asyncio.create_task(self._watch_dependencies(), name="health")
+        logger.info(
+            "%s serving gRPC on %s (metrics %s)",
+            self.settings.service_name,
+            self.address,
+            f"on port {self.metrics_port}" if self.metrics_port else "off",
+        )
+
+    def request_stop(self) -> None:
+        """Ask ``serve()`` to shut down gracefully (what SIGTERM and SIGINT do)."""
+        if self._stop_requested is None:
+            return
+        if self._stop_requested.is_set() and self._grpc is not None:
+            logger.warning("second stop request: cancelling in-flight calls now")
+            asyncio.get_running_loop().create_task(self._grpc.stop(0))
+        self._stop_requested.set()
+
+    async def wait_for_stop_request(self) -> None:
+        if self._stop_requested is None:
+            raise RuntimeError("the server has not started")
+        await self._stop_requested.wait()
+
+    async def serve(self, *, handle_signals: bool = True) -> None:
+        """Start, run until SIGTERM/SIGINT (or ``request_stop``), then shut down gracefully."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                    installed.append(sig)
+        try:
+            await self.wait_for_stop_request()
+        finally:
+            try:
+                await self.stop()
+            finally:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        logger.info("%s: received %s, shutting down", self.settings.service_name, sig.name)
+        self.request_stop()
+
+    async def stop(self) -> None:
+        """The graceful shutdown sequence (idempotent: a second call waits for the first)."""
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._shutdown(), name="shutdown")
+        await asyncio.shield(self._stopping)
+
+    async def _shutdown(self) -> None:
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        await self.health.enter_graceful_shutdown()
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor_task
+        drain = self.settings.shutdown_drain_seconds
+        if drain > 0 and self._grpc is not None:
+            logger.info("draining for %.1f s before refusing new calls", drain)
+            await self.clock.sleep(drain)
+        if self._grpc is not None:
+            await self._grpc.stop(self.settings.shutdown_grace_seconds)
+        if self._metrics is not None:
+            await self._metrics.stop()
+        for hook in reversed(self._hooks):
+            await _run_hook(hook)
+        logger.info("%s stopped", self.settings.service_name)
+
+    async def _watch_dependencies(self) -> None:
+        while True:
+            await self.clock.sleep(self.monitor.interval)
+            await self.monitor.check_now()
+
+    def _enable_reflection(self, server: grpc.aio.Server) -> None:
+        from grpc_reflection.v1alpha import reflection
+
+        names = [service.name for service in self.services]
+        names += [HEALTH_SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server)
+
+
+async def _run_hook(hook: ShutdownHook, limit: float = 10.0) -> None:
+    name = getattr(hook, "__qualname__", repr(hook))
+    try:
+        async with asyncio.timeout(limit):
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+    except Exception:
+        logger.exception("shutdown hook %s failed", name)
+
+
+def run(main: Coroutine[Any, Any, object]) -> int:
+    """Run ``main`` on uvloop when available; return the process exit code (0 on success).
+
+    Use as ``raise SystemExit(run(server.serve()))`` in a service's ``__main__``.
+    """
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # Windows, or a slim install: the standard loop works as well
+        pass
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(main)
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,357 @@
+"""Typed, frozen settings read from the environment: one object per service.
+
+Every service subclasses ``ServiceSettings``, names itself and overrides the defaults it owns::
+
+    @dataclass(frozen=True, kw_only=True)
+    class AuthSettings(ServiceSettings):
+        service_name: ClassVar[str] = "auth"
+        peer_defaults: ClassVar[Mapping[str, str]] = {"billing": "127.0.0.1:4003"}
+        grpc_port: int = 4000
+        metrics_port: int = 9400
+        jwks_http_port: int = env_field(8080, env="JWKS_HTTP_PORT")
+
+    settings = AuthSettings.from_env()
+
+A field reads the variable named by ``env_field(env=...)``, else its own name in capitals
+(``grpc_port`` reads ``GRPC_PORT``). An empty variable counts as unset. The annotation decides the
+parsing (``str``, ``int``, ``float``, ``bool``, ``Path``, ``Secret``, ``Literal[...]``,
+``tuple[str, ...]``, and ``X | None``); a bad value raises ``SettingsError`` naming the variable.
+
+Secrets are ``Secret`` objects whose ``repr``/``str`` are masked: call ``reveal()`` at the one
+place that needs the value. URL fields that may carry a password are left out of ``repr``.
+
+Production (``ZOPTAL_ENV=production``) refuses to start when:
+
+* ``SERVICE_TOKEN_SECRET`` is unset, the development value, or shorter than 32 characters;
+* ``JWT_SECRET`` is set to the development value or to anything shorter than 32 characters
+  (unset is fine: HS256 user tokens are optional);
+* ``DATABASE_URL`` is SQLite (a file inside one pod loses data and cannot be shared by replicas).
+
+A missing ``REDIS_URL`` is allowed in production: rate limits then hold per replica, which is a
+weaker but still safe default, and the services that truly need Redis check it themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self, Union
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "DEV_SERVICE_TOKEN_SECRET",
+    "MIN_SECRET_LENGTH",
+    "Secret",
+    "ServiceSettings",
+    "SettingsError",
+    "env_field",
+    "parse_addresses",
+    "redact_url",
+]
+
+DEV_SERVICE_TOKEN_SECRET = "zoptal-development-service-token-secret-NOT-FOR-PRODUCTION"  # noqa: S105
+"""The development default of ``SERVICE_TOKEN_SECRET``; production refuses it."""
+
+DEV_JWT_SECRET = "zoptal-development-jwt-secret-NOT-FOR-PRODUCTION"  # noqa: S105
+"""A development ``JWT_SECRET`` that docs and compose may use; production refuses it."""
+
+MIN_SECRET_LENGTH = 32
+"""HS256 keys shorter than the 256-bit hash output are refused in production (RFC 7518 §3.2)."""
+
+_KNOWN_DEV_SECRETS = frozenset({DEV_SERVICE_TOKEN_SECRET, DEV_JWT_SECRET, "secret", "changeme"})
+
+Environment = Literal["development", "production"]
+MeshMode = Literal["standalone", "istio"]
+FailMode = Literal["open", "closed"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a service that may start; the message names variables."""
+
+
+class Secret:
+    """A secret value that never shows itself in ``repr``, ``str`` or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The real value: call this only where the secret is used (signing, verifying)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+
+def env_field(default: Any = dataclasses.MISSING, *, env: str | None = None, **kwargs: Any) -> Any:
+    """A settings field that reads ``env`` (default: the field name in capitals)."""
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    if env is not None:
+        metadata["env"] = env
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    return field(metadata=metadata, **kwargs)
+
+
+def parse_addresses(value: str) -> tuple[str, ...]:
+    """``host:port[,host:port...]`` into a tuple of ``host:port`` strings (validated)."""
+    addresses = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not addresses:
+        raise ValueError("expected host:port[,host:port...]")
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {address!r}")
+    return addresses
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with any password replaced by ``***`` (for logs)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSettings:
+    """What every meshcore server reads from the environment (see ``docs/conventions.md``)."""
+
+    service_name: ClassVar[str] = "service"
+    """Short name (``auth``): names the SQLite file, metrics labels and log records."""
+
+    peer_defaults: ClassVar[Mapping[str, str]] = {}
+    """Peers this service calls: short name -> default ``host:port``; ``<NAME>_ADDR`` overrides."""
+
+    env: Environment = field(default="development", metadata={"env": "ZOPTAL_ENV"})
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    metrics_port: int = 0
+    """Prometheus ``/metrics`` port; ``0`` disables the endpoint."""
+    data_dir: Path = Path("data")
+    database_url: str = field(default="", repr=False)
+    """Empty means ``sqlite+aiosqlite:///<data_dir>/<service_name>.db``."""
+    redis_url: str | None = field(default=None, repr=False)
+    log_level: LogLevel = "INFO"
+    jwt_issuer: str = "zoptal-auth"
+    jwt_audience: str = "zoptal"
+    jwt_secret: Secret | None = None
+    service_token_secret: Secret = Secret(DEV_SERVICE_TOKEN_SECRET)  # noqa: RUF009 - immutable
+    auth_jwks_url: str = "http://127.0.0.1:8080/.well-known/jwks.json"
+    mesh_mode: MeshMode = "standalone"
+    peers: Mapping[str, tuple[str, ...]] = field(default_factory=dict, metadata={"from_env": False})
+    """Peer short name -> replica addresses, from ``peer_defaults`` and ``<NAME>_ADDR``."""
+    health_check_interval_seconds: float = 5.0
+    """How often dependency checks (database ping, ...) run while serving."""
+    shutdown_drain_seconds: float = 0.0
+    """After flipping health to NOT_SERVING, wait this long before refusing new calls, so load
+    balancers and kubelet probes notice first (Kubernetes: a few seconds; embedded: 0)."""
+    shutdown_grace_seconds: float = 10.0
+    """How long in-flight calls get to finish on shutdown before they are cancelled."""
+    rate_limit_window_ms: int = 60_000
+    rate_limit_max_requests: int = 1_000
+    rate_limit_fail_mode: FailMode = "open"
+    """What the Redis-backed limiter does while Redis is down: let calls through or refuse them."""
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            default = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
+            object.__setattr__(self, "database_url", default)
+        merged = {name: parse_addresses(addr) for name, addr in self.peer_defaults.items()}
+        merged.update(self.peers)
+        object.__setattr__(self, "peers", types.MappingProxyType(merged))
+        self._validate()
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        errors: list[str] = []
+        for item in dataclasses.fields(self):
+            port = getattr(self, item.name)
+            if not item.name.endswith("_port") or not isinstance(port, int):
+                continue
+            if not 0 <= port <= 65535:
+                name = item.name
+                errors.append(f"{_env_name_of(type(self), name)}: expected 0..65535, got {port}")
+        for name in (
+            "health_check_interval_seconds",
+            "shutdown_grace_seconds",
+            "rate_limit_window_ms",
+            "rate_limit_max_requests",
+        ):
+            if getattr(self, name) <= 0:
+                errors.append(f"{_env_name_of(type(self), name)}: must be positive")
+        if self.shutdown_drain_seconds < 0:
+            errors.append(f"{_env_name_of(type(self), 'shutdown_drain_seconds')}: must be >= 0")
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            errors.append(
+                "DATABASE_URL: expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL"
+            )
+        if self.is_production:
+            errors.extend(self._production_problems())
+        if errors:
+            raise SettingsError(f"invalid {self.service_name} settings: " + "; ".join(errors))
+
+    def _production_problems(self) -> list[str]:
+        problems: list[str] = []
+        for env_name, secret in (
+            ("SERVICE_TOKEN_SECRET", self.service_token_secret),
+            ("JWT_SECRET", self.jwt_secret),
+        ):
+            if secret is None:
+                continue
+            if secret.reveal() in _KNOWN_DEV_SECRETS:
+                problems.append(f"{env_name}: the development value is refused in production")
+            elif len(secret) < MIN_SECRET_LENGTH:
+                problems.append(
+                    f"{env_name}: at least {MIN_SECRET_LENGTH} characters required in production"
+                )
+        if self.database_url.startswith("sqlite"):
+            problems.append("DATABASE_URL: SQLite is refused in production; use PostgreSQL")
+        return problems
+
+    # -- conveniences ---------------------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+    def peer(self, name: str) -> tuple[str, ...]:
+        """Replica addresses of the peer ``name``; ``KeyError`` names the missing variable."""
+        try:
+            return self.peers[name]
+        except KeyError:
+            raise KeyError(f"no address for peer {name!r}: set {name.upper()}_ADDR") from None
+
+    def safe_summary(self) -> dict[str, object]:
+        """Every setting with secrets masked and URL passwords redacted: safe to log."""
+        summary: dict[str, object] = {"service": self.service_name}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name in ("database_url", "redis_url"):
+                value = redact_url(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            summary[item.name] = value if not isinstance(value, Path) else str(value)
+        return summary
+
+    # -- reading the environment ------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read every field from ``environ`` (default ``os.environ``); raise ``SettingsError``."""
+        import os
+
+        source = os.environ if environ is None else environ
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        errors: list[str] = []
+        for item in dataclasses.fields(cls):
+            if not item.init or item.metadata.get("from_env", True) is False:
+                continue
+            env_name = _env_name(item)
+            raw = source.get(env_name, "").strip()
+            if raw == "":
+                continue
+            try:
+                values[item.name] = _parse(hints[item.name], raw)
+            except ValueError as exc:
+                shown = "***" if _is_secret_type(hints[item.name]) else repr(raw)
+                errors.append(f"{env_name}: {exc} (got {shown})")
+        peers: dict[str, tuple[str, ...]] = {}
+        for name in cls.peer_defaults:
+            env_name = f"{name.upper()}_ADDR"
+            raw = source.get(env_name, "").strip()
+            if raw:
+                try:
+                    peers[name] = parse_addresses(raw)
+                except ValueError as exc:
+                    errors.append(f"{env_name}: {exc}")
+        if errors:
+            raise SettingsError(f"invalid {cls.service_name} settings: " + "; ".join(errors))
+        return cls(peers=peers, **values)
+
+
+def _env_name(item: dataclasses.Field[Any]) -> str:
+    return str(item.metadata.get("env", item.name.upper()))
+
+
+def _env_name_of(cls: type, name: str) -> str:
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            return _env_name(item)
+    return name.upper()
+
+
+def _is_secret_type(annotation: Any) -> bool:
+    return annotation is Secret or Secret in typing.get_args(annotation)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse(annotation: Any, raw: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported settings type {annotation!r}")
+        return _parse(inner[0], raw)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        candidate = raw.upper() if all(str(c).isupper() for c in choices) else raw.lower()
+        if candidate not in choices:
+            raise ValueError("expected one of " + ", ".join(map(str, choices)))
+        return candidate
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if annotation is bool:
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ValueError("expected true or false")
+    if annotation is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+    if annotation is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+    if annotation is Path:
+        return Path(raw)
+    if annotation is Secret:
+        return Secret(raw)
+    if annotation is str:
+        return raw
+    raise TypeError(f"unsupported settings type {annotation!r}")
