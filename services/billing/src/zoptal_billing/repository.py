@@ -1,0 +1,199 @@
+"""Billing's queries. One ``BillingRepository`` per unit of work (it wraps one session).
+
+Inserts that may race use the dialect's ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both
+have it), so "insert or fetch" needs no retry loop and never surfaces an IntegrityError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zoptal_billing.metering import Metric
+from zoptal_billing.models import (
+    PlanLimitRow,
+    PlanRow,
+    SubscriptionRow,
+    ThresholdNoticeRow,
+    UsageRecordRow,
+    UsageTotalRow,
+)
+
+__all__ = ["BillingRepository"]
+
+
+class BillingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _insert(self, model: type[Any]) -> Any:
+        """An INSERT that supports ``on_conflict_do_*`` on this session's dialect."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    # -- plans ----------------------------------------------------------------------------------
+
+    async def plans(self) -> Sequence[PlanRow]:
+        result = await self.session.scalars(select(PlanRow).order_by(PlanRow.sort_order))
+        return result.all()
+
+    async def plan_limits(self) -> dict[str, dict[Metric, int | None]]:
+        """Plan id -> metric -> limit (None: unlimited); metrics unknown to this code skipped."""
+        known = {metric.value for metric in Metric}
+        limits: dict[str, dict[Metric, int | None]] = {}
+        for row in await self.session.scalars(select(PlanLimitRow)):
+            if row.metric in known:
+                limits.setdefault(row.plan_id, {})[Metric(row.metric)] = row.limit_value
+        return limits
+
+    # -- subscriptions --------------------------------------------------------------------------
+
+    async def ensure_subscription(
+        self, *, subscription_id: str, user_id: str, plan_id: str, now: datetime
+    ) -> None:
+        """Create the user's subscription unless one exists (concurrent callers: one wins)."""
+        statement = (
+            self._insert(SubscriptionRow)
+            .values(
+                id=subscription_id,
+                user_id=user_id,
+                plan_id=plan_id,
+                status="active",
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["user_id"])
+        )
+        await self.session.execute(statement)
+
+    async def subscription(
+        self, user_id: str, *, for_update: bool = False
+    ) -> SubscriptionRow | None:
+        """The user's subscription; ``for_update`` serialises writers of this user's usage."""
+        query = (
+            select(SubscriptionRow)
+            .where(SubscriptionRow.user_id == user_id)
+            .execution_options(populate_existing=True)
+        )
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def change_plan(self, user_id: str, plan_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(SubscriptionRow)
+            .where(SubscriptionRow.user_id == user_id)
+            .values(plan_id=plan_id, updated_at=now)
+        )
+
+    # -- usage ----------------------------------------------------------------------------------
+
+    async def claim_usage_key(self, values: Mapping[str, Any]) -> bool:
+        """Insert the usage record; False when its (user, idempotency key) already exists."""
+        statement = (
+            self._insert(UsageRecordRow)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+            .returning(UsageRecordRow.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def usage_record(self, user_id: str, idempotency_key: str) -> UsageRecordRow:
+        query = select(UsageRecordRow).where(
+            UsageRecordRow.user_id == user_id, UsageRecordRow.idempotency_key == idempotency_key
+        )
+        return (await self.session.scalars(query)).one()
+
+    async def used(self, user_id: str, metric: Metric, scope_id: str, period: str) -> int:
+        query = select(UsageTotalRow.used).where(
+            UsageTotalRow.user_id == user_id,
+            UsageTotalRow.metric == metric.value,
+            UsageTotalRow.scope_id == scope_id,
+            UsageTotalRow.period == period,
+        )
+        return (await self.session.scalar(query)) or 0
+
+    async def largest_scope_usage(self, user_id: str, metric: Metric, period: str) -> int:
+        """The highest total of a scoped metric across the user's scopes (0 when none)."""
+        query = select(func.max(UsageTotalRow.used)).where(
+            UsageTotalRow.user_id == user_id,
+            UsageTotalRow.metric == metric.value,
+            UsageTotalRow.period == period,
+        )
+        return (await self.session.scalar(query)) or 0
+
+    async def set_used(
+        self, user_id: str, metric: Metric, scope_id: str, period: str, used: int, now: datetime
+    ) -> None:
+        statement = self._insert(UsageTotalRow).values(
+            user_id=user_id,
+            metric=metric.value,
+            scope_id=scope_id,
+            period=period,
+            used=used,
+            updated_at=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id", "metric", "scope_id", "period"],
+            set_={"used": used, "updated_at": now},
+        )
+        await self.session.execute(statement)
+
+    # -- threshold notices (the outbox) ---------------------------------------------------------
+
+    async def add_notice(self, values: Mapping[str, Any]) -> None:
+        """Queue a threshold email unless this threshold was already noticed in this period."""
+        statement = (
+            self._insert(ThresholdNoticeRow)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=["user_id", "metric", "scope_id", "period", "threshold_percent"]
+            )
+        )
+        await self.session.execute(statement)
+
+    async def due_notices(self, now: datetime, limit: int) -> Sequence[ThresholdNoticeRow]:
+        query = (
+            select(ThresholdNoticeRow)
+            .where(
+                ThresholdNoticeRow.delivered_at.is_(None),
+                ThresholdNoticeRow.abandoned_at.is_(None),
+                ThresholdNoticeRow.next_attempt_at <= now,
+            )
+            .order_by(ThresholdNoticeRow.next_attempt_at, ThresholdNoticeRow.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def lease_notice(self, notice_id: str, now: datetime, lease_until: datetime) -> bool:
+        """Take a due notice for one send attempt; False if another dispatcher took it first.
+
+        The lease (pushing ``next_attempt_at`` out) is what keeps two Billing replicas from
+        sending the same notice at once; Notification's idempotency key covers a lease that
+        expires mid-send.
+        """
+        result = await self.session.execute(
+            update(ThresholdNoticeRow)
+            .where(
+                ThresholdNoticeRow.id == notice_id,
+                ThresholdNoticeRow.delivered_at.is_(None),
+                ThresholdNoticeRow.abandoned_at.is_(None),
+                ThresholdNoticeRow.next_attempt_at <= now,
+            )
+            .values(
+                next_attempt_at=lease_until,
+                attempts=ThresholdNoticeRow.attempts + 1,
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def mark_notice(self, notice_id: str, **values: Any) -> None:
+        await self.session.execute(
+            update(ThresholdNoticeRow).where(ThresholdNoticeRow.id == notice_id).values(**values)
+        )

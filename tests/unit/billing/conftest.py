@@ -1,0 +1,36 @@
+"""A migrated (plans seeded) SQLite Billing database per test, and a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from meshcore.db import Database
+from meshcore.testing import FakeClock
+from zoptal_billing.migrate import upgrade
+from zoptal_billing.service import BillingService
+
+# 2026-11-10T00:00:00Z: mid-month, so tests can move within and across billing periods.
+NOVEMBER_10 = 1_794_268_800.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(wall_start=NOVEMBER_10)
+
+
+@pytest.fixture
+async def billing_db(tmp_path: Path) -> AsyncIterator[Database]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}"
+    await upgrade(url)
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def billing(billing_db: Database, clock: FakeClock) -> BillingService:
+    return BillingService(billing_db, clock=clock)
