@@ -1,0 +1,51 @@
+"""The Celery application, configured from ``NotificationSettings`` (one place for both sides).
+
+The gRPC server builds one only to publish; the worker (``zoptal_notification.worker``) builds
+one and registers the delivery task. Building it opens no connection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery  # type: ignore[import-untyped]
+
+from zoptal_notification.settings import NotificationSettings
+
+__all__ = ["create_celery_app"]
+
+_SQLITE_BROKER_PREFIX = "sqla+sqlite:///"
+
+
+def create_celery_app(settings: NotificationSettings) -> Celery:
+    broker = settings.celery_broker_url
+    transport_options: dict[str, Any] = {}
+    if broker.startswith(_SQLITE_BROKER_PREFIX):
+        # kombu creates the database file, not its folder.
+        Path(broker.removeprefix(_SQLITE_BROKER_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+        # The SQLAlchemy transport polls; half a second keeps embedded deliveries snappy.
+        transport_options["polling_interval"] = 0.5
+    elif broker.startswith(("redis://", "rediss://")):
+        transport_options["visibility_timeout"] = settings.celery_visibility_timeout_seconds
+        transport_options["socket_connect_timeout"] = 3.0
+    app = Celery("zoptal_notification", broker=broker, set_as_current=False)
+    app.conf.update(
+        task_default_queue=settings.celery_queue,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # A message is acknowledged only after its task returns, and given back to the broker
+        # when the process running it dies: a delivery is never dropped by a crashed worker.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # With late acks a worker holding prefetched messages delays them if it dies; take one
+        # at a time so the others stay in the broker for the healthy workers.
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3.0,
+        broker_transport_options=transport_options,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app

@@ -1,0 +1,101 @@
+"""Per-process worker resources: an event loop, the database pool and the providers.
+
+Celery's prefork pool forks children from the parent that imported the app; sockets, pools and
+threads created before the fork would be shared by every child. So nothing here runs at import:
+``start_runtime`` is called from ``worker_process_init`` in each child (or lazily on the first
+task in the solo pool), and ``stop_runtime`` from the shutdown signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
+
+from meshcore.db import Database
+
+from zoptal_notification.delivery import DeliveryPolicy, DeliveryService
+from zoptal_notification.providers import Provider, build_providers
+from zoptal_notification.settings import NotificationSettings
+
+__all__ = ["WorkerRuntime", "current_runtime", "start_runtime", "stop_runtime"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class WorkerRuntime:
+    """Tasks are synchronous in Celery; each one runs its async work on this process's loop."""
+
+    def __init__(self, settings: NotificationSettings) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.database = Database(
+            settings.database_url,
+            pool_size=2,
+            max_overflow=2,
+            application_name="notification-worker",
+        )
+        self.providers: Mapping[str, Provider] = build_providers(settings)
+        self.delivery = DeliveryService(
+            self.database,
+            self.providers,
+            DeliveryPolicy(
+                max_attempts=settings.delivery_max_attempts,
+                backoff_base=settings.retry_backoff_seconds,
+                backoff_cap=settings.retry_backoff_max_seconds,
+                lease=settings.delivery_lease_seconds,
+                redispatch_after=settings.outbox_redispatch_after_seconds,
+            ),
+        )
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(work)
+
+    def close(self) -> None:
+        async def release() -> None:
+            for provider in self.providers.values():
+                await provider.close()
+            await self.database.dispose()
+
+        try:
+            self.run(release())
+        finally:
+            self.loop.close()
+
+
+_runtime: WorkerRuntime | None = None
+_settings: NotificationSettings | None = None
+
+
+def start_runtime(settings: NotificationSettings) -> WorkerRuntime:
+    global _runtime, _settings
+    _settings = settings
+    if _runtime is None:
+        _runtime = WorkerRuntime(settings)
+        logger.info("notification worker process ready (database %r)", _runtime.database)
+    return _runtime
+
+
+def current_runtime() -> WorkerRuntime:
+    """The process's runtime; the solo pool (no child processes) starts it on first use."""
+    if _runtime is None:
+        if _settings is None:
+            raise RuntimeError("the worker runtime was never configured (start_runtime)")
+        return start_runtime(_settings)
+    return _runtime
+
+
+def configure_runtime(settings: NotificationSettings) -> None:
+    """Remember the settings without creating anything (safe in the parent before forking)."""
+    global _settings
+    _settings = settings
+
+
+def stop_runtime() -> None:
+    global _runtime
+    if _runtime is not None:
+        runtime, _runtime = _runtime, None
+        runtime.close()
+        logger.info("notification worker process resources released")

@@ -1,0 +1,43 @@
+"""The Celery task that delivers one notification (the domain work is in ``delivery``)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, Task  # type: ignore[import-untyped]
+from meshcore.errors import Unavailable
+
+from zoptal_notification.dispatch import DELIVER_TASK_NAME
+from zoptal_notification.runtime import current_runtime
+
+__all__ = ["deliver_notification", "register_tasks"]
+
+logger = logging.getLogger(__name__)
+
+DATABASE_RETRY_SECONDS = 5.0
+
+
+def deliver_notification(task: Task, notification_id: str) -> str:
+    runtime = current_runtime()
+    try:
+        outcome = runtime.run(runtime.delivery.deliver(notification_id))
+    except Unavailable as exc:
+        # The database is away: nothing was recorded, so the same message simply waits.
+        logger.warning("database unavailable delivering %s; retrying", notification_id)
+        raise task.retry(countdown=DATABASE_RETRY_SECONDS, max_retries=None, exc=exc) from exc
+    if outcome.kind == "retry":
+        # The attempt count lives in the row; Celery's own counter must never stop a retry.
+        raise task.retry(countdown=outcome.retry_in or 0.0, max_retries=None)
+    logger.info("notification %s: %s %s", notification_id, outcome.kind, outcome.detail)
+    return outcome.kind
+
+
+def register_tasks(app: Celery) -> Task:
+    task: Task = app.task(
+        name=DELIVER_TASK_NAME,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+    )(deliver_notification)
+    return task
