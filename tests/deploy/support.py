@@ -1,0 +1,140 @@
+"""Helpers for the deploy checks: the repository's paths, kubectl, built kustomizations, protos."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+INSTALL_HINT = "run scripts/install_deploy_tools.sh (installs kubectl with kustomize)"
+
+# Every service: gRPC port, metrics port, gRPC service name (docs/conventions.md).
+SERVICES: dict[str, tuple[int, int, str]] = {
+    "auth": (4000, 9400, "AuthService"),
+    "project": (4001, 9401, "ProjectService"),
+    "billing": (4003, 9403, "BillingService"),
+    "notification": (4004, 9404, "NotificationService"),
+    "analytics": (4005, 9405, "AnalyticsService"),
+}
+NAMESPACE = "zoptal"
+
+Resource = dict[str, Any]
+
+
+def kustomizations() -> list[Path]:
+    """Every kustomization that must build: k8s/, its base and each k8s/tests/<scenario>."""
+    dirs = [K8S, K8S / "base", *sorted(p.parent for p in K8S.glob("tests/*/kustomization.yaml"))]
+    return [d for d in dirs if (d / "kustomization.yaml").exists()]
+
+
+def _usable(kubectl: str) -> bool:
+    try:
+        done = subprocess.run(
+            [kubectl, "kustomize", str(K8S / "base")], capture_output=True, timeout=120, check=False
+        )
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+@cache
+def find_kubectl() -> str | None:
+    """$KUBECTL, kubectl on PATH, or ~/.local/bin/kubectl (scripts/install_deploy_tools.sh)."""
+    candidates = [
+        os.environ.get("KUBECTL"),
+        shutil.which("kubectl"),
+        str(Path.home() / ".local" / "bin" / "kubectl"),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists() and _usable(candidate):
+            return candidate
+    return None
+
+
+@cache
+def _build(kubectl: str, directory: Path) -> tuple[str, str, int]:
+    done = subprocess.run(
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.stdout, done.stderr, done.returncode
+
+
+def build(kubectl: str, directory: Path) -> list[Resource]:
+    """`kubectl kustomize DIR`, parsed; fails the test with kustomize's message on an error."""
+    stdout, stderr, code = _build(kubectl, directory)
+    if code != 0:
+        pytest.fail(f"kubectl kustomize {directory.relative_to(REPO)} failed:\n{stderr}")
+    return [doc for doc in yaml.safe_load_all(stdout) if doc]
+
+
+def of_kind(resources: list[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r["kind"] == kind]
+
+
+def named(resources: list[Resource], kind: str, name: str) -> Resource:
+    matches = [r for r in of_kind(resources, kind) if r["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def grpc_path(svc: str, rpc: str) -> str:
+    return f"/zoptal.{svc}.v1.{SERVICES[svc][2]}/{rpc}"
+
+
+RPC = re.compile(r"rpc\s+(\w+)\s*\([^)]*\)\s*returns\s*\([^)]*\)\s*(\{.*?\}|;)", re.S)
+IDEMPOTENCY = re.compile(r"idempotency_level\s*=\s*(\w+)")
+
+
+@cache
+def proto_rpcs(svc: str) -> dict[str, str]:
+    """RPC name -> idempotency_level from protos/ (IDEMPOTENCY_UNKNOWN when the proto says none)."""
+    text = (REPO / "protos" / "zoptal" / svc / "v1" / f"{svc}.proto").read_text()
+    rpcs = {}
+    for match in RPC.finditer(text):
+        level = IDEMPOTENCY.search(match.group(2))
+        rpcs[match.group(1)] = level.group(1) if level else "IDEMPOTENCY_UNKNOWN"
+    return rpcs
+
+
+CONVENTIONS = REPO / "docs" / "conventions.md"
+# Named by issue 7 for Notification and its worker, not (yet) in docs/conventions.md.
+NOTIFICATION_SETTINGS = {"SMTP_HOST", "SMTP_PORT", "CELERY_BROKER_URL"}
+
+
+@cache
+def convention_env_names() -> tuple[frozenset[str], tuple[str, ...]]:
+    """(exact names, prefixes) from the Environment table of docs/conventions.md."""
+    text = CONVENTIONS.read_text()
+    section = text.split("## Environment", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    prefixes: list[str] = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first_cell = line.split("|")[1]
+        for token in re.findall(r"`([^`]+)`", first_cell):
+            if token == "<SVC>_ADDR":
+                names.update(f"{svc.upper()}_ADDR" for svc in SERVICES)
+            elif token.endswith("*"):
+                prefixes.append(token.rstrip("*"))
+            else:
+                names.add(token)
+    return frozenset(names | NOTIFICATION_SETTINGS), tuple(prefixes)
+
+
+def is_convention_env(name: str) -> bool:
+    names, prefixes = convention_env_names()
+    return name in names or name.startswith(prefixes)
