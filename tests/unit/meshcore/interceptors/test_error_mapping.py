@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import grpc
 import grpc.aio
 import pytest
-from conftest import EchoFactory
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from meshcore.interceptors import ErrorMappingInterceptor
+
+from tests.unit.meshcore.interceptors.interceptor_testkit import EchoFactory
 
 
 async def _one(item: bytes) -> AsyncIterator[bytes]:

@@ -8,11 +8,18 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from conftest import BIDI, CLIENT_STREAM, SERVER_STREAM, UNARY, EchoFactory
 from meshcore import context as call_context
 from meshcore.context import Principal
 from meshcore.interceptors import ErrorMappingInterceptor, RpcMethod, ServerInterceptor
 from meshcore.interceptors.base import Behavior
+
+from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    BIDI,
+    CLIENT_STREAM,
+    SERVER_STREAM,
+    UNARY,
+    EchoFactory,
+)
 
 
 class Recorder(ServerInterceptor):

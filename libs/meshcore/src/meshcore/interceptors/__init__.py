@@ -2,17 +2,43 @@
 
 Server order, outermost first (``build_server_chain``): call context, tracing, logging,
 metrics, auth, rate limit, error mapping. Every interceptor handles all four RPC shapes through
-the one override point of ``ServerInterceptor``.
+the one override point of ``ServerInterceptor``; ``ClientInterceptor`` does the same for clients.
 """
 
+from meshcore.interceptors.auth import AuthInterceptor
 from meshcore.interceptors.base import RpcMethod, RpcType, ServerInterceptor, wrap_handler
-from meshcore.interceptors.errors import ErrorMappingInterceptor, status_trailers
+from meshcore.interceptors.call_context import CallContextInterceptor
+from meshcore.interceptors.chain import InterceptorChain, build_server_chain
+from meshcore.interceptors.client import (
+    ClientInterceptor,
+    ContextPropagationInterceptor,
+    build_client_interceptors,
+)
+from meshcore.interceptors.errors import ErrorMappingInterceptor, abort_with, status_trailers
+from meshcore.interceptors.logging import LoggingInterceptor
+from meshcore.interceptors.metrics import REGISTRY, MetricsInterceptor
+from meshcore.interceptors.rate_limit import RateLimitInterceptor, key_by_caller
+from meshcore.interceptors.tracing import TracingInterceptor
 
 __all__ = [
+    "REGISTRY",
+    "AuthInterceptor",
+    "CallContextInterceptor",
+    "ClientInterceptor",
+    "ContextPropagationInterceptor",
     "ErrorMappingInterceptor",
+    "InterceptorChain",
+    "LoggingInterceptor",
+    "MetricsInterceptor",
+    "RateLimitInterceptor",
     "RpcMethod",
     "RpcType",
     "ServerInterceptor",
+    "TracingInterceptor",
+    "abort_with",
+    "build_client_interceptors",
+    "build_server_chain",
+    "key_by_caller",
     "status_trailers",
     "wrap_handler",
 ]

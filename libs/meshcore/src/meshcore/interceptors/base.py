@@ -73,6 +73,11 @@ class RpcMethod:
     def parse(cls, full_name: str, handler: Handler) -> RpcMethod:
         return _parse_method(full_name, handler.request_streaming, handler.response_streaming)
 
+    @classmethod
+    def parse_name(cls, full_name: str) -> RpcMethod:
+        """Parts of a method name whose shape is not known here (client side)."""
+        return _parse_method(full_name, False, False)
+
 
 @functools.lru_cache(maxsize=4096)
 def _parse_method(full_name: str, request_streaming: bool, response_streaming: bool) -> RpcMethod:

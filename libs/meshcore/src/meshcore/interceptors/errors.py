@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
@@ -29,7 +29,7 @@ from meshcore.context import current_request_id
 from meshcore.errors import MeshError, ResourceExhausted, Unavailable, new_correlation_id
 from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
 
-__all__ = ["RETRY_AFTER_TRAILER", "ErrorMappingInterceptor", "status_trailers"]
+__all__ = ["RETRY_AFTER_TRAILER", "ErrorMappingInterceptor", "abort_with", "status_trailers"]
 
 RETRY_AFTER_TRAILER = "retry-after"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -56,6 +56,17 @@ def status_trailers(
         (_STATUS_DETAILS_KEY, status.SerializeToString()),
         (RETRY_AFTER_TRAILER, str(max(1, math.ceil(retry_after)))),
     )
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: MeshError) -> NoReturn:
+    """End the call with ``error``'s status: for interceptors that run outside error mapping."""
+    retry_after = error.retry_after if isinstance(error, ResourceExhausted | Unavailable) else None
+    await context.abort(
+        error.code,
+        error.message,
+        trailing_metadata=status_trailers(error.code, error.message, retry_after=retry_after),
+    )
+    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
 
 class ErrorMappingInterceptor(ServerInterceptor):

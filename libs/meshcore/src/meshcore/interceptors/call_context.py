@@ -1,0 +1,54 @@
+"""``CallContextInterceptor``: fills ``meshcore.context`` for the call before anything else runs.
+
+* request id: the caller's ``x-request-id`` (bounded in length), else a fresh one;
+* inbound deadline: now + ``context.time_remaining()``, on the same clock the client
+  interceptors use to shrink downstream timeouts;
+* ``traceparent``: kept so it can be forwarded, and logged, even when tracing is off here.
+
+The request id is echoed in the initial metadata only when the caller did not send one
+(``echo_request_id``), so a client can correlate its call with our logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc.aio
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.context import new_request_id, set_deadline, set_request_id, set_traceparent
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+
+__all__ = ["REQUEST_ID_HEADER", "TRACEPARENT_HEADER", "CallContextInterceptor"]
+
+REQUEST_ID_HEADER = "x-request-id"
+TRACEPARENT_HEADER = "traceparent"
+_MAX_REQUEST_ID_LENGTH = 128
+
+
+class CallContextInterceptor(ServerInterceptor):
+    """Outermost: request id, inbound deadline and traceparent into ContextVars."""
+
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__()
+        self._clock = clock
+
+    async def intercept(
+        self,
+        method: Behavior,
+        request_or_iterator: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        rpc: RpcMethod,
+    ) -> Any:
+        request_id = None
+        for key, value in context.invocation_metadata() or ():
+            if key == REQUEST_ID_HEADER:
+                if isinstance(value, str) and 0 < len(value) <= _MAX_REQUEST_ID_LENGTH:
+                    request_id = value
+            elif key == TRACEPARENT_HEADER and isinstance(value, str):
+                set_traceparent(value)
+        set_request_id(request_id or new_request_id())
+        remaining = context.time_remaining()
+        if remaining is not None:
+            set_deadline(self._clock.monotonic() + remaining)
+        return await method(request_or_iterator, context)

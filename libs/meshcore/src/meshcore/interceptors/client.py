@@ -1,0 +1,194 @@
+"""Client interceptors: every downstream call carries the inbound call's context.
+
+``ContextPropagationInterceptor`` adds to each outgoing call
+
+* ``x-request-id``: the current call's request id (or a fresh one outside any call);
+* ``traceparent``: the current OpenTelemetry span's, else the caller's one forwarded as-is;
+* ``x-service-token``: this service's own token, so the callee knows who is calling;
+* a timeout: the smallest of the explicit one, the configured default and the time left on
+  the inbound call. A budget that is already spent fails at once with DEADLINE_EXCEEDED,
+  without touching the network.
+
+``build_client_interceptors`` returns them in order (metrics, tracing, propagation), ready for
+``grpc.aio.insecure_channel(..., interceptors=...)``. Each interceptor class handles all four
+RPC shapes through ``ClientInterceptor._intercept``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+from opentelemetry import trace
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.context import current_request_id, inbound_deadline, inbound_traceparent
+from meshcore.context import new_request_id as _new_request_id
+from meshcore.interceptors.auth import SERVICE_TOKEN_HEADER
+from meshcore.interceptors.call_context import REQUEST_ID_HEADER, TRACEPARENT_HEADER
+from meshcore.interceptors.tracing import PROPAGATOR
+
+__all__ = [
+    "ClientInterceptor",
+    "ContextPropagationInterceptor",
+    "TokenProvider",
+    "build_client_interceptors",
+    "spent_deadline_error",
+]
+
+TokenProvider = Callable[[], str | None]
+
+
+class ClientInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """One override point, ``_intercept``, for all four client RPC shapes."""
+
+    async def _intercept(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        details: grpc.aio.ClientCallDetails,
+        request_or_iterator: Any,
+        rpc_type: str,
+    ) -> Any:
+        return await continuation(details, request_or_iterator)
+
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        return await self._intercept(continuation, client_call_details, request, "unary")
+
+    async def intercept_unary_stream(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        return await self._intercept(continuation, client_call_details, request, "server_stream")
+
+    async def intercept_stream_unary(
+        self,
+        continuation: Any,
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await self._intercept(
+            continuation, client_call_details, request_iterator, "client_stream"
+        )
+
+    async def intercept_stream_stream(
+        self,
+        continuation: Any,
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await self._intercept(
+            continuation, client_call_details, request_iterator, "bidi_stream"
+        )
+
+
+def spent_deadline_error(method: str) -> grpc.aio.AioRpcError:
+    """The error a call gets when the inbound call's deadline has already passed."""
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details=f"deadline already spent before calling {method}",
+    )
+
+
+class ContextPropagationInterceptor(ClientInterceptor):
+    """Request id, trace context, caller identity and the remaining deadline, downstream."""
+
+    def __init__(
+        self,
+        *,
+        default_timeout: float | None = None,
+        service_token: str | TokenProvider | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._default_timeout = default_timeout
+        self._token_provider: TokenProvider | None = (
+            (lambda: service_token) if isinstance(service_token, str) else service_token
+        )
+        self._clock = clock
+
+    def timeout_for(self, explicit: float | None) -> float | None:
+        """min(explicit, default, time left on the inbound call); None means no deadline."""
+        timeout = explicit
+        if self._default_timeout is not None and (
+            timeout is None or self._default_timeout < timeout
+        ):
+            timeout = self._default_timeout
+        deadline = inbound_deadline()
+        if deadline is not None:
+            left = deadline - self._clock.monotonic()
+            if timeout is None or left < timeout:
+                timeout = left
+        return timeout
+
+    async def _intercept(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        details: grpc.aio.ClientCallDetails,
+        request_or_iterator: Any,
+        rpc_type: str,
+    ) -> Any:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        timeout = self.timeout_for(details.timeout)
+        if timeout is not None and timeout <= 0:
+            raise spent_deadline_error(method)
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        if metadata.get(REQUEST_ID_HEADER) is None:
+            metadata[REQUEST_ID_HEADER] = current_request_id() or _new_request_id()
+        if metadata.get(TRACEPARENT_HEADER) is None:
+            self._add_traceparent(metadata)
+        if self._token_provider is not None and metadata.get(SERVICE_TOKEN_HEADER) is None:
+            token = self._token_provider()
+            if token:
+                metadata[SERVICE_TOKEN_HEADER] = token
+        new_details = details._replace(metadata=metadata, timeout=timeout)  # type: ignore[attr-defined]
+        return await continuation(new_details, request_or_iterator)
+
+    @staticmethod
+    def _add_traceparent(metadata: grpc.aio.Metadata) -> None:
+        if trace.get_current_span().get_span_context().is_valid:
+            carrier: dict[str, str] = {}
+            PROPAGATOR.inject(carrier)
+            for key, value in carrier.items():
+                metadata[key] = value
+            return
+        traceparent = inbound_traceparent()
+        if traceparent:
+            metadata[TRACEPARENT_HEADER] = traceparent
+
+
+def build_client_interceptors(
+    *,
+    service_token: str | TokenProvider | None = None,
+    default_timeout: float | None = None,
+    tracer_provider: Any | None = None,
+    metrics_registry: Any | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> list[ClientInterceptor]:
+    """Client interceptors, outermost first: metrics, tracing (when on), propagation."""
+    from meshcore.interceptors.client_metrics import MetricsClientInterceptor
+    from meshcore.interceptors.client_tracing import TracingClientInterceptor
+
+    interceptors: list[ClientInterceptor] = []
+    if metrics_registry is not False:
+        interceptors.append(
+            MetricsClientInterceptor(registry=metrics_registry)
+            if metrics_registry is not None
+            else MetricsClientInterceptor()
+        )
+    if tracer_provider is not None:
+        interceptors.append(TracingClientInterceptor(tracer_provider))
+    interceptors.append(
+        ContextPropagationInterceptor(
+            default_timeout=default_timeout, service_token=service_token, clock=clock
+        )
+    )
+    return interceptors

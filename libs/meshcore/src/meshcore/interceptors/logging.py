@@ -1,0 +1,187 @@
+"""``LoggingInterceptor``: one structured record per finished call, secrets redacted.
+
+Each record carries ``grpc_method``, ``grpc_code``, ``duration_ms``, ``peer``, ``request_id`` and
+``trace_id`` as fields (``meshcore.observability.JsonFormatter`` renders them as JSON).
+
+Levels, chosen so that a healthy server at the default ``INFO`` does no per-call formatting:
+
+* OK calls: ``DEBUG``, or ``INFO`` with ``log_requests=True`` (the seed's access log);
+* calls the client got wrong (INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, ...): ``INFO``;
+* server-side failures (INTERNAL, UNKNOWN, UNAVAILABLE, DEADLINE_EXCEEDED, DATA_LOSS, ...):
+  ``ERROR`` when ``log_errors`` (the default).
+
+``log_requests``/``log_responses`` add the (redacted) request and response messages and the
+redacted metadata. The level check comes first and is a cached lookup; nothing is formatted,
+redacted or serialised for a record below the level.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc.aio
+
+from meshcore.context import current_request_id, inbound_traceparent
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.metrics import status_code_of
+from meshcore.redaction import DEFAULT_SENSITIVE_FIELDS, Redactor
+
+__all__ = ["CLIENT_ERROR_CODES", "LoggingInterceptor", "current_trace_id"]
+
+CLIENT_ERROR_CODES = frozenset(
+    {
+        "CANCELLED",
+        "INVALID_ARGUMENT",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNAUTHENTICATED",
+    }
+)
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the current span, else of the caller's ``traceparent``."""
+    try:
+        from opentelemetry import trace
+
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            return format(span_context.trace_id, "032x")
+    except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
+        pass
+    traceparent = inbound_traceparent()
+    if traceparent and len(traceparent) >= 35:
+        return traceparent[3:35]
+    return None
+
+
+class LoggingInterceptor(ServerInterceptor):
+    """Logs finished calls to ``logger`` (default ``meshcore.access``)."""
+
+    def __init__(
+        self,
+        log_level: str | int = "INFO",
+        log_requests: bool = False,
+        log_responses: bool = False,
+        log_errors: bool = True,
+        sensitive_fields: Iterable[str] = DEFAULT_SENSITIVE_FIELDS,
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__()
+        self.logger = logger or logging.getLogger("meshcore.access")
+        self.logger.setLevel(log_level.upper() if isinstance(log_level, str) else log_level)
+        self._ok_level = logging.INFO if log_requests else logging.DEBUG
+        self._log_requests = log_requests
+        self._log_responses = log_responses
+        self._log_errors = log_errors
+        self.redactor = Redactor(sensitive_fields)
+
+    async def intercept(
+        self,
+        method: Behavior,
+        request_or_iterator: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        rpc: RpcMethod,
+    ) -> Any:
+        started_at = time.perf_counter()
+        try:
+            result = await method(request_or_iterator, context)
+        except BaseException as error:
+            self._finished(
+                rpc,
+                context,
+                status_code_of(error, context),
+                started_at,
+                None,
+                request_or_iterator,
+                error,
+            )
+            raise
+        if rpc.response_streaming:
+            return self._watch(result, rpc, context, started_at, request_or_iterator)
+        self._finished(rpc, context, _code(context), started_at, result, request_or_iterator)
+        return result
+
+    async def _watch(
+        self,
+        responses: AsyncIterator[Any],
+        rpc: RpcMethod,
+        context: grpc.aio.ServicerContext[Any, Any],
+        started_at: float,
+        request: Any,
+    ) -> AsyncIterator[Any]:
+        count = 0
+        try:
+            async for response in responses:
+                count += 1
+                yield response
+        except BaseException as error:
+            self._finished(
+                rpc,
+                context,
+                status_code_of(error, context),
+                started_at,
+                None,
+                request,
+                error,
+                count,
+            )
+            raise
+        self._finished(rpc, context, _code(context), started_at, None, request, None, count)
+
+    def _level_for(self, code: str) -> int | None:
+        if code == "OK":
+            return self._ok_level
+        if code in CLIENT_ERROR_CODES:
+            return logging.INFO
+        return logging.ERROR if self._log_errors else None
+
+    def _finished(
+        self,
+        rpc: RpcMethod,
+        context: grpc.aio.ServicerContext[Any, Any],
+        code: str,
+        started_at: float,
+        response: Any,
+        request: Any,
+        error: BaseException | None = None,
+        messages_sent: int | None = None,
+    ) -> None:
+        level = self._level_for(code)
+        if level is None or not self.logger.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "grpc_method": rpc.full_name,
+            "grpc_type": rpc.rpc_type,
+            "grpc_code": code,
+            "duration_ms": round((time.perf_counter() - started_at) * 1000, 3),
+            "peer": context.peer(),
+            "request_id": current_request_id(),
+            "trace_id": current_trace_id(),
+        }
+        if messages_sent is not None:
+            fields["messages_sent"] = messages_sent
+        if code != "OK":
+            details = context.details() if error is not None else None
+            fields["grpc_message"] = details or (str(error) if error is not None else None)
+        if self._log_requests:
+            fields["metadata"] = self.redactor.metadata(context.invocation_metadata() or ())
+            if not rpc.request_streaming:
+                fields["request"] = self.redactor.message(request)
+        if self._log_responses and response is not None:
+            fields["response"] = self.redactor.message(response)
+        self.logger.log(level, "%s %s", rpc.full_name, code, extra=fields)
+
+
+def _code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "OK"

@@ -1,0 +1,166 @@
+"""``RateLimitInterceptor``: a call budget per caller, in process or shared through Redis.
+
+The key is the authenticated principal (``user:<id>`` / ``service:<id>``, so it runs after auth)
+and falls back to the peer's address; ``key_generator`` replaces that. Over the limit a call ends
+with RESOURCE_EXHAUSTED carrying ``google.rpc.RetryInfo`` and a ``retry-after`` trailer.
+
+When the limiter's backend (Redis) fails, ``fail_mode`` decides, explicitly: ``"open"`` lets the
+call through, ``"closed"`` refuses it with UNAVAILABLE. Either way the failure is counted in
+``meshcore_rate_limit_backend_errors_total{outcome}`` and logged (at most once per
+``log_interval`` seconds, so an outage does not flood the log).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import grpc.aio
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.context import current_principal
+from meshcore.errors import ResourceExhausted, Unavailable
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.errors import abort_with
+from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
+from meshcore.interceptors.metrics import per_registry
+
+__all__ = ["CallInfo", "FailMode", "KeyGenerator", "RateLimitInterceptor", "key_by_caller"]
+
+FailMode = Literal["open", "closed"]
+_log = logging.getLogger("meshcore.interceptors.rate_limit")
+
+
+@dataclass(slots=True)
+class CallInfo:
+    """What a key generator may look at; ``metadata`` is built only when asked for."""
+
+    context: grpc.aio.ServicerContext[Any, Any]
+    rpc: RpcMethod
+
+    @property
+    def metadata(self) -> Mapping[str, str | bytes]:
+        return dict(self.context.invocation_metadata() or ())
+
+    @property
+    def peer(self) -> str:
+        return _peer_host(self.context.peer() or "unknown")
+
+
+KeyGenerator = Callable[[CallInfo], str]
+
+
+def key_by_caller(call: CallInfo) -> str:
+    """The authenticated principal, else the caller's IP address (not its ephemeral port)."""
+    principal = current_principal()
+    if principal is not None:
+        return f"{principal.kind}:{principal.subject}"
+    return f"peer:{call.peer}"
+
+
+def _peer_host(peer: str) -> str:
+    # "ipv4:10.0.0.7:53210" / "ipv6:[::1]:53210" -> the address without the port
+    address = peer.split(":", 1)[1] if peer.startswith(("ipv4:", "ipv6:")) else peer
+    host, separator, port = address.rpartition(":")
+    return host if separator and port.isdigit() else address
+
+
+class _BackendErrors:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.counter = _backend_error_counter(registry)
+
+    @cached_property
+    def allowed(self) -> Any:
+        return self.counter.labels(outcome="allowed")
+
+    @cached_property
+    def refused(self) -> Any:
+        return self.counter.labels(outcome="refused")
+
+
+def _backend_error_counter(registry: CollectorRegistry) -> Counter:
+    return per_registry(
+        registry,
+        "meshcore_rate_limit_backend_errors",
+        lambda: Counter(
+            "meshcore_rate_limit_backend_errors",
+            "Rate-limit checks whose backend failed, by what was done with the call",
+            ["outcome"],
+            registry=registry,
+        ),
+    )
+
+
+class RateLimitInterceptor(ServerInterceptor):
+    """Refuses calls over ``max_requests`` per sliding ``window_ms`` for one key."""
+
+    def __init__(
+        self,
+        window_ms: int = 60_000,
+        max_requests: int = 1_000,
+        key_generator: KeyGenerator = key_by_caller,
+        *,
+        limiter: RateLimiter | None = None,
+        fail_mode: FailMode = "open",
+        excluded_methods: frozenset[str] = frozenset(),
+        registry: CollectorRegistry = REGISTRY,
+        clock: Clock = SYSTEM_CLOCK,
+        log_interval: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if fail_mode not in ("open", "closed"):
+            raise ValueError("fail_mode must be 'open' or 'closed'")
+        self._in_process = limiter is None
+        self._limiter: RateLimiter = limiter or InProcessRateLimiter(
+            window_ms, max_requests, clock=clock
+        )
+        self._key_generator = key_generator
+        self._fail_open = fail_mode == "open"
+        self._excluded = excluded_methods
+        self._errors = _BackendErrors(registry)
+        self._clock = clock
+        self._log_interval = log_interval
+        self._last_logged = -float("inf")
+
+    def applies_to(self, rpc: RpcMethod) -> bool:
+        return rpc.full_name not in self._excluded and not rpc.full_name.startswith(
+            "/grpc.health.v1.Health/"
+        )
+
+    async def intercept(
+        self,
+        method: Behavior,
+        request_or_iterator: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        rpc: RpcMethod,
+    ) -> Any:
+        key = self._key_generator(CallInfo(context, rpc))
+        try:
+            decision = await self._limiter.hit(key)
+        except Exception as error:  # the backend is down: apply the configured choice
+            self._backend_failed(error)
+            if not self._fail_open:
+                await abort_with(context, Unavailable("rate limiter unavailable", retry_after=1.0))
+            return await method(request_or_iterator, context)
+        if not decision.allowed:
+            await abort_with(
+                context,
+                ResourceExhausted("rate limit exceeded", retry_after=decision.retry_after),
+            )
+        return await method(request_or_iterator, context)
+
+    def _backend_failed(self, error: Exception) -> None:
+        (self._errors.allowed if self._fail_open else self._errors.refused).inc()
+        now = self._clock.monotonic()
+        if now - self._last_logged >= self._log_interval:
+            self._last_logged = now
+            _log.warning(
+                "rate limiter backend failed (%s): failing %s",
+                type(error).__name__,
+                "open" if self._fail_open else "closed",
+                extra={"error": str(error)},
+            )

@@ -1,0 +1,155 @@
+"""Test kit: a real in-process grpc.aio server with one method of each RPC shape, over bytes.
+
+Requests steer the handler: ``b"invalid"`` raises InvalidArgument, ``b"boom"`` a RuntimeError,
+``b"limit"`` ResourceExhausted(retry_after=2.5), ``b"abort"`` calls ``context.abort`` itself.
+Streaming handlers send two replies first and then fail the same way, so errors raised *while*
+a stream is iterated are exercised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import grpc
+import grpc.aio
+from meshcore.context import current_principal, current_request_id
+from meshcore.errors import InvalidArgument, ResourceExhausted
+
+SERVICE = "test.v1.Echo"
+UNARY = f"/{SERVICE}/Unary"
+SERVER_STREAM = f"/{SERVICE}/ServerStream"
+CLIENT_STREAM = f"/{SERVICE}/ClientStream"
+BIDI = f"/{SERVICE}/Bidi"
+
+
+async def _fail_if_asked(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if request == b"invalid":
+        raise InvalidArgument("payload", "must not be 'invalid'")
+    if request == b"boom":
+        raise RuntimeError("secret internals: password=hunter2")
+    if request == b"limit":
+        raise ResourceExhausted("slow down", retry_after=2.5)
+    if request == b"abort":
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "handler aborted")
+
+
+def _describe(request: bytes) -> bytes:
+    principal = current_principal()
+    who = principal.subject if principal else "-"
+    return b"|".join([request, who.encode(), (current_request_id() or "-").encode()])
+
+
+async def unary(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+    await _fail_if_asked(request, context)
+    return _describe(request)
+
+
+async def server_stream(
+    request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+) -> AsyncIterator[bytes]:
+    yield _describe(request)
+    yield b"second"
+    await _fail_if_asked(request, context)
+
+
+async def client_stream(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+) -> bytes:
+    received = [request async for request in requests]
+    for request in received:
+        await _fail_if_asked(request, context)
+    return b",".join(received)
+
+
+async def bidi(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+) -> AsyncIterator[bytes]:
+    async for request in requests:
+        await _fail_if_asked(request, context)
+        yield _describe(request)
+
+
+def _identity(value: bytes) -> bytes:
+    return value
+
+
+def echo_handler() -> grpc.GenericRpcHandler:
+    codec = {"request_deserializer": _identity, "response_serializer": _identity}
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary, **codec),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, **codec),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, **codec),
+            "Bidi": grpc.stream_stream_rpc_method_handler(bidi, **codec),
+        },
+    )
+
+
+class EchoClient:
+    """Thin bytes client for the four echo methods."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        codec = {"request_serializer": _identity, "response_deserializer": _identity}
+        self.unary = channel.unary_unary(UNARY, **codec)
+        self.server_stream = channel.unary_stream(SERVER_STREAM, **codec)
+        self.client_stream = channel.stream_unary(CLIENT_STREAM, **codec)
+        self.bidi = channel.stream_stream(BIDI, **codec)
+
+
+async def start_echo_server(
+    stack: AsyncExitStack,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    client_interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> EchoClient:
+    server = grpc.aio.server(interceptors=list(interceptors))
+    server.add_generic_rpc_handlers((echo_handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    stack.push_async_callback(server.stop, None)
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{port}", interceptors=list(client_interceptors) or None
+    )
+    stack.push_async_callback(channel.close)
+    return EchoClient(channel)
+
+
+EchoFactory = Callable[..., Awaitable[EchoClient]]
+
+
+USER_SECRET = "user-secret-for-tests-0123456789abcdef"
+SERVICE_SECRET = "service-secret-for-tests-0123456789abcdef"
+
+
+def hs256_token(secret: str, claims: dict[str, Any], *, now: float, ttl: float = 300) -> str:
+    """An HS256 token made with PyJWT, the way the seed's services sign them."""
+    import jwt
+
+    body = {"iat": int(now), "nbf": int(now), "exp": int(now + ttl), **claims}
+    return jwt.encode(body, secret, algorithm="HS256")
+
+
+def user_token(now: float, permissions: list[str] = (), ttl: float = 300, **extra: Any) -> str:  # type: ignore[assignment]
+    claims = {
+        "sub": "user-1",
+        "typ": "access",
+        "iss": "zoptal-auth",
+        "aud": "zoptal",
+        "permissions": list(permissions),
+        "roles": ["user"],
+        **extra,
+    }
+    return hs256_token(USER_SECRET, claims, now=now, ttl=ttl)
+
+
+def service_token(now: float, permissions: list[str] = (), ttl: float = 300) -> str:  # type: ignore[assignment]
+    claims = {
+        "sub": "billing",
+        "serviceId": "billing",
+        "serviceName": "Billing Service",
+        "typ": "service",
+        "permissions": list(permissions),
+    }
+    return hs256_token(SERVICE_SECRET, claims, now=now, ttl=ttl)
