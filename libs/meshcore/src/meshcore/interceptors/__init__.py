@@ -13,6 +13,7 @@ from meshcore.interceptors.client import (
     ClientInterceptor,
     ContextPropagationInterceptor,
     build_client_interceptors,
+    channel_interceptors,
 )
 from meshcore.interceptors.errors import ErrorMappingInterceptor, abort_with, status_trailers
 from meshcore.interceptors.logging import LoggingInterceptor
@@ -38,6 +39,7 @@ __all__ = [
     "abort_with",
     "build_client_interceptors",
     "build_server_chain",
+    "channel_interceptors",
     "key_by_caller",
     "status_trailers",
     "wrap_handler",

@@ -11,7 +11,8 @@
 
 ``build_client_interceptors`` returns them in order (metrics, tracing, propagation), ready for
 ``grpc.aio.insecure_channel(..., interceptors=...)``. Each interceptor class handles all four
-RPC shapes through ``ClientInterceptor._intercept``.
+RPC shapes through ``ClientInterceptor.intercept``; ``channel_interceptors`` adapts any of them
+for a channel.
 """
 
 from __future__ import annotations
@@ -35,21 +36,22 @@ __all__ = [
     "ContextPropagationInterceptor",
     "TokenProvider",
     "build_client_interceptors",
+    "channel_interceptors",
     "spent_deadline_error",
 ]
 
 TokenProvider = Callable[[], str | None]
 
 
-class ClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """One override point, ``_intercept``, for all four client RPC shapes."""
+class ClientInterceptor:
+    """One override point, ``intercept``, for all four client RPC shapes.
 
-    async def _intercept(
+    Give a channel ``channel_interceptors(...)`` of these, not the objects themselves: grpc.aio
+    files an interceptor under the *first* shape interface it implements only, so one object
+    implementing all four would silently skip streaming calls.
+    """
+
+    async def intercept(
         self,
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,
@@ -58,35 +60,59 @@ class ClientInterceptor(
     ) -> Any:
         return await continuation(details, request_or_iterator)
 
+
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, inner: ClientInterceptor) -> None:
+        self.inner = inner
+
     async def intercept_unary_unary(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await self._intercept(continuation, client_call_details, request, "unary")
+        return await self.inner.intercept(continuation, client_call_details, request, "unary")
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, inner: ClientInterceptor) -> None:
+        self.inner = inner
 
     async def intercept_unary_stream(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await self._intercept(continuation, client_call_details, request, "server_stream")
+        return await self.inner.intercept(
+            continuation, client_call_details, request, "server_stream"
+        )
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, inner: ClientInterceptor) -> None:
+        self.inner = inner
 
     async def intercept_stream_unary(
-        self,
-        continuation: Any,
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: Any,
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, requests: Any
     ) -> Any:
-        return await self._intercept(
-            continuation, client_call_details, request_iterator, "client_stream"
+        return await self.inner.intercept(
+            continuation, client_call_details, requests, "client_stream"
         )
 
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, inner: ClientInterceptor) -> None:
+        self.inner = inner
+
     async def intercept_stream_stream(
-        self,
-        continuation: Any,
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: Any,
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, requests: Any
     ) -> Any:
-        return await self._intercept(
-            continuation, client_call_details, request_iterator, "bidi_stream"
+        return await self.inner.intercept(
+            continuation, client_call_details, requests, "bidi_stream"
         )
+
+
+def channel_interceptors(*interceptors: ClientInterceptor) -> list[grpc.aio.ClientInterceptor]:
+    """The grpc.aio interceptors for ``interceptors`` (outermost first), all four shapes."""
+    adapted: list[grpc.aio.ClientInterceptor] = []
+    for adapter in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
+        adapted.extend(adapter(interceptor) for interceptor in interceptors)
+    return adapted
 
 
 def spent_deadline_error(method: str) -> grpc.aio.AioRpcError:
@@ -129,7 +155,7 @@ class ContextPropagationInterceptor(ClientInterceptor):
                 timeout = left
         return timeout
 
-    async def _intercept(
+    async def intercept(
         self,
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,
@@ -172,8 +198,8 @@ def build_client_interceptors(
     tracer_provider: Any | None = None,
     metrics_registry: Any | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> list[ClientInterceptor]:
-    """Client interceptors, outermost first: metrics, tracing (when on), propagation."""
+) -> list[grpc.aio.ClientInterceptor]:
+    """Channel interceptors, outermost first: metrics, tracing (when on), propagation."""
     from meshcore.interceptors.client_metrics import MetricsClientInterceptor
     from meshcore.interceptors.client_tracing import TracingClientInterceptor
 
@@ -191,4 +217,4 @@ def build_client_interceptors(
             default_timeout=default_timeout, service_token=service_token, clock=clock
         )
     )
-    return interceptors
+    return channel_interceptors(*interceptors)

@@ -94,7 +94,7 @@ class MetricsClientInterceptor(ClientInterceptor):
             self._children[(method, rpc_type)] = children
         return children
 
-    async def _intercept(
+    async def intercept(
         self,
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,

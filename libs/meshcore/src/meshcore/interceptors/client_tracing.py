@@ -21,7 +21,7 @@ class TracingClientInterceptor(ClientInterceptor):
     def __init__(self, tracer_provider: Any) -> None:
         self._tracer = tracer_provider.get_tracer("meshcore.interceptors")
 
-    async def _intercept(
+    async def intercept(
         self,
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,

@@ -1,0 +1,141 @@
+"""Rate limiting: sliding windows on a fake clock, RetryInfo on refusal, explicit fail modes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import grpc.aio
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from meshcore.interceptors import AuthInterceptor, RateLimitInterceptor
+from meshcore.interceptors.limiters import Decision, InProcessRateLimiter, sliding_window_decision
+from meshcore.testing import FakeClock
+from prometheus_client import CollectorRegistry
+
+from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    USER_SECRET,
+    EchoFactory,
+    user_token,
+)
+
+
+async def test_a_window_admits_max_requests_then_refuses() -> None:
+    """max_requests calls pass in one window; the next is refused with a retry delay."""
+    clock = FakeClock(start=0.0)
+    limiter = InProcessRateLimiter(1_000, 3, clock=clock)
+    assert [(await limiter.hit("k")).allowed for _ in range(4)] == [True, True, True, False]
+    refused = await limiter.hit("k")
+    assert not refused.allowed
+    assert refused.retry_after == pytest.approx(1.0 + (1 - 2 / 3))
+
+
+async def test_the_window_slides_instead_of_resetting() -> None:
+    """Half a window later, half of the previous window's calls still count."""
+    clock = FakeClock(start=0.0)
+    limiter = InProcessRateLimiter(1_000, 4, clock=clock)
+    for _ in range(4):
+        assert (await limiter.hit("k")).allowed
+    clock.advance(1.5)  # 4 * 0.5 = 2 still count: two more fit, the third does not
+    assert [(await limiter.hit("k")).allowed for _ in range(3)] == [True, True, False]
+    clock.advance(2.0)  # two whole windows later nothing counts
+    assert all([(await limiter.hit("k")).allowed for _ in range(4)])
+
+
+async def test_keys_are_limited_independently() -> None:
+    """One caller exhausting its budget does not limit another."""
+    limiter = InProcessRateLimiter(1_000, 1, clock=FakeClock())
+    assert (await limiter.hit("a")).allowed
+    assert not (await limiter.hit("a")).allowed
+    assert (await limiter.hit("b")).allowed
+
+
+def test_retry_after_is_when_one_more_call_fits() -> None:
+    """After waiting retry_after, the same counts admit exactly one more call."""
+    decision = sliding_window_decision(previous=10, current=3, elapsed=0.2, window=1.0, limit=10)
+    assert not decision.allowed
+    later = sliding_window_decision(
+        previous=10, current=3, elapsed=0.2 + decision.retry_after + 1e-9, window=1.0, limit=10
+    )
+    assert later.allowed
+
+
+async def _one(item: bytes) -> AsyncIterator[bytes]:
+    yield item
+
+
+async def test_refused_calls_carry_retry_info_in_every_shape(echo: EchoFactory) -> None:
+    """Over the limit: RESOURCE_EXHAUSTED with RetryInfo and retry-after, all four shapes."""
+    clock = FakeClock()
+    limiter = RateLimitInterceptor(60_000, 4, clock=clock, registry=CollectorRegistry())
+    client = await echo([limiter])
+    await client.unary(b"a")
+    [r async for r in client.server_stream(b"b")]
+    await client.client_stream(_one(b"c"))
+    [r async for r in client.bidi(_one(b"d"))]
+    errors = []
+    for call in (lambda: client.unary(b"a"), lambda: client.client_stream(_one(b"c"))):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call()
+        errors.append(raised.value)
+    for stream in (lambda: client.server_stream(b"b"), lambda: client.bidi(_one(b"d"))):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            [r async for r in stream()]
+        errors.append(raised.value)
+    for error in errors:
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert int(dict(error.trailing_metadata())["retry-after"]) >= 1
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        retry = error_details_pb2.RetryInfo()
+        assert status is not None
+        assert status.details[0].Unpack(retry)
+        assert retry.retry_delay.ToNanoseconds() > 0
+
+
+async def test_authenticated_callers_get_their_own_budget(echo: EchoFactory) -> None:
+    """The default key is the principal, so one user's calls do not spend another's."""
+    import time
+
+    auth = AuthInterceptor(jwt_secret=USER_SECRET, issuer="zoptal-auth", audience="zoptal")
+    limiter = RateLimitInterceptor(60_000, 1, registry=CollectorRegistry())
+    client = await echo([auth, limiter])
+
+    def bearer(subject: str) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {user_token(time.time(), sub=subject)}"),)
+
+    await client.unary(b"x", metadata=bearer("alice"))
+    await client.unary(b"x", metadata=bearer("bob"))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await client.unary(b"x", metadata=bearer("alice"))
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class BrokenLimiter:
+    async def hit(self, key: str) -> Decision:
+        raise ConnectionError("redis is down")
+
+
+@pytest.mark.parametrize(("fail_mode", "expected"), [("open", None), ("closed", "UNAVAILABLE")])
+async def test_a_failing_backend_follows_the_configured_fail_mode(
+    echo: EchoFactory, fail_mode: str, expected: str | None
+) -> None:
+    """Backend down: fail-open lets the call through, fail-closed refuses; both are counted."""
+    registry = CollectorRegistry()
+    interceptor = RateLimitInterceptor(
+        limiter=BrokenLimiter(),
+        fail_mode=fail_mode,
+        registry=registry,  # type: ignore[arg-type]
+    )
+    client = await echo([interceptor])
+    if expected is None:
+        assert (await client.unary(b"x")).startswith(b"x|")
+    else:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.unary(b"x")
+        assert raised.value.code().name == expected
+    outcome = "allowed" if fail_mode == "open" else "refused"
+    value = registry.get_sample_value(
+        "meshcore_rate_limit_backend_errors_total", {"outcome": outcome}
+    )
+    assert value == 1.0
