@@ -1,0 +1,133 @@
+"""One gRPC channel per endpoint, reused by every call and health check, closed on shutdown.
+
+Channels open lazily on first use (never at import or construction: Celery workers fork after
+import), carry the manager's client interceptors, and cache their method callables so the
+per-call path is two dict lookups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+__all__ = ["DEFAULT_CHANNEL_OPTIONS", "ChannelPool", "Connection"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, int | str], ...] = (
+    # Keepalive must stay inside what meshcore servers enforce (meshcore.server: pings no more
+    # often than every 10 s, at most 2 strikes, then GOAWAY): 30 s is three times slower, so a
+    # client can never be cut off for pinging, yet a dead peer behind a silent network (no RST)
+    # is noticed within 30 s + 10 s instead of when TCP gives up, minutes later.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    # Ping only while calls are in flight: an idle channel has nothing to protect, and idle
+    # pings from every client of every replica are load Envoy sidecars and servers may refuse
+    # (gRPC's default server enforcement counts them as strikes).
+    ("grpc.keepalive_permit_without_calls", 0),
+    # A replica that went away is retried at 0.5 s growing to at most 5 s (gRPC's default cap
+    # is 120 s): a restarted replica must rejoin within a few health-check intervals.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+    # Replies (history pages, analytics) can exceed gRPC's 4 MiB default; servers send <= 16.
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+)
+
+Serializer = Callable[[Any], bytes]
+Deserializer = Callable[[bytes], Any]
+
+
+class Connection:
+    """A channel and the method callables made on it (made once, reused by every call)."""
+
+    __slots__ = ("address", "channel", "rpcs")
+
+    def __init__(self, address: str, channel: grpc.aio.Channel) -> None:
+        self.address = address
+        self.channel = channel
+        self.rpcs: dict[str, Any] = {}
+
+    def unary_unary(
+        self, path: str, serializer: Serializer, deserializer: Deserializer
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
+        rpc = self.rpcs.get(path)
+        if rpc is None:
+            rpc = self.rpcs[path] = self.channel.unary_unary(
+                path, request_serializer=serializer, response_deserializer=deserializer
+            )
+        return rpc  # type: ignore[no-any-return,unused-ignore]
+
+    def stream_unary(
+        self, path: str, serializer: Serializer, deserializer: Deserializer
+    ) -> grpc.aio.StreamUnaryMultiCallable[Any, Any]:
+        key = "stream:" + path
+        rpc = self.rpcs.get(key)
+        if rpc is None:
+            rpc = self.rpcs[key] = self.channel.stream_unary(
+                path, request_serializer=serializer, response_deserializer=deserializer
+            )
+        return rpc  # type: ignore[no-any-return,unused-ignore]
+
+
+class ChannelPool:
+    """Channels keyed by ``host:port``; TLS when ``credentials`` are given."""
+
+    def __init__(
+        self,
+        *,
+        options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._options = list(options)
+        self._interceptors = list(interceptors)
+        self._credentials = credentials
+        self._connections: dict[str, Connection] = {}
+        self._closed = False
+
+    def connection(self, address: str) -> Connection:
+        found = self._connections.get(address)
+        if found is not None:
+            return found
+        if self._closed:
+            raise RuntimeError("the client manager is closed")
+        interceptors = self._interceptors or None
+        if self._credentials is None:
+            channel = grpc.aio.insecure_channel(
+                address, options=self._options, interceptors=interceptors
+            )
+        else:
+            channel = grpc.aio.secure_channel(
+                address, self._credentials, options=self._options, interceptors=interceptors
+            )
+        connection = self._connections[address] = Connection(address, channel)
+        return connection
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        return self.connection(address).channel
+
+    def addresses(self) -> list[str]:
+        return list(self._connections)
+
+    async def discard(self, address: str, grace: float | None = 5.0) -> None:
+        """Close one endpoint's channel (its replica left), letting calls finish for ``grace``."""
+        connection = self._connections.pop(address, None)
+        if connection is not None:
+            await connection.channel.close(grace)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Close every channel; later ``connection`` calls raise."""
+        self._closed = True
+        connections = list(self._connections.values())
+        self._connections.clear()
+        results = await asyncio.gather(
+            *(c.channel.close(grace) for c in connections), return_exceptions=True
+        )
+        for connection, result in zip(connections, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("closing channel to %s failed: %r", connection.address, result)

@@ -1,0 +1,108 @@
+"""Real grpc.aio replicas for the client-side integration tests.
+
+Each ``Replica`` is a tiny in-process server on 127.0.0.1 with ``grpc.health.v1`` and a generic
+echo service, which can be stopped and restarted on the same port mid-test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+SERVICE = "test.v1.Echo"
+ECHO = f"/{SERVICE}/Echo"
+CREATE = f"/{SERVICE}/Create"
+SLOW = f"/{SERVICE}/Slow"
+
+
+def identity(data: bytes) -> bytes:
+    return data
+
+
+@dataclass
+class Replica:
+    """One echo server; ``calls`` counts what reached it, ``fail_with`` makes it fail."""
+
+    name: str
+    port: int = 0
+    calls: int = 0
+    seen_metadata: list[dict[str, str]] = field(default_factory=list)
+    seen_timeouts: list[float | None] = field(default_factory=list)
+    fail_with: grpc.StatusCode | None = None
+    delay: float = 0.0
+    _server: grpc.aio.Server | None = None
+    health: health.aio.HealthServicer | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def _handle(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.calls += 1
+        self.seen_metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
+        self.seen_timeouts.append(context.time_remaining())
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_with is not None:
+            await context.abort(self.fail_with, f"{self.name} fails")
+        return self.name.encode() + b":" + request
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._handle, request_deserializer=identity, response_serializer=identity
+        )
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    SERVICE, {"Echo": handler, "Create": handler, "Slow": handler}
+                )
+            ]
+        )
+        self.health = health.aio.HealthServicer()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        await server.start()
+        self._server = server
+
+    async def stop(self, grace: float | None = 0.2) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+
+@pytest.fixture
+async def replicas() -> AsyncIterator[list[Replica]]:
+    pair = [Replica("r1"), Replica("r2")]
+    for replica in pair:
+        await replica.start()
+    try:
+        yield pair
+    finally:
+        for replica in pair:
+            await replica.stop(None)
+
+
+FAST_RECONNECT = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 200),
+    ("grpc.keepalive_permit_without_calls", 0),
+)
+
+
+@pytest.fixture
+def fast_reconnect() -> tuple[tuple[str, int], ...]:
+    """Channel options that let a restarted replica be reached again within 0.2 s."""
+    return FAST_RECONNECT
