@@ -1,0 +1,103 @@
+"""The Redis limiter against the real Redis: two server replicas share one limit."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import grpc
+import grpc.aio
+import pytest
+import redis.asyncio
+from meshcore.interceptors import RateLimitInterceptor
+from meshcore.interceptors.limiters import RedisRateLimiter
+from meshcore.testing import FakeClock
+from prometheus_client import CollectorRegistry
+
+pytestmark = pytest.mark.redis
+
+
+def _identity(value: bytes) -> bytes:
+    return value
+
+
+async def _replica(stack: AsyncExitStack, limiter: Any, **options: Any) -> Any:
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    interceptor = RateLimitInterceptor(
+        limiter=limiter,
+        key_generator=lambda call: "shared-caller",
+        registry=options.pop("registry", CollectorRegistry()),
+        **options,
+    )
+    server = grpc.aio.server(interceptors=[interceptor])
+    handler = grpc.unary_unary_rpc_method_handler(
+        echo, request_deserializer=_identity, response_serializer=_identity
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.E", {"C": handler}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    stack.push_async_callback(server.stop, None)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stack.push_async_callback(channel.close)
+    return channel.unary_unary("/t.E/C")
+
+
+async def _outcome(call: Any) -> str:
+    try:
+        await call(b"x")
+    except grpc.aio.AioRpcError as error:
+        return error.code().name
+    return "OK"
+
+
+async def test_two_replicas_share_one_limit(redis_url: str) -> None:
+    """Calls alternating between two replicas are limited as one budget of 5 per window."""
+    clock = FakeClock()
+    async with AsyncExitStack() as stack:
+        clients = []
+        for _ in range(2):
+            connection = redis.asyncio.Redis.from_url(redis_url)
+            stack.push_async_callback(connection.aclose)
+            limiter = RedisRateLimiter(connection, 60_000, 5, clock=clock)
+            clients.append(await _replica(stack, limiter))
+        outcomes = [await _outcome(clients[i % 2]) for i in range(8)]
+        assert outcomes == ["OK"] * 5 + ["RESOURCE_EXHAUSTED"] * 3
+        clock.advance(120)  # two windows later the budget is whole again
+        assert await _outcome(clients[0]) == "OK"
+
+
+async def test_redis_decisions_match_the_in_process_limiter(redis_url: str) -> None:
+    """The Lua script and the Python sliding window agree call by call."""
+    from meshcore.interceptors.limiters import InProcessRateLimiter
+
+    clock = FakeClock(start=0.0, wall_start=1_700_000_000.0)
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        remote = RedisRateLimiter(connection, 1_000, 4, clock=clock)
+        local = InProcessRateLimiter(1_000, 4, clock=clock)
+        for step in [0.0, 0.1, 0.1, 0.1, 0.1, 0.4, 0.3, 0.2, 0.5, 0.1, 1.2, 0.0]:
+            clock.advance(step)
+            mine, theirs = await local.hit("k"), await remote.hit("k")
+            assert mine.allowed == theirs.allowed
+            if not mine.allowed:
+                assert theirs.retry_after == pytest.approx(mine.retry_after, abs=0.002)
+    finally:
+        await connection.aclose()
+
+
+@pytest.mark.parametrize(("fail_mode", "expected"), [("open", "OK"), ("closed", "UNAVAILABLE")])
+async def test_unreachable_redis_follows_the_fail_mode(fail_mode: str, expected: str) -> None:
+    """Nothing listening on the Redis port: the configured fail mode decides, and it is counted."""
+    registry = CollectorRegistry()
+    limiter = RedisRateLimiter.from_url("redis://127.0.0.1:1/0", 60_000, 5)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(limiter.close)
+        call = await _replica(stack, limiter, fail_mode=fail_mode, registry=registry)
+        assert await _outcome(call) == expected
+    outcome = "allowed" if fail_mode == "open" else "refused"
+    count = registry.get_sample_value(
+        "meshcore_rate_limit_backend_errors_total", {"outcome": outcome}
+    )
+    assert count == 1.0
