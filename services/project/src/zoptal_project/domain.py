@@ -1,0 +1,77 @@
+"""The values Project's service layer returns (no I/O, no protobuf), and time helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from meshcore.clock import Clock
+
+from zoptal_project.access import Role
+from zoptal_project.models import MemberRow, ProjectRow
+
+__all__ = ["Member", "Page", "Project", "as_utc", "utc_now"]
+
+T = TypeVar("T")
+
+
+def utc_now(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock.time(), tz=UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; every stored time is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    name: str
+    description: str
+    owner_id: str
+    version: int
+    member_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: ProjectRow) -> Project:
+        return cls(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            owner_id=row.owner_id,
+            version=row.version,
+            member_count=row.member_count,
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.updated_at),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    project_id: str
+    user_id: str
+    role: Role
+    joined_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: MemberRow) -> Member:
+        return cls(
+            project_id=row.project_id,
+            user_id=row.user_id,
+            role=Role(row.role),
+            joined_at=as_utc(row.joined_at),
+            updated_at=as_utc(row.updated_at),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    total_count: int
+    page: int
+    limit: int

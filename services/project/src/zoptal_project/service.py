@@ -1,0 +1,386 @@
+"""Project's domain logic: creating, reading, updating and deleting projects.
+
+CreateProject orders its steps so that a project is visible only once Billing counted it, and a
+usage Billing counted for a project that never became visible is always cancelled (see
+docs/adr/0005-project-creation-ordering.md):
+
+1. Billing.CheckSubscriptionLimits: fail fast (RESOURCE_EXHAUSTED, or UNAVAILABLE with nothing
+   written when Billing is down);
+2. commit the project in state ``creating`` (invisible, but holding its name and request id);
+3. Billing.RecordUsage(+1, key = project id, enforce_limit): the exact, atomic limit check;
+4. commit ``active`` together with the owner's member seat in the usage outbox.
+
+If step 3 is refused, the row is deleted. If its outcome is unknown (Billing unreachable, timed
+out), the row is deleted and a compensation is queued in the same transaction. If Project dies
+between 2 and 4, the outbox dispatcher's sweeper does the same later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy.exc
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.context import Principal
+from meshcore.db import Database
+from meshcore.errors import (
+    Aborted,
+    AlreadyExists,
+    InvalidArgument,
+    MeshError,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+
+from zoptal_project.access import (
+    Action,
+    Role,
+    ensure_allowed,
+    is_admin,
+    may_read_any,
+    role_allows,
+)
+from zoptal_project.domain import Page, Project, utc_now
+from zoptal_project.models import MemberRow, ProjectRow
+from zoptal_project.ports import AnalyticsGateway, BilledMetric, BillingGateway
+from zoptal_project.repository import ACTIVE, CREATING, ProjectRepository
+from zoptal_project.usage_outbox import compensation, queued_usage, seat_key
+from zoptal_project.validation import name_key
+
+__all__ = ["CREATE_PERMISSION", "ProjectService"]
+
+logger = logging.getLogger(__name__)
+
+CREATE_PERMISSION = "project:create"
+OWNER_SEAT = "owner"
+"""The seat id of a project's owner (members get a random one)."""
+
+
+class ProjectService:
+    def __init__(
+        self,
+        database: Database,
+        billing: BillingGateway,
+        analytics: AnalyticsGateway,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_usage_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = database
+        self._billing = billing
+        self._analytics = analytics
+        self._clock = clock
+        self._on_usage_queued = on_usage_queued
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- create ---------------------------------------------------------------------------------
+
+    async def create_project(
+        self,
+        principal: Principal,
+        *,
+        name: str,
+        description: str,
+        owner_id: str | None,
+        request_id: str | None,
+    ) -> Project:
+        owner = self._owner_for(principal, owner_id)
+        if request_id is not None:
+            replay = await self._replay(owner, request_id, name)
+            if replay is not None:
+                return replay
+        check = await self._billing.check_limit(owner, BilledMetric.PROJECTS, 1)
+        if not check.allowed:
+            raise ResourceExhausted(
+                f"project limit reached: plan {check.plan_id!r} allows {check.limit} projects "
+                f"and {check.used} exist"
+            )
+        project_id = str(uuid.uuid4())
+        now = utc_now(self._clock)
+        try:
+            async with self._db.session() as session:
+                await ProjectRepository(session).add_project(
+                    {
+                        "id": project_id,
+                        "owner_id": owner,
+                        "name": name,
+                        "name_key": name_key(name),
+                        "description": description,
+                        "state": CREATING,
+                        "version": 1,
+                        "member_count": 1,
+                        "request_id": request_id,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                    {
+                        "project_id": project_id,
+                        "user_id": owner,
+                        "role": Role.OWNER.value,
+                        "state": ACTIVE,
+                        "seat_id": OWNER_SEAT,
+                        "joined_at": now,
+                        "updated_at": now,
+                    },
+                )
+        except sqlalchemy.exc.IntegrityError:
+            return await self._on_insert_conflict(owner, request_id, name)
+        await self._charge_project(owner, project_id)
+        async with self._db.session() as session:
+            repository = ProjectRepository(session)
+            if not await repository.activate_project(project_id, utc_now(self._clock)):
+                raise Aborted("the create was abandoned before it completed; retry it")
+            # The owner's seat counts towards the members-per-project limit; it is queued
+            # rather than called so that creating a project costs one Billing write, not two.
+            await repository.enqueue_usage(
+                [
+                    queued_usage(
+                        now,
+                        owner,
+                        BilledMetric.MEMBERS_PER_PROJECT,
+                        1,
+                        seat_key(project_id, OWNER_SEAT),
+                        project_id,
+                    )
+                ]
+            )
+            row = await repository.project(project_id)
+            assert row is not None
+            project = Project.of(row)
+        self._usage_queued()
+        self._track("project.created", owner, {"project_id": project_id})
+        return project
+
+    async def _charge_project(self, owner: str, project_id: str) -> None:
+        """RecordUsage for the new project; on failure leave nothing visible behind."""
+        try:
+            await self._billing.record_usage(
+                owner,
+                BilledMetric.PROJECTS,
+                1,
+                idempotency_key=project_id,
+                enforce_limit=True,
+            )
+        except ResourceExhausted as refused:
+            # Definitive: Billing recorded nothing, so the row just goes.
+            await self._discard_creating(project_id, owner, compensate=False)
+            raise ResourceExhausted(f"project limit reached: {refused.message}") from refused
+        except BaseException as exc:
+            # Unknown outcome: Billing may have counted it. Delete the row and cancel the usage.
+            await self._discard_creating(project_id, owner, compensate=True)
+            if isinstance(exc, MeshError) and not isinstance(exc, Unavailable):
+                logger.error("Billing refused RecordUsage for %s: %s", project_id, exc)
+            if isinstance(exc, Exception):
+                raise Unavailable(
+                    "billing is unavailable; the project was not created", retry_after=1.0
+                ) from exc
+            raise
+
+    async def _discard_creating(self, project_id: str, owner: str, *, compensate: bool) -> None:
+        now = utc_now(self._clock)
+        try:
+            async with self._db.session() as session:
+                repository = ProjectRepository(session)
+                if await repository.delete_project(project_id, state=CREATING) and compensate:
+                    await repository.enqueue_usage(
+                        compensation(now, owner, BilledMetric.PROJECTS, 1, project_id)
+                    )
+        except Exception:
+            # The database is away too: the row stays ``creating`` (invisible) and the
+            # sweeper deletes and compensates it later.
+            logger.warning("could not discard project %s now; the sweeper will", project_id)
+            return
+        if compensate:
+            self._usage_queued()
+
+    async def _replay(self, owner: str, request_id: str, name: str) -> Project | None:
+        async with self._db.session() as session:
+            row = await ProjectRepository(session).project_by_request_id(owner, request_id)
+        if row is None:
+            return None
+        if row.name_key != name_key(name):
+            raise AlreadyExists(
+                f"request_id {request_id!r} was already used to create another project"
+            )
+        if row.state != ACTIVE:
+            raise Aborted(f"a create with request_id {request_id!r} is still in progress")
+        return Project.of(row)
+
+    async def _on_insert_conflict(self, owner: str, request_id: str | None, name: str) -> Project:
+        if request_id is not None:
+            replay = await self._replay(owner, request_id, name)
+            if replay is not None:
+                return replay  # a concurrent retry of this very request won the race
+        raise AlreadyExists(f"you already have a project named {name!r}")
+
+    def _owner_for(self, principal: Principal, owner_id: str | None) -> str:
+        principal.require_permission(CREATE_PERMISSION)
+        if not owner_id or owner_id == principal.subject:
+            if principal.is_service:
+                raise InvalidArgument("owner_id", "is required when a service creates a project")
+            return principal.subject
+        if principal.is_service or is_admin(principal):
+            return owner_id
+        raise PermissionDenied("only admins and services may create projects for another user")
+
+    # -- read -----------------------------------------------------------------------------------
+
+    async def get_project(
+        self, principal: Principal, project_id: str
+    ) -> tuple[Project, Role | None]:
+        async with self._db.session() as session:
+            repository = ProjectRepository(session)
+            row = await repository.project(project_id)
+            role = await self._role(repository, project_id, principal.subject)
+        if row is None:
+            raise NotFound("project", project_id)
+        ensure_allowed(principal, project_id, role, Action.READ)
+        return Project.of(row), role
+
+    async def list_user_projects(
+        self, principal: Principal, user_id: str | None, page: int, limit: int
+    ) -> Page[tuple[Project, Role]]:
+        user = user_id or principal.subject
+        if user_id and user_id != principal.subject and not may_read_any(principal):
+            raise PermissionDenied("you may list only your own projects")
+        if principal.is_service and not user_id:
+            raise InvalidArgument("user_id", "is required when a service lists projects")
+        async with self._db.session() as session:
+            rows, total = await ProjectRepository(session).user_projects(
+                user, offset=(page - 1) * limit, limit=limit
+            )
+        items = [(Project.of(row), Role(role)) for row, role in rows]
+        return Page(items=items, total_count=total, page=page, limit=limit)
+
+    async def check_access(
+        self, principal: Principal, user_id: str, project_id: str, action: Action
+    ) -> tuple[bool, Role | None]:
+        privileged = may_read_any(principal)
+        if not privileged and user_id != principal.subject:
+            raise PermissionDenied("you may check only your own access")
+        async with self._db.session() as session:
+            repository = ProjectRepository(session)
+            exists = await repository.project(project_id) is not None
+            role = await self._role(repository, project_id, user_id)
+        # A user asking about a project they are not in learns nothing: it is NOT_FOUND.
+        if not exists or (role is None and not privileged):
+            raise NotFound("project", project_id)
+        return role_allows(role, action), role
+
+    # -- update and delete ----------------------------------------------------------------------
+
+    async def update_project(
+        self,
+        principal: Principal,
+        project_id: str,
+        version: int,
+        *,
+        name: str | None,
+        description: str | None,
+    ) -> Project:
+        values: dict[str, object] = {"updated_at": utc_now(self._clock)}
+        if name is not None:
+            values.update(name=name, name_key=name_key(name))
+        if description is not None:
+            values["description"] = description
+        try:
+            async with self._db.session() as session:
+                repository = ProjectRepository(session)
+                row = await repository.project(project_id)
+                if row is None:
+                    raise NotFound("project", project_id)
+                role = await self._role(repository, project_id, principal.subject)
+                ensure_allowed(principal, project_id, role, Action.UPDATE)
+                if not await repository.update_project(project_id, version, values):
+                    raise Aborted(
+                        f"project {project_id!r} changed since version {version}; re-read it"
+                    )
+                updated = await repository.project(project_id)
+                assert updated is not None
+                return Project.of(updated)
+        except sqlalchemy.exc.IntegrityError:
+            raise AlreadyExists(f"you already have a project named {name!r}") from None
+
+    async def delete_project(self, principal: Principal, project_id: str, version: int) -> None:
+        """Delete the project and queue the release of its usage (project and member seats)."""
+        now = utc_now(self._clock)
+        async with self._db.session() as session:
+            repository = ProjectRepository(session)
+            row = await repository.project(project_id, for_update=True)
+            if row is None:
+                raise NotFound("project", project_id)
+            role = await self._role(repository, project_id, principal.subject)
+            ensure_allowed(principal, project_id, role, Action.DELETE)
+            if version and row.version != version:
+                raise Aborted(f"project {project_id!r} changed since version {version}")
+            releases = _release_rows(now, row, await repository.pending_members(project_id))
+            await repository.delete_project(project_id, state=ACTIVE)
+            await repository.enqueue_usage(releases)
+        self._usage_queued()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _role(repository: ProjectRepository, project_id: str, user_id: str) -> Role | None:
+        role = await repository.active_role(project_id, user_id)
+        return Role(role) if role is not None else None
+
+    def _usage_queued(self) -> None:
+        if self._on_usage_queued is not None:
+            self._on_usage_queued()
+
+    def _track(self, name: str, user_id: str, properties: dict[str, str]) -> None:
+        """Send an analytics event off the critical path: its failure never fails the RPC."""
+
+        async def send() -> None:
+            try:
+                await self._analytics.track_event(user_id, name, properties)
+            except Exception as exc:
+                logger.warning("analytics event %s not tracked: %s", name, exc)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._background.add(task)  # keep a strong reference until it finishes
+        task.add_done_callback(self._background.discard)
+
+    async def drain_background(self) -> None:
+        """Wait for in-flight analytics events (on shutdown, and in tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _release_rows(
+    now: datetime, row: ProjectRow, pending: Sequence[MemberRow]
+) -> list[dict[str, Any]]:
+    """Outbox rows that give back everything a deleted project holds in Billing.
+
+    The project itself, every active seat (the owner's included: ``member_count``), and a
+    compensation for each member add still waiting for Billing's answer.
+    """
+    releases = [
+        queued_usage(now, row.owner_id, BilledMetric.PROJECTS, -1, f"{row.id}:release"),
+        queued_usage(
+            now,
+            row.owner_id,
+            BilledMetric.MEMBERS_PER_PROJECT,
+            -row.member_count,
+            f"{row.id}:seats:release",
+            row.id,
+        ),
+    ]
+    for member in pending:
+        releases += compensation(
+            now,
+            row.owner_id,
+            BilledMetric.MEMBERS_PER_PROJECT,
+            1,
+            seat_key(row.id, member.seat_id),
+            row.id,
+        )
+    return releases

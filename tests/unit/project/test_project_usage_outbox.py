@@ -1,0 +1,120 @@
+"""The usage outbox: ordered delivery, backoff while Billing is down, the stale sweeper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from meshcore.db import Database
+from meshcore.testing import FakeClock
+from sqlalchemy import func, select
+from zoptal_project.models import ProjectRow, UsageOutboxRow
+from zoptal_project.ports import BilledMetric
+from zoptal_project.repository import ProjectRepository
+from zoptal_project.usage_outbox import UsageOutboxDispatcher, compensation, queued_usage
+
+from tests.unit.project.project_fakes import FakeBilling
+
+
+def now(clock: FakeClock) -> datetime:
+    return datetime.fromtimestamp(clock.time(), tz=UTC)
+
+
+async def enqueue(database: Database, rows: list[dict[str, object]]) -> None:
+    async with database.session() as session:
+        await ProjectRepository(session).enqueue_usage(rows)
+
+
+async def queued(database: Database) -> int:
+    async with database.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(UsageOutboxRow)) or 0)
+
+
+async def test_compensation_cancels_a_usage_that_was_never_recorded(
+    project_db: Database, billing: FakeBilling, outbox: UsageOutboxDispatcher, clock: FakeClock
+) -> None:
+    """Replay-then-release nets zero when Billing never saw the original call."""
+    await enqueue(project_db, compensation(now(clock), "ada", BilledMetric.PROJECTS, 1, "p-1"))
+    assert await outbox.deliver_due() == 2
+    assert billing.used("ada", BilledMetric.PROJECTS) == 0
+    assert ("ada", "p-1:release") in billing.records
+
+
+async def test_billing_down_keeps_rows_and_backs_off(
+    project_db: Database, billing: FakeBilling, outbox: UsageOutboxDispatcher, clock: FakeClock
+) -> None:
+    """Failed deliveries stay queued, in order, and are retried only after the backoff."""
+    billing.totals[("ada", BilledMetric.PROJECTS, "")] = 2
+    await enqueue(
+        project_db,
+        [
+            queued_usage(now(clock), "ada", BilledMetric.PROJECTS, -1, "a:release"),
+            queued_usage(now(clock), "ada", BilledMetric.PROJECTS, -1, "b:release"),
+        ],
+    )
+    billing.down = True
+    assert await outbox.deliver_due() == 0
+    billing.down = False
+    assert await outbox.deliver_due() == 0  # still backing off
+    clock.advance(outbox.backoff(1))
+    assert await outbox.deliver_due() == 2
+    assert billing.used("ada", BilledMetric.PROJECTS) == 0
+    assert await queued(project_db) == 0
+
+
+async def test_sweeper_compensates_a_create_abandoned_mid_way(
+    project_db: Database, billing: FakeBilling, clock: FakeClock
+) -> None:
+    """A row left 'creating' by a crash is deleted and its possible usage cancelled."""
+    outbox = UsageOutboxDispatcher(project_db, billing, clock=clock, stale_after=300)
+    created = now(clock)
+    async with project_db.session() as session:
+        await ProjectRepository(session).add_project(
+            {
+                "id": "p-crashed",
+                "owner_id": "ada",
+                "name": "Crashed",
+                "name_key": "crashed",
+                "description": "",
+                "state": "creating",
+                "version": 1,
+                "member_count": 1,
+                "request_id": None,
+                "created_at": created,
+                "updated_at": created,
+            },
+            {
+                "project_id": "p-crashed",
+                "user_id": "ada",
+                "role": "owner",
+                "state": "active",
+                "seat_id": "owner",
+                "joined_at": created,
+                "updated_at": created,
+            },
+        )
+    # Billing did count it before the crash.
+    await billing.record_usage("ada", BilledMetric.PROJECTS, 1, idempotency_key="p-crashed")
+    assert await outbox.sweep_stale() == 0  # too young: the create may still be running
+    clock.advance(301)
+    assert await outbox.sweep_stale() == 1
+    assert await outbox.deliver_due() == 2
+    assert billing.used("ada", BilledMetric.PROJECTS) == 0
+    async with project_db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(ProjectRow)) == 0
+
+
+async def test_permanently_refused_rows_do_not_block_the_queue(
+    project_db: Database, billing: FakeBilling, outbox: UsageOutboxDispatcher, clock: FakeClock
+) -> None:
+    """A release Billing can never accept is dropped; the rows behind it are delivered."""
+    billing.totals[("ada", BilledMetric.PROJECTS, "")] = 1
+    await enqueue(
+        project_db,
+        [
+            queued_usage(now(clock), "ada", BilledMetric.PROJECTS, -5, "too-much:release"),
+            queued_usage(now(clock), "ada", BilledMetric.PROJECTS, -1, "ok:release"),
+        ],
+    )
+    assert await outbox.deliver_due() == 1
+    assert billing.used("ada", BilledMetric.PROJECTS) == 0
+    assert await queued(project_db) == 0
