@@ -206,6 +206,9 @@ class TokenVerifier:
     async def verify(self, token: str, *, expected_type: str | None = None) -> VerifiedToken:
         if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise InvalidToken("malformed", "not a compact JWS")
+        header_segment, payload_segment, signature_segment = token.split(".")
+        if not header_segment or not payload_segment:
+            raise InvalidToken("malformed", "empty header or payload")
         try:
             header = self._jws.get_unverified_header(token)
         except jwt_errors.PyJWTError as error:
@@ -213,6 +216,8 @@ class TokenVerifier:
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self._algorithms:
             raise InvalidToken("algorithm_not_allowed", f"algorithm {algorithm!r} is not accepted")
+        if not signature_segment:
+            raise InvalidToken("malformed", "missing signature")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("malformed", "kid is not a string")

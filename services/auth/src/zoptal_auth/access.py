@@ -1,0 +1,48 @@
+"""Who may call what: the Auth service's authorization rules, in one place."""
+
+from __future__ import annotations
+
+from meshcore.context import Principal
+from meshcore.errors import PermissionDenied, Unauthenticated
+
+__all__ = [
+    "ADMIN_ROLE",
+    "is_admin",
+    "require_account_creator",
+    "require_caller",
+    "require_user_reader",
+]
+
+ADMIN_ROLE = "admin"
+USER_READ = "user:read"
+SERVICE_ACCOUNT_CREATE = "service_account:create"
+
+
+def require_caller(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise Unauthenticated("this call requires credentials")
+    return principal
+
+
+def is_admin(principal: Principal) -> bool:
+    return principal.kind == "user" and ADMIN_ROLE in principal.roles
+
+
+def require_user_reader(principal: Principal | None, user_id: str) -> None:
+    """The user themself, an admin, or a service holding ``user:read``."""
+    caller = require_caller(principal)
+    if caller.kind == "user" and caller.subject == user_id:
+        return
+    if is_admin(caller) or (caller.kind == "service" and USER_READ in caller.permissions):
+        return
+    raise PermissionDenied("only the user themself, an admin or a service with user:read")
+
+
+def require_account_creator(principal: Principal | None) -> Principal:
+    """An admin user, or a service holding ``service_account:create``."""
+    caller = require_caller(principal)
+    if is_admin(caller):
+        return caller
+    if caller.kind == "service" and SERVICE_ACCOUNT_CREATE in caller.permissions:
+        return caller
+    raise PermissionDenied("creating service accounts needs the admin role")

@@ -1,0 +1,188 @@
+"""Builds the Auth server: domain objects, servicer, interceptors, the JWKS HTTP endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.db import Database
+from meshcore.health import DependencyCheck
+from meshcore.http import HttpResponse, HttpServer, Route
+from meshcore.interceptors.chain import build_server_chain
+from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook
+from zoptal.auth.v1 import auth_pb2_grpc
+
+from zoptal_auth.health import HealthReporter
+from zoptal_auth.keys import KeyRing, load_key_ring
+from zoptal_auth.passwords import SecretHasher
+from zoptal_auth.revocation import RevocationList
+from zoptal_auth.service import AuthService
+from zoptal_auth.service_accounts import ServiceAccounts
+from zoptal_auth.servicer import AuthServicer
+from zoptal_auth.settings import AuthSettings
+from zoptal_auth.tokens import TokenIssuer
+from zoptal_auth.verification import AccessTokenVerifier
+
+__all__ = ["JWKS_PATH", "MIGRATIONS_DIR", "PUBLIC_METHODS", "SERVICE_NAME", "AuthApp", "build_app"]
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "zoptal.auth.v1.AuthService"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+JWKS_PATH = "/.well-known/jwks.json"
+# The RPCs that are how a caller gets credentials in the first place, or that anyone may ask.
+PUBLIC_METHODS = tuple(
+    f"/{SERVICE_NAME}/{method}"
+    for method in (
+        "RegisterUser",
+        "Login",
+        "RefreshToken",
+        "IssueServiceToken",
+        "GetJwks",
+        "ValidateToken",
+        "HealthCheck",
+    )
+)
+
+
+@dataclass
+class AuthApp:
+    """Everything a running Auth server is made of; ``server()`` or a test harness serves it."""
+
+    settings: AuthSettings
+    database: Database
+    keys: KeyRing
+    auth: AuthService
+    service_accounts: ServiceAccounts
+    revocations: RevocationList
+    registration: ServiceRegistration
+    interceptors: list[grpc.aio.ServerInterceptor]
+    dependency_checks: dict[str, DependencyCheck]
+    jwks_http: HttpServer
+    on_shutdown: list[ShutdownHook] = field(default_factory=list)
+
+    def server(self, clock: Clock = SYSTEM_CLOCK) -> MeshServer:
+        server = MeshServer(
+            self.settings,
+            [self.registration],
+            interceptors=self.interceptors,
+            dependency_checks=self.dependency_checks,
+            on_shutdown=self.on_shutdown,
+            clock=clock,
+        )
+        return server
+
+    async def serve(self) -> None:
+        """Serve gRPC and JWKS HTTP until SIGTERM/SIGINT, then shut down gracefully."""
+        if self.settings.auth_bootstrap_admin_email and self.settings.auth_bootstrap_admin_password:
+            await self.auth.ensure_admin(
+                self.settings.auth_bootstrap_admin_email,
+                self.settings.auth_bootstrap_admin_password.reveal(),
+            )
+            logger.info("bootstrap admin %s is present", self.settings.auth_bootstrap_admin_email)
+        port = await self.jwks_http.start()
+        logger.info("JWKS on http://%s:%d%s", self.settings.grpc_host, port, JWKS_PATH)
+        await self.server().serve()
+
+
+async def build_app(
+    settings: AuthSettings,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+) -> AuthApp:
+    """Wire the service. Opens no connection: the database is reached on first use."""
+    keys = await asyncio.to_thread(load_key_ring, settings)
+    database = Database(settings.database_url, application_name="zoptal-auth")
+    # Building the hasher hashes a dummy secret (tens of ms): keep it off the event loop.
+    hasher = await asyncio.to_thread(
+        SecretHasher,
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+    verifier = AccessTokenVerifier(
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        jwt_secret=settings.jwt_secret.reveal() if settings.jwt_secret else None,
+        service_token_secret=settings.service_token_secret.reveal(),
+        leeway=settings.jwt_leeway_seconds,
+        clock=clock,
+    )
+    issuer = TokenIssuer(
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=settings.access_token_ttl_seconds,
+        service_ttl=settings.service_token_ttl_seconds,
+        clock=clock,
+    )
+    revocations = RevocationList(
+        database, clock=clock, sync_interval=settings.revocation_sync_seconds
+    )
+    auth = AuthService(
+        database=database,
+        hasher=hasher,
+        issuer=issuer,
+        verifier=verifier,
+        revocations=revocations,
+        refresh_ttl=settings.refresh_token_ttl_seconds,
+        access_ttl=settings.access_token_ttl_seconds,
+        clock=clock,
+    )
+    service_accounts = ServiceAccounts(database=database, hasher=hasher, issuer=issuer, clock=clock)
+    health = HealthReporter(database, keys, verifier, clock)
+    servicer = AuthServicer(
+        auth=auth, service_accounts=service_accounts, keys=keys, health=health, clock=clock
+    )
+    jwks_http = HttpServer(
+        settings.grpc_host, settings.auth_http_port, {JWKS_PATH: _jwks_route(keys)}
+    )
+    return AuthApp(
+        settings=settings,
+        database=database,
+        keys=keys,
+        auth=auth,
+        service_accounts=service_accounts,
+        revocations=revocations,
+        registration=ServiceRegistration(
+            servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME
+        ),
+        interceptors=interceptors
+        if interceptors is not None
+        else server_interceptors(settings, keys, clock),
+        dependency_checks={"database": database.ping, "signing_key": health.check_signing_key},
+        jwks_http=jwks_http,
+        # Hooks run in reverse: stop HTTP, finish a revocation poll, then close the database.
+        on_shutdown=[database.dispose, revocations.close, jwks_http.stop],
+    )
+
+
+def server_interceptors(
+    settings: AuthSettings, keys: KeyRing, clock: Clock = SYSTEM_CLOCK
+) -> list[grpc.aio.ServerInterceptor]:
+    """The production chain; its AuthInterceptor trusts this service's own keys directly
+    (no HTTP round trip to ourselves for the JWKS)."""
+    return build_server_chain(
+        settings,
+        key_source=keys.verification_keys(),
+        excluded_methods=PUBLIC_METHODS,
+        clock=clock,
+    )
+
+
+def _jwks_route(keys: KeyRing) -> Route:
+    body = keys.jwks_json.encode()
+
+    def jwks() -> HttpResponse:
+        # Verifiers cache keys; five minutes keeps a rotation visible soon enough.
+        return HttpResponse(
+            200, body, "application/json", headers={"Cache-Control": "public, max-age=300"}
+        )
+
+    return jwks

@@ -1,0 +1,99 @@
+"""The Auth server over a real gRPC channel, on SQLite and on the real PostgreSQL.
+
+Every test that takes ``auth`` runs twice: once against a SQLite file and once against a fresh
+PostgreSQL database (the ``postgres_url`` fixture of tests/conftest.py). The server runs the
+production interceptor chain, migrations are applied with Alembic, and the JWKS HTTP endpoint
+listens on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from meshcore.migrations import upgrade_database
+from meshcore.settings import Secret
+from meshcore.testing import serve_in_process
+from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
+from zoptal_auth.app import MIGRATIONS_DIR, AuthApp, build_app
+from zoptal_auth.settings import AuthSettings
+
+ADMIN_EMAIL = "root@example.com"
+ADMIN_PASSWORD = "admin passphrase for tests"
+PASSWORD = "violet tractor harbour"
+CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
+
+
+@dataclass
+class AuthUnderTest:
+    app: AuthApp
+    stub: Any  # auth_pb2_grpc.AuthServiceStub on an aio channel
+    channel: grpc.aio.Channel
+    jwks_url: str
+    admin_token: str
+
+    @staticmethod
+    def bearer(token: str) -> Sequence[tuple[str, str]]:
+        return (("authorization", f"Bearer {token}"),)
+
+    async def register_and_login(
+        self, email: str = "alice@example.com", password: str = PASSWORD
+    ) -> auth_pb2.LoginResponse:
+        await self.stub.RegisterUser(auth_pb2.RegisterUserRequest(email=email, password=password))
+        return await self.stub.Login(auth_pb2.LoginRequest(email=email, password=password))
+
+
+def auth_settings(data_dir: Path, database_url: str, **overrides: Any) -> AuthSettings:
+    return AuthSettings(
+        data_dir=data_dir,
+        database_url=database_url,
+        auth_http_port=0,
+        metrics_port=0,
+        auth_bootstrap_admin_email=ADMIN_EMAIL,
+        auth_bootstrap_admin_password=Secret(ADMIN_PASSWORD),
+        **{**CHEAP_ARGON2, **overrides},
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_auth(
+    settings: AuthSettings, interceptors: list[grpc.aio.ServerInterceptor] | None = None
+) -> AsyncIterator[AuthUnderTest]:
+    await upgrade_database(settings.database_url, MIGRATIONS_DIR)
+    app = await build_app(settings, interceptors=interceptors)
+    await app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    port = await app.jwks_http.start()
+    async with serve_in_process(
+        [app.registration],
+        settings=settings,
+        interceptors=app.interceptors,
+        dependency_checks=app.dependency_checks,
+        on_shutdown=app.on_shutdown,
+    ) as server:
+        stub = auth_pb2_grpc.AuthServiceStub(server.channel)
+        admin = await stub.Login(auth_pb2.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD))
+        yield AuthUnderTest(
+            app=app,
+            stub=stub,
+            channel=server.channel,
+            jwks_url=f"http://127.0.0.1:{port}/.well-known/jwks.json",
+            admin_token=admin.access_token,
+        )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+
+
+@pytest.fixture
+async def auth(tmp_path: Path, database_url: str) -> AsyncIterator[AuthUnderTest]:
+    async with running_auth(auth_settings(tmp_path, database_url)) as running:
+        yield running
