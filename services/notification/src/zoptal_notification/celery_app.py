@@ -24,8 +24,9 @@ def create_celery_app(settings: NotificationSettings) -> Celery:
     if broker.startswith(_SQLITE_BROKER_PREFIX):
         # kombu creates the database file, not its folder.
         Path(broker.removeprefix(_SQLITE_BROKER_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
-        # The SQLAlchemy transport polls; half a second keeps embedded deliveries snappy.
-        transport_options["polling_interval"] = 0.5
+        # These options go to SQLAlchemy's create_engine: the server's publisher and the worker
+        # share the file, so wait for each other's write locks instead of failing at once.
+        transport_options["connect_args"] = {"timeout": 15.0}
     elif broker.startswith(("redis://", "rediss://")):
         transport_options["visibility_timeout"] = settings.celery_visibility_timeout_seconds
         transport_options["socket_connect_timeout"] = 3.0

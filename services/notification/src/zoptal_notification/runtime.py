@@ -14,6 +14,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from meshcore.db import Database
+from meshcore.observability.tracing import global_tracer_provider, shutdown_tracing
 
 from zoptal_notification.delivery import DeliveryPolicy, DeliveryService
 from zoptal_notification.providers import Provider, build_providers
@@ -30,6 +31,8 @@ class WorkerRuntime:
     """Tasks are synchronous in Celery; each one runs its async work on this process's loop."""
 
     def __init__(self, settings: NotificationSettings) -> None:
+        # The exporter's batching thread must belong to this process, not a forked parent.
+        self.tracer_provider = global_tracer_provider("notification-worker")
         self.loop = asyncio.new_event_loop()
         self.database = Database(
             settings.database_url,
@@ -63,6 +66,7 @@ class WorkerRuntime:
             self.run(release())
         finally:
             self.loop.close()
+            shutdown_tracing()  # flush the spans still buffered in this process
 
 
 _runtime: WorkerRuntime | None = None

@@ -6,6 +6,7 @@ import logging
 
 from celery import Celery, Task  # type: ignore[import-untyped]
 from meshcore.errors import Unavailable
+from opentelemetry import trace
 
 from zoptal_notification.dispatch import DELIVER_TASK_NAME
 from zoptal_notification.runtime import current_runtime
@@ -13,6 +14,8 @@ from zoptal_notification.runtime import current_runtime
 __all__ = ["deliver_notification", "register_tasks"]
 
 logger = logging.getLogger(__name__)
+# A no-op tracer unless the worker process configured tracing (OTEL_* set).
+_tracer = trace.get_tracer("zoptal_notification.worker")
 
 DATABASE_RETRY_SECONDS = 5.0
 
@@ -20,7 +23,10 @@ DATABASE_RETRY_SECONDS = 5.0
 def deliver_notification(task: Task, notification_id: str) -> str:
     runtime = current_runtime()
     try:
-        outcome = runtime.run(runtime.delivery.deliver(notification_id))
+        with _tracer.start_as_current_span(
+            "notification.deliver", attributes={"notification.id": notification_id}
+        ):
+            outcome = runtime.run(runtime.delivery.deliver(notification_id))
     except Unavailable as exc:
         # The database is away: nothing was recorded, so the same message simply waits.
         logger.warning("database unavailable delivering %s; retrying", notification_id)

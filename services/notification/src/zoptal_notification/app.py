@@ -1,0 +1,87 @@
+"""Builds the Notification server: database, Celery publisher, service, outbox relay, gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.db import Database
+from meshcore.server import MeshServer, ServiceRegistration
+from zoptal.notification.v1 import notification_pb2_grpc
+
+from zoptal_notification.celery_app import create_celery_app
+from zoptal_notification.dispatch import CeleryDispatcher, OutboxRelay
+from zoptal_notification.service import NotificationService
+from zoptal_notification.servicer import NotificationServicer
+from zoptal_notification.settings import NotificationSettings
+
+__all__ = ["MIGRATIONS_DIR", "SERVICE_NAME", "NotificationApp"]
+
+SERVICE_NAME = "zoptal.notification.v1.NotificationService"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+logger = logging.getLogger(__name__)
+
+
+class NotificationApp:
+    """Everything the gRPC process owns. Constructing it opens no connection."""
+
+    def __init__(self, settings: NotificationSettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.settings = settings
+        self.database = Database(settings.database_url, application_name="notification")
+        self.celery = create_celery_app(settings)
+        self.dispatcher = CeleryDispatcher(self.celery, queue=settings.celery_queue)
+        self.service = NotificationService(
+            self.database,
+            self.dispatcher,
+            dispatch_grace=settings.outbox_dispatch_grace_seconds,
+            redispatch_after=settings.outbox_redispatch_after_seconds,
+            clock=clock,
+        )
+        self.relay = OutboxRelay(
+            self.database,
+            self.dispatcher,
+            redispatch_after=settings.outbox_redispatch_after_seconds,
+            interval=settings.outbox_relay_interval_seconds,
+            clock=clock,
+        )
+        self.registrations = [
+            ServiceRegistration(
+                NotificationServicer(self.service),
+                notification_pb2_grpc.add_NotificationServiceServicer_to_server,
+                SERVICE_NAME,
+            )
+        ]
+        self._relay_task: asyncio.Task[None] | None = None
+
+    def start_background(self) -> None:
+        """Start the outbox relay (call from the running event loop)."""
+        if self._relay_task is None:
+            self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+
+    async def close(self) -> None:
+        """Stop the relay, then release the publisher and the database pool."""
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+            self._relay_task = None
+        await asyncio.to_thread(self.dispatcher.close)
+        await asyncio.to_thread(self.celery.close)
+        await self.database.dispose()
+
+    def build_server(
+        self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
+    ) -> MeshServer:
+        return MeshServer(
+            self.settings,
+            self.registrations,
+            interceptors=interceptors,
+            dependency_checks={"database": self.database.ping},
+            on_shutdown=[self.close],
+        )
