@@ -37,9 +37,12 @@ RUN --mount=type=cache,target=/root/.cache/uv deploy/build_runtime_env.sh /opt/v
 
 
 FROM ${PYTHON_IMAGE} AS runtime
+# /var/lib/zoptal/keys is where compose mounts Auth's signing-key volume: created here, owned by
+# the runtime user, so a fresh named volume inherits that owner.
 RUN groupadd --gid 1000 zoptal \
     && useradd --uid 1000 --gid 1000 --home-dir /tmp --no-create-home \
-        --shell /usr/sbin/nologin zoptal
+        --shell /usr/sbin/nologin zoptal \
+    && install -d -o 1000 -g 1000 -m 0700 /var/lib/zoptal/keys
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \

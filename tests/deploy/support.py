@@ -110,8 +110,14 @@ def proto_rpcs(svc: str) -> dict[str, str]:
 
 
 CONVENTIONS = REPO / "docs" / "conventions.md"
-# Named by issue 7 for Notification and its worker, not (yet) in docs/conventions.md.
-NOTIFICATION_SETTINGS = {"SMTP_HOST", "SMTP_PORT", "CELERY_BROKER_URL"}
+# Service-specific variables the deployment sets beyond docs/conventions.md's shared list, with
+# the service whose settings object reads them (checked against its settings.py).
+SERVICE_SETTINGS: dict[str, str] = {
+    "SMTP_HOST": "notification",
+    "SMTP_PORT": "notification",
+    "CELERY_BROKER_URL": "notification",
+    "JWT_SIGNING_KEY_DIR": "auth",
+}
 
 
 @cache
@@ -132,7 +138,7 @@ def convention_env_names() -> tuple[frozenset[str], tuple[str, ...]]:
                 prefixes.append(token.rstrip("*"))
             else:
                 names.add(token)
-    return frozenset(names | NOTIFICATION_SETTINGS), tuple(prefixes)
+    return frozenset(names | set(SERVICE_SETTINGS)), tuple(prefixes)
 
 
 def is_convention_env(name: str) -> bool:

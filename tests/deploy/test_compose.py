@@ -134,7 +134,7 @@ def test_zoptal_containers_are_hardened(compose: dict[str, Any]) -> None:
 
 def test_zoptal_environment_names_are_conventions(compose: dict[str, Any]) -> None:
     """Every variable a Zoptal container gets is one docs/conventions.md lists."""
-    names = {n for s in zoptal_services(compose).values() for n in s["environment"]}
+    names = {n for s in zoptal_services(compose).values() for n in s.get("environment", {})}
     unknown = sorted(n for n in names if not is_convention_env(n))
     assert not unknown, f"not in docs/conventions.md: {unknown}"
 
@@ -169,3 +169,16 @@ def test_postgres_creates_one_database_per_service(compose: dict[str, Any]) -> N
     script = REPO / mount.split(":")[0]
     assert re.search(r'CREATE DATABASE \\"\$db\\"', script.read_text())
     assert script.stat().st_mode & 0o111, "the entrypoint runs *.sh only when executable"
+
+
+def test_auth_signs_with_a_generated_key_file(compose: dict[str, Any]) -> None:
+    """Production Auth loads keys from files: a one-shot generates one into a volume first."""
+    services = compose["services"]
+    keygen = services["auth-keygen"]
+    assert "generate-key /var/lib/zoptal/keys" in keygen["command"][0]
+    assert "auth-keys:/var/lib/zoptal/keys" in keygen["volumes"]
+    assert services["auth"]["environment"]["JWT_SIGNING_KEY_DIR"] == "/var/lib/zoptal/keys"
+    assert "auth-keys:/var/lib/zoptal/keys:ro" in services["auth"]["volumes"]
+    assert services["auth"]["depends_on"]["auth-keygen"]["condition"] == (
+        "service_completed_successfully"
+    )

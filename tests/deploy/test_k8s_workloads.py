@@ -9,6 +9,8 @@ import pytest
 from tests.deploy.support import (
     K8S,
     NAMESPACE,
+    REPO,
+    SERVICE_SETTINGS,
     SERVICES,
     Resource,
     build,
@@ -196,6 +198,15 @@ def test_every_env_name_is_a_convention(full_install: list[Resource]) -> None:
     assert not unknown, f"not in docs/conventions.md: {unknown}"
 
 
+@pytest.mark.parametrize(("name", "svc"), sorted(SERVICE_SETTINGS.items()))
+def test_service_specific_variables_are_read_by_their_service(name: str, svc: str) -> None:
+    """A variable beyond the shared conventions is a field of that service's settings object."""
+    settings = REPO / "services" / svc / "src" / f"zoptal_{svc}" / "settings.py"
+    if not settings.exists():
+        pytest.skip(f"{settings.relative_to(REPO)} is not written yet")
+    assert f"    {name.lower()}:" in settings.read_text()
+
+
 def test_development_secrets_are_marked(full_install: list[Resource]) -> None:
     """The committed Secret says it holds development values, in the build and in its source."""
     secret = next(
@@ -262,3 +273,16 @@ def test_discovery_rbac_reads_only_endpointslices(full_install: list[Resource]) 
     ]
     binding = named(full_install, "RoleBinding", "endpointslice-reader")
     assert {s["name"] for s in binding["subjects"]} == set(SERVICES)
+
+
+def test_auth_loads_its_signing_keys_from_a_secret(full_install: list[Resource]) -> None:
+    """JWT_SIGNING_KEY_DIR is the read-only mount of the auth-jwt-keys Secret holding a *.pem."""
+    for kind, name in (("Deployment", "auth"), ("Job", "auth-migrate")):
+        spec = named(full_install, kind, name)["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        key_dir = next(e["value"] for e in container["env"] if e["name"] == "JWT_SIGNING_KEY_DIR")
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == key_dir)
+        assert mount["readOnly"] is True
+        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        secret = named(full_install, "Secret", volume["secret"]["secretName"])
+        assert any(key.endswith(".pem") for key in secret["data"])
