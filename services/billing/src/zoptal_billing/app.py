@@ -1,0 +1,122 @@
+"""Builds the Billing server: database, domain service, threshold-email dispatcher, gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import grpc
+from meshcore.client_manager import GrpcClientManager
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.db import Database
+from meshcore.interceptors.chain import build_server_chain
+from meshcore.server import MeshServer, ServiceRegistration
+from zoptal.billing.v1 import billing_pb2_grpc
+from zoptal.clients import AuthServiceClient, NotificationServiceClient
+
+from zoptal_billing.migrate import MIGRATIONS_DIR
+from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
+from zoptal_billing.peers import NotificationNoticeSender
+from zoptal_billing.service import BillingService
+from zoptal_billing.service_token import BILLING_PERMISSIONS, ServiceTokenSigner
+from zoptal_billing.servicer import BillingServicer
+from zoptal_billing.settings import BillingSettings
+
+__all__ = ["MIGRATIONS_DIR", "SERVICE_NAME", "BillingApp"]
+
+SERVICE_NAME = "zoptal.billing.v1.BillingService"
+
+
+class BillingApp:
+    """Everything the Billing process owns. Constructing it opens no connection.
+
+    ``sender`` replaces the gRPC notice sender (tests); by default Billing reaches Auth and
+    Notification through a ``GrpcClientManager`` carrying its service token.
+    """
+
+    def __init__(
+        self,
+        settings: BillingSettings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        sender: NoticeSender | None = None,
+        clients: GrpcClientManager | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = Database(settings.database_url, application_name="zoptal-billing")
+        self.clients: GrpcClientManager | None = None
+        if sender is None:
+            self.clients = clients or GrpcClientManager.from_settings(
+                settings,
+                service_token=ServiceTokenSigner(
+                    settings.service_token_secret,
+                    service_id="billing",
+                    service_name="Billing Service",
+                    permissions=BILLING_PERMISSIONS,
+                    clock=clock,
+                ),
+                clock=clock,
+            )
+            sender = NotificationNoticeSender(
+                AuthServiceClient(self.clients),
+                NotificationServiceClient(self.clients),
+                timeout_ms=settings.peer_timeout_ms,
+            )
+        self.dispatcher = ThresholdNoticeDispatcher(
+            self.database,
+            sender,
+            clock=clock,
+            poll_interval=settings.notice_poll_seconds,
+            max_backoff=settings.notice_max_backoff_seconds,
+        )
+        self.service = BillingService(
+            self.database, clock=clock, on_notice_queued=self.dispatcher.wake
+        )
+        self.registrations = [
+            ServiceRegistration(
+                BillingServicer(self.service),
+                billing_pb2_grpc.add_BillingServiceServicer_to_server,
+                SERVICE_NAME,
+            )
+        ]
+        self._clock = clock
+        self._dispatch_task: asyncio.Task[None] | None = None
+
+    def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
+        return build_server_chain(self.settings, clock=self._clock, **overrides)
+
+    def start_background(self) -> None:
+        """Start delivering threshold emails (call inside the running loop)."""
+        if self._dispatch_task is None:
+            self._dispatch_task = asyncio.get_running_loop().create_task(
+                self.dispatcher.run(), name="billing-threshold-notices"
+            )
+
+    async def close(self) -> None:
+        """Stop the dispatcher, close peer channels and the database (a shutdown hook)."""
+        if self._dispatch_task is not None:
+            self._dispatch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatch_task
+            self._dispatch_task = None
+        if self.clients is not None:
+            await self.clients.close()
+        await self.database.dispose()
+
+    def server(self) -> MeshServer:
+        return MeshServer(
+            self.settings,
+            self.registrations,
+            interceptors=self.interceptors(),
+            dependency_checks={"database": self.database.ping},
+            on_shutdown=[self.close],
+            clock=self._clock,
+        )
+
+    async def serve(self) -> None:
+        """Serve until SIGTERM/SIGINT, delivering threshold emails in the background."""
+        server = self.server()
+        self.start_background()
+        await server.serve()

@@ -1,0 +1,178 @@
+"""gRPC endpoints of BillingService: validate, check access, call the service, build replies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from meshcore.context import require_principal
+from meshcore.errors import InvalidArgument
+from zoptal.billing.v1 import billing_pb2 as pb
+from zoptal.billing.v1 import billing_pb2_grpc
+
+from zoptal_billing import validation
+from zoptal_billing.access import READ, WRITE, require_service, require_user_or
+from zoptal_billing.domain import MetricUsage, Plan, Subscription, UsageRecord, UsageRequest
+from zoptal_billing.metering import Metric
+from zoptal_billing.service import BillingService
+
+__all__ = ["BillingServicer"]
+
+Context = grpc.aio.ServicerContext[object, object]
+
+METRIC_TO_PB: dict[Metric, pb.Metric.ValueType] = {
+    Metric.PROJECTS: pb.METRIC_PROJECTS,
+    Metric.MEMBERS_PER_PROJECT: pb.METRIC_MEMBERS_PER_PROJECT,
+    Metric.API_CALLS: pb.METRIC_API_CALLS,
+    Metric.STORAGE_BYTES: pb.METRIC_STORAGE_BYTES,
+}
+_METRIC_FROM_PB = {value: key for key, value in METRIC_TO_PB.items()}
+_INTERVAL_TO_PB = {"month": pb.BILLING_INTERVAL_MONTH, "year": pb.BILLING_INTERVAL_YEAR}
+_STATUS_TO_PB = {
+    "active": pb.SUBSCRIPTION_STATUS_ACTIVE,
+    "past_due": pb.SUBSCRIPTION_STATUS_PAST_DUE,
+    "canceled": pb.SUBSCRIPTION_STATUS_CANCELED,
+}
+
+
+def _metric(value: pb.Metric.ValueType) -> Metric:
+    metric = _METRIC_FROM_PB.get(value)
+    if metric is None:
+        raise InvalidArgument("metric", "must be a known metric other than METRIC_UNSPECIFIED")
+    return metric
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def plan_to_pb(plan: Plan) -> pb.Plan:
+    return pb.Plan(
+        id=plan.id,
+        name=plan.name,
+        description=plan.description,
+        price_minor_units=plan.price_minor_units,
+        currency=plan.currency,
+        interval=_INTERVAL_TO_PB.get(plan.billing_interval, pb.BILLING_INTERVAL_UNSPECIFIED),
+        limits=[
+            pb.PlanLimit(
+                metric=METRIC_TO_PB[metric],
+                limit=plan.limit_for(metric) or 0,
+                unlimited=plan.limit_for(metric) is None,
+            )
+            for metric in Metric
+        ],
+    )
+
+
+def usage_to_pb(usage: MetricUsage) -> pb.MetricUsage:
+    return pb.MetricUsage(
+        metric=METRIC_TO_PB[usage.metric],
+        scope_id=usage.scope_id,
+        used=usage.used,
+        limit=usage.limit or 0,
+        unlimited=usage.limit is None,
+        period_start=_timestamp(usage.period_start),
+        period_end=_timestamp(usage.period_end),
+    )
+
+
+def subscription_to_pb(subscription: Subscription) -> pb.Subscription:
+    return pb.Subscription(
+        id=subscription.id,
+        user_id=subscription.user_id,
+        plan=plan_to_pb(subscription.plan),
+        status=_STATUS_TO_PB.get(subscription.status, pb.SUBSCRIPTION_STATUS_UNSPECIFIED),
+        current_period_start=_timestamp(subscription.period.start),
+        current_period_end=_timestamp(subscription.period.end),
+        created_at=_timestamp(subscription.created_at),
+        updated_at=_timestamp(subscription.updated_at),
+    )
+
+
+def record_to_pb(record: UsageRecord) -> pb.UsageRecord:
+    return pb.UsageRecord(
+        id=record.id,
+        user_id=record.user_id,
+        metric=METRIC_TO_PB[record.metric],
+        scope_id=record.scope_id,
+        quantity=record.quantity,
+        idempotency_key=record.idempotency_key,
+        recorded_at=_timestamp(record.recorded_at),
+    )
+
+
+class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
+    def __init__(self, service: BillingService) -> None:
+        self._service = service
+
+    async def GetUserSubscription(
+        self, request: pb.GetUserSubscriptionRequest, context: Context
+    ) -> pb.GetUserSubscriptionResponse:
+        user_id = validation.identifier("user_id", request.user_id)
+        require_user_or(user_id, READ)
+        subscription, usage = await self._service.subscription(user_id)
+        return pb.GetUserSubscriptionResponse(
+            subscription=subscription_to_pb(subscription),
+            usage=[usage_to_pb(item) for item in usage],
+        )
+
+    async def CheckSubscriptionLimits(
+        self, request: pb.CheckSubscriptionLimitsRequest, context: Context
+    ) -> pb.CheckSubscriptionLimitsResponse:
+        user_id = validation.identifier("user_id", request.user_id)
+        metric = _metric(request.metric)
+        if request.quantity < 0:
+            raise InvalidArgument("quantity", "must be 0 or more")
+        scope_id = validation.scope_for(metric, request.scope_id)
+        require_user_or(user_id, READ)
+        check = await self._service.check_limits(user_id, metric, request.quantity, scope_id)
+        return pb.CheckSubscriptionLimitsResponse(
+            allowed=check.allowed,
+            current_usage=check.usage.used,
+            limit=check.usage.limit or 0,
+            remaining=check.usage.remaining or 0,
+            unlimited=check.usage.limit is None,
+            plan_id=check.plan_id,
+        )
+
+    async def RecordUsage(
+        self, request: pb.RecordUsageRequest, context: Context
+    ) -> pb.RecordUsageResponse:
+        user_id = validation.identifier("user_id", request.user_id)
+        metric = _metric(request.metric)
+        usage_request = UsageRequest(
+            user_id=user_id,
+            metric=metric,
+            quantity=validation.quantity(metric, request.quantity),
+            idempotency_key=validation.idempotency_key(request.idempotency_key),
+            scope_id=validation.scope_for(metric, request.scope_id),
+            enforce_limit=request.enforce_limit,
+        )
+        require_service(WRITE)
+        outcome = await self._service.record_usage(usage_request)
+        return pb.RecordUsageResponse(
+            record=record_to_pb(outcome.record),
+            period_usage=usage_to_pb(outcome.usage),
+            replayed=outcome.replayed,
+        )
+
+    async def GetSubscriptionPlans(
+        self, request: pb.GetSubscriptionPlansRequest, context: Context
+    ) -> pb.GetSubscriptionPlansResponse:
+        require_principal()
+        return pb.GetSubscriptionPlansResponse(
+            plans=[plan_to_pb(plan) for plan in await self._service.plans()]
+        )
+
+    async def ChangeSubscription(
+        self, request: pb.ChangeSubscriptionRequest, context: Context
+    ) -> pb.ChangeSubscriptionResponse:
+        user_id = validation.identifier("user_id", request.user_id)
+        plan_id = validation.identifier("plan_id", request.plan_id)
+        require_user_or(user_id, WRITE)
+        subscription = await self._service.change_subscription(user_id, plan_id)
+        return pb.ChangeSubscriptionResponse(subscription=subscription_to_pb(subscription))

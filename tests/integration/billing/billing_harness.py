@@ -1,0 +1,104 @@
+"""Serving Billing in-process behind meshcore's real interceptor chain, and minting tokens."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import jwt
+from meshcore.migrations import upgrade_database
+from meshcore.settings import Secret
+from meshcore.testing import serve_in_process
+from prometheus_client import CollectorRegistry
+from zoptal.billing.v1 import billing_pb2_grpc
+from zoptal_billing.app import BillingApp
+from zoptal_billing.migrate import MIGRATIONS_DIR
+from zoptal_billing.notices import NoticeSender
+from zoptal_billing.settings import BillingSettings
+
+USER_TOKEN_SECRET = "user-token-secret-for-integration-tests-0123456789"
+SERVICE_TOKEN_SECRET = "service-token-secret-for-integration-tests-0123456789"
+
+
+def user_token(
+    subject: str, permissions: Iterable[str] = (), roles: Iterable[str] = ("user",)
+) -> str:
+    """An HS256 user access token as Auth would issue it (JWT_SECRET compatibility mode)."""
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "typ": "access",
+        "iss": "zoptal-auth",
+        "aud": "zoptal",
+        "permissions": list(permissions),
+        "roles": list(roles),
+        "iat": now,
+        "exp": now + 600,
+    }
+    return jwt.encode(claims, USER_TOKEN_SECRET, algorithm="HS256")
+
+
+def service_token(service: str, permissions: Iterable[str]) -> str:
+    """A seed-style HS256 service token."""
+    now = int(time.time())
+    claims = {
+        "sub": service,
+        "serviceId": service,
+        "serviceName": service,
+        "permissions": list(permissions),
+        "typ": "service",
+        "iat": now,
+        "exp": now + 600,
+    }
+    return jwt.encode(claims, SERVICE_TOKEN_SECRET, algorithm="HS256")
+
+
+def as_user(subject: str, *permissions: str, roles: Iterable[str] = ("user",)) -> tuple:
+    return (("authorization", f"Bearer {user_token(subject, permissions, roles)}"),)
+
+
+def as_service(service: str, *permissions: str) -> tuple:
+    return (("x-service-token", service_token(service, permissions)),)
+
+
+def billing_settings(database_url: str, **overrides: object) -> BillingSettings:
+    """Billing settings for tests: HS256 tokens only (no JWKS fetch), no metrics port."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "jwt_secret": Secret(USER_TOKEN_SECRET),
+        "service_token_secret": Secret(SERVICE_TOKEN_SECRET),
+        "auth_jwks_url": "",
+        "metrics_port": 0,
+        "notice_poll_seconds": 0.2,
+        "rate_limit_max_requests": 100_000,
+    }
+    values.update(overrides)
+    return BillingSettings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class RunningBilling:
+    stub: billing_pb2_grpc.BillingServiceStub
+    app: BillingApp
+    address: str
+
+
+@contextlib.asynccontextmanager
+async def running_billing(
+    settings: BillingSettings, *, sender: NoticeSender | None = None
+) -> AsyncIterator[RunningBilling]:
+    """Migrate, then serve BillingService over a real channel with the notice dispatcher on."""
+    await upgrade_database(settings.database_url, MIGRATIONS_DIR)
+    app = BillingApp(settings, sender=sender)
+    async with serve_in_process(
+        app.registrations,
+        settings=settings,
+        interceptors=app.interceptors(metrics_registry=CollectorRegistry()),
+        on_shutdown=[app.close],
+    ) as served:
+        app.start_background()
+        yield RunningBilling(
+            billing_pb2_grpc.BillingServiceStub(served.channel), app, served.address
+        )
