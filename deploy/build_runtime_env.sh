@@ -8,6 +8,7 @@
 # without it the workspace packages are installed too, non-editable, so VENV_DIR is
 # self-contained and the runtime image needs nothing but it and the Python interpreter.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 venv="${1:?usage: build_runtime_env.sh VENV_DIR [--deps-only]}"
 mode="${2:-}"
 
@@ -19,5 +20,13 @@ export UV_PYTHON_DOWNLOADS=never # use the interpreter of the base image
 if [ "$mode" = "--deps-only" ]; then
     uv sync --frozen --no-dev --all-packages --no-install-workspace
 else
-    uv sync --frozen --no-dev --all-packages --no-editable
+    # uv keys its cached wheels of local packages on their pyproject.toml, not their sources: a
+    # changed module would ship stale (the Dockerfile keeps the uv cache between builds). So the
+    # workspace members are always rebuilt; third-party wheels still come from the cache.
+    refresh=()
+    for manifest in libs/*/pyproject.toml services/*/pyproject.toml; do
+        name="$(sed -n 's/^name = "\(.*\)"$/\1/p' "$manifest" | head -n 1)"
+        refresh+=(--refresh-package "$name")
+    done
+    uv sync --frozen --no-dev --all-packages --no-editable "${refresh[@]}"
 fi

@@ -110,13 +110,15 @@ def proto_rpcs(svc: str) -> dict[str, str]:
 
 
 CONVENTIONS = REPO / "docs" / "conventions.md"
-# Service-specific variables the deployment sets beyond docs/conventions.md's shared list, with
-# the service whose settings object reads them (checked against its settings.py).
+# Variables the deployment sets beyond docs/conventions.md's shared list, with the settings
+# module that reads them (checked against it).
 SERVICE_SETTINGS: dict[str, str] = {
-    "SMTP_HOST": "notification",
-    "SMTP_PORT": "notification",
-    "CELERY_BROKER_URL": "notification",
-    "JWT_SIGNING_KEY_DIR": "auth",
+    "SMTP_HOST": "services/notification/src/zoptal_notification/settings.py",
+    "SMTP_PORT": "services/notification/src/zoptal_notification/settings.py",
+    "CELERY_BROKER_URL": "services/notification/src/zoptal_notification/settings.py",
+    "JWT_SIGNING_KEY_DIR": "services/auth/src/zoptal_auth/settings.py",
+    "SHUTDOWN_DRAIN_SECONDS": "libs/meshcore/src/meshcore/settings.py",
+    "SHUTDOWN_GRACE_SECONDS": "libs/meshcore/src/meshcore/settings.py",
 }
 
 
