@@ -1,0 +1,194 @@
+"""The ingest buffer: events from many calls are written together, and each call is answered
+only once the batch holding its events is committed.
+
+Acknowledged means durable: ``submit`` returns after the commit and raises if the write failed,
+so no RPC ever answers OK for events that exist only in memory (see docs/adr). A batch is
+written when ``max_batch_events`` wait (size) or when the oldest has waited ``flush_interval``
+(time); under load batches fill up and one commit serves hundreds of calls. Memory is bounded
+by ``max_pending_events`` (queued plus being written): beyond it ``submit`` refuses at once
+with RESOURCE_EXHAUSTED instead of queueing without limit. ``close`` writes everything queued.
+
+The events of one ``submit`` always go into one batch, so a TrackEvents call is stored all or
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.errors import ResourceExhausted, Unavailable
+
+from zoptal_analytics.records import EventRecord
+
+__all__ = ["EventBuffer", "Writer"]
+
+logger = logging.getLogger(__name__)
+
+Writer = Callable[[Sequence[EventRecord]], Awaitable[Sequence[EventRecord]]]
+"""Stores a batch in one transaction; returns the events that were new (not duplicates)."""
+Committed = Callable[[Sequence[EventRecord]], Awaitable[None]]
+
+
+@dataclass
+class _Group:
+    events: Sequence[EventRecord]
+    done: asyncio.Future[None]
+    queued_at: float
+
+
+@dataclass
+class _Stats:
+    batches: int = 0
+    events: int = 0
+    largest_batch: int = 0
+    rejected: int = 0
+
+
+class EventBuffer:
+    def __init__(
+        self,
+        write: Writer,
+        *,
+        max_batch_events: int,
+        flush_interval: float,
+        max_pending_events: int,
+        max_concurrent_flushes: int = 1,
+        on_committed: Committed | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._write = write
+        self._max_batch = max_batch_events
+        self._interval = flush_interval
+        self._max_pending = max_pending_events
+        self._slots = asyncio.Semaphore(max_concurrent_flushes)
+        self._on_committed = on_committed
+        self._clock = clock
+        self._queue: deque[_Group] = deque()
+        self._queued_events = 0
+        self._pending_events = 0  # queued + being written
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+        self.stats = _Stats()
+
+    @property
+    def pending_events(self) -> int:
+        return self._pending_events
+
+    def start(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._run(), name="analytics-flusher")
+
+    def enqueue(self, events: Sequence[EventRecord]) -> asyncio.Future[None]:
+        """Queue ``events`` as one unit; the future resolves when they are committed.
+
+        Raises ``ResourceExhausted`` (nothing queued) when the buffer is full and
+        ``Unavailable`` once shutdown has begun.
+        """
+        if self._closing or self._flusher is None:
+            raise Unavailable("analytics is shutting down", retry_after=1.0)
+        if self._pending_events + len(events) > self._max_pending:
+            self.stats.rejected += len(events)
+            raise ResourceExhausted(
+                "analytics ingest buffer is full", retry_after=max(self._interval, 0.1)
+            )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Group(events, done, self._clock.monotonic()))
+        self._queued_events += len(events)
+        self._pending_events += len(events)
+        self._wake.set()
+        return done
+
+    async def submit(self, events: Sequence[EventRecord]) -> None:
+        """Queue ``events`` and return once they are committed (raise if they were not)."""
+        # shield: a caller that gives up (deadline, cancel) must not tear its events out of
+        # a batch other calls share; the write completes and duplicates are skipped on retry.
+        await asyncio.shield(self.enqueue(events))
+
+    async def close(self) -> None:
+        """Refuse new events, write every queued one, wait for all writes to finish."""
+        self._closing = True
+        self._wake.set()
+        if self._flusher is not None:
+            await self._flusher
+        if self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+
+    # -- the flusher ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self._queued_events < self._max_batch and not self._closing:
+                remaining = self._queue[0].queued_at + self._interval - self._clock.monotonic()
+                if remaining > 0:
+                    await self._wait_for_more(remaining)
+                    continue
+            batch = self._take_batch()
+            await self._slots.acquire()
+            task = asyncio.create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _wait_for_more(self, seconds: float) -> None:
+        """Until more events arrive or ``seconds`` pass, whichever is first."""
+        self._wake.clear()
+        woken = asyncio.ensure_future(self._wake.wait())
+        timer = asyncio.ensure_future(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait((woken, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (woken, timer):
+                waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiter
+
+    def _take_batch(self) -> list[_Group]:
+        batch = [self._queue.popleft()]
+        size = len(batch[0].events)
+        while self._queue and size + len(self._queue[0].events) <= self._max_batch:
+            group = self._queue.popleft()
+            batch.append(group)
+            size += len(group.events)
+        self._queued_events -= size
+        return batch
+
+    async def _flush(self, batch: list[_Group]) -> None:
+        events = [event for group in batch for event in group.events]
+        try:
+            new_events = await self._write(events)
+        except Exception as exc:
+            logger.warning("analytics batch of %d events not stored: %s", len(events), exc)
+            for group in batch:
+                if not group.done.done():
+                    group.done.set_exception(exc)
+                    # Callers that went away must not leave "exception never retrieved" noise.
+                    group.done.exception()
+            return
+        else:
+            for group in batch:
+                if not group.done.done():
+                    group.done.set_result(None)
+            self.stats.batches += 1
+            self.stats.events += len(events)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(events))
+        finally:
+            self._pending_events -= len(events)
+            self._slots.release()
+        if self._on_committed is not None and new_events:
+            try:
+                await self._on_committed(new_events)
+            except Exception:
+                logger.exception("post-commit hook failed (real-time counts may lag)")

@@ -1,0 +1,138 @@
+"""Incoming events as domain values, validated by the rules the proto documents."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from meshcore.errors import InvalidArgument
+
+from zoptal_analytics.models import PAGE_VIEW
+
+__all__ = ["EventInput", "EventRecord", "PageInput", "validate_event"]
+
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+MAX_FUTURE_MS = 5 * 60 * 1000
+MAX_PAST_MS = 30 * 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class PageInput:
+    url: str
+    title: str = ""
+    referrer: str = ""
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """What a client sent; ``timestamp_ms`` 0 means "when the server received it"."""
+
+    name: str
+    user_id: str = ""
+    anonymous_id: str = ""
+    event_id: str = ""
+    properties: Mapping[str, str] = field(default_factory=dict)
+    timestamp_ms: int = 0
+    session_id: str = ""
+    page: PageInput | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A validated event, ready to store."""
+
+    event_id: str
+    name: str
+    user_id: str
+    anonymous_id: str
+    session_id: str
+    occurred_at_ms: int
+    received_at_ms: int
+    properties: Mapping[str, str]
+    page_url: str
+    page_title: str
+    referrer: str
+
+    @property
+    def actor(self) -> str:
+        return f"u:{self.user_id}" if self.user_id else f"a:{self.anonymous_id}"
+
+    def as_row(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id,
+            "name": self.name,
+            "user_id": self.user_id,
+            "anonymous_id": self.anonymous_id,
+            "actor": self.actor,
+            "session_id": self.session_id,
+            "occurred_at_ms": self.occurred_at_ms,
+            "received_at_ms": self.received_at_ms,
+            "properties": dict(self.properties),
+            "page_url": self.page_url,
+            "page_title": self.page_title,
+            "referrer": self.referrer,
+        }
+
+
+def _limit(field_name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(field_name, f"at most {limit} characters")
+
+
+def _http_url(field_name: str, value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidArgument(field_name, "expected an absolute http(s) URL")
+
+
+def validate_event(event: EventInput, *, now_ms: int, prefix: str = "") -> EventRecord:
+    """The stored form of ``event``; ``InvalidArgument`` names ``<prefix><field>``."""
+    if event.event_id and not _ID.fullmatch(event.event_id):
+        raise InvalidArgument(f"{prefix}event_id", "1 to 128 characters of [A-Za-z0-9._:-]")
+    if not event.user_id and not event.anonymous_id:
+        raise InvalidArgument(f"{prefix}user_id", "user_id or anonymous_id is required")
+    _limit(f"{prefix}user_id", event.user_id, 64)
+    _limit(f"{prefix}anonymous_id", event.anonymous_id, 128)
+    if not _NAME.fullmatch(event.name):
+        raise InvalidArgument(f"{prefix}name", "1 to 128 characters of [A-Za-z0-9_.:-]")
+    if (event.name == PAGE_VIEW) != (event.page is not None):
+        raise InvalidArgument(
+            f"{prefix}name", f"{PAGE_VIEW!r} is reserved for page views (with a page)"
+        )
+    if len(event.properties) > 50:
+        raise InvalidArgument(f"{prefix}properties", "at most 50 entries")
+    for key, value in event.properties.items():
+        if not 1 <= len(key) <= 128:
+            raise InvalidArgument(f"{prefix}properties", "keys are 1 to 128 characters")
+        _limit(f"{prefix}properties[{key!r}]", value, 1024)
+    _limit(f"{prefix}session_id", event.session_id, 128)
+    occurred = event.timestamp_ms or now_ms
+    if not now_ms - MAX_PAST_MS <= occurred <= now_ms + MAX_FUTURE_MS:
+        raise InvalidArgument(
+            f"{prefix}timestamp", "at most 5 minutes in the future and 30 days in the past"
+        )
+    page = event.page or PageInput(url="")
+    if event.page is not None:
+        _limit(f"{prefix}page.url", page.url, 2048)
+        _http_url(f"{prefix}page.url", page.url)
+        _limit(f"{prefix}page.title", page.title, 512)
+        _limit(f"{prefix}page.referrer", page.referrer, 2048)
+        if page.referrer:
+            _http_url(f"{prefix}page.referrer", page.referrer)
+    return EventRecord(
+        event_id=event.event_id or uuid.uuid4().hex,
+        name=event.name,
+        user_id=event.user_id,
+        anonymous_id=event.anonymous_id,
+        session_id=event.session_id,
+        occurred_at_ms=occurred,
+        received_at_ms=now_ms,
+        properties=dict(event.properties),
+        page_url=page.url,
+        page_title=page.title,
+        referrer=page.referrer,
+    )

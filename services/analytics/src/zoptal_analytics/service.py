@@ -1,0 +1,140 @@
+"""Analytics domain logic: validate and ingest events, aggregate them, read real-time counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.db import Database
+from meshcore.errors import InvalidArgument
+
+from zoptal_analytics.buffer import EventBuffer
+from zoptal_analytics.realtime import RealTimeCounters, RealTimeSnapshot
+from zoptal_analytics.records import EventInput, EventRecord, validate_event
+from zoptal_analytics.repository import (
+    AnalyticsFilter,
+    BucketCounts,
+    EventRepository,
+    NameCount,
+    PageCount,
+)
+
+__all__ = ["MAX_BATCH_EVENTS", "AnalyticsReport", "AnalyticsService", "Bucket"]
+
+MAX_BATCH_EVENTS = 1000
+MAX_BUCKETS = 2000
+MAX_NAME_FILTERS = 50
+DEFAULT_TOP = 10
+DEFAULT_WINDOW_MINUTES = 5
+MAX_WINDOW_MINUTES = 60
+
+
+class Bucket(IntEnum):
+    MINUTE = 60_000
+    HOUR = 3_600_000
+    DAY = 86_400_000
+
+
+@dataclass(frozen=True)
+class AnalyticsReport:
+    buckets: list[BucketCounts]
+    total_events: int
+    unique_users: int
+    top_events: list[NameCount]
+    top_pages: list[PageCount]
+
+
+class AnalyticsService:
+    def __init__(
+        self,
+        database: Database,
+        buffer: EventBuffer,
+        realtime: RealTimeCounters,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        repository: EventRepository | None = None,
+    ) -> None:
+        self._database = database
+        self._buffer = buffer
+        self._realtime = realtime
+        self._clock = clock
+        self._repository = repository or EventRepository()
+
+    def _now_ms(self) -> int:
+        return int(self._clock.time() * 1000)
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def prepare(self, events: Sequence[EventInput], *, batch: bool) -> list[EventRecord]:
+        """Validate every event (all or nothing); fields are ``events[i].x`` in batches."""
+        if batch and not 1 <= len(events) <= MAX_BATCH_EVENTS:
+            raise InvalidArgument("events", f"1 to {MAX_BATCH_EVENTS} events per call")
+        now = self._now_ms()
+        return [
+            validate_event(event, now_ms=now, prefix=f"events[{index}]." if batch else "")
+            for index, event in enumerate(events)
+        ]
+
+    async def track(self, events: Sequence[EventInput], *, batch: bool = False) -> list[str]:
+        """Store the events durably (returns after their batch commits); their ids in order."""
+        records = self.prepare(events, batch=batch)
+        await self._buffer.submit(records)
+        return [record.event_id for record in records]
+
+    async def write_batch(self, events: Sequence[EventRecord]) -> Sequence[EventRecord]:
+        """The buffer's writer: one transaction per batch; returns the events that were new."""
+        async with self._database.connection() as connection:
+            new_ids = await self._repository.insert_new(connection, events)
+        return [event for event in events if event.event_id in new_ids]
+
+    # -- queries ----------------------------------------------------------------------------
+
+    async def report(
+        self,
+        *,
+        start_ms: int,
+        end_ms: int,
+        bucket: Bucket | None,
+        names: Sequence[str] = (),
+        user_id: str = "",
+        top_limit: int = 0,
+    ) -> AnalyticsReport:
+        if start_ms <= 0:
+            raise InvalidArgument("start_time", "required")
+        if end_ms <= 0:
+            raise InvalidArgument("end_time", "required")
+        if end_ms <= start_ms:
+            raise InvalidArgument("end_time", "must be after start_time")
+        if bucket is None:
+            raise InvalidArgument("bucket", "required: minute, hour or day")
+        start_ms -= start_ms % bucket  # rounded down to the bucket, as documented
+        if (end_ms - start_ms + bucket - 1) // bucket > MAX_BUCKETS:
+            raise InvalidArgument("end_time", f"at most {MAX_BUCKETS} buckets per query")
+        if len(names) > MAX_NAME_FILTERS:
+            raise InvalidArgument("event_names", f"at most {MAX_NAME_FILTERS} names")
+        for index, name in enumerate(names):
+            if not name or len(name) > 128:
+                raise InvalidArgument(f"event_names[{index}]", "1 to 128 characters")
+        if len(user_id) > 64:
+            raise InvalidArgument("user_id", "at most 64 characters")
+        if not 0 <= top_limit <= 100:
+            raise InvalidArgument("top_limit", "must be 0..100")
+        where = AnalyticsFilter(start_ms, end_ms, tuple(dict.fromkeys(names)), user_id)
+        top = top_limit or DEFAULT_TOP
+        async with self._database.connection() as connection:
+            total, uniques = await self._repository.totals(connection, where)
+            found = await self._repository.buckets(connection, where, bucket)
+            top_events = await self._repository.top_events(connection, where, top)
+            top_pages = await self._repository.top_pages(connection, where, top)
+        buckets = [
+            found.get(start, BucketCounts(start, 0, 0, []))
+            for start in range(start_ms, end_ms, bucket)
+        ]
+        return AnalyticsReport(buckets, total, uniques, top_events, top_pages)
+
+    async def realtime(self, window_minutes: int = 0) -> RealTimeSnapshot:
+        if not 0 <= window_minutes <= MAX_WINDOW_MINUTES:
+            raise InvalidArgument("window_minutes", f"must be 0..{MAX_WINDOW_MINUTES}")
+        return await self._realtime.snapshot(window_minutes or DEFAULT_WINDOW_MINUTES)

@@ -1,0 +1,51 @@
+"""Analytics settings: the common service settings plus the ingest buffer and real-time window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from meshcore.settings import ServiceSettings, SettingsError
+
+__all__ = ["AnalyticsSettings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyticsSettings(ServiceSettings):
+    service_name: ClassVar[str] = "analytics"
+
+    grpc_port: int = 4005
+    metrics_port: int = 9405
+
+    ingest_batch_size: int = 500
+    """A batch is written as soon as this many events wait (size trigger)."""
+    ingest_flush_interval_seconds: float = 0.01
+    """Or once its oldest event has waited this long (time trigger). Every ingest RPC waits for
+    its batch's commit, so this bounds the latency batching adds."""
+    ingest_max_pending_events: int = 50_000
+    """Events accepted but not yet committed, across all calls; beyond it ingest answers
+    RESOURCE_EXHAUSTED. Bounds the buffer's memory."""
+    ingest_max_concurrent_flushes: int = 2
+    """Batches written at the same time (SQLite serialises writers anyway; PostgreSQL gains)."""
+
+    realtime_key_prefix: str = "zoptal:analytics:rt"
+    realtime_redis_timeout_seconds: float = 0.5
+    """Redis calls give up after this: real-time counts must never slow ingest down."""
+
+    def _validate(self) -> None:
+        problems = [
+            f"{name.upper()}: must be positive"
+            for name in (
+                "ingest_batch_size",
+                "ingest_flush_interval_seconds",
+                "ingest_max_pending_events",
+                "ingest_max_concurrent_flushes",
+                "realtime_redis_timeout_seconds",
+            )
+            if getattr(self, name) <= 0
+        ]
+        if self.ingest_max_pending_events < self.ingest_batch_size:
+            problems.append("INGEST_MAX_PENDING_EVENTS: must be at least INGEST_BATCH_SIZE")
+        if problems:
+            raise SettingsError("invalid analytics settings: " + "; ".join(problems))
+        super()._validate()

@@ -1,0 +1,42 @@
+"""Analytics unit helpers: event factories and a way to let the flusher task run."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from zoptal_analytics.records import EventRecord
+
+_ids = itertools.count()
+
+NOW_MS = 1_700_000_000_000
+
+
+def record(
+    name: str = "project.created",
+    *,
+    user: str = "u1",
+    at_ms: int = NOW_MS,
+    event_id: str | None = None,
+    url: str = "",
+    title: str = "",
+) -> EventRecord:
+    return EventRecord(
+        event_id=event_id or f"e{next(_ids)}",
+        name=name,
+        user_id=user,
+        anonymous_id="",
+        session_id="",
+        occurred_at_ms=at_ms,
+        received_at_ms=at_ms,
+        properties={},
+        page_url=url,
+        page_title=title,
+        referrer="",
+    )
+
+
+async def settle() -> None:
+    """Let every ready task run (no time passes: the clock is fake)."""
+    for _ in range(20):
+        await asyncio.sleep(0)

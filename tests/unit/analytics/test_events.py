@@ -1,0 +1,102 @@
+"""Event validation (the proto's rules) and in-process real-time counts."""
+
+from __future__ import annotations
+
+import pytest
+from meshcore.errors import InvalidArgument
+from meshcore.testing import FakeClock
+from zoptal_analytics.realtime import InProcessRealTime
+from zoptal_analytics.records import EventInput, PageInput, validate_event
+
+from .conftest import NOW_MS, record
+
+MINUTE = 60_000
+
+
+def test_a_valid_event_gets_a_server_id_and_the_receive_time() -> None:
+    """No id and no timestamp: the server assigns both."""
+    stored = validate_event(EventInput(name="signup", anonymous_id="dev-1"), now_ms=NOW_MS)
+    assert stored.event_id
+    assert stored.occurred_at_ms == stored.received_at_ms == NOW_MS
+    assert stored.actor == "a:dev-1"
+
+
+def test_a_page_view_keeps_its_page_fields() -> None:
+    """Page views are events named page_view with url, title and referrer."""
+    stored = validate_event(
+        EventInput(
+            name="page_view",
+            user_id="u1",
+            page=PageInput("https://z.io/p", "Pricing", "https://search.example/"),
+        ),
+        now_ms=NOW_MS,
+    )
+    assert (stored.page_url, stored.page_title, stored.referrer, stored.actor) == (
+        "https://z.io/p",
+        "Pricing",
+        "https://search.example/",
+        "u:u1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (EventInput(name="x"), "user_id"),
+        (EventInput(name="bad name", user_id="u"), "name"),
+        (EventInput(name="", user_id="u"), "name"),
+        (EventInput(name="page_view", user_id="u"), "name"),
+        (EventInput(name="x", user_id="u", page=PageInput("https://a.b")), "name"),
+        (EventInput(name="x", user_id="u", event_id="has space"), "event_id"),
+        (EventInput(name="x", user_id="u" * 65), "user_id"),
+        (
+            EventInput(name="x", user_id="u", properties={f"k{i}": "v" for i in range(51)}),
+            "properties",
+        ),
+        (EventInput(name="x", user_id="u", properties={"k": "v" * 1025}), "properties"),
+        (EventInput(name="x", user_id="u", timestamp_ms=NOW_MS + 6 * MINUTE), "timestamp"),
+        (
+            EventInput(name="x", user_id="u", timestamp_ms=NOW_MS - 31 * 24 * 60 * MINUTE),
+            "timestamp",
+        ),
+        (EventInput(name="page_view", user_id="u", page=PageInput("/relative")), "page.url"),
+        (EventInput(name="page_view", user_id="u", page=PageInput("ftp://a.b/x")), "page.url"),
+    ],
+)
+def test_invalid_events_name_the_field(event: EventInput, field: str) -> None:
+    """Each rule of the proto is enforced with the field named, prefixed in batches."""
+    with pytest.raises(InvalidArgument) as caught:
+        validate_event(event, now_ms=NOW_MS, prefix="events[3].")
+    assert caught.value.field.startswith(f"events[3].{field}")
+
+
+async def test_in_process_real_time_counts_events_and_distinct_actors_per_minute() -> None:
+    """Per-minute counts, oldest first; active users are distinct over the whole window."""
+    clock = FakeClock(wall_start=NOW_MS / 1000)
+    counters = InProcessRealTime(clock)
+    minute = NOW_MS - NOW_MS % MINUTE
+    await counters.record(
+        [
+            record("signup", user="u1", at_ms=minute - 2 * MINUTE),
+            record("signup", user="u2", at_ms=minute - MINUTE),
+            record("login", user="u1", at_ms=minute),
+            record("login", user="u1", at_ms=minute + 1),
+        ]
+    )
+    snapshot = await counters.snapshot(3)
+    assert snapshot.minute_starts_ms == [minute - 2 * MINUTE, minute - MINUTE, minute]
+    assert snapshot.events_per_minute == [1, 1, 2]
+    assert (snapshot.total_events, snapshot.active_users) == (4, 2)
+    assert snapshot.top_events == [("login", 2), ("signup", 2)]
+    assert (await counters.snapshot(1)).active_users == 1
+
+
+async def test_in_process_real_time_forgets_minutes_past_the_hour() -> None:
+    """Memory stays bounded: minutes older than the retention are dropped as time moves."""
+    clock = FakeClock(wall_start=NOW_MS / 1000)
+    counters = InProcessRealTime(clock)
+    await counters.record([record(at_ms=NOW_MS)])
+    clock.advance(62 * 60)
+    await counters.record([record(at_ms=NOW_MS + 62 * MINUTE)])
+    assert len(counters._names) == 1
+    assert (await counters.snapshot(60)).total_events == 1
