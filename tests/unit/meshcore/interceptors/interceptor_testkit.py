@@ -8,6 +8,7 @@ a stream is iterated are exercised.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -117,6 +118,16 @@ async def start_echo_server(
 
 
 EchoFactory = Callable[..., Awaitable[EchoClient]]
+
+
+async def settle(rounds: int = 100) -> None:
+    """Let the server tasks on this loop finish their bookkeeping after the client saw a status.
+
+    A client may receive the status before the server-side interceptors have run their code
+    after ``abort``; yielding to the loop (no waiting on time) lets them catch up.
+    """
+    for _ in range(rounds):
+        await asyncio.sleep(0)
 
 
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"

@@ -19,6 +19,7 @@ from tests.unit.meshcore.interceptors.interceptor_testkit import (
     SERVER_STREAM,
     UNARY,
     EchoFactory,
+    settle,
 )
 
 
@@ -104,6 +105,7 @@ async def test_errors_raised_while_streaming_reach_outer_interceptors(echo: Echo
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await drain()
+    await settle()
     assert len(received) == 2
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert recorder.outcomes == ["AbortError"]

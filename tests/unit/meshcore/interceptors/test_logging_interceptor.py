@@ -13,7 +13,7 @@ from meshcore.interceptors import ErrorMappingInterceptor, LoggingInterceptor
 from meshcore.observability import JsonFormatter
 from meshcore.redaction import REDACTED, Redactor
 
-from tests.unit.meshcore.interceptors.interceptor_testkit import UNARY, EchoFactory
+from tests.unit.meshcore.interceptors.interceptor_testkit import UNARY, EchoFactory, settle
 
 LOGGER = "test.access"
 
@@ -104,6 +104,7 @@ async def test_client_errors_log_at_info_and_server_errors_at_error(
             await client.unary(b"invalid")
         with pytest.raises(grpc.aio.AioRpcError):
             [r async for r in client.server_stream(b"boom")]
+    await settle()
     records = [(r.levelname, r.grpc_code) for r in caplog.records if r.name == LOGGER]  # type: ignore[attr-defined]
     assert records == [("INFO", "INVALID_ARGUMENT"), ("ERROR", "INTERNAL")]
     streamed = [r for r in caplog.records if r.name == LOGGER][1]

@@ -9,7 +9,7 @@ import pytest
 from meshcore.interceptors import ErrorMappingInterceptor, MetricsInterceptor
 from prometheus_client import CollectorRegistry
 
-from tests.unit.meshcore.interceptors.interceptor_testkit import SERVICE, EchoFactory
+from tests.unit.meshcore.interceptors.interceptor_testkit import SERVICE, EchoFactory, settle
 
 
 async def _items(*items: bytes) -> AsyncIterator[bytes]:
@@ -36,6 +36,7 @@ async def test_series_count_a_known_sequence_of_calls(echo: EchoFactory) -> None
     with pytest.raises(grpc.aio.AioRpcError):
         [r async for r in client.bidi(_items(b"x", b"boom"))]
 
+    await settle()
     assert _value(registry, "grpc_server_started_total", "Unary", "unary") == 3
     assert _value(registry, "grpc_server_handled_total", "Unary", "unary", grpc_code="OK") == 2
     invalid = {"grpc_code": "INVALID_ARGUMENT"}
@@ -60,6 +61,7 @@ async def test_get_metrics_summarises_requests_and_errors(echo: EchoFactory) -> 
     await client.unary(b"a")
     with pytest.raises(grpc.aio.AioRpcError):
         await client.unary(b"invalid")
+    await settle()
     summary = metrics.get_metrics()
     assert summary["requests_total"] == 2
     assert summary["errors_total"] == 1

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
     USER_SECRET,
     EchoFactory,
+    settle,
     user_token,
 )
 
@@ -134,6 +135,7 @@ async def test_a_failing_backend_follows_the_configured_fail_mode(
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await client.unary(b"x")
         assert raised.value.code().name == expected
+    await settle()
     outcome = "allowed" if fail_mode == "open" else "refused"
     value = registry.get_sample_value(
         "meshcore_rate_limit_backend_errors_total", {"outcome": outcome}

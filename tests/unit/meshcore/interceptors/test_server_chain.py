@@ -24,6 +24,7 @@ from tests.unit.meshcore.interceptors.interceptor_testkit import (
     SERVICE,
     USER_SECRET,
     EchoFactory,
+    settle,
     user_token,
 )
 
@@ -72,6 +73,7 @@ async def test_a_full_chain_serves_authenticated_calls_and_counts_refusals(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.unary(b"invalid", metadata=metadata)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await settle()
     labels = {"grpc_service": SERVICE, "grpc_method": "Unary", "grpc_type": "unary"}
     for code, count in (("OK", 1), ("UNAUTHENTICATED", 1), ("INVALID_ARGUMENT", 1)):
         value = registry.get_sample_value(

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.unit.meshcore.interceptors.interceptor_testkit import SERVICE, EchoFactory
+from tests.unit.meshcore.interceptors.interceptor_testkit import SERVICE, EchoFactory, settle
 
 PARENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{PARENT_TRACE}-b7ad6b7169203331-01"
@@ -39,6 +39,7 @@ async def test_every_shape_gets_a_server_span_in_the_callers_trace(echo: EchoFac
     [r async for r in client.server_stream(b"s", metadata=metadata)]
     await client.client_stream(_one(b"c"), metadata=metadata)
     [r async for r in client.bidi(_one(b"b"), metadata=metadata)]
+    await settle()
     spans = exporter.get_finished_spans()
     assert [span.name for span in spans] == [
         f"{SERVICE}/Unary",
@@ -62,6 +63,7 @@ async def test_server_faults_mark_the_span_as_an_error(echo: EchoFactory) -> Non
         [r async for r in client.server_stream(b"boom")]
     with pytest.raises(grpc.aio.AioRpcError):
         await client.unary(b"invalid")
+    await settle()
     boom, invalid = exporter.get_finished_spans()
     assert boom.status.status_code == StatusCode.ERROR
     assert boom.attributes["rpc.grpc.status_code"] == 13

@@ -26,7 +26,7 @@ import grpc.aio
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal, set_principal
 from meshcore.errors import MeshError, PermissionDenied, Unauthenticated
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
 from meshcore.interceptors.errors import abort_with
 from meshcore.jwt import (
     ASYMMETRIC_ALGORITHMS,
@@ -166,7 +166,7 @@ class AuthInterceptor(ServerInterceptor):
         rpc: RpcMethod,
     ) -> Any:
         try:
-            principal = await self.authenticate(context.invocation_metadata() or ())
+            principal = await self.authenticate(call_metadata(context))
             required = self._required.get(rpc.full_name)
             if required:
                 for permission in required:

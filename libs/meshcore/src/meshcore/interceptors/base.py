@@ -27,6 +27,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -38,6 +39,7 @@ __all__ = [
     "RpcMethod",
     "RpcType",
     "ServerInterceptor",
+    "call_metadata",
     "wrap_handler",
 ]
 
@@ -51,6 +53,25 @@ else:  # the stubs make it generic, the runtime class is not
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 """The ``method`` handed to ``intercept``: awaiting it runs the rest of the chain."""
+
+
+_metadata: ContextVar[Any] = ContextVar("meshcore.call_metadata", default=None)
+
+
+def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    """The call's invocation metadata, read once per call.
+
+    ``context.invocation_metadata()`` builds a new tuple on every call (~4 µs); grpc already
+    built one for the interceptors, and meshcore keeps it for the rest of the call.
+    """
+    metadata = _metadata.get()
+    if metadata is None:
+        metadata = context.invocation_metadata() or ()
+        _metadata.set(metadata)
+    return metadata
+
+
+set_call_metadata = _metadata.set
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +144,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        # intercept_service runs in the call's own task, before the handler: keep the metadata.
+        set_call_metadata(handler_call_details.invocation_metadata or ())
         method_name: str = handler_call_details.method
         cached = self._wrapped.get(method_name)
         if cached is not None and cached[0] is handler:
@@ -144,7 +167,8 @@ def wrap_handler(
         return handler
     behavior = _innermost_behavior(handler, rpc)
     for interceptor in reversed(active):
-        behavior = _bind(interceptor.intercept, behavior, rpc)
+        # A partial (C code) instead of a closure: one coroutine frame per layer, not two.
+        behavior = functools.partial(interceptor.intercept, behavior, rpc=rpc)
     serializers = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -157,15 +181,6 @@ def wrap_handler(
     if rpc.request_streaming:
         return grpc.stream_unary_rpc_method_handler(behavior, **serializers)
     return grpc.unary_unary_rpc_method_handler(behavior, **serializers)
-
-
-def _bind(
-    intercept: Callable[..., Awaitable[Any]], next_behavior: Behavior, rpc: RpcMethod
-) -> Behavior:
-    async def behavior(request_or_iterator: Any, context: Any) -> Any:
-        return await intercept(next_behavior, request_or_iterator, context, rpc)
-
-    return behavior
 
 
 def _stream_entry(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:

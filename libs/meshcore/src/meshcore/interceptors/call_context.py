@@ -17,7 +17,7 @@ import grpc.aio
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import new_request_id, set_deadline, set_request_id, set_traceparent
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
 
 __all__ = ["REQUEST_ID_HEADER", "TRACEPARENT_HEADER", "CallContextInterceptor"]
 
@@ -41,7 +41,7 @@ class CallContextInterceptor(ServerInterceptor):
         rpc: RpcMethod,
     ) -> Any:
         request_id = None
-        for key, value in context.invocation_metadata() or ():
+        for key, value in call_metadata(context):
             if key == REQUEST_ID_HEADER:
                 if isinstance(value, str) and 0 < len(value) <= _MAX_REQUEST_ID_LENGTH:
                     request_id = value

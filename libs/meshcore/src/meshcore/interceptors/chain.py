@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.interceptors.auth import AuthInterceptor, Verifier
-from meshcore.interceptors.base import Handler, ServerInterceptor, wrap_handler
+from meshcore.interceptors.base import Handler, ServerInterceptor, set_call_metadata, wrap_handler
 from meshcore.interceptors.call_context import CallContextInterceptor
 from meshcore.interceptors.errors import ErrorMappingInterceptor
 from meshcore.interceptors.limiters import RateLimiter
@@ -70,6 +70,7 @@ class InterceptorChain(ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        set_call_metadata(handler_call_details.invocation_metadata or ())
         method_name: str = handler_call_details.method
         cached = self._cache.get(method_name)
         if cached is not None and cached[0] is handler:

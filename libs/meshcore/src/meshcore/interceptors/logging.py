@@ -25,7 +25,7 @@ from typing import Any
 import grpc.aio
 
 from meshcore.context import current_request_id, inbound_traceparent
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
 from meshcore.interceptors.metrics import status_code_of
 from meshcore.redaction import DEFAULT_SENSITIVE_FIELDS, Redactor
 
@@ -174,7 +174,7 @@ class LoggingInterceptor(ServerInterceptor):
             details = context.details() if error is not None else None
             fields["grpc_message"] = details or (str(error) if error is not None else None)
         if self._log_requests:
-            fields["metadata"] = self.redactor.metadata(context.invocation_metadata() or ())
+            fields["metadata"] = self.redactor.metadata(call_metadata(context))
             if not rpc.request_streaming:
                 fields["request"] = self.redactor.message(request)
         if self._log_responses and response is not None:

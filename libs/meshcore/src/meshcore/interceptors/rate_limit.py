@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_principal
 from meshcore.errors import ResourceExhausted, Unavailable
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
 from meshcore.interceptors.errors import abort_with
 from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
 from meshcore.interceptors.metrics import per_registry
@@ -44,7 +44,7 @@ class CallInfo:
 
     @property
     def metadata(self) -> Mapping[str, str | bytes]:
-        return dict(self.context.invocation_metadata() or ())
+        return dict(call_metadata(self.context))
 
     @property
     def peer(self) -> str:

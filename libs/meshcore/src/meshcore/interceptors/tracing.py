@@ -23,7 +23,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
 from meshcore.interceptors.metrics import status_code_of
 
 __all__ = ["PROPAGATOR", "TracingInterceptor", "end_span"]
@@ -90,7 +90,7 @@ class TracingInterceptor(ServerInterceptor):
         rpc: RpcMethod,
     ) -> Any:
         assert self._tracer is not None  # applies_to keeps disabled tracing out of the chain
-        parent = PROPAGATOR.extract(context.invocation_metadata() or (), getter=_GETTER)
+        parent = PROPAGATOR.extract(call_metadata(context), getter=_GETTER)
         span = self._tracer.start_span(
             rpc.full_name[1:],
             context=parent,

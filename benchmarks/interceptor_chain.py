@@ -1,0 +1,272 @@
+"""Overhead of meshcore's full server interceptor chain against a bare grpc.aio server.
+
+One run, one machine: the same trivial unary handler is served by separate server processes
+
+* ``bare``   - no interceptors;
+* ``chain``  - ``build_server_chain``: call context, tracing (default: off, OTEL_* unset),
+  logging at its default INFO level (JSON handler installed), metrics, auth with a valid HS256
+  token (verified once, then cached), in-process rate limit that never trips, error mapping;
+* ``traced`` - the same chain with tracing on: SDK default sampler (parent-based always-on),
+  batch span processor, an exporter that drops spans (no network in the measurement).
+
+A load generator in this process keeps ``--concurrency`` calls in flight against each server in
+turn, interleaving the variants over ``--rounds`` rounds so background noise hits all of them
+alike. Every reply is checked (status OK and the expected payload); any failure aborts the run.
+It prints throughput, p50/p99 latency and server CPU per call, and the ratios chain/bare.
+
+    uv run python benchmarks/interceptor_chain.py [--seconds 4] [--rounds 3] [--concurrency 32]
+
+Goal (issue 3): throughput ratio >= 0.8 and p99 ratio <= 1.3 for ``chain``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+METHOD = "/bench.v1.Echo/Ping"
+SECRET = "benchmark-jwt-secret-0123456789abcdef-0123"
+VARIANTS = ("bare", "chain", "traced")
+DIAGNOSTIC_VARIANTS = ("passthrough", "noop")  # where overhead comes from (--variants)
+
+
+def _identity(value: bytes) -> bytes:
+    return value
+
+
+def _token() -> str:
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "sub": "bench-user",
+        "typ": "access",
+        "iss": "zoptal-auth",
+        "aud": "zoptal",
+        "permissions": ["bench:ping"],
+        "iat": now,
+        "exp": now + 3600,
+    }
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+# --------------------------------------------------------------------------- server process
+
+
+def _diagnostic_interceptor(variant: str) -> Any:
+    import grpc.aio
+
+    from meshcore.interceptors import ServerInterceptor
+
+    if variant == "noop":  # meshcore's base with nothing to do: the cost of wrapping alone
+        return ServerInterceptor()
+
+    class Passthrough(grpc.aio.ServerInterceptor):  # grpc's own interceptor hook alone
+        async def intercept_service(self, continuation: Any, details: Any) -> Any:
+            return await continuation(details)
+
+    return Passthrough()
+
+
+def _interceptors(variant: str) -> list[Any]:
+    if variant == "bare":
+        return []
+    if variant in DIAGNOSTIC_VARIANTS:
+        return [_diagnostic_interceptor(variant)]
+    import logging
+
+    from prometheus_client import CollectorRegistry
+
+    from meshcore.interceptors import build_server_chain
+    from meshcore.observability import configure_logging
+
+    configure_logging("INFO", service="bench")
+    logging.getLogger("meshcore.access").setLevel(logging.NOTSET)  # inherit INFO from root
+    provider = None
+    if variant == "traced":
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        class DroppingExporter(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
+    return build_server_chain(
+        jwt_secret=SECRET,
+        service_token_secret=None,
+        issuer="zoptal-auth",
+        audience="zoptal",
+        key_source=None,
+        redis_url=None,
+        required_permissions={METHOD: ["bench:ping"]},
+        window_ms=60_000,
+        max_requests=10**9,
+        metrics_registry=CollectorRegistry(),
+        tracer_provider=provider,
+    )
+
+
+async def _serve(variant: str, port_file: str) -> None:
+    import grpc
+    import grpc.aio
+
+    async def ping(request: bytes, context: Any) -> bytes:
+        return b"pong:" + request
+
+    server = grpc.aio.server(interceptors=_interceptors(variant))
+    handler = grpc.unary_unary_rpc_method_handler(
+        ping, request_deserializer=_identity, response_serializer=_identity
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.v1.Echo", {"Ping": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    Path(port_file).write_text(str(port))
+    await server.wait_for_termination()
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(address: str, seconds: float, concurrency: int, pid: int) -> dict[str, float]:
+    import grpc
+    import grpc.aio
+
+    metadata = (("authorization", f"Bearer {_token()}"),)
+    async with grpc.aio.insecure_channel(address) as channel:
+        ping = channel.unary_unary(
+            METHOD, request_serializer=_identity, response_deserializer=_identity
+        )
+        for _ in range(200):  # warm up: connection, handler cache, token cache
+            assert await ping(b"w", metadata=metadata) == b"pong:w"
+        latencies: list[float] = []
+        stop_at = time.perf_counter() + seconds
+
+        async def worker(index: int) -> None:
+            payload = f"p{index}".encode()
+            expected = b"pong:" + payload
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                reply = await ping(payload, metadata=metadata)
+                latencies.append(time.perf_counter() - started)
+                if reply != expected:
+                    raise AssertionError(f"unexpected reply {reply!r}")
+
+        cpu_before = _cpu_seconds(pid)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        cpu = _cpu_seconds(pid) - cpu_before
+    latencies.sort()
+    return {
+        "calls": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "server_cpu_us_per_call": 1e6 * cpu / len(latencies),
+    }
+
+
+def _start(variant: str, directory: str) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = os.path.join(directory, f"{variant}.port")
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", variant, "--port-file", port_file],
+        env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+    )
+    deadline = time.monotonic() + 30
+    while not os.path.exists(port_file) or not Path(port_file).read_text():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{variant} server did not start")
+        time.sleep(0.05)
+    return process, f"127.0.0.1:{Path(port_file).read_text()}"
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    variants = tuple(args.variants.split(","))
+    results: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
+    with tempfile.TemporaryDirectory() as directory:
+        servers = {variant: _start(variant, directory) for variant in variants}
+        try:
+            for round_index in range(args.rounds):
+                order = variants if round_index % 2 == 0 else tuple(reversed(variants))
+                for variant in order:
+                    process, address = servers[variant]
+                    result = await _measure(address, args.seconds, args.concurrency, process.pid)
+                    results[variant].append(result)
+                    print(f"round {round_index + 1} {variant:>6}: " + json.dumps(
+                        {k: round(v, 2) for k, v in result.items()}), flush=True)
+        finally:
+            for process, _ in servers.values():
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(5)
+    summary: dict[str, Any] = {}
+    for variant, rounds in results.items():
+        summary[variant] = {
+            key: statistics.median(r[key] for r in rounds) for key in rounds[0]
+        }
+    for variant in variants[1:]:
+        summary[f"{variant}_vs_bare"] = {
+            "throughput_ratio": summary[variant]["rps"] / summary["bare"]["rps"],
+            "p99_ratio": summary[variant]["p99_ms"] / summary["bare"]["p99_ms"],
+            "server_cpu_per_call_ratio": summary[variant]["server_cpu_us_per_call"]
+            / summary["bare"]["server_cpu_us_per_call"],
+        }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, bare first; also {', '.join(DIAGNOSTIC_VARIANTS)}",
+    )
+    parser.add_argument("--serve", choices=VARIANTS + DIAGNOSTIC_VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--port-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        uvloop = None
+    runner = uvloop.run if uvloop is not None else asyncio.run
+    if args.serve:
+        runner(_serve(args.serve, args.port_file))
+        return
+    summary = runner(_run(args))
+    print(json.dumps(summary, indent=2))
+    verdict = summary["chain_vs_bare"]
+    print(
+        f"chain/bare: throughput {verdict['throughput_ratio']:.3f} (goal >= 0.8), "
+        f"p99 {verdict['p99_ratio']:.3f} (goal <= 1.3), "
+        f"server CPU per call {verdict['server_cpu_per_call_ratio']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
