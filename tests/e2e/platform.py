@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -75,3 +76,12 @@ def stop_platform(platform: EmbeddedPlatform) -> int:
         if platform.process.poll() is None:
             os.killpg(platform.process.pid, signal.SIGKILL)
     return platform.process.wait()
+
+
+def port_open(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
