@@ -136,7 +136,8 @@ class GrpcClientManager:
         self.breaker_settings = breaker or BreakerSettings()
         self.timeout_ms = timeout
         self.configs: dict[str, ServiceConfig] = parse_service_configs(services or {})
-        self._breakers: dict[ServiceInstance, CircuitBreaker] = {}
+        self.breakers: dict[ServiceInstance, CircuitBreaker] = {}
+        """One breaker per endpoint, made on first use (``breaker_for``)."""
         self._callers: dict[str, ServiceCaller] = {}
         self._budgets: dict[str, RetryBudget] = {}
         self._health: HealthChecker | None = None
@@ -144,7 +145,7 @@ class GrpcClientManager:
             self._health = HealthChecker(
                 self.discovery, GrpcHealthProbe(self.channel_for), clock=clock
             )
-        self._started = False
+        self.started = False
         self._closing: list[asyncio.Task[None]] = []
         self.discovery.add_listener(self._on_discovery_change)
         for name, config in self.configs.items():
@@ -224,10 +225,10 @@ class GrpcClientManager:
         return self.pool.channel(instance.address)
 
     def breaker_for(self, instance: ServiceInstance) -> CircuitBreaker:
-        breaker = self._breakers.get(instance)
+        breaker = self.breakers.get(instance)
         if breaker is None:
             settings = self.breaker_settings
-            breaker = self._breakers[instance] = CircuitBreaker(
+            breaker = self.breakers[instance] = CircuitBreaker(
                 settings.failure_threshold,
                 settings.recovery_timeout,
                 settings.monitoring_period,
@@ -242,13 +243,13 @@ class GrpcClientManager:
             # As Envoy un-ejects an outlier that passes an active health check: the replica
             # was readmitted after consecutive successful checks, so its breaker starts afresh
             # instead of keeping it out for the rest of a recovery timeout.
-            breaker = self._breakers.get(instance)
+            breaker = self.breakers.get(instance)
             if breaker is not None:
                 breaker.reset()
             return
         if event != "deregistered":
             return
-        self._breakers.pop(instance, None)
+        self.breakers.pop(instance, None)
         still_used = any(i.address == instance.address for i in self.discovery.all_instances())
         if not still_used and instance.address in self.pool.addresses():
             task = asyncio.get_running_loop().create_task(self.pool.discard(instance.address))
@@ -259,9 +260,9 @@ class GrpcClientManager:
 
     def ensure_started(self) -> None:
         """Start health checks on first use (needs the running loop, so not in __init__)."""
-        if self._started:
+        if self.started:
             return
-        self._started = True
+        self.started = True
         if self._health is not None:
             self._health.start()
 

@@ -43,7 +43,12 @@ Deserializer = Callable[[bytes], Any]
 
 
 class Connection:
-    """A channel and the method callables made on it (made once, reused by every call)."""
+    """A channel and the method callables made on it (made once, reused by every call).
+
+    Methods are *registered* with the channel (``_registered_method=True``, as the generated
+    stubs do): gRPC core then resolves the method path once instead of on every call, which is
+    worth about a tenth of a small call's client CPU.
+    """
 
     __slots__ = ("address", "channel", "rpcs")
 
@@ -58,7 +63,10 @@ class Connection:
         rpc = self.rpcs.get(path)
         if rpc is None:
             rpc = self.rpcs[path] = self.channel.unary_unary(
-                path, request_serializer=serializer, response_deserializer=deserializer
+                path,
+                request_serializer=serializer,
+                response_deserializer=deserializer,
+                _registered_method=True,  # type: ignore[call-arg]  # in grpc, not in its stubs
             )
         return rpc  # type: ignore[no-any-return,unused-ignore]
 
@@ -69,7 +77,10 @@ class Connection:
         rpc = self.rpcs.get(key)
         if rpc is None:
             rpc = self.rpcs[key] = self.channel.stream_unary(
-                path, request_serializer=serializer, response_deserializer=deserializer
+                path,
+                request_serializer=serializer,
+                response_deserializer=deserializer,
+                _registered_method=True,  # type: ignore[call-arg]
             )
         return rpc  # type: ignore[no-any-return,unused-ignore]
 

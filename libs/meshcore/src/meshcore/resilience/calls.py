@@ -8,16 +8,17 @@ method callables are dict lookups, and nothing is allocated per call that a raw 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from meshcore.clock import Clock
+from meshcore.clock import Clock, SystemClock
 from meshcore.context import inbound_deadline
 from meshcore.discovery.instance import ServiceInstance
 from meshcore.errors import DeadlineExceeded
 from meshcore.resilience.breaker import CircuitBreaker, is_callee_failure
 from meshcore.resilience.budget import RetryBudget
-from meshcore.resilience.retry import RetryPolicy, is_unsent, retry_with_backoff
+from meshcore.resilience.retry import RetryPolicy, is_unsent, retry_after_failure
 
 if TYPE_CHECKING:
     from meshcore.client_manager import GrpcClientManager
@@ -52,8 +53,14 @@ class ServiceCaller:
         self.budget = budget
         self.timeout_seconds = timeout_seconds
         self.clock = clock
+        # time.monotonic itself on the system clock: one Python frame less on every reading.
+        self.now: Callable[[], float] = (
+            time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
+        )
         self._discovery = manager.discovery
+        self._breakers = manager.breakers
         self._breaker_for = manager.breaker_for
+        self._connection = manager.pool.connection
 
     def choose(self) -> tuple[ServiceInstance, CircuitBreaker]:
         """A healthy replica whose breaker admits calls, by the service's strategy.
@@ -61,22 +68,25 @@ class ServiceCaller:
         When every breaker is open the strategy still picks one, and its breaker raises
         ``CircuitOpenError``: the caller gets a typed UNAVAILABLE without a network round trip.
         """
-        self.manager.ensure_started()
+        manager = self.manager
+        if not manager.started:
+            manager.ensure_started()
         healthy = self._discovery.healthy_instances(self.service)
         candidates: Sequence[ServiceInstance] = healthy
-        breaker_for = self._breaker_for
+        breakers = self._breakers
         for instance in healthy:
-            if not breaker_for(instance).allows_request():
-                admitted = [i for i in healthy if breaker_for(i).allows_request()]
+            breaker = breakers.get(instance) or self._breaker_for(instance)
+            if not breaker.allows_request():
+                admitted = [i for i in healthy if self._breaker_for(i).allows_request()]
                 candidates = admitted or healthy
                 break
         instance = self._discovery.pick(self.service, candidates, self.strategy)
-        return instance, breaker_for(instance)
+        return instance, breakers.get(instance) or self._breaker_for(instance)
 
     def deadline(self, timeout_ms: float | None) -> float:
         """Absolute deadline: the call's timeout, capped by the inbound call's deadline."""
         seconds = self.timeout_seconds if timeout_ms is None else timeout_ms / 1000.0
-        deadline = self.clock.monotonic() + seconds
+        deadline = self.now() + seconds
         inbound = inbound_deadline()
         if inbound is not None and inbound < deadline:
             return inbound
@@ -100,24 +110,50 @@ class ServiceCaller:
     ) -> StreamUnaryMethod:
         return StreamUnaryMethod(self, path, serializer, deserializer)
 
+    async def retry_failed(
+        self,
+        attempt: Callable[[], Awaitable[Any]],
+        error: Exception,
+        retry_on: Callable[[BaseException], bool],
+        deadline: float,
+    ) -> Any:
+        """Continue a call whose first attempt failed (standalone mode only)."""
+        policy = self.retry
+        if policy is None:
+            raise error
+        return await retry_after_failure(
+            attempt,
+            error,
+            policy.max_retries,
+            policy.base_delay,
+            max_delay=policy.max_delay,
+            retry_on=retry_on,
+            budget=self.budget,
+            deadline=deadline,
+            clock=self.clock,
+        )
 
-def _finish(
-    caller: ServiceCaller,
-    instance: ServiceInstance,
-    breaker: CircuitBreaker,
-    ticket: int,
-    start: float,
-    error: BaseException | None,
-) -> None:
-    """Account one finished attempt: in-flight count, latency EWMA, breaker verdict."""
-    load = instance.load
-    load.in_flight -= 1
-    now = caller.clock.monotonic()
-    elapsed = now - start
-    if error is not None and is_callee_failure(error):
-        elapsed = max(elapsed, FAILURE_LATENCY_PENALTY_SECONDS)
-    load.observe(elapsed, now)
-    breaker.record(ticket, error)
+    def finish(
+        self,
+        instance: ServiceInstance,
+        breaker: CircuitBreaker,
+        ticket: int,
+        start: float,
+        error: BaseException | None,
+    ) -> None:
+        """Account one finished attempt: in-flight count, latency EWMA, breaker verdict."""
+        load = instance.load
+        load.in_flight -= 1
+        now = self.now()
+        if error is None:
+            load.observe(now - start, now)
+            breaker.on_success(ticket)
+            return
+        elapsed = now - start
+        if is_callee_failure(error):
+            elapsed = max(elapsed, FAILURE_LATENCY_PENALTY_SECONDS)
+        load.observe(elapsed, now)
+        breaker.record(ticket, error)
 
 
 class UnaryMethod:
@@ -125,7 +161,8 @@ class UnaryMethod:
 
     Retries (standalone mode only) follow the service's ``RetryPolicy``: idempotent methods
     (``idempotency_level`` NO_SIDE_EFFECTS or IDEMPOTENT in the proto) retry on UNAVAILABLE and
-    connection failures; the others only when the request provably was never sent.
+    connection failures; the others only when the request provably was never sent. The first
+    attempt runs inline; the retry machinery is entered only after a failure.
     """
 
     __slots__ = ("_caller", "_deserializer", "_retry_on", "_serializer", "idempotent", "path")
@@ -156,39 +193,38 @@ class UnaryMethod:
     ) -> Any:
         caller = self._caller
         deadline = caller.deadline(timeout_ms)
-        retry = caller.retry
-        if retry is None or self._retry_on is None:
+        budget = caller.budget
+        if budget is not None:
+            budget.record_call()
+        try:
             return await self._attempt(request, deadline, metadata)
-        return await retry_with_backoff(
-            lambda: self._attempt(request, deadline, metadata),
-            retry.max_retries,
-            retry.base_delay,
-            max_delay=retry.max_delay,
-            retry_on=self._retry_on,
-            budget=caller.budget,
-            deadline=deadline,
-            clock=caller.clock,
-        )
+        except Exception as error:
+            retry_on = self._retry_on
+            if retry_on is None or not retry_on(error):
+                raise
+            return await caller.retry_failed(
+                lambda: self._attempt(request, deadline, metadata), error, retry_on, deadline
+            )
 
     async def _attempt(self, request: Any, deadline: float, metadata: Metadata | None) -> Any:
         caller = self._caller
         instance, breaker = caller.choose()
         ticket = breaker.acquire()
-        start = caller.clock.monotonic()
+        start = caller.now()
         remaining = deadline - start
         if remaining <= 0:
             breaker.on_release(ticket)
             raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-        rpc = caller.manager.pool.connection(instance.address).unary_unary(
+        rpc = caller._connection(instance.address).unary_unary(
             self.path, self._serializer, self._deserializer
         )
         instance.load.in_flight += 1
         try:
             reply = await rpc(request, timeout=remaining, metadata=metadata)
         except BaseException as error:
-            _finish(caller, instance, breaker, ticket, start, error)
+            caller.finish(instance, breaker, ticket, start, error)
             raise
-        _finish(caller, instance, breaker, ticket, start, None)
+        caller.finish(instance, breaker, ticket, start, None)
         return reply
 
 
@@ -219,18 +255,14 @@ class StreamUnaryMethod:
     ) -> Any:
         caller = self._caller
         deadline = caller.deadline(timeout_ms)
-        if caller.retry is None:
+        try:
             return await self._attempt(requests, deadline, metadata)
-        return await retry_with_backoff(
-            lambda: self._attempt(requests, deadline, metadata),
-            caller.retry.max_retries,
-            caller.retry.base_delay,
-            max_delay=caller.retry.max_delay,
-            retry_on=is_unsent,
-            budget=caller.budget,
-            deadline=deadline,
-            clock=caller.clock,
-        )
+        except Exception as error:
+            if caller.retry is None or not is_unsent(error):
+                raise
+            return await caller.retry_failed(
+                lambda: self._attempt(requests, deadline, metadata), error, is_unsent, deadline
+            )
 
     async def _attempt(
         self, requests: AsyncIterator[Any], deadline: float, metadata: Metadata | None
@@ -238,18 +270,18 @@ class StreamUnaryMethod:
         caller = self._caller
         instance, breaker = caller.choose()
         ticket = breaker.acquire()
-        start = caller.clock.monotonic()
+        start = caller.now()
         if deadline - start <= 0:
             breaker.on_release(ticket)
             raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-        rpc = caller.manager.pool.connection(instance.address).stream_unary(
+        rpc = caller._connection(instance.address).stream_unary(
             self.path, self._serializer, self._deserializer
         )
         instance.load.in_flight += 1
         try:
             reply = await rpc(requests, timeout=deadline - start, metadata=metadata)
         except BaseException as error:
-            _finish(caller, instance, breaker, ticket, start, error)
+            caller.finish(instance, breaker, ticket, start, error)
             raise
-        _finish(caller, instance, breaker, ticket, start, None)
+        caller.finish(instance, breaker, ticket, start, None)
         return reply

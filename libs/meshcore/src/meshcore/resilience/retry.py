@@ -40,6 +40,7 @@ __all__ = [
     "backoff_delay",
     "is_retryable",
     "is_unsent",
+    "retry_after_failure",
     "retry_with_backoff",
 ]
 
@@ -106,30 +107,66 @@ async def retry_with_backoff(
     """
     if max_retries < 0:
         raise ValueError("max_retries must be >= 0")
-    chooser = rng or _RNG
-    base, cap = base_delay / 1000.0, max_delay / 1000.0
     if budget is not None:
         budget.record_call()
+    try:
+        return await fn()
+    except Exception as error:
+        return await retry_after_failure(
+            fn,
+            error,
+            max_retries,
+            base_delay,
+            max_delay=max_delay,
+            retry_on=retry_on,
+            budget=budget,
+            deadline=deadline,
+            clock=clock,
+            rng=rng,
+        )
+
+
+async def retry_after_failure(
+    fn: Callable[[], Awaitable[T]],
+    error: Exception,
+    max_retries: int,
+    base_delay: float,
+    *,
+    max_delay: float,
+    retry_on: Callable[[BaseException], bool],
+    budget: RetryBudget | None,
+    deadline: float | None,
+    clock: Clock,
+    rng: random.Random | None = None,
+) -> T:
+    """The retry loop once ``fn``'s first attempt has failed with ``error``.
+
+    Split from ``retry_with_backoff`` so the call path can make its first attempt inline and
+    pay for the retry machinery only when a call actually fails.
+    """
+    chooser = rng or _RNG
+    base, cap = base_delay / 1000.0, max_delay / 1000.0
     attempt = 0
     while True:
+        if attempt >= max_retries or not retry_on(error):
+            raise error
+        wait = pushback_seconds(error)
+        if wait == DO_NOT_RETRY:
+            raise error
+        if wait is None or isinstance(error, CircuitOpenError):
+            # A breaker's retry_after is its recovery time, not a server's request: other
+            # replicas may be fine, so back off as usual.
+            wait = backoff_delay(attempt, base, cap, chooser)
+        if deadline is not None and clock.monotonic() + wait >= deadline:
+            raise error
+        if budget is not None and not budget.try_spend():
+            raise error
+        attempt += 1
+        await clock.sleep(wait)
         try:
             return await fn()
-        except Exception as error:
-            if attempt >= max_retries or not retry_on(error):
-                raise
-            wait = pushback_seconds(error)
-            if wait == DO_NOT_RETRY:
-                raise
-            if wait is None or isinstance(error, CircuitOpenError):
-                # A breaker's retry_after is its recovery time, not a server's request: other
-                # replicas may be fine, so back off as usual.
-                wait = backoff_delay(attempt, base, cap, chooser)
-            if deadline is not None and clock.monotonic() + wait >= deadline:
-                raise
-            if budget is not None and not budget.try_spend():
-                raise
-            attempt += 1
-            await clock.sleep(wait)
+        except Exception as next_error:
+            error = next_error
 
 
 _RNG = random.Random()

@@ -9,8 +9,8 @@ from the descriptor keeps one source of truth: a proto change changes the retry 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
@@ -78,28 +78,30 @@ class TypedClient:
         """The bound unary RPC ``name`` (``"GetUser"``), for calls with a full request."""
         return self._unary[name]
 
-    async def _call(
+    def _call(
         self,
         name: str,
         request: Message,
         reply_type: type[R],
         timeout_ms: float | None,
         metadata: Metadata | None,
-    ) -> R:
-        """Send ``request`` through RPC ``name``; ``reply_type`` only informs the type checker
-        (the bound deserializer already builds exactly that message)."""
-        reply: R = await self._unary[name](request, timeout_ms=timeout_ms, metadata=metadata)
-        return reply
+    ) -> Awaitable[R]:
+        """The call of RPC ``name`` with ``request``, to await. ``reply_type`` only informs the
+        type checker (the bound deserializer builds exactly that message). Not a coroutine
+        itself: one frame less on every call."""
+        return cast(
+            Awaitable[R], self._unary[name](request, timeout_ms=timeout_ms, metadata=metadata)
+        )
 
-    async def _stream(
+    def _stream(
         self,
         name: str,
         requests: AsyncIterator[Any],
         reply_type: type[R],
         timeout_ms: float | None,
         metadata: Metadata | None,
-    ) -> R:
-        reply: R = await self._client_stream[name](
-            requests, timeout_ms=timeout_ms, metadata=metadata
+    ) -> Awaitable[R]:
+        return cast(
+            Awaitable[R],
+            self._client_stream[name](requests, timeout_ms=timeout_ms, metadata=metadata),
         )
-        return reply
