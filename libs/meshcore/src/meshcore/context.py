@@ -55,6 +55,11 @@ class Principal:
     )
 
     @property
+    def key(self) -> str:
+        """``user:<id>`` or ``service:<id>``: a stable key for limits and caches."""
+        return f"{self.kind}:{self.subject}"
+
+    @property
     def is_service(self) -> bool:
         return self.kind == "service"
 

@@ -77,3 +77,20 @@ async def test_interceptors_sharing_a_registry_share_the_series(echo: EchoFactor
     await (await echo([first])).unary(b"a")
     await (await echo([second])).unary(b"b")
     assert _value(registry, "grpc_server_started_total", "Unary", "unary") == 2
+
+
+async def test_exposition_uses_the_dashboard_names(echo: EchoFactory) -> None:
+    """/metrics text has the go-grpc-prometheus families, cumulative buckets and +Inf."""
+    from prometheus_client import generate_latest
+
+    registry = CollectorRegistry()
+    client = await echo([MetricsInterceptor(registry=registry)])
+    await client.unary(b"a")
+    await settle()
+    text = generate_latest(registry).decode()
+    labels = f'grpc_method="Unary",grpc_service="{SERVICE}",grpc_type="unary"'
+    assert f"grpc_server_started_total{{{labels}}} 1.0" in text
+    assert f'grpc_server_handled_total{{grpc_code="OK",{labels}}} 1.0' in text
+    assert f'grpc_server_handling_seconds_bucket{{{labels},le="+Inf"}} 1.0' in text
+    assert f"grpc_server_handling_seconds_count{{{labels}}} 1.0" in text
+    assert "# TYPE grpc_server_handling_seconds histogram" in text

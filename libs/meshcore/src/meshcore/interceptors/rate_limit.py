@@ -58,7 +58,7 @@ def key_by_caller(call: CallInfo) -> str:
     """The authenticated principal, else the caller's IP address (not its ephemeral port)."""
     principal = current_principal()
     if principal is not None:
-        return f"{principal.kind}:{principal.subject}"
+        return principal.key
     return f"peer:{call.peer}"
 
 
@@ -114,9 +114,11 @@ class RateLimitInterceptor(ServerInterceptor):
         super().__init__()
         if fail_mode not in ("open", "closed"):
             raise ValueError("fail_mode must be 'open' or 'closed'")
-        self._in_process = limiter is None
         self._limiter: RateLimiter = limiter or InProcessRateLimiter(
             window_ms, max_requests, clock=clock
+        )
+        self._in_process_limiter = (
+            self._limiter if isinstance(self._limiter, InProcessRateLimiter) else None
         )
         self._key_generator = key_generator
         self._fail_open = fail_mode == "open"
@@ -138,7 +140,24 @@ class RateLimitInterceptor(ServerInterceptor):
         context: grpc.aio.ServicerContext[Any, Any],
         rpc: RpcMethod,
     ) -> Any:
-        key = self._key_generator(CallInfo(context, rpc))
+        if self._key_generator is key_by_caller:
+            principal = current_principal()
+            key = (
+                principal.key
+                if principal is not None
+                else f"peer:{_peer_host(context.peer() or 'unknown')}"
+            )
+        else:
+            key = self._key_generator(CallInfo(context, rpc))
+        if self._in_process_limiter is not None:
+            # The in-process check never waits: skip the coroutine.
+            decision = self._in_process_limiter.hit_now(key)
+            if decision.allowed:
+                return await method(request_or_iterator, context)
+            await abort_with(
+                context,
+                ResourceExhausted("rate limit exceeded", retry_after=decision.retry_after),
+            )
         try:
             decision = await self._limiter.hit(key)
         except Exception as error:  # the backend is down: apply the configured choice
