@@ -41,7 +41,14 @@ from meshcore.health import HEALTH_SERVICE_NAME, DependencyCheck, HealthMonitor,
 from meshcore.http import HttpServer, metrics_routes
 from meshcore.settings import ServiceSettings
 
-__all__ = ["DEFAULT_SERVER_OPTIONS", "MeshServer", "ServiceRegistration", "ShutdownHook", "run"]
+__all__ = [
+    "DEFAULT_SERVER_OPTIONS",
+    "MeshServer",
+    "ServiceRegistration",
+    "ShutdownHook",
+    "run",
+    "serve",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +274,27 @@ class MeshServer:
         names = [service.name for service in self.services]
         names += [HEALTH_SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, server)
+
+
+async def serve(
+    settings: ServiceSettings,
+    servicers: Sequence[ServiceRegistration],
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None,
+    dependency_checks: Mapping[str, DependencyCheck] | None = None,
+    on_shutdown: Iterable[ShutdownHook] = (),
+    **options: Any,
+) -> None:
+    """Build a ``MeshServer`` and serve until SIGTERM/SIGINT, then shut down gracefully."""
+    server = MeshServer(
+        settings,
+        servicers,
+        interceptors=interceptors,
+        dependency_checks=dependency_checks,
+        on_shutdown=on_shutdown,
+        **options,
+    )
+    await server.serve()
 
 
 async def _run_hook(hook: ShutdownHook, limit: float = 10.0) -> None:
