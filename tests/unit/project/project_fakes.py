@@ -71,12 +71,16 @@ class FakeBilling:
 @dataclass
 class FakeAnalytics:
     events: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
     broken: bool = False
 
-    async def track_event(self, user_id: str, name: str, properties: Mapping[str, str]) -> None:
+    async def track_event(
+        self, user_id: str, name: str, properties: Mapping[str, str], *, event_id: str
+    ) -> None:
         if self.broken:
             raise Unavailable("analytics is down")
         self.events.append((user_id, name, dict(properties)))
+        self.event_ids.append(event_id)
 
 
 @dataclass

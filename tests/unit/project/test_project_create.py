@@ -63,6 +63,7 @@ async def test_create_checks_inserts_and_records_usage_keyed_by_project_id(
     assert billing.used("ada", BilledMetric.PROJECTS) == 1
     await projects.drain_background()
     assert analytics.events == [("ada", "project.created", {"project_id": project.id})]
+    assert analytics.event_ids == [f"project.created:{project.id}"]
 
 
 async def test_owner_seat_is_queued_and_counted_once(

@@ -49,7 +49,11 @@ class BillingGateway(Protocol):
 
 
 class AnalyticsGateway(Protocol):
-    async def track_event(self, user_id: str, name: str, properties: Mapping[str, str]) -> None: ...
+    async def track_event(
+        self, user_id: str, name: str, properties: Mapping[str, str], *, event_id: str
+    ) -> None:
+        """Track one event; ``event_id`` makes a repeat count once in Analytics."""
+        ...
 
 
 class UserDirectory(Protocol):

@@ -155,7 +155,12 @@ class ProjectService:
             assert row is not None
             project = Project.of(row)
         self._usage_queued()
-        self._track("project.created", owner, {"project_id": project_id})
+        self._track(
+            "project.created",
+            owner,
+            {"project_id": project_id},
+            event_id=f"project.created:{project_id}",
+        )
         return project
 
     async def _charge_project(self, owner: str, project_id: str) -> None:
@@ -336,12 +341,12 @@ class ProjectService:
         if self._on_usage_queued is not None:
             self._on_usage_queued()
 
-    def _track(self, name: str, user_id: str, properties: dict[str, str]) -> None:
+    def _track(self, name: str, user_id: str, properties: dict[str, str], *, event_id: str) -> None:
         """Send an analytics event off the critical path: its failure never fails the RPC."""
 
         async def send() -> None:
             try:
-                await self._analytics.track_event(user_id, name, properties)
+                await self._analytics.track_event(user_id, name, properties, event_id=event_id)
             except Exception as exc:
                 logger.warning("analytics event %s not tracked: %s", name, exc)
 
