@@ -222,6 +222,7 @@ def make_settings(
         "outbox_dispatch_grace_seconds": 1.0,
         "outbox_redispatch_after_seconds": 30.0,
         "rate_limit_max_requests": 100_000,
+        "metrics_port": 0,
     }
     values.update(overrides)
     return NotificationSettings(**values)

@@ -87,7 +87,10 @@ async def test_in_process_real_time_counts_events_and_distinct_actors_per_minute
     assert snapshot.minute_starts_ms == [minute - 2 * MINUTE, minute - MINUTE, minute]
     assert snapshot.events_per_minute == [1, 1, 2]
     assert (snapshot.total_events, snapshot.active_users) == (4, 2)
-    assert snapshot.top_events == [("login", 2), ("signup", 2)]
+    assert [(t.name, t.count, t.unique_users) for t in snapshot.top_events] == [
+        ("login", 2, 1),
+        ("signup", 2, 2),
+    ]
     assert (await counters.snapshot(1)).active_users == 1
 
 
@@ -99,4 +102,5 @@ async def test_in_process_real_time_forgets_minutes_past_the_hour() -> None:
     clock.advance(62 * 60)
     await counters.record([record(at_ms=NOW_MS + 62 * MINUTE)])
     assert len(counters._names) == 1
+    assert {minute for minute, _ in counters._actors} == set(counters._names)
     assert (await counters.snapshot(60)).total_events == 1

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from zoptal_analytics.records import EventRecord
+from zoptal_analytics.repository import NameCount
 
 __all__ = [
     "MINUTE_MS",
@@ -49,7 +50,7 @@ class RealTimeSnapshot:
     minute_starts_ms: list[int]
     events_per_minute: list[int]
     active_users: int
-    top_events: list[tuple[str, int]]
+    top_events: list[NameCount]
     generated_at_ms: int
 
     @property
@@ -84,39 +85,58 @@ def _top(counts: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_EVENTS]
 
 
+def _actor_groups(
+    events: Sequence[EventRecord], now_ms: int
+) -> tuple[Counter[tuple[int, str]], dict[tuple[int, str], set[str]]]:
+    """Counts per (minute, name) and actors per (minute, name); name "" is every event."""
+    counts: Counter[tuple[int, str]] = Counter()
+    actors: dict[tuple[int, str], set[str]] = {}
+    for minute, event in _recent(events, now_ms):
+        counts[minute, event.name] += 1
+        actors.setdefault((minute, ""), set()).add(event.actor)
+        actors.setdefault((minute, event.name), set()).add(event.actor)
+    return counts, actors
+
+
 class InProcessRealTime:
     """One process's view (the embedded mode runs one Analytics replica)."""
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
         self._names: dict[int, Counter[str]] = {}
-        self._actors: dict[int, set[str]] = {}
+        self._actors: dict[tuple[int, str], set[str]] = {}
 
     def _now_ms(self) -> int:
         return int(self._clock.time() * 1000)
 
     async def record(self, events: Sequence[EventRecord]) -> None:
         now = self._now_ms()
-        for minute, event in _recent(events, now):
-            self._names.setdefault(minute, Counter())[event.name] += 1
-            self._actors.setdefault(minute, set()).add(event.actor)
+        counts, actors = _actor_groups(events, now)
+        for (minute, name), count in counts.items():
+            self._names.setdefault(minute, Counter())[name] += count
+        for key, members in actors.items():
+            self._actors.setdefault(key, set()).update(members)
         oldest = now - now % MINUTE_MS - MINUTE_MS * (RETENTION_MINUTES - 1)
         for minute in [m for m in self._names if m < oldest]:
             del self._names[minute]
-            self._actors.pop(minute, None)
+        for key in [k for k in self._actors if k[0] < oldest]:
+            del self._actors[key]
 
     async def snapshot(self, window_minutes: int) -> RealTimeSnapshot:
         now = self._now_ms()
         minutes = _window(now, window_minutes)
         totals: Counter[str] = Counter()
-        actors: set[str] = set()
         per_minute = []
         for minute in minutes:
             names = self._names.get(minute, Counter())
             totals.update(names)
-            actors |= self._actors.get(minute, set())
             per_minute.append(sum(names.values()))
-        return RealTimeSnapshot(window_minutes, minutes, per_minute, len(actors), _top(totals), now)
+
+        def distinct(name: str) -> int:
+            return len(set().union(*(self._actors.get((m, name), set()) for m in minutes)))
+
+        top = [NameCount(name, count, distinct(name)) for name, count in _top(totals)]
+        return RealTimeSnapshot(window_minutes, minutes, per_minute, distinct(""), top, now)
 
     async def close(self) -> None:
         return None
@@ -144,26 +164,26 @@ class RedisRealTime:
     def _now_ms(self) -> int:
         return int(self._clock.time() * 1000)
 
-    def _keys(self, minute: int) -> tuple[str, str]:
-        return f"{self._prefix}:{minute}:n", f"{self._prefix}:{minute}:u"
+    def _count_key(self, minute: int) -> str:
+        return f"{self._prefix}:{minute}:n"
+
+    def _actor_key(self, minute: int, name: str) -> str:
+        """Distinct actors of a minute: all events (name "") or one event name."""
+        return f"{self._prefix}:{minute}:u:{name}"
 
     async def record(self, events: Sequence[EventRecord]) -> None:
-        names: Counter[tuple[int, str]] = Counter()
-        actors: dict[int, set[str]] = {}
-        for minute, event in _recent(events, self._now_ms()):
-            names[minute, event.name] += 1
-            actors.setdefault(minute, set()).add(event.actor)
-        if not names or self._clock.monotonic() < self._skip_until:
+        counts, actors = _actor_groups(events, self._now_ms())
+        if not counts or self._clock.monotonic() < self._skip_until:
             return
         ttl = RETENTION_MINUTES * 60 + 120
         pipe = self._redis.pipeline(transaction=False)
-        for (minute, name), count in names.items():
-            pipe.hincrby(self._keys(minute)[0], name, count)
-        for minute, members in actors.items():
-            count_key, actor_key = self._keys(minute)
-            pipe.pfadd(actor_key, *members)
-            pipe.expire(count_key, ttl)
-            pipe.expire(actor_key, ttl)
+        for (minute, name), count in counts.items():
+            pipe.hincrby(self._count_key(minute), name, count)
+        for minute in {minute for minute, _ in counts}:
+            pipe.expire(self._count_key(minute), ttl)
+        for (minute, name), members in actors.items():
+            pipe.pfadd(self._actor_key(minute, name), *members)
+            pipe.expire(self._actor_key(minute, name), ttl)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
@@ -175,23 +195,33 @@ class RedisRealTime:
     async def snapshot(self, window_minutes: int) -> RealTimeSnapshot:
         now = self._now_ms()
         minutes = _window(now, window_minutes)
-        pipe = self._redis.pipeline(transaction=False)
-        for minute in minutes:
-            pipe.hgetall(self._keys(minute)[0])
-        pipe.pfcount(*(self._keys(minute)[1] for minute in minutes))
         try:
+            pipe = self._redis.pipeline(transaction=False)
+            for minute in minutes:
+                pipe.hgetall(self._count_key(minute))
+            pipe.pfcount(*(self._actor_key(minute, "") for minute in minutes))
             *hashes, active = await pipe.execute()
+            totals: Counter[str] = Counter()
+            per_minute = []
+            for counts in hashes:
+                decoded = {name.decode(): int(value) for name, value in counts.items()}
+                totals.update(decoded)
+                per_minute.append(sum(decoded.values()))
+            top = _top(totals)
+            # PFCOUNT over several keys is the size of their union: distinct over the window.
+            pipe = self._redis.pipeline(transaction=False)
+            for name, _ in top:
+                pipe.pfcount(*(self._actor_key(minute, name) for minute in minutes))
+            uniques = await pipe.execute() if top else []
         except (RedisError, OSError) as exc:
             raise Unavailable(
                 "real-time analytics unavailable: Redis is unreachable", retry_after=5.0
             ) from exc
-        totals: Counter[str] = Counter()
-        per_minute = []
-        for counts in hashes:
-            decoded = {name.decode(): int(value) for name, value in counts.items()}
-            totals.update(decoded)
-            per_minute.append(sum(decoded.values()))
-        return RealTimeSnapshot(window_minutes, minutes, per_minute, int(active), _top(totals), now)
+        top_counts = [
+            NameCount(name, count, int(unique))
+            for (name, count), unique in zip(top, uniques, strict=True)
+        ]
+        return RealTimeSnapshot(window_minutes, minutes, per_minute, int(active), top_counts, now)
 
     async def close(self) -> None:
         # aclose is redis-py 5's name; the installed types-redis stubs predate it.

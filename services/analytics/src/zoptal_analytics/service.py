@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -82,6 +83,10 @@ class AnalyticsService:
         records = self.prepare(events, batch=batch)
         await self._buffer.submit(records)
         return [record.event_id for record in records]
+
+    def enqueue(self, records: Sequence[EventRecord]) -> asyncio.Future[None]:
+        """Queue validated events; the future resolves once they are committed."""
+        return self._buffer.enqueue(records)
 
     async def write_batch(self, events: Sequence[EventRecord]) -> Sequence[EventRecord]:
         """The buffer's writer: one transaction per batch; returns the events that were new."""

@@ -1,0 +1,90 @@
+"""Builds the Analytics server: database, ingest buffer, real-time counters, gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.db import Database
+from meshcore.server import MeshServer, ServiceRegistration
+from zoptal.analytics.v1 import analytics_pb2_grpc
+
+from zoptal_analytics.buffer import EventBuffer
+from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters, RedisRealTime
+from zoptal_analytics.records import EventRecord
+from zoptal_analytics.service import AnalyticsService
+from zoptal_analytics.servicer import AnalyticsServicer
+from zoptal_analytics.settings import AnalyticsSettings
+
+__all__ = ["MIGRATIONS_DIR", "SERVICE_NAME", "AnalyticsApp"]
+
+SERVICE_NAME = "zoptal.analytics.v1.AnalyticsService"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class AnalyticsApp:
+    """Everything the gRPC process owns. Constructing it opens no connection."""
+
+    def __init__(self, settings: AnalyticsSettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.settings = settings
+        self.database = Database(settings.database_url, application_name="analytics")
+        self.realtime: RealTimeCounters = (
+            RedisRealTime.from_url(
+                settings.redis_url,
+                prefix=settings.realtime_key_prefix,
+                timeout=settings.realtime_redis_timeout_seconds,
+                clock=clock,
+            )
+            if settings.redis_url
+            else InProcessRealTime(clock)
+        )
+
+        async def write(events: Sequence[EventRecord]) -> Sequence[EventRecord]:
+            return await self.service.write_batch(events)
+
+        self.buffer = EventBuffer(
+            write,
+            max_batch_events=settings.ingest_batch_size,
+            flush_interval=settings.ingest_flush_interval_seconds,
+            max_pending_events=settings.ingest_max_pending_events,
+            max_concurrent_flushes=(
+                1 if self.database.is_sqlite else settings.ingest_max_concurrent_flushes
+            ),
+            on_committed=self.realtime.record,
+            clock=clock,
+        )
+        self.service = AnalyticsService(self.database, self.buffer, self.realtime, clock=clock)
+        self.registrations = [
+            ServiceRegistration(
+                AnalyticsServicer(self.service),
+                analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
+                SERVICE_NAME,
+            )
+        ]
+
+    def start_background(self) -> None:
+        """Start the buffer's flusher (call from the running event loop)."""
+        self.buffer.start()
+
+    async def close(self) -> None:
+        """Write every queued event, then release Redis and the database pool.
+
+        Runs after the server stopped taking calls and in-flight calls finished, so nothing
+        new arrives while the last batches are written.
+        """
+        await self.buffer.close()
+        await self.realtime.close()
+        await self.database.dispose()
+
+    def build_server(
+        self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
+    ) -> MeshServer:
+        return MeshServer(
+            self.settings,
+            self.registrations,
+            interceptors=interceptors,
+            dependency_checks={"database": self.database.ping},
+            on_shutdown=[self.close],
+        )

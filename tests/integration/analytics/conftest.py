@@ -1,0 +1,73 @@
+"""Analytics integration helpers: the real server in-process, service tokens, settings."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from meshcore.migrations import upgrade_database
+from meshcore.settings import DEV_SERVICE_TOKEN_SECRET
+from meshcore.testing import serve_in_process
+from zoptal.analytics.v1 import analytics_pb2_grpc
+from zoptal_analytics.app import MIGRATIONS_DIR, AnalyticsApp
+from zoptal_analytics.settings import AnalyticsSettings
+
+
+def service_token(*permissions: str) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": "project",
+        "serviceId": "project",
+        "serviceName": "Project Service",
+        "permissions": list(permissions),
+        "typ": "service",
+        "iat": now,
+        "exp": now + 600,
+    }
+    return jwt.encode(claims, DEV_SERVICE_TOKEN_SECRET, algorithm="HS256")
+
+
+CALLER = (("x-service-token", service_token("analytics:write", "analytics:read")),)
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def make_settings(database_url: str, redis_url: str | None, **overrides: Any) -> AnalyticsSettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "data_dir": Path("unused"),
+        "rate_limit_max_requests": 1_000_000,
+        "metrics_port": 0,
+    }
+    values.update(overrides)
+    return AnalyticsSettings(**values)
+
+
+@dataclass
+class RunningAnalytics:
+    stub: analytics_pb2_grpc.AnalyticsServiceAsyncStub
+    app: AnalyticsApp
+
+
+@contextlib.asynccontextmanager
+async def running_analytics(settings: AnalyticsSettings) -> AsyncIterator[RunningAnalytics]:
+    """Migrate, serve AnalyticsService on a real channel; leaving shuts down gracefully."""
+    await upgrade_database(settings.database_url, MIGRATIONS_DIR)
+    app = AnalyticsApp(settings)
+    async with serve_in_process(
+        app.registrations, settings=settings, on_shutdown=[app.close]
+    ) as served:
+        app.start_background()
+        yield RunningAnalytics(analytics_pb2_grpc.AnalyticsServiceStub(served.channel), app)
