@@ -203,3 +203,12 @@ async def test_the_token_cache_is_bounded() -> None:
         token = user_token(clock.time(), sub=f"user-{index}")
         await auth.authenticate(_bearer(token))
     assert len(auth.cache) == 2
+
+
+async def test_credentials_of_one_call_never_serve_the_next(echo: EchoFactory) -> None:
+    """A call without a token after an authenticated one on the same channel is refused."""
+    client = await echo([_auth()])
+    assert (await client.unary(b"x", metadata=_bearer(user_token(time.time())))).startswith(b"x|")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await client.unary(b"x")
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED

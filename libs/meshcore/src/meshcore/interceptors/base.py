@@ -55,7 +55,9 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 """The ``method`` handed to ``intercept``: awaiting it runs the rest of the chain."""
 
 
-_metadata: ContextVar[Any] = ContextVar("meshcore.call_metadata", default=None)
+# (task, metadata): the task check makes a stale value from another call unusable even if grpc
+# ever looked up handlers outside the call's own task.
+_metadata: ContextVar[tuple[object, Any] | None] = ContextVar("meshcore.metadata", default=None)
 
 
 def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -64,14 +66,18 @@ def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     ``context.invocation_metadata()`` builds a new tuple on every call (~4 µs); grpc already
     built one for the interceptors, and meshcore keeps it for the rest of the call.
     """
-    metadata = _metadata.get()
-    if metadata is None:
-        metadata = context.invocation_metadata() or ()
-        _metadata.set(metadata)
+    stored = _metadata.get()
+    task = asyncio.current_task()
+    if stored is not None and stored[0] is task:
+        return stored[1]
+    metadata = context.invocation_metadata() or ()
+    _metadata.set((task, metadata))
     return metadata
 
 
-set_call_metadata = _metadata.set
+def set_call_metadata(metadata: Any) -> None:
+    """Keep the metadata grpc gave ``intercept_service`` for the rest of this call."""
+    _metadata.set((asyncio.current_task(), metadata or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +151,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         # intercept_service runs in the call's own task, before the handler: keep the metadata.
-        set_call_metadata(handler_call_details.invocation_metadata or ())
+        set_call_metadata(handler_call_details.invocation_metadata)
         method_name: str = handler_call_details.method
         cached = self._wrapped.get(method_name)
         if cached is not None and cached[0] is handler:

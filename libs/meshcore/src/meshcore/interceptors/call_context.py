@@ -4,9 +4,6 @@
 * inbound deadline: now + ``context.time_remaining()``, on the same clock the client
   interceptors use to shrink downstream timeouts;
 * ``traceparent``: kept so it can be forwarded, and logged, even when tracing is off here.
-
-The request id is echoed in the initial metadata only when the caller did not send one
-(``echo_request_id``), so a client can correlate its call with our logs.
 """
 
 from __future__ import annotations

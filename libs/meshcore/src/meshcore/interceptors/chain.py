@@ -70,7 +70,7 @@ class InterceptorChain(ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        set_call_metadata(handler_call_details.invocation_metadata or ())
+        set_call_metadata(handler_call_details.invocation_metadata)
         method_name: str = handler_call_details.method
         cached = self._cache.get(method_name)
         if cached is not None and cached[0] is handler:
