@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 
 import grpc.aio
 import pytest
@@ -109,3 +110,28 @@ async def test_client_errors_log_at_info_and_server_errors_at_error(
     assert records == [("INFO", "INVALID_ARGUMENT"), ("ERROR", "INTERNAL")]
     streamed = [r for r in caplog.records if r.name == LOGGER][1]
     assert streamed.messages_sent == 2  # type: ignore[attr-defined]
+
+
+async def test_every_rpc_shape_gets_one_record_with_its_type(
+    echo: EchoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unary, server-, client- and bidi-streaming calls each log one finished record."""
+
+    async def one(item: bytes) -> AsyncIterator[bytes]:
+        yield item
+
+    client = await echo([_interceptor(log_requests=True)])
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        await client.unary(b"u")
+        [r async for r in client.server_stream(b"s")]
+        await client.client_stream(one(b"c"))
+        [r async for r in client.bidi(one(b"b"))]
+        await settle()
+    records = [r for r in caplog.records if r.name == LOGGER]
+    assert [(r.grpc_type, r.grpc_code) for r in records] == [  # type: ignore[attr-defined]
+        ("unary", "OK"),
+        ("server_stream", "OK"),
+        ("client_stream", "OK"),
+        ("bidi_stream", "OK"),
+    ]
+    assert records[0].request == {"bytes": 1}  # type: ignore[attr-defined]
