@@ -90,3 +90,15 @@ async def test_the_rate_limit_in_the_chain_is_per_principal(echo: EchoFactory) -
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.unary(b"a", metadata=metadata)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_methods_excluded_from_auth_are_still_rate_limited(echo: EchoFactory) -> None:
+    """A public method (no credentials needed) is limited per peer, so it cannot be hammered."""
+    from tests.unit.meshcore.interceptors.interceptor_testkit import UNARY
+
+    client = await echo([_chain(CollectorRegistry(), max_requests=2, excluded_methods=[UNARY])])
+    assert (await client.unary(b"a")).split(b"|")[1] == b"-"
+    await client.unary(b"a")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await client.unary(b"a")
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -165,7 +165,8 @@ def build_server_chain(
                 key_generator,
                 limiter=rate_limiter,
                 fail_mode=fail_mode or _setting(settings, "rate_limit_fail_mode", "open"),
-                excluded_methods=frozenset(excluded_methods),
+                # Methods excluded from auth (Login, RegisterUser) stay limited, per peer address:
+                # they are exactly where guessing passwords would happen.
                 registry=metrics_registry,
                 clock=clock,
             )
