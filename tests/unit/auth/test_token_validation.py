@@ -12,6 +12,7 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from meshcore.context import Principal
 from meshcore.jwt import SigningKey
 from meshcore.migrations import upgrade_database
 from meshcore.settings import Secret
@@ -159,3 +160,18 @@ async def test_hs256_user_tokens_need_jwt_secret_configured(settings, clock):
         assert (await app.auth.validate(bad)).reason == "bad_signature"
     finally:
         await app.database.dispose()
+
+
+async def test_a_cached_verdict_still_expires_and_still_sees_revocation(app, clock):
+    """Validating twice uses the cache, yet expiry and revocation are checked every time."""
+    tokens = await _logged_in(app)
+    assert (await app.auth.validate(tokens.access_token)).valid
+    assert (await app.auth.validate(tokens.access_token)).valid  # served from the cache
+    clock.advance(app.settings.access_token_ttl_seconds + app.settings.jwt_leeway_seconds)
+    assert (await app.auth.validate(tokens.access_token)).reason == "expired"
+
+    fresh = await app.auth.login("alice@example.com", PASSWORD)
+    assert (await app.auth.validate(fresh.access_token)).valid
+    owner = Principal(subject=fresh.user.id, kind="user")
+    assert await app.auth.revoke(fresh.access_token, owner)
+    assert (await app.auth.validate(fresh.access_token)).reason == "revoked"

@@ -12,9 +12,11 @@ Time-based claims (``exp``, ``nbf``, ``iat``) are checked here, against an injec
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt import PyJWK, PyJWS
 from jwt import exceptions as jwt_errors
+from jwt.algorithms import get_default_algorithms
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 
@@ -70,6 +73,8 @@ _THUMBPRINT_MEMBERS = {
     "OKP": ("crv", "kty", "x"),
     "RSA": ("e", "kty", "n"),
 }
+# Three base64url segments (the signature may be empty, e.g. alg "none", refused later).
+_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 # A bound on what we are willing to parse at all; real tokens are well under 2 KiB.
 MAX_TOKEN_LENGTH = 16 * 1024
 
@@ -201,48 +206,56 @@ class TokenVerifier:
         self._leeway = leeway
         self._clock = clock
         self._require_expiry = require_expiry
-        self._jws = PyJWS()
+        # PyJWT's algorithm objects do the cryptography (ECDSA raw-to-DER, HMAC compare_digest);
+        # parsing is ours: PyJWS validates base64 one character at a time, ~1 ms per token.
+        known = get_default_algorithms()
+        self._verifiers = {name: known[name] for name in self._algorithms}
+        self._prepared: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def verify(self, token: str, *, expected_type: str | None = None) -> VerifiedToken:
-        if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        if not token or len(token) > MAX_TOKEN_LENGTH or not _COMPACT_JWS.match(token):
             raise InvalidToken("malformed", "not a compact JWS")
         header_segment, payload_segment, signature_segment = token.split(".")
-        if not header_segment or not payload_segment:
-            raise InvalidToken("malformed", "empty header or payload")
-        try:
-            header = self._jws.get_unverified_header(token)
-        except jwt_errors.PyJWTError as error:
-            raise InvalidToken("malformed", "unreadable header") from error
+        header = _json_object(header_segment, "header")
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self._algorithms:
             raise InvalidToken("algorithm_not_allowed", f"algorithm {algorithm!r} is not accepted")
+        if "crit" in header:
+            # RFC 7515 4.1.11: extensions we do not understand must make the token invalid.
+            raise InvalidToken("malformed", "critical header extensions are not supported")
         if not signature_segment:
             raise InvalidToken("malformed", "missing signature")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("malformed", "kid is not a string")
-        key = await self._keys.key_for(kid, algorithm)
-        claims = self._verified_claims(token, key, algorithm)
+        key = self._prepared_key(await self._keys.key_for(kid, algorithm), algorithm)
+        signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+        if not self._verifiers[algorithm].verify(
+            signing_input, key, _b64decode(signature_segment, "signature")
+        ):
+            raise InvalidToken("bad_signature", "signature does not verify")
+        claims = _json_object(payload_segment, "payload")
         self._check_time(claims)
         self._check_issuer_and_audience(claims)
         return _build_verified(claims, kid, expected_type)
 
-    def _verified_claims(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+    def _prepared_key(self, key: Any, algorithm: str) -> Any:
+        """The key as the algorithm wants it, checked once per key object, not once per call.
+
+        Preparing refuses mismatches (an asymmetric key offered as an HMAC secret, a curve that
+        does not fit) and is slow for HMAC secrets, hence the small cache.
+        """
+        cached = self._prepared.get((algorithm, id(key)))
+        if cached is not None and cached[0] is key:
+            return cached[1]
         try:
-            decoded = self._jws.decode_complete(token, key, algorithms=[algorithm])
-        except jwt_errors.InvalidSignatureError as error:
-            raise InvalidToken("bad_signature", "signature does not verify") from error
-        except (jwt_errors.InvalidKeyError, jwt_errors.InvalidAlgorithmError) as error:
+            prepared = self._verifiers[algorithm].prepare_key(key)
+        except (jwt_errors.InvalidKeyError, TypeError, ValueError) as error:
             raise InvalidToken("unknown_key", "key does not fit the algorithm") from error
-        except jwt_errors.PyJWTError as error:
-            raise InvalidToken("malformed", "undecodable token") from error
-        try:
-            claims = json.loads(decoded["payload"])
-        except ValueError as error:
-            raise InvalidToken("malformed", "payload is not JSON") from error
-        if not isinstance(claims, dict):
-            raise InvalidToken("malformed", "payload is not a JSON object")
-        return claims
+        if len(self._prepared) >= 64:
+            self._prepared.clear()
+        self._prepared[(algorithm, id(key))] = (key, prepared)
+        return prepared
 
     def _check_time(self, claims: Mapping[str, Any]) -> None:
         now = self._clock.time()
@@ -264,6 +277,23 @@ class TokenVerifier:
             audiences = [audience] if isinstance(audience, str) else audience
             if not isinstance(audiences, list) or self._audience not in audiences:
                 raise InvalidToken("wrong_audience", "audience is not accepted")
+
+
+def _b64decode(segment: str, part: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as error:
+        raise InvalidToken("malformed", f"{part} is not base64url") from error
+
+
+def _json_object(segment: str, part: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_b64decode(segment, part))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidToken("malformed", f"{part} is not JSON") from error
+    if not isinstance(value, dict):
+        raise InvalidToken("malformed", f"{part} is not a JSON object")
+    return value
 
 
 def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:

@@ -113,6 +113,7 @@ async def build_app(
         service_token_secret=settings.service_token_secret.reveal(),
         leeway=settings.jwt_leeway_seconds,
         clock=clock,
+        cache_size=settings.validation_cache_size,
     )
     issuer = TokenIssuer(
         keys,

@@ -32,6 +32,8 @@ class AuthSettings(ServiceSettings):
     """Absolute lifetime of a login's refresh family: rotation never extends it."""
     service_token_ttl_seconds: int = 3600
     jwt_leeway_seconds: float = 30.0
+    validation_cache_size: int = 10_000
+    """Verified tokens remembered by ValidateToken (0 turns the cache off)."""
     revocation_sync_seconds: float = 1.0
     """How stale this replica's view of revocations made on other replicas may be."""
 
@@ -58,6 +60,8 @@ class AuthSettings(ServiceSettings):
             )
             if getattr(self, name) <= 0
         ]
+        if self.validation_cache_size < 0:
+            problems.append("VALIDATION_CACHE_SIZE: must be >= 0")
         if self.jwt_leeway_seconds < 0:
             problems.append("JWT_LEEWAY_SECONDS: must be >= 0")
         if (self.auth_bootstrap_admin_email is None) != (

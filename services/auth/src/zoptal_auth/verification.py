@@ -6,6 +6,11 @@
 
 The two HMAC secrets are never interchangeable: a token that calls itself a service token is
 checked with the service secret only, anything else with the user secret only.
+
+ValidateToken is the platform's hottest RPC and the same token is validated again and again
+during its life, so successful verifications are cached by the exact token string (bounded,
+each entry dropped when its token expires). A hit skips only the signature and JSON work: the
+expiry is checked against the clock on every call and revocation is checked by the caller.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import base64
 import json
 
 from meshcore.clock import Clock
-from meshcore.jwt import HMAC_ALGORITHMS, StaticKeys, TokenVerifier, VerifiedToken
+from meshcore.jwt import HMAC_ALGORITHMS, InvalidToken, StaticKeys, TokenVerifier, VerifiedToken
 
 from zoptal_auth.keys import KeyRing
 
@@ -32,7 +37,12 @@ class AccessTokenVerifier:
         service_token_secret: str | None,
         leeway: float,
         clock: Clock,
+        cache_size: int = 10_000,
     ) -> None:
+        self._clock = clock
+        self._leeway = leeway
+        self._cache: dict[str, VerifiedToken] = {}
+        self._cache_size = cache_size
         self.issuer = issuer
         self.audience = audience
         algorithms = [*keys.algorithms, *(["HS256"] if jwt_secret else [])]
@@ -59,9 +69,31 @@ class AccessTokenVerifier:
         )
 
     async def verify(self, token: str) -> VerifiedToken:
-        if self._seed_service_tokens is not None and _is_hmac_service_token(token):
-            return await self._seed_service_tokens.verify(token, expected_type="service")
-        return await self._tokens.verify(token)
+        cached = self._cache.get(token)
+        if cached is not None:
+            if self._clock.time() < cached.expires_at + self._leeway:
+                return cached
+            del self._cache[token]
+        verified = await self._verify_uncached(token)
+        if self._cache_size > 0:
+            while len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))  # oldest first: O(1), no reordering
+            self._cache[token] = verified
+        return verified
+
+    async def _verify_uncached(self, token: str) -> VerifiedToken:
+        try:
+            return await self._tokens.verify(token)
+        except InvalidToken as invalid:
+            # Only an HS* token that says it is a service token gets a second opinion, from the
+            # service secret; checked after the fact so the common path parses nothing twice.
+            if (
+                self._seed_service_tokens is None
+                or invalid.reason not in ("algorithm_not_allowed", "bad_signature")
+                or not _is_hmac_service_token(token)
+            ):
+                raise
+        return await self._seed_service_tokens.verify(token, expected_type="service")
 
 
 def _is_hmac_service_token(token: str) -> bool:
