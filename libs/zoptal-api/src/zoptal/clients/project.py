@@ -42,14 +42,15 @@ class ProjectServiceClient(TypedClient):
     async def create_project(
         self,
         name: str,
-        owner_id: str,
         description: str = "",
         *,
+        owner_id: str = "",
         request_id: str = "",
         timeout_ms: float | None = None,
         metadata: Metadata | None = None,
     ) -> project_pb2.CreateProjectResponse:
-        """Create a project; ``request_id`` makes a repeat return the first result."""
+        """Create a project owned by the caller (or ``owner_id``, for services and admins);
+        a repeat with the same ``request_id`` returns the first call's project."""
         request = project_pb2.CreateProjectRequest(
             name=name, description=description, owner_id=owner_id, request_id=request_id
         )
