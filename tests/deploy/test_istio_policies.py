@@ -7,6 +7,7 @@ call path missing, none extra.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -173,6 +174,21 @@ def test_canary_splits_billing_90_10_by_version(kubectl: str) -> None:
             "v1": 90,
             "v2": 10,
         }
+
+
+def test_canary_deployment_differs_from_billing_only_by_version(kubectl: str) -> None:
+    """billing-v2 is the base Deployment with a new name, version label, image tag and 1 replica."""
+    resources = build(kubectl, K8S / "tests" / "canary")
+    stable = named(resources, "Deployment", "billing")
+    canary = named(resources, "Deployment", "billing-v2")
+
+    def normalised(deployment: Resource) -> str:
+        text = json.dumps({k: deployment[k] for k in ("metadata", "spec")}, sort_keys=True)
+        for old, new in (("billing-v2", "billing"), ('"v2"', '"v1"'), (":0.2.0", ":0.1.0")):
+            text = text.replace(old, new)
+        return text.replace('"replicas": 1, ', "")
+
+    assert normalised(canary) == normalised(stable)
 
 
 def test_fault_injection_targets_track_event_only(kubectl: str) -> None:

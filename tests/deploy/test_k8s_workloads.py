@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.deploy.support import (
     Resource,
     build,
     is_convention_env,
+    kustomizations,
     named,
     of_kind,
 )
@@ -51,7 +53,7 @@ def test_every_pod_is_hardened(full_install: list[Resource]) -> None:
             problems.append(f"{where}: runAsNonRoot")
         if pod.get("seccompProfile", {}).get("type") != "RuntimeDefault":
             problems.append(f"{where}: seccompProfile")
-        for container in spec["containers"]:
+        for container in spec.get("initContainers", []) + spec["containers"]:
             sc = container.get("securityContext", {})
             if sc.get("readOnlyRootFilesystem") is not True:
                 problems.append(f"{where}/{container['name']}: readOnlyRootFilesystem")
@@ -157,6 +159,8 @@ def test_each_service_has_pdb_hpa_and_migration_job(full_install: list[Resource]
     }
     assert hpa["spec"]["minReplicas"] >= 2
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert init["args"] == ["migrate"]
     job = named(full_install, "Job", f"{svc}-migrate")
     migrate = job["spec"]["template"]["spec"]["containers"][0]
     assert migrate["args"] == ["migrate"]
@@ -173,13 +177,29 @@ def test_celery_worker_is_deployed(full_install: list[Resource]) -> None:
     assert "celery" in " ".join(worker["livenessProbe"]["exec"]["command"])
 
 
-def test_config_and_secret_references_resolve(full_install: list[Resource]) -> None:
-    """Every envFrom ConfigMap and secretKeyRef exists in the build (generated names included)."""
-    config_maps = {c["metadata"]["name"] for c in of_kind(full_install, "ConfigMap")}
-    secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(full_install, "Secret")}
+@pytest.mark.parametrize("directory", kustomizations(), ids=lambda d: str(d.relative_to(REPO)))
+def test_every_build_is_namespaced_and_its_references_resolve(
+    kubectl: str, directory: Path
+) -> None:
+    """Everything lands in zoptal, and every envFrom ConfigMap, secretKeyRef and Secret or
+    ConfigMap volume names a resource of the same build (generated hash suffixes included)."""
+    resources = build(kubectl, directory)
+    outside = [
+        f"{r['kind']}/{r['metadata']['name']}"
+        for r in resources
+        if r["kind"] != "Namespace" and r["metadata"].get("namespace") != NAMESPACE
+    ]
+    assert not outside, f"not in namespace {NAMESPACE}: {outside}"
+    config_maps = {c["metadata"]["name"] for c in of_kind(resources, "ConfigMap")}
+    secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(resources, "Secret")}
     problems = []
-    for where, _, spec in pod_specs(full_install):
-        for container in spec["containers"]:
+    for where, _, spec in pod_specs(resources):
+        for volume in spec.get("volumes", []):
+            if "configMap" in volume and volume["configMap"]["name"] not in config_maps:
+                problems.append(f"{where}: volume ConfigMap {volume['configMap']['name']}")
+            if "secret" in volume and volume["secret"]["secretName"] not in secrets:
+                problems.append(f"{where}: volume Secret {volume['secret']['secretName']}")
+        for container in spec.get("initContainers", []) + spec["containers"]:
             for ref in container.get("envFrom", []):
                 if ref["configMapRef"]["name"] not in config_maps:
                     problems.append(f"{where}: ConfigMap {ref['configMapRef']['name']}")
