@@ -138,7 +138,8 @@ class MembershipService:
             )
         except ResourceExhausted as refused:
             await self._discard_pending(project_id, user_id, seat, owner, compensate=False)
-            raise ResourceExhausted(f"member limit reached: {refused.message}") from refused
+            reason = refused.message.removeprefix("plan limit reached: ")
+            raise ResourceExhausted(f"member limit reached: {reason}") from refused
         except Exception as exc:
             await self._discard_pending(project_id, user_id, seat, owner, compensate=True)
             raise Unavailable(

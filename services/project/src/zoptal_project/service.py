@@ -176,7 +176,8 @@ class ProjectService:
         except ResourceExhausted as refused:
             # Definitive: Billing recorded nothing, so the row just goes.
             await self._discard_creating(project_id, owner, compensate=False)
-            raise ResourceExhausted(f"project limit reached: {refused.message}") from refused
+            reason = refused.message.removeprefix("plan limit reached: ")
+            raise ResourceExhausted(f"project limit reached: {reason}") from refused
         except BaseException as exc:
             # Unknown outcome: Billing may have counted it. Delete the row and cancel the usage.
             await self._discard_creating(project_id, owner, compensate=True)
