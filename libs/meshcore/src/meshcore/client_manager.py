@@ -18,13 +18,13 @@ Mesh modes (``MESH_MODE``):
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import grpc
 
+from meshcore.balancing import make_strategy
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.discovery.channels import DEFAULT_CHANNEL_OPTIONS, ChannelPool
 from meshcore.discovery.health import GrpcHealthProbe, HealthChecker
@@ -57,8 +57,6 @@ __all__ = [
     "default_client_interceptors",
     "parse_service_configs",
 ]
-
-logger = logging.getLogger(__name__)
 
 MeshMode = Literal["standalone", "istio"]
 
@@ -122,6 +120,7 @@ class GrpcClientManager:
     ) -> None:
         if mode not in ("standalone", "istio"):
             raise ValueError(f"unknown mesh mode {mode!r} (standalone or istio)")
+        make_strategy(strategy)  # an unknown name fails here, not on the first call
         self.mode: MeshMode = mode
         self.clock = clock
         self.discovery = discovery if discovery is not None else ServiceDiscovery()
@@ -251,10 +250,15 @@ class GrpcClientManager:
             return
         self.breakers.pop(instance, None)
         still_used = any(i.address == instance.address for i in self.discovery.all_instances())
-        if not still_used and instance.address in self.pool.addresses():
-            task = asyncio.get_running_loop().create_task(self.pool.discard(instance.address))
-            self._closing.append(task)
-            task.add_done_callback(self._closing.remove)
+        if still_used or instance.address not in self.pool.addresses():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop, so no call can be using it: close() will close it
+            return
+        task = loop.create_task(self.pool.discard(instance.address))
+        self._closing.append(task)
+        task.add_done_callback(self._closing.remove)
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -109,7 +109,6 @@ class ServiceDiscovery:
                 known.metadata = instance.metadata
                 continue
             self.register_service(instance)
-        self._rebuild(service)
 
     # -- queries --------------------------------------------------------------------------
 

@@ -48,25 +48,10 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def instances_from_addresses(
-    name: str, addresses: str | Iterable[str], *, metadata: Mapping[str, str] | None = None
-) -> list[ServiceInstance]:
+def instances_from_addresses(name: str, addresses: str | Sequence[str]) -> list[ServiceInstance]:
     """One ``ServiceInstance`` per address, ids ``<service>-1``, ``<service>-2``, ..."""
     service = canonical_service_name(name)
-    parsed = parse_addresses(addresses) if isinstance(addresses, str) else tuple(addresses)
-    instances = []
-    for index, address in enumerate(parsed, start=1):
-        host, port = split_address(address)
-        instances.append(
-            ServiceInstance(
-                id=f"{service}-{index}",
-                name=service,
-                host=host,
-                port=port,
-                metadata=dict(metadata or {}),
-            )
-        )
-    return instances
+    return _parse_one(service, addresses).instances()
 
 
 def register_from_env(
