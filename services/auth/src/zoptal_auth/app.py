@@ -13,6 +13,8 @@ from meshcore.db import Database
 from meshcore.health import DependencyCheck
 from meshcore.http import HttpResponse, HttpServer, Route
 from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.limiters import RedisRateLimiter
+from meshcore.interceptors.rate_limit import RateLimitInterceptor
 from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook
 from zoptal.auth.v1 import auth_pb2_grpc
 
@@ -46,6 +48,10 @@ PUBLIC_METHODS = tuple(
         "ValidateToken",
         "HealthCheck",
     )
+)
+
+UNLIMITED_METHODS = frozenset(
+    f"/{SERVICE_NAME}/{method}" for method in ("ValidateToken", "GetJwks", "HealthCheck")
 )
 
 
@@ -141,6 +147,9 @@ async def build_app(
     servicer = AuthServicer(
         auth=auth, service_accounts=service_accounts, keys=keys, health=health, clock=clock
     )
+    hooks: list[ShutdownHook] = []
+    if interceptors is None:
+        interceptors, hooks = server_interceptors(settings, keys, clock)
     jwks_http = HttpServer(
         settings.grpc_host, settings.auth_http_port, {JWKS_PATH: _jwks_route(keys)}
     )
@@ -154,27 +163,47 @@ async def build_app(
         registration=ServiceRegistration(
             servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME
         ),
-        interceptors=interceptors
-        if interceptors is not None
-        else server_interceptors(settings, keys, clock),
+        interceptors=interceptors,
         dependency_checks={"database": database.ping, "signing_key": health.check_signing_key},
         jwks_http=jwks_http,
         # Hooks run in reverse: stop HTTP, finish a revocation poll, then close the database.
-        on_shutdown=[database.dispose, revocations.close, jwks_http.stop],
+        on_shutdown=[*hooks, database.dispose, revocations.close, jwks_http.stop],
     )
 
 
 def server_interceptors(
     settings: AuthSettings, keys: KeyRing, clock: Clock = SYSTEM_CLOCK
-) -> list[grpc.aio.ServerInterceptor]:
-    """The production chain; its AuthInterceptor trusts this service's own keys directly
-    (no HTTP round trip to ourselves for the JWKS)."""
-    return build_server_chain(
+) -> tuple[list[grpc.aio.ServerInterceptor], list[ShutdownHook]]:
+    """The production chain, plus Auth's own rate limit, and what to close on shutdown.
+
+    The chain's AuthInterceptor trusts this service's keys directly (no HTTP round trip to
+    ourselves for the JWKS). Rate limiting is Auth's own layer, innermost (it aborts by itself,
+    so it needs no error mapping): credential RPCs (Login, RegisterUser, RefreshToken,
+    IssueServiceToken) stay limited per caller, while the cheap read-only RPCs every service
+    calls on every request (ValidateToken, GetJwks, HealthCheck) are not, as a per-peer budget
+    sized for humans would throttle whole service replicas.
+    """
+    chain = build_server_chain(
         settings,
         key_source=keys.verification_keys(),
         excluded_methods=PUBLIC_METHODS,
+        rate_limit=False,
         clock=clock,
     )
+    limiter: RedisRateLimiter | None = None
+    if settings.redis_url:
+        limiter = RedisRateLimiter.from_url(
+            settings.redis_url, settings.rate_limit_window_ms, settings.rate_limit_max_requests
+        )
+    rate_limit = RateLimitInterceptor(
+        settings.rate_limit_window_ms,
+        settings.rate_limit_max_requests,
+        limiter=limiter,
+        fail_mode=settings.rate_limit_fail_mode,
+        excluded_methods=UNLIMITED_METHODS,
+        clock=clock,
+    )
+    return [*chain, rate_limit], [limiter.close] if limiter is not None else []
 
 
 def _jwks_route(keys: KeyRing) -> Route:
