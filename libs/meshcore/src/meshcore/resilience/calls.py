@@ -3,7 +3,8 @@
 ``ServiceCaller`` holds one service's policy; ``UnaryMethod`` is one RPC bound to it (made once
 per client, called many times). The path is kept cheap on purpose (a typed client must keep
 at least 0.9 of a raw stub's throughput): healthy replicas are a prebuilt tuple, breakers and
-method callables are dict lookups, and nothing is allocated per call that a raw call would not.
+registered method callables are dict lookups, and the first attempt runs without the retry
+machinery, which is entered only once a call has failed.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class ServiceCaller:
         self._discovery = manager.discovery
         self._breakers = manager.breakers
         self._breaker_for = manager.breaker_for
-        self._connection = manager.pool.connection
+        self.connection = manager.pool.connection
 
     def choose(self) -> tuple[ServiceInstance, CircuitBreaker]:
         """A healthy replica whose breaker admits calls, by the service's strategy.
@@ -215,7 +216,7 @@ class UnaryMethod:
         if remaining <= 0:
             breaker.on_release(ticket)
             raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-        rpc = caller._connection(instance.address).unary_unary(
+        rpc = caller.connection(instance.address).unary_unary(
             self.path, self._serializer, self._deserializer
         )
         instance.load.in_flight += 1
@@ -274,7 +275,7 @@ class StreamUnaryMethod:
         if deadline - start <= 0:
             breaker.on_release(ticket)
             raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-        rpc = caller._connection(instance.address).stream_unary(
+        rpc = caller.connection(instance.address).stream_unary(
             self.path, self._serializer, self._deserializer
         )
         instance.load.in_flight += 1
