@@ -86,3 +86,22 @@ def test_otel_environment_decides_whether_tracing_is_on() -> None:
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317", "OTEL_SDK_DISABLED": "true"}
     )
     assert not tracing_enabled_by_env({"OTEL_TRACES_EXPORTER": "none"})
+
+
+def test_the_default_sampler_honours_callers_and_samples_new_traces_at_ten_percent() -> None:
+    """Unless OTEL_TRACES_SAMPLER says otherwise: parent-based, 10 % of new traces."""
+    provider = configure_tracing("svc", {}, exporter=InMemorySpanExporter(), batch=False)
+    assert provider is not None
+    description = provider.sampler.get_description()
+    assert description.startswith("ParentBased{root:TraceIdRatioBased{0.1}")
+
+
+async def test_a_sampled_caller_is_traced_even_at_the_default_ratio(echo: EchoFactory) -> None:
+    """A traceparent with the sampled flag is always recorded (parent-based sampling)."""
+    exporter = InMemorySpanExporter()
+    provider = configure_tracing("svc", {}, exporter=exporter, batch=False)
+    client = await echo([TracingInterceptor(provider)])
+    for _ in range(5):
+        await client.unary(b"u", metadata=(("traceparent", TRACEPARENT),))
+    await settle()
+    assert len(exporter.get_finished_spans()) == 5

@@ -2,9 +2,14 @@
 
 Tracing is on when ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
 ``OTEL_TRACES_EXPORTER`` (other than ``none``) is set and ``OTEL_SDK_DISABLED`` is not ``true``.
-Then a ``TracerProvider`` with the service's resource, the sampler from ``OTEL_TRACES_SAMPLER``
-(the SDK's default: parent-based always-on) and a batching OTLP exporter is built. Off, nothing
-is built and the tracing interceptors do no span work at all.
+Then a ``TracerProvider`` with the service's resource, a sampler and a batching OTLP exporter is
+built. Off, nothing is built and the tracing interceptors do no span work at all.
+
+Sampler: ``OTEL_TRACES_SAMPLER`` (and ``OTEL_TRACES_SAMPLER_ARG``) when set. Otherwise meshcore's
+default is parent-based with a 10 % trace-id ratio for new traces (``DEFAULT_SAMPLE_RATIO``),
+not the SDK's always-on: a caller's decision is always honoured (a sampled request from the edge
+or from Istio is traced through every hop), while traffic that starts here is sampled at a rate
+whose cost is a few µs per call on average instead of ~30-40 µs for a span on every call.
 """
 
 from __future__ import annotations
@@ -14,11 +19,25 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "DEFAULT_SAMPLE_RATIO",
     "configure_tracing",
     "global_tracer_provider",
     "shutdown_tracing",
     "tracing_enabled_by_env",
 ]
+
+
+DEFAULT_SAMPLE_RATIO = 0.1
+
+
+def default_sampler(environ: Mapping[str, str] | None = None) -> Any | None:
+    """None when ``OTEL_TRACES_SAMPLER`` is set (the SDK reads it), else meshcore's default."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_TRACES_SAMPLER"):
+        return None
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    return ParentBased(TraceIdRatioBased(DEFAULT_SAMPLE_RATIO))
 
 
 def tracing_enabled_by_env(environ: Mapping[str, str] | None = None) -> bool:
@@ -36,12 +55,19 @@ def tracing_enabled_by_env(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def configure_tracing(
-    service_name: str, environ: Mapping[str, str] | None = None, *, exporter: Any = None
+    service_name: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    exporter: Any = None,
+    batch: bool = True,
+    sampler: Any = None,
 ) -> Any | None:
     """A ``TracerProvider`` exporting over OTLP, or None when tracing is off.
 
-    ``exporter`` replaces the OTLP exporter (tests pass an in-memory one). The caller shuts the
-    provider down on exit (``provider.shutdown()``) so buffered spans are flushed.
+    ``exporter`` replaces the OTLP exporter (tests pass an in-memory one with ``batch=False``);
+    ``sampler`` replaces the default one. The caller shuts the provider down on exit
+    (``provider.shutdown()``, or ``shutdown_tracing()`` for the global one) so buffered spans are
+    flushed.
     """
     if exporter is None and not tracing_enabled_by_env(environ):
         return None
@@ -51,13 +77,18 @@ def configure_tracing(
 
     env = os.environ if environ is None else environ
     resource = Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME") or service_name})
-    provider = TracerProvider(resource=resource)
-    if exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        return provider
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    chosen_sampler = sampler if sampler is not None else default_sampler(env)
+    provider = (
+        TracerProvider(resource=resource, sampler=chosen_sampler)
+        if chosen_sampler is not None
+        else TracerProvider(resource=resource)
+    )
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        exporter = OTLPSpanExporter()
+    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
     return provider
 
 
