@@ -27,7 +27,11 @@ import grpc
 from meshcore.balancing import make_strategy
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.discovery.channels import DEFAULT_CHANNEL_OPTIONS, ChannelPool
-from meshcore.discovery.health import GrpcHealthProbe, HealthChecker
+from meshcore.discovery.health import (
+    HEALTH_SERVICE_METADATA_KEY,
+    GrpcHealthProbe,
+    HealthChecker,
+)
 from meshcore.discovery.instance import ServiceInstance, canonical_service_name
 from meshcore.discovery.registry import ServiceDiscovery
 from meshcore.discovery.static import ServiceConfig, ServiceSpec, parse_service_configs
@@ -181,8 +185,11 @@ class GrpcClientManager:
             )
         if health_service:
             for instance in self.discovery.get_instances(service):
-                if "health_service" not in instance.metadata:
-                    instance.metadata = {**instance.metadata, "health_service": health_service}
+                if HEALTH_SERVICE_METADATA_KEY not in instance.metadata:
+                    instance.metadata = {
+                        **instance.metadata,
+                        HEALTH_SERVICE_METADATA_KEY: health_service,
+                    }
         config = self.configs.get(service)
         retry = self.retry
         if retry is not None and config is not None and config.max_retries is not None:

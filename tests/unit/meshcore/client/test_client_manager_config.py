@@ -22,7 +22,10 @@ def test_seed_shapes_and_address_lists_are_accepted() -> None:
             "authService": {"host": "localhost", "port": 4000, "maxRetries": 2, "timeout": 5000},
             "project-service": "10.0.0.1:4001,10.0.0.2:4001",
             "billing": ("127.0.0.1:4003",),
-            "analytics": {"endpoints": [{"host": "a", "port": 4005, "weight": 3}, "b:4005"]},
+            "analytics": {
+                "endpoints": [{"host": "a", "port": 4005, "weight": 3}, "b:4005"],
+                "metadata": {"version": "1.0.0"},
+            },
         }
     )
     assert set(configs) == {"auth", "project", "billing", "analytics"}
@@ -30,6 +33,11 @@ def test_seed_shapes_and_address_lists_are_accepted() -> None:
     assert configs["auth"].timeout_ms == 5000
     assert configs["project"].endpoints == (("10.0.0.1", 4001, 1), ("10.0.0.2", 4001, 1))
     assert configs["analytics"].endpoints == (("a", 4005, 3), ("b", 4005, 1))
+    replicas = configs["analytics"].instances()
+    assert [(i.id, i.weight, i.metadata["version"]) for i in replicas] == [
+        ("analytics-1", 3, "1.0.0"),
+        ("analytics-2", 1, "1.0.0"),
+    ]
 
 
 @pytest.mark.parametrize(

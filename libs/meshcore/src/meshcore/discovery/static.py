@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshcore.balancing import STRATEGIES
+from meshcore.discovery.health import HEALTH_SERVICE_METADATA_KEY
 from meshcore.discovery.instance import ServiceInstance, canonical_service_name
 from meshcore.discovery.registry import ServiceDiscovery
 from meshcore.settings import parse_addresses
@@ -95,9 +96,13 @@ class ServiceConfig:
     timeout_ms: float | None = None
     strategy: str | None = None
     health_service: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Copied onto every replica (``version``, ``zone``, ...), as the seed's registrations."""
 
     def instances(self) -> list[ServiceInstance]:
-        metadata = {"health_service": self.health_service} if self.health_service else {}
+        metadata = dict(self.metadata)
+        if self.health_service:
+            metadata[HEALTH_SERVICE_METADATA_KEY] = self.health_service
         return [
             ServiceInstance(
                 id=f"{self.name}-{index}",
@@ -152,6 +157,7 @@ def _parse_one(name: str, spec: ServiceSpec) -> ServiceConfig:
         timeout_ms=None if timeout is None else float(timeout),
         strategy=strategy,
         health_service=str(options.get("health_service", "")),
+        metadata={str(k): str(v) for k, v in dict(options.get("metadata") or {}).items()},
     )
 
 
