@@ -44,6 +44,21 @@ __all__ = ["ServiceMesh", "create_service_mesh", "credentials_from_security"]
 logger = logging.getLogger(__name__)
 
 _SECTIONS = {"services", "discovery", "security", "observability", "mode", "strategy"}
+_SECTION_KEYS = {
+    "discovery": {
+        "enabled", "type", "strategy", "health_check_interval", "healthCheckInterval",
+        "unhealthy_threshold", "unhealthyThreshold", "healthy_threshold", "healthyThreshold",
+        "timeout",
+    },
+    # jwt_secret is the seed's; verifying user tokens is the servers' job (meshcore's auth
+    # interceptor), so the client side accepts it and does not use it.
+    "security": {
+        "tls", "mtls", "ca_file", "caFile", "cert_file", "certFile", "key_file", "keyFile",
+        "service_token", "serviceToken", "jwt_secret", "jwtSecret",
+    },
+    # logging: meshcore always logs breaker and health transitions (logger names meshcore.*).
+    "observability": {"metrics", "tracing", "logging"},
+}  # fmt: skip
 
 
 def _option(section: Mapping[str, Any], snake: str, default: Any = None) -> Any:
@@ -92,6 +107,10 @@ class ServiceMesh:
         unknown = set(config) - _SECTIONS
         if unknown:
             raise ValueError(f"unknown mesh config sections: {sorted(unknown)}")
+        for section, known in _SECTION_KEYS.items():
+            typos = set(config.get(section) or {}) - known
+            if typos:
+                raise ValueError(f"unknown {section} options: {sorted(typos)}")
         env = os.environ if environ is None else environ
         mode = config.get("mode") or env.get("MESH_MODE") or "standalone"
         if mode not in ("standalone", "istio"):

@@ -138,3 +138,13 @@ def test_mesh_mtls_needs_certificate_files() -> None:
         create_service_mesh(config, environ={}, interceptors=())
     # Under Istio the sidecar originates mTLS, so the same config is fine.
     assert create_service_mesh(config, environ={"MESH_MODE": "istio"}, interceptors=()).mode
+
+
+def test_mesh_refuses_misspelt_options() -> None:
+    """A typo in a section (helthCheckInterval) fails instead of silently using a default."""
+    config = {
+        "services": {"auth-service": {"host": "auth", "port": 4000}},
+        "discovery": {"enabled": True, "helthCheckInterval": 1000},
+    }
+    with pytest.raises(ValueError, match="helthCheckInterval"):
+        create_service_mesh(config, environ={}, interceptors=())
