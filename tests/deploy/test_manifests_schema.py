@@ -7,6 +7,7 @@ schemas/kubernetes/; Istio kinds use the closed schemas of istio_schemas.py.
 from __future__ import annotations
 
 import json
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -109,3 +110,46 @@ def test_kubernetes_schema_rejects_unknown_fields(full_install: list[Resource]) 
     broken = json.loads(json.dumps(deployment))
     broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grcp"] = {"port": 1}
     assert any("grcp" in problem for problem in errors_of(broken))
+
+
+def istio_resources(resources: list[Resource]) -> list[Resource]:
+    return [r for r in resources if r["apiVersion"].split("/")[0].endswith(".istio.io")]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda d: str(d.relative_to(REPO)))
+def test_istio_resources_validate_against_istio_crds(
+    kubectl: str, crd_validator: list[str], directory: Path
+) -> None:
+    """Types, enums and required fields as Istio's own CRDs (1.29) define them."""
+    resources = istio_resources(build(kubectl, directory))
+    problems = run_crd_validator(crd_validator, resources)
+    assert not problems, "\n".join(problems)
+
+
+def run_crd_validator(command: list[str], resources: list[Resource]) -> list[str]:
+    done = subprocess.run(
+        command,
+        input=json.dumps(resources),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    problems: list[str] = json.loads(done.stdout)
+    return problems
+
+
+def test_istio_crd_check_can_fail(crd_validator: list[str]) -> None:
+    """A retry count given as a string and a 14 for grpcStatus are rejected by Istio's CRDs."""
+    bad = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "http": [{"retries": {"attempts": "two"}, "fault": {"abort": {"grpcStatus": 14}}}]
+        },
+    }
+    problems = run_crd_validator(crd_validator, [bad])
+    assert any("retries/attempts" in p for p in problems)
+    assert any("grpcStatus" in p for p in problems)
