@@ -9,9 +9,14 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from meshcore.db import Database
+from meshcore.migrations import upgrade_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from zoptal.analytics.v1 import analytics_pb2 as pb
+from zoptal_analytics.app import MIGRATIONS_DIR
+from zoptal_analytics.records import EventInput, EventRecord, validate_event
+from zoptal_analytics.repository import EventRepository
 
 from .conftest import CALLER, closed_port, make_settings, running_analytics
 
@@ -231,3 +236,30 @@ async def test_bad_input_is_invalid_argument_naming_the_event(postgres_url: str)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "events[1].name" in (refused.value.details() or "")
     assert await _direct_count(postgres_url) == 0
+
+
+async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) -> None:
+    """The unnest insert skips ids already stored and repeats inside one batch."""
+    await upgrade_database(postgres_url, MIGRATIONS_DIR)
+    now = int(time.time() * 1000)
+
+    def event(event_id: str) -> EventRecord:
+        return validate_event(
+            EventInput(name="n", user_id="u", event_id=event_id, properties={"k": "v"}),
+            now_ms=now,
+        )
+
+    database = Database(postgres_url)
+    repository = EventRepository()
+    try:
+        async with database.connection() as connection:
+            first = await repository.insert_new(connection, [event("a"), event("b")])
+        async with database.connection() as connection:
+            second = await repository.insert_new(
+                connection,
+                [event("b"), event("c"), event("c")],
+            )
+    finally:
+        await database.dispose()
+    assert (first, second) == ({"a", "b"}, {"c"})
+    assert await _direct_count(postgres_url) == 3
