@@ -1,0 +1,300 @@
+"""GrpcClientManager: the seed's ``createGrpcClientManager({...})``.
+
+It owns, for every configured service: the replicas (in a ``ServiceDiscovery``), one channel
+per endpoint (``ChannelPool``), one ``CircuitBreaker`` per endpoint (so one bad replica is
+ejected while the others serve), the health checker, the retry policy and budget, and the
+default deadline. Typed clients (``zoptal.clients``) take a manager and ask it for a
+``ServiceCaller`` per service.
+
+Mesh modes (``MESH_MODE``):
+
+* ``standalone``: meshcore balances, health-checks, breaks and retries.
+* ``istio``: the Envoy sidecar balances, retries and ejects outliers, so meshcore sends every
+  call to the service address it was given, runs no health-check loop and never retries (one
+  retry layer per call path: retries at both layers multiply). Deadlines, metadata (client
+  interceptors) and the breaker stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import grpc
+
+from meshcore.client_manager.calls import ServiceCaller
+from meshcore.client_manager.channels import DEFAULT_CHANNEL_OPTIONS, ChannelPool
+from meshcore.client_manager.config import ServiceConfig, ServiceSpec, parse_service_configs
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.discovery.health import GrpcHealthProbe, HealthChecker
+from meshcore.discovery.instance import ServiceInstance, canonical_service_name
+from meshcore.discovery.registry import ServiceDiscovery
+from meshcore.resilience.breaker import CircuitBreaker
+from meshcore.resilience.budget import RetryBudget
+from meshcore.resilience.retry import RetryPolicy
+from meshcore.settings import ServiceSettings
+
+__all__ = [
+    "BreakerSettings",
+    "GrpcClientManager",
+    "MeshMode",
+    "create_grpc_client_manager",
+    "default_client_interceptors",
+]
+
+logger = logging.getLogger(__name__)
+
+MeshMode = Literal["standalone", "istio"]
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """Per-endpoint breaker settings (ms). Recovery defaults to 30 s, Envoy's base ejection
+    time, rather than the seed's 60 s: health checks readmit a replica anyway."""
+
+    failure_threshold: int = 5
+    recovery_timeout: float = 30_000
+    monitoring_period: float = 10_000
+    half_open_max_calls: int = 1
+
+
+def default_client_interceptors(
+    *,
+    service_token: str | Callable[[], str | None] | None = None,
+    metrics: bool = True,
+    tracing: bool = False,
+) -> list[grpc.aio.ClientInterceptor]:
+    """meshcore's client chain (metrics, tracing, request id / traceparent / service token /
+    deadline propagation), or nothing when this build has no ``meshcore.interceptors``."""
+    try:
+        from meshcore.interceptors.client import build_client_interceptors
+    except ImportError:  # pragma: no cover - meshcore ships them; kept for partial installs
+        return []
+    tracer_provider = None
+    if tracing:
+        from opentelemetry import trace
+
+        tracer_provider = trace.get_tracer_provider()
+    return list(
+        build_client_interceptors(
+            service_token=service_token,
+            tracer_provider=tracer_provider,
+            metrics_registry=None if metrics else False,
+        )
+    )
+
+
+class GrpcClientManager:
+    """Channels, breakers, discovery and policy for the services a process calls."""
+
+    def __init__(
+        self,
+        services: Mapping[str, ServiceSpec] | None = None,
+        *,
+        mode: MeshMode = "standalone",
+        discovery: ServiceDiscovery | None = None,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        channel_options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+        strategy: str = "p2c-ewma",
+        retry: RetryPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
+        breaker: BreakerSettings | None = None,
+        timeout: float = 30_000,
+        health_checks: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if mode not in ("standalone", "istio"):
+            raise ValueError(f"unknown mesh mode {mode!r} (standalone or istio)")
+        self.mode: MeshMode = mode
+        self.clock = clock
+        self.discovery = discovery if discovery is not None else ServiceDiscovery()
+        if interceptors is None:
+            interceptors = default_client_interceptors()
+        self.pool = ChannelPool(
+            options=channel_options, interceptors=interceptors, credentials=credentials
+        )
+        self.strategy = strategy
+        self.retry = None if mode == "istio" else (retry if retry is not None else RetryPolicy())
+        self.retry_budget = retry_budget
+        self.breaker_settings = breaker or BreakerSettings()
+        self.timeout_ms = timeout
+        self.configs: dict[str, ServiceConfig] = parse_service_configs(services or {})
+        self._breakers: dict[ServiceInstance, CircuitBreaker] = {}
+        self._callers: dict[str, ServiceCaller] = {}
+        self._budgets: dict[str, RetryBudget] = {}
+        self._health: HealthChecker | None = None
+        if health_checks and mode == "standalone":
+            self._health = HealthChecker(
+                self.discovery, GrpcHealthProbe(self.channel_for), clock=clock
+            )
+        self._started = False
+        self._closing: list[asyncio.Task[None]] = []
+        self.discovery.add_listener(self._on_discovery_change)
+        for name, config in self.configs.items():
+            self.discovery.sync_service(name, config.instances())
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ServiceSettings,
+        *,
+        service_token: str | Callable[[], str | None] | None = None,
+        **options: Any,
+    ) -> GrpcClientManager:
+        """A manager for a service's peers (``<SVC>_ADDR``) in its ``MESH_MODE``, with
+        meshcore's client interceptors carrying ``service_token`` as ``x-service-token``."""
+        options.setdefault("mode", settings.mesh_mode)
+        if "interceptors" not in options:
+            options["interceptors"] = default_client_interceptors(service_token=service_token)
+        return cls(dict(settings.peers), **options)
+
+    # -- per-service callers --------------------------------------------------------------
+
+    def service(self, name: str, *, health_service: str = "") -> ServiceCaller:
+        """The caller for service ``name`` (any spelling); typed clients call this once."""
+        service = canonical_service_name(name)
+        caller = self._callers.get(service)
+        if caller is not None:
+            return caller
+        if not self.discovery.get_instances(service):
+            known = ", ".join(sorted(self.configs)) or "none"
+            raise KeyError(
+                f"no endpoints configured for service {service!r} "
+                f"(set {service.upper()}_ADDR or configure it; configured: {known})"
+            )
+        if health_service:
+            for instance in self.discovery.get_instances(service):
+                if "health_service" not in instance.metadata:
+                    instance.metadata = {**instance.metadata, "health_service": health_service}
+        config = self.configs.get(service)
+        retry = self.retry
+        if retry is not None and config is not None and config.max_retries is not None:
+            retry = RetryPolicy(
+                max_retries=config.max_retries,
+                base_delay=retry.base_delay,
+                max_delay=retry.max_delay,
+                retry_on=retry.retry_on,
+            )
+        timeout_ms = self.timeout_ms
+        if config is not None and config.timeout_ms is not None:
+            timeout_ms = config.timeout_ms
+        strategy = self.strategy
+        if config is not None and config.strategy is not None:
+            strategy = config.strategy
+        caller = self._callers[service] = ServiceCaller(
+            self,
+            service,
+            strategy=strategy,
+            retry=retry,
+            budget=self._budget_for(service) if retry is not None else None,
+            timeout_seconds=timeout_ms / 1000.0,
+            clock=self.clock,
+        )
+        return caller
+
+    def _budget_for(self, service: str) -> RetryBudget:
+        # One budget per service: an outage of one callee must not spend another's retries.
+        if self.retry_budget is not None:
+            return self.retry_budget
+        budget = self._budgets.get(service)
+        if budget is None:
+            budget = self._budgets[service] = RetryBudget(clock=self.clock)
+        return budget
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    def channel_for(self, instance: ServiceInstance) -> grpc.aio.Channel:
+        return self.pool.channel(instance.address)
+
+    def breaker_for(self, instance: ServiceInstance) -> CircuitBreaker:
+        breaker = self._breakers.get(instance)
+        if breaker is None:
+            settings = self.breaker_settings
+            breaker = self._breakers[instance] = CircuitBreaker(
+                settings.failure_threshold,
+                settings.recovery_timeout,
+                settings.monitoring_period,
+                half_open_max_calls=settings.half_open_max_calls,
+                name=f"{instance.service}@{instance.address}",
+                clock=self.clock,
+            )
+        return breaker
+
+    def _on_discovery_change(self, service: str, instance: ServiceInstance, event: str) -> None:
+        if event == "healthy":
+            # As Envoy un-ejects an outlier that passes an active health check: the replica
+            # was readmitted after consecutive successful checks, so its breaker starts afresh
+            # instead of keeping it out for the rest of a recovery timeout.
+            breaker = self._breakers.get(instance)
+            if breaker is not None:
+                breaker.reset()
+            return
+        if event != "deregistered":
+            return
+        self._breakers.pop(instance, None)
+        still_used = any(i.address == instance.address for i in self.discovery.all_instances())
+        if not still_used and instance.address in self.pool.addresses():
+            task = asyncio.get_running_loop().create_task(self.pool.discard(instance.address))
+            self._closing.append(task)
+            task.add_done_callback(self._closing.remove)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        """Start health checks on first use (needs the running loop, so not in __init__)."""
+        if self._started:
+            return
+        self._started = True
+        if self._health is not None:
+            self._health.start()
+
+    async def start(self) -> None:
+        self.ensure_started()
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop health checks and close every channel (``grace`` seconds for in-flight calls)."""
+        if self._health is not None:
+            await self._health.stop()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.pool.close(grace)
+
+    async def __aenter__(self) -> GrpcClientManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def endpoint_states(self) -> dict[str, list[dict[str, Any]]]:
+        """Every service's replicas as discovery and the breakers see them now."""
+        report: dict[str, list[dict[str, Any]]] = {}
+        for service in self.discovery.services():
+            report[service] = [
+                {
+                    "id": instance.id,
+                    "address": instance.address,
+                    "healthy": instance.healthy,
+                    "circuit": self.breaker_for(instance).state.value,
+                    "in_flight": instance.load.in_flight,
+                    "latency_ewma_ms": round(instance.load.ewma_seconds * 1000.0, 3),
+                }
+                for instance in self.discovery.get_instances(service)
+            ]
+        return report
+
+
+def create_grpc_client_manager(
+    services: Mapping[str, ServiceSpec], **options: Any
+) -> GrpcClientManager:
+    """The seed's ``createGrpcClientManager({authService: {host, port}, ...})``.
+
+    ``options`` are ``GrpcClientManager``'s keyword arguments (mode, interceptors, ...).
+    """
+    return GrpcClientManager(services, **options)
