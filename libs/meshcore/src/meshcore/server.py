@@ -39,10 +39,11 @@ from grpc_health.v1 import health_pb2_grpc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.health import HEALTH_SERVICE_NAME, DependencyCheck, HealthMonitor, HealthServicer
 from meshcore.http import HttpServer, metrics_routes
-from meshcore.settings import ServiceSettings
+from meshcore.settings import ServiceSettings, SettingsError
 
 __all__ = [
     "DEFAULT_SERVER_OPTIONS",
+    "BindError",
     "MeshServer",
     "ServiceRegistration",
     "ShutdownHook",
@@ -81,6 +82,10 @@ DEFAULT_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     # fail to bind, not split the traffic (grpc enables SO_REUSEPORT by default on Linux).
     ("grpc.so_reuseport", 0),
 )
+
+
+class BindError(OSError):
+    """A port could not be bound (taken, or a bad host): the server cannot start."""
 
 
 @dataclass(frozen=True)
@@ -177,9 +182,9 @@ class MeshServer:
         try:
             port = server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise OSError(f"cannot bind gRPC {address}: {exc}") from exc
+            raise BindError(f"cannot bind gRPC {address}: {exc}") from exc
         if port == 0:
-            raise OSError(f"cannot bind gRPC {address}")
+            raise BindError(f"cannot bind gRPC {address}")
         self.port = port
         if self.settings.metrics_port:
             self._metrics = HttpServer(
@@ -187,7 +192,14 @@ class MeshServer:
                 self.settings.metrics_port,
                 metrics_routes(self.metrics_registry),
             )
-            self.metrics_port = await self._metrics.start()
+            try:
+                self.metrics_port = await self._metrics.start()
+            except OSError as exc:
+                await server.stop(None)
+                raise BindError(
+                    f"cannot bind metrics {self.settings.grpc_host}:{self.settings.metrics_port}:"
+                    f" {exc.strerror or exc}"
+                ) from exc
         self._grpc = server
         await server.start()
         # First verdict before anyone asks: SERVING only if every dependency answers.
@@ -215,8 +227,10 @@ class MeshServer:
         await self._stop_requested.wait()
 
     async def serve(self, *, handle_signals: bool = True) -> None:
-        """Start, run until SIGTERM/SIGINT (or ``request_stop``), then shut down gracefully."""
-        await self.start()
+        """Start (unless already started), run until SIGTERM/SIGINT (or ``request_stop``), then
+        shut down gracefully."""
+        if self._grpc is None:
+            await self.start()
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         if handle_signals:
@@ -311,7 +325,8 @@ async def _run_hook(hook: ShutdownHook, limit: float = 10.0) -> None:
 def run(main: Coroutine[Any, Any, object]) -> int:
     """Run ``main`` on uvloop when available; return the process exit code (0 on success).
 
-    Use as ``raise SystemExit(run(server.serve()))`` in a service's ``__main__``.
+    Use as ``raise SystemExit(run(main()))`` in a service's ``__main__``. Invalid settings and
+    ports that cannot be bound end the process with one logged line and exit code 2.
     """
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
@@ -324,6 +339,11 @@ def run(main: Coroutine[Any, Any, object]) -> int:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(main)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            result = runner.run(main)
+    except (SettingsError, BindError) as exc:
+        # The operator's mistake, not a crash: one clear line, no traceback, exit code 2.
+        logging.getLogger(__name__).error("cannot start: %s", exc)
+        return 2
     return result if isinstance(result, int) else 0

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshcore.errors import NotFound
-from meshcore.server import MeshServer, ServiceRegistration
+from meshcore.server import BindError, MeshServer, ServiceRegistration
 from meshcore.settings import ServiceSettings
 from meshcore.testing import FakeClock
 from prometheus_client import CollectorRegistry, Counter
@@ -206,3 +206,16 @@ async def test_domain_errors_are_mapped_by_the_default_interceptor() -> None:
         await server.stop()
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert "w-1" in (caught.value.details() or "")
+
+
+async def test_a_taken_metrics_port_fails_the_start_and_releases_the_grpc_port(
+    echo_service: ServiceRegistration,
+) -> None:
+    """A busy METRICS_PORT is a start-up error naming the port; nothing stays bound."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = MeshServer(make_settings(metrics_port=port), [echo_service])
+        with pytest.raises(BindError, match=f"cannot bind metrics 127.0.0.1:{port}"):
+            await server.start()
