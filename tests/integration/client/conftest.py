@@ -18,6 +18,7 @@ SERVICE = "test.v1.Echo"
 ECHO = f"/{SERVICE}/Echo"
 CREATE = f"/{SERVICE}/Create"
 SLOW = f"/{SERVICE}/Slow"
+COLLECT = f"/{SERVICE}/Collect"
 
 
 def identity(data: bytes) -> bytes:
@@ -52,15 +53,29 @@ class Replica:
             await context.abort(self.fail_with, f"{self.name} fails")
         return self.name.encode() + b":" + request
 
+    async def _collect(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> bytes:
+        """Client stream: joins every message it receives."""
+        self.calls += 1
+        parts = [part async for part in requests]
+        if self.fail_with is not None:
+            await context.abort(self.fail_with, f"{self.name} fails")
+        return self.name.encode() + b":" + b"+".join(parts)
+
     async def start(self) -> None:
         server = grpc.aio.server()
         handler = grpc.unary_unary_rpc_method_handler(
             self._handle, request_deserializer=identity, response_serializer=identity
         )
+        collect = grpc.stream_unary_rpc_method_handler(
+            self._collect, request_deserializer=identity, response_serializer=identity
+        )
         server.add_generic_rpc_handlers(
             [
                 grpc.method_handlers_generic_handler(
-                    SERVICE, {"Echo": handler, "Create": handler, "Slow": handler}
+                    SERVICE,
+                    {"Echo": handler, "Create": handler, "Slow": handler, "Collect": collect},
                 )
             ]
         )

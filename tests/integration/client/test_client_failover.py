@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
@@ -13,7 +13,7 @@ from meshcore.discovery import ServiceDiscovery
 from meshcore.errors import Unavailable
 from meshcore.resilience import CircuitOpenError, CircuitState, RetryPolicy
 
-from .conftest import CREATE, ECHO, SERVICE, Replica, identity
+from .conftest import COLLECT, CREATE, ECHO, SERVICE, Replica, identity
 
 
 def manager_for(
@@ -218,3 +218,29 @@ async def test_istio_mode_sends_once_and_keeps_the_breaker(
             await echo(b"x")
     assert r1.calls == 2
     assert manager.retry is None
+
+
+async def test_client_stream_is_sent_once_and_counted_by_the_breaker(
+    replicas: list[Replica], fast_reconnect: tuple[tuple[str, int], ...]
+) -> None:
+    """A client-streaming call delivers every message; a failed stream is never replayed."""
+    r1, r2 = replicas
+    manager = manager_for(replicas, fast_reconnect, health_checks=False)
+    collect = manager.service("echo").stream_unary(COLLECT, identity, identity)
+
+    async def messages(*parts: bytes) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    async with manager:
+        reply = await collect(messages(b"a", b"b", b"c"))
+        assert reply.split(b":", 1)[1] == b"a+b+c"
+        for replica in replicas:
+            replica.fail_with = grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await collect(messages(b"x"))
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        instances = manager.discovery.get_instances("echo")
+        assert sum(manager.breaker_for(i).consecutive_failures for i in instances) == 1
+        assert all(i.load.in_flight == 0 for i in instances)
+    assert r1.calls + r2.calls == 2
