@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from meshcore.context import Principal
 from meshcore.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
-from sqlalchemy import select
+from sqlalchemy import func, select
 from zoptal_auth.app import build_app
-from zoptal_auth.models import User
+from zoptal_auth.models import RefreshFamily, Revocation, User
 
 PASSWORD = "violet tractor harbour"
 
@@ -174,3 +174,16 @@ async def test_get_user_is_for_the_user_an_admin_or_a_reading_service(app):
         await app.auth.get_user(user.id, _as_user("mallory"))
     with pytest.raises(PermissionDenied):
         await app.auth.get_user(user.id, Principal(subject="svc", kind="service"))
+
+
+async def test_expired_revocations_and_families_are_purged(app, clock):
+    """Once their tokens are dead, revocation rows and refresh families are deleted."""
+
+    await app.auth.register_user("alice@example.com", PASSWORD)
+    tokens = await app.auth.login("alice@example.com", PASSWORD)
+    await app.auth.revoke(tokens.access_token, _as_user(tokens.user.id))
+    clock.advance(app.settings.refresh_token_ttl_seconds + 3600)
+    await app.revocations.sync()
+    async with app.database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Revocation)) == 0
+        assert await session.scalar(select(func.count()).select_from(RefreshFamily)) == 0

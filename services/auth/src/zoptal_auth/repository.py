@@ -25,7 +25,7 @@ __all__ = [
     "assign_role",
     "find_refresh_token",
     "mark_refresh_token_spent",
-    "purge_expired_revocations",
+    "purge_expired",
     "replace_password_hash",
     "revocations_since",
     "revoke_family",
@@ -160,9 +160,14 @@ async def revocations_since(
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-async def purge_expired_revocations(session: AsyncSession, before: datetime) -> int:
-    result = await session.execute(delete(Revocation).where(Revocation.expires_at < before))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+async def purge_expired(session: AsyncSession, before: datetime) -> int:
+    """Delete revocations and refresh families (with their tokens) that expired before ``before``.
+
+    An expired family's tokens are refused by their own expiry, so nothing is lost.
+    """
+    revocations = await session.execute(delete(Revocation).where(Revocation.expires_at < before))
+    families = await session.execute(delete(RefreshFamily).where(RefreshFamily.expires_at < before))
+    return int(revocations.rowcount) + int(families.rowcount)  # type: ignore[attr-defined]
 
 
 async def service_account_by_client_id(

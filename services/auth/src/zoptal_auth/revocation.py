@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 ACCESS_TOKEN = "access_token"  # noqa: S105 - a kind of revocation, not a secret
 REFRESH_FAMILY = "refresh_family"
 SYNC_OVERLAP_SECONDS = 60.0
+PURGE_INTERVAL_SECONDS = 3600.0
 
 
 class RevocationList:
@@ -48,6 +49,7 @@ class RevocationList:
         self._synced_until: float = 0.0  # wall time the last poll covered
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._purged_at: float | None = None  # wall time of the last purge
 
     def remember(self, kind: str, value: str, expires_at: float) -> None:
         """Record a revocation made by this replica (already committed to the database)."""
@@ -78,6 +80,18 @@ class RevocationList:
         self._revoked = {k: exp for k, exp in self._revoked.items() if exp > started_wall}
         self._synced_until = started_wall
         self._synced_at = self._clock.monotonic()
+        await self._purge_if_due(started_wall)
+
+    async def _purge_if_due(self, now: float) -> None:
+        """Housekeeping rides on the poll: once an hour, drop rows that can no longer matter."""
+        if self._purged_at is not None and now - self._purged_at < PURGE_INTERVAL_SECONDS:
+            return
+        self._purged_at = now
+        before = datetime.fromtimestamp(now - SYNC_OVERLAP_SECONDS, UTC)
+        async with self._database.session() as session:
+            purged = await repository.purge_expired(session, before)
+        if purged:
+            logger.info("purged %d expired revocations and refresh families", purged)
 
     async def _sync_if_due(self) -> None:
         age = self._age()
