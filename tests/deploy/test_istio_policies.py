@@ -8,6 +8,7 @@ call path missing, none extra.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from tests.deploy.support import (
     K8S,
     NAMESPACE,
+    REPO,
     SERVICES,
     Resource,
     build,
@@ -28,13 +30,20 @@ INGRESS = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account
 PROMETHEUS = "cluster.local/ns/istio-system/sa/prometheus"
 EXTERNAL_PRINCIPALS = {INGRESS, PROMETHEUS}
 
-# Who calls whom inside the mesh (DESIGN.md §3, docs/architecture.md).
+# Who calls whom inside the mesh (DESIGN.md §3, docs/architecture.md): every call the services'
+# code makes (test_call_graph_covers_the_calls_in_the_code), plus token checks against Auth.
+TOKEN_CHECKS = {"ValidateToken", "GetJwks"}
 CALL_GRAPH: dict[tuple[str, str], set[str]] = {
     ("project", "billing"): {"CheckSubscriptionLimits", "RecordUsage"},
     ("project", "analytics"): {"TrackEvent"},
     ("billing", "notification"): {"SendEmail"},
-    **{(caller, "auth"): {"ValidateToken", "GetJwks"} for caller in SERVICES if caller != "auth"},
+    ("project", "auth"): TOKEN_CHECKS | {"GetUser"},
+    ("billing", "auth"): TOKEN_CHECKS | {"GetUser"},
+    ("notification", "auth"): TOKEN_CHECKS,
+    ("analytics", "auth"): TOKEN_CHECKS,
 }
+CLIENT_IMPORT = re.compile(r"from zoptal\.clients import (\([^)]*\)|[^\n]+)")
+CLIENT_CALL = re.compile(r"\.([a-z_]+)\(")
 # Internal-only RPCs: the ingress gateway may call every other RPC of the protos.
 INTERNAL_ONLY = {("billing", "RecordUsage")} | {
     ("notification", rpc) for rpc in ("SendEmail", "SendSMS", "SendPushNotification")
@@ -257,6 +266,42 @@ def expected_calls() -> set[tuple[str, str, str, str]]:
     }
     calls.add(("<any>", "auth", "8080", "/.well-known/jwks.json"))
     return calls
+
+
+def snake_case(rpc: str) -> str:
+    """The typed client's method name for an RPC: SendSMS -> send_sms."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", rpc).lower()
+
+
+def calls_in_code() -> set[tuple[str, str, str]]:
+    """(caller, callee, RPC) for each typed-client method a service's source calls."""
+    names = {f"{g}Client": svc for svc, (_, _, g) in SERVICES.items()}
+    calls = set()
+    for caller in SERVICES:
+        source = REPO / "services" / caller / "src" / f"zoptal_{caller}"
+        text = "\n".join(p.read_text() for p in source.rglob("*.py") if "migrations" not in p.parts)
+        imported = {
+            names[name.strip(" ()\n")]
+            for block in CLIENT_IMPORT.findall(text)
+            for name in block.split(",")
+            if name.strip(" ()\n") in names
+        }
+        called = set(CLIENT_CALL.findall(text))
+        for callee in imported:
+            calls |= {
+                (caller, callee, rpc) for rpc in proto_rpcs(callee) if snake_case(rpc) in called
+            }
+    return calls
+
+
+def test_call_graph_covers_the_calls_in_the_code() -> None:
+    """Every typed-client call in services/*/src is in CALL_GRAPH, so its policy allows it."""
+    declared = {(c, s, rpc) for (c, s), rpcs in CALL_GRAPH.items() for rpc in rpcs}
+    found = calls_in_code()
+    assert not found - declared, f"calls the policies would deny: {sorted(found - declared)}"
+    assert ("project", "billing", "RecordUsage") in found, "the scan found nothing: is it broken?"
+    undeclared_extras = {call for call in declared - found if call[2] not in TOKEN_CHECKS}
+    assert not undeclared_extras, f"allowed but never called: {sorted(undeclared_extras)}"
 
 
 def test_authorization_policies_match_the_call_graph(full_install: list[Resource]) -> None:
