@@ -1,7 +1,9 @@
 """``grpc.health.v1`` for meshcore servers: per-service status driven by dependency checks.
 
 ``HealthServicer`` answers Check and Watch for every registered service name and ``""`` (the
-whole server). ``HealthMonitor`` runs the dependency checks (``db.ping``, a Redis ping, ...) on an
+whole server), plus ``liveness``: SERVING while the process runs, whatever its dependencies say,
+so a Kubernetes liveness probe (``grpc: {service: liveness}``) does not restart a pod just because
+the database is down, while the readiness probe (service ``""``) takes it out of rotation. ``HealthMonitor`` runs the dependency checks (``db.ping``, a Redis ping, ...) on an
 interval of an injected clock: while any check fails every status is NOT_SERVING, and it returns
 to SERVING once all pass again. On shutdown the servicer flips everything to NOT_SERVING for good
 and ends open Watch streams, so they do not hold ``server.stop(grace)`` for the whole grace.
@@ -22,6 +24,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
     "HEALTH_SERVICE_NAME",
+    "LIVENESS_SERVICE",
     "DependencyCheck",
     "DependencyStatus",
     "HealthMonitor",
@@ -37,6 +40,9 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
+LIVENESS_SERVICE = "liveness"
+"""Health service name that follows only the process (SERVING until shutdown), never dependencies."""
+
 DependencyCheck = Callable[[], Awaitable[object]]
 """An async callable that raises (or returns ``False``) when its dependency is unusable."""
 
@@ -45,7 +51,7 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
     """Check and Watch over an in-memory status table; starts NOT_SERVING until told otherwise."""
 
     def __init__(self, service_names: Iterable[str] = ()) -> None:
-        self._status: dict[str, ServingStatus] = {"": NOT_SERVING}
+        self._status: dict[str, ServingStatus] = {"": NOT_SERVING, LIVENESS_SERVICE: SERVING}
         for name in service_names:
             self._status[name] = NOT_SERVING
         self._changed = asyncio.Condition()
@@ -69,10 +75,11 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
         await self._publish({service: status})
 
     async def set_all(self, status: ServingStatus) -> None:
-        """Set every known service, ``""`` included (ignored once shutdown began)."""
+        """Set every service, ``""`` included, but not ``liveness`` (ignored once shutting down)."""
         if self._shutting_down:
             return
-        await self._publish(dict.fromkeys(self._status, status))
+        names = [name for name in self._status if name != LIVENESS_SERVICE]
+        await self._publish(dict.fromkeys(names, status))
 
     async def enter_graceful_shutdown(self) -> None:
         """NOT_SERVING everywhere, permanently; open Watch streams get it and then end."""

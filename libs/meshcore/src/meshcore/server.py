@@ -266,16 +266,19 @@ class MeshServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
         drain = self.settings.shutdown_drain_seconds
-        if drain > 0 and self._grpc is not None:
-            logger.info("draining for %.1f s before refusing new calls", drain)
-            await self.clock.sleep(drain)
-        if self._grpc is not None:
-            await self._grpc.stop(self.settings.shutdown_grace_seconds)
-        if self._metrics is not None:
-            await self._metrics.stop()
-        for hook in reversed(self._hooks):
-            await _run_hook(hook)
-        logger.info("%s stopped", self.settings.service_name)
+        try:
+            if drain > 0 and self._grpc is not None:
+                logger.info("draining for %.1f s before refusing new calls", drain)
+                await self.clock.sleep(drain)
+            if self._grpc is not None:
+                await self._grpc.stop(self.settings.shutdown_grace_seconds)
+            if self._metrics is not None:
+                await self._metrics.stop()
+        finally:
+            # Even if stopping gRPC failed or was cancelled: release the database, Redis, ...
+            for hook in reversed(self._hooks):
+                await _run_hook(hook)
+            logger.info("%s stopped", self.settings.service_name)
 
     async def _watch_dependencies(self) -> None:
         while True:

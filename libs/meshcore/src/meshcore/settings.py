@@ -326,10 +326,10 @@ def _parse(annotation: Any, raw: str) -> Any:
         return _parse(inner[0], raw)
     if origin is Literal:
         choices = typing.get_args(annotation)
-        candidate = raw.upper() if all(str(c).isupper() for c in choices) else raw.lower()
-        if candidate not in choices:
-            raise ValueError("expected one of " + ", ".join(map(str, choices)))
-        return candidate
+        for choice in choices:  # case-insensitive: "debug" means DEBUG, "eddsa" means EdDSA
+            if str(choice).lower() == raw.lower():
+                return choice
+        raise ValueError("expected one of " + ", ".join(map(str, choices)))
     if origin is tuple:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if annotation is bool:

@@ -169,3 +169,18 @@ async def test_reflection_lists_every_service(echo_service: ServiceRegistration)
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     }
+
+
+async def test_liveness_ignores_dependencies_until_shutdown(
+    echo_service: ServiceRegistration,
+) -> None:
+    """ "liveness" stays SERVING while the database is down (no restart loop), then stops."""
+    database = Switch()
+    database.healthy = False
+    async with serve_in_process(
+        [echo_service], dependency_checks={"database": database}, clock=FakeClock()
+    ) as running:
+        assert await check(running.channel) == NOT_SERVING
+        assert await check(running.channel, "liveness") == SERVING
+        await running.server.health.enter_graceful_shutdown()
+        assert running.server.health.status("liveness") == NOT_SERVING

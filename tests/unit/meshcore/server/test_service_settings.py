@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import pytest
 from meshcore.settings import (
@@ -33,6 +33,7 @@ class OrdersSettings(ServiceSettings):
     webhook_port: int = env_field(8090, env="ORDERS_WEBHOOK_PORT")
     retries: int = 3
     verbose: bool = False
+    algorithm: Literal["ES256", "EdDSA"] = "ES256"
     api_key: Secret | None = None
 
 
@@ -86,6 +87,7 @@ def test_every_documented_variable_is_read() -> None:
             "ORDERS_WEBHOOK_PORT": "8099",
             "RETRIES": "5",
             "VERBOSE": "yes",
+            "ALGORITHM": "eddsa",
         }
     )
     assert settings.grpc_address == "0.0.0.0:5000"
@@ -107,6 +109,7 @@ def test_every_documented_variable_is_read() -> None:
     assert settings.rate_limit_max_requests == 7
     assert settings.rate_limit_fail_mode == "closed"
     assert (settings.webhook_port, settings.retries, settings.verbose) == (8099, 5, True)
+    assert settings.algorithm == "EdDSA"
 
 
 def test_empty_variables_count_as_unset() -> None:
