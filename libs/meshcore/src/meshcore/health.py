@@ -3,9 +3,11 @@
 ``HealthServicer`` answers Check and Watch for every registered service name and ``""`` (the
 whole server), plus ``liveness``: SERVING while the process runs, whatever its dependencies say,
 so a Kubernetes liveness probe (``grpc: {service: liveness}``) does not restart a pod just because
-the database is down, while the readiness probe (service ``""``) takes it out of rotation. ``HealthMonitor`` runs the dependency checks (``db.ping``, a Redis ping, ...) on an
-interval of an injected clock: while any check fails every status is NOT_SERVING, and it returns
-to SERVING once all pass again. On shutdown the servicer flips everything to NOT_SERVING for good
+the database is down, while the readiness probe (service ``""``) takes it out of rotation.
+
+``HealthMonitor`` runs the dependency checks (``db.ping``, a Redis ping, ...) on an interval of
+an injected clock: while any check fails every status is NOT_SERVING, and it returns to SERVING
+once all pass again. On shutdown the servicer flips everything to NOT_SERVING for good
 and ends open Watch streams, so they do not hold ``server.stop(grace)`` for the whole grace.
 """
 
@@ -41,7 +43,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 LIVENESS_SERVICE = "liveness"
-"""Health service name that follows only the process (SERVING until shutdown), never dependencies."""
+"""The health service name that follows the process (SERVING until shutdown), not dependencies."""
 
 DependencyCheck = Callable[[], Awaitable[object]]
 """An async callable that raises (or returns ``False``) when its dependency is unusable."""
