@@ -23,12 +23,28 @@ from dataclasses import dataclass
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import ResourceExhausted, Unavailable
+from prometheus_client import Counter, Gauge
 
 from zoptal_analytics.records import EventRecord
 
 __all__ = ["EventBuffer", "Writer"]
 
 logger = logging.getLogger(__name__)
+
+# Process-wide (replicas in one test process share them); created at import, which opens nothing.
+PENDING_EVENTS = Gauge(
+    "zoptal_analytics_ingest_pending_events", "Events accepted but not yet committed"
+)
+COMMITTED_EVENTS = Counter(
+    "zoptal_analytics_ingest_committed_events_total", "Events in committed batches"
+)
+COMMITTED_BATCHES = Counter("zoptal_analytics_ingest_batches_total", "Committed batches")
+FAILED_BATCHES = Counter(
+    "zoptal_analytics_ingest_failed_batches_total", "Batches whose write failed (calls failed)"
+)
+REJECTED_EVENTS = Counter(
+    "zoptal_analytics_ingest_rejected_events_total", "Events refused because the buffer was full"
+)
 
 Writer = Callable[[Sequence[EventRecord]], Awaitable[Sequence[EventRecord]]]
 """Stores a batch in one transaction; returns the events that were new (not duplicates)."""
@@ -96,6 +112,7 @@ class EventBuffer:
             raise Unavailable("analytics is shutting down", retry_after=1.0)
         if self._pending_events + len(events) > self._max_pending:
             self.stats.rejected += len(events)
+            REJECTED_EVENTS.inc(len(events))
             raise ResourceExhausted(
                 "analytics ingest buffer is full", retry_after=max(self._interval, 0.1)
             )
@@ -103,6 +120,7 @@ class EventBuffer:
         self._queue.append(_Group(events, done, self._clock.monotonic()))
         self._queued_events += len(events)
         self._pending_events += len(events)
+        PENDING_EVENTS.inc(len(events))
         self._wake.set()
         return done
 
@@ -171,6 +189,7 @@ class EventBuffer:
             new_events = await self._write(events)
         except Exception as exc:
             logger.warning("analytics batch of %d events not stored: %s", len(events), exc)
+            FAILED_BATCHES.inc()
             for group in batch:
                 if not group.done.done():
                     group.done.set_exception(exc)
@@ -184,8 +203,11 @@ class EventBuffer:
             self.stats.batches += 1
             self.stats.events += len(events)
             self.stats.largest_batch = max(self.stats.largest_batch, len(events))
+            COMMITTED_BATCHES.inc()
+            COMMITTED_EVENTS.inc(len(events))
         finally:
             self._pending_events -= len(events)
+            PENDING_EVENTS.dec(len(events))
             self._slots.release()
         if self._on_committed is not None and new_events:
             try:
