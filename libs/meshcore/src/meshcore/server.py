@@ -164,7 +164,7 @@ class MeshServer:
         """``host:port`` actually bound (after ``start``)."""
         if self.port is None:
             raise RuntimeError("the server has not started")
-        return f"{self.settings.grpc_host}:{self.port}"
+        return self.settings.grpc_address.rsplit(":", 1)[0] + f":{self.port}"
 
     async def start(self) -> None:
         """Bind, check dependencies once, start serving. Raises ``OSError`` if a port is taken."""

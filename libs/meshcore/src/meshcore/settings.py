@@ -240,7 +240,11 @@ class ServiceSettings:
 
     @property
     def grpc_address(self) -> str:
-        return f"{self.grpc_host}:{self.grpc_port}"
+        """``host:port`` to bind; IPv6 hosts (``::``) are bracketed as gRPC expects."""
+        host = self.grpc_host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.grpc_port}"
 
     def peer(self, name: str) -> tuple[str, ...]:
         """Replica addresses of the peer ``name``; ``KeyError`` names the missing variable."""

@@ -222,6 +222,11 @@ def test_production_refusal_also_applies_to_direct_construction() -> None:
         OrdersSettings(env="production", database_url=PG_URL)
 
 
+def test_an_ipv6_host_is_bracketed_in_the_bind_address() -> None:
+    """GRPC_HOST=:: binds every IPv6 (and, on Linux, IPv4) address."""
+    assert OrdersSettings.from_env({"GRPC_HOST": "::"}).grpc_address == "[::]:4100"
+
+
 def test_unknown_peer_names_its_variable() -> None:
     """Asking for a peer nobody configured says which variable to set."""
     with pytest.raises(KeyError, match="SEARCH_ADDR"):
