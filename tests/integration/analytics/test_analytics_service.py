@@ -263,3 +263,15 @@ async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) 
         await database.dispose()
     assert (first, second) == ({"a", "b"}, {"c"})
     assert await _direct_count(postgres_url) == 3
+
+
+async def test_a_page_view_with_a_relative_url_names_the_url_field(postgres_url: str) -> None:
+    """TrackPageView's bad url is INVALID_ARGUMENT on `url`, as the request spells it."""
+    settings = make_settings(postgres_url, None)
+    async with running_analytics(settings) as running:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await running.stub.TrackPageView(
+                pb.TrackPageViewRequest(user_id="u", url="/pricing"), metadata=CALLER
+            )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("url:")

@@ -95,7 +95,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             session_id=request.session_id,
             page=PageInput(request.url, request.title, request.referrer),
         )
-        (event_id,) = await self._service.track([event])
+        try:
+            (event_id,) = await self._service.track([event])
+        except InvalidArgument as error:
+            # The page fields sit at the top of this request: name them as the caller sent them.
+            if error.field.startswith("page."):
+                raise InvalidArgument(error.field.removeprefix("page."), error.problem) from None
+            raise
         return pb.TrackPageViewResponse(event_id=event_id)
 
     async def TrackEvents(
