@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, Union
@@ -45,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 __all__ = [
     "DEV_SERVICE_TOKEN_SECRET",
     "MIN_SECRET_LENGTH",
+    "PeerAddresses",
     "Secret",
     "ServiceSettings",
     "SettingsError",
@@ -135,6 +136,33 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
+class PeerAddresses(Mapping[str, tuple[str, ...]]):
+    """Peer name -> replica addresses: read-only and hashable, like the settings holding it."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: Mapping[str, tuple[str, ...]] = types.MappingProxyType({})) -> None:
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._entries.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(other.items()) == self._entries
+
+    def __repr__(self) -> str:
+        return f"PeerAddresses({self._entries!r})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
     """What every meshcore server reads from the environment (see ``docs/conventions.md``)."""
@@ -181,7 +209,7 @@ class ServiceSettings:
             object.__setattr__(self, "database_url", default)
         merged = {name: parse_addresses(addr) for name, addr in self.peer_defaults.items()}
         merged.update(self.peers)
-        object.__setattr__(self, "peers", types.MappingProxyType(merged))
+        object.__setattr__(self, "peers", PeerAddresses(merged))
         self._validate()
 
     # -- validation -----------------------------------------------------------------------

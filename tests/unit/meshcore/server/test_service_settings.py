@@ -181,11 +181,14 @@ def test_repr_and_summary_hide_secrets_and_url_passwords() -> None:
     assert settings.safe_summary()["database_url"] == "postgresql+asyncpg://app:***@db:5432/orders"
 
 
-def test_settings_are_immutable() -> None:
-    """One settings object per service, frozen after it is read."""
-    settings = OrdersSettings.from_env({})
+def test_settings_are_immutable_and_hashable() -> None:
+    """One settings object per service, frozen after it is read (usable as a cache key)."""
+    settings = OrdersSettings.from_env({"BILLING_ADDR": "b:1"})
     with pytest.raises(FrozenInstanceError):
         settings.grpc_port = 1  # type: ignore[misc]
+    assert hash(settings) == hash(OrdersSettings.from_env({"BILLING_ADDR": "b:1"}))
+    assert settings == OrdersSettings.from_env({"BILLING_ADDR": "b:1"})
+    assert settings != OrdersSettings.from_env({"BILLING_ADDR": "b:2"})
 
 
 def test_production_with_real_secrets_and_postgres_starts() -> None:
