@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import grpc.aio
 from meshcore.context import current_principal, current_request_id
 from meshcore.errors import InvalidArgument, ResourceExhausted
+from meshcore.interceptors import RpcMethod, ServerInterceptor
 
 SERVICE = "test.v1.Echo"
 UNARY = f"/{SERVICE}/Unary"
@@ -105,7 +106,7 @@ async def start_echo_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     client_interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> EchoClient:
-    server = grpc.aio.server(interceptors=list(interceptors))
+    server = grpc.aio.server(interceptors=[_InFlight(), *interceptors])
     server.add_generic_rpc_handlers((echo_handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -120,14 +121,56 @@ async def start_echo_server(
 EchoFactory = Callable[..., Awaitable[EchoClient]]
 
 
-async def settle(rounds: int = 100) -> None:
-    """Let the server tasks on this loop finish their bookkeeping after the client saw a status.
+class _InFlight(ServerInterceptor):
+    """Outermost on every echo server: counts calls whose server side has not finished yet."""
 
-    A client may receive the status before the server-side interceptors have run their code
-    after ``abort``; yielding to the loop (no waiting on time) lets them catch up.
+    active = 0
+    idle_waiters: ClassVar[list[asyncio.Event]] = []
+
+    @classmethod
+    def _done(cls) -> None:
+        cls.active -= 1
+        if cls.active == 0:
+            for waiter in cls.idle_waiters:
+                waiter.set()
+
+    async def intercept(
+        self, method: Any, request_or_iterator: Any, context: Any, rpc: RpcMethod
+    ) -> Any:
+        _InFlight.active += 1
+        try:
+            result = await method(request_or_iterator, context)
+        except BaseException:
+            self._done()
+            raise
+        if not rpc.response_streaming:
+            self._done()
+            return result
+        return self._watch(result)
+
+    async def _watch(self, responses: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            async for response in responses:
+                yield response
+        finally:
+            self._done()
+
+
+async def settle() -> None:
+    """Wait until every echo server has finished its side of the calls made so far.
+
+    A client may receive a status before the server-side interceptors have run their code after
+    ``abort``; this waits for that event (at most 5 s), not for time to pass.
     """
-    for _ in range(rounds):
-        await asyncio.sleep(0)
+    if _InFlight.active == 0:
+        return
+    idle = asyncio.Event()
+    _InFlight.idle_waiters.append(idle)
+    try:
+        async with asyncio.timeout(5):
+            await idle.wait()
+    finally:
+        _InFlight.idle_waiters.remove(idle)
 
 
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"

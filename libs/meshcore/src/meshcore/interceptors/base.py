@@ -184,9 +184,20 @@ def wrap_handler(
         if rpc.request_streaming:
             return grpc.stream_stream_rpc_method_handler(streaming, **serializers)
         return grpc.unary_stream_rpc_method_handler(streaming, **serializers)
+    entry = _unary_entry(behavior)
     if rpc.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(behavior, **serializers)
-    return grpc.unary_unary_rpc_method_handler(behavior, **serializers)
+        return grpc.stream_unary_rpc_method_handler(entry, **serializers)
+    return grpc.unary_unary_rpc_method_handler(entry, **serializers)
+
+
+def _unary_entry(behavior: Behavior) -> Behavior:
+    """A plain coroutine function: grpc calls ``inspect.iscoroutinefunction`` on the handler
+    for every call, which is quick for a function and slow for a ``functools.partial``."""
+
+    async def unary(request_or_iterator: Any, context: Any) -> Any:
+        return await behavior(request_or_iterator, context)
+
+    return unary
 
 
 def _stream_entry(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
