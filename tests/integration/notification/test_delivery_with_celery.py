@@ -3,6 +3,7 @@ the Redis broker (compose/Kubernetes) and on SQLite with the SQLite broker (embe
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -178,3 +179,33 @@ async def test_the_embedded_mode_delivers_through_the_sqlite_broker(
         reply = await running.stub.SendEmail(_email("embedded"), metadata=SENDER)
         await _wait_for_status(running, reply.notification_id, pb.NOTIFICATION_STATUS_SENT)
     assert len(smtp_sink.messages) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_an_email_sent_while_the_broker_is_down_is_delivered_once_it_is_back(
+    postgres_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    smtp_sink: SmtpSink,
+    start_worker: Callable[[dict[str, str]], WorkerProcess],
+) -> None:
+    """SendEmail still answers QUEUED with no broker; a restarted server's outbox relay
+    enqueues the committed row and the worker delivers it."""
+    unreachable = f"redis://127.0.0.1:{_closed_port()}/0"
+    without_broker = make_settings(postgres_url, unreachable, tmp_path)
+    async with running_notification(without_broker) as running:
+        reply = await running.stub.SendEmail(_email("outage"), metadata=SENDER)
+        assert reply.status == pb.NOTIFICATION_STATUS_QUEUED
+    settings = make_settings(postgres_url, redis_url, tmp_path)
+    async with running_notification(settings) as running:
+        start_worker(worker_environment(settings, smtp_sink.port))
+        sent = await _wait_for_status(running, reply.notification_id, pb.NOTIFICATION_STATUS_SENT)
+    assert sent.attempts == 1
+    assert len(smtp_sink.messages) == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
