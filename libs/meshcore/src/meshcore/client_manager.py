@@ -142,6 +142,7 @@ class GrpcClientManager:
         self.breakers: dict[ServiceInstance, CircuitBreaker] = {}
         """One breaker per endpoint, made on first use (``breaker_for``)."""
         self._callers: dict[str, ServiceCaller] = {}
+        self._health_services: dict[str, str] = {}
         self._budgets: dict[str, RetryBudget] = {}
         self._health: HealthChecker | None = None
         if health_checks and mode == "standalone":
@@ -172,8 +173,16 @@ class GrpcClientManager:
     # -- per-service callers --------------------------------------------------------------
 
     def service(self, name: str, *, health_service: str = "") -> ServiceCaller:
-        """The caller for service ``name`` (any spelling); typed clients call this once."""
+        """The caller for service ``name`` (any spelling); typed clients call this once.
+
+        ``health_service`` names the ``grpc.health.v1`` service to probe on its replicas (the
+        typed clients pass their full service name); replicas registered later get it too.
+        """
         service = canonical_service_name(name)
+        if health_service and service not in self._health_services:
+            self._health_services[service] = health_service
+            for instance in self.discovery.get_instances(service):
+                self._apply_health_service(instance)
         caller = self._callers.get(service)
         if caller is not None:
             return caller
@@ -183,13 +192,6 @@ class GrpcClientManager:
                 f"no endpoints configured for service {service!r} "
                 f"(set {service.upper()}_ADDR or configure it; configured: {known})"
             )
-        if health_service:
-            for instance in self.discovery.get_instances(service):
-                if HEALTH_SERVICE_METADATA_KEY not in instance.metadata:
-                    instance.metadata = {
-                        **instance.metadata,
-                        HEALTH_SERVICE_METADATA_KEY: health_service,
-                    }
         config = self.configs.get(service)
         retry = self.retry
         if retry is not None and config is not None and config.max_retries is not None:
@@ -244,7 +246,16 @@ class GrpcClientManager:
             )
         return breaker
 
+    def _apply_health_service(self, instance: ServiceInstance) -> None:
+        """Tag a replica with its service's health-check name, unless its source set one."""
+        name = self._health_services.get(instance.service)
+        if name and HEALTH_SERVICE_METADATA_KEY not in instance.metadata:
+            instance.metadata = {**instance.metadata, HEALTH_SERVICE_METADATA_KEY: name}
+
     def _on_discovery_change(self, service: str, instance: ServiceInstance, event: str) -> None:
+        if event == "registered":
+            self._apply_health_service(instance)
+            return
         if event == "healthy":
             # As Envoy un-ejects an outlier that passes an active health check: the replica
             # was readmitted after consecutive successful checks, so its breaker starts afresh

@@ -94,3 +94,17 @@ def test_client_accepts_a_service_mesh() -> None:
         interceptors=(),
     )
     assert AuthServiceClient(mesh).manager is mesh.manager
+
+
+def test_replicas_that_join_later_are_probed_for_the_same_service() -> None:
+    """A replica registered after the client was made is health-checked for AuthService too."""
+    from meshcore.discovery import ServiceInstance
+
+    manager = create_grpc_client_manager(ADDRESSES, interceptors=())
+    AuthServiceClient(manager)
+    manager.discovery.register_service(
+        ServiceInstance(id="auth-9", name="auth", host="127.0.0.1", port=4090)
+    )
+    late = manager.discovery.get_instances("auth")[-1]
+    assert late.id == "auth-9"
+    assert late.metadata["health_service"] == "zoptal.auth.v1.AuthService"
