@@ -102,3 +102,23 @@ async def test_methods_excluded_from_auth_are_still_rate_limited(echo: EchoFacto
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.unary(b"a")
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_the_chain_reads_service_settings() -> None:
+    """From ServiceSettings: JWKS from AUTH_JWKS_URL, Redis limits when REDIS_URL is set."""
+    from meshcore.interceptors.limiters import RedisRateLimiter
+    from meshcore.jwks import RemoteJwks
+    from meshcore.settings import ServiceSettings
+
+    settings = ServiceSettings.from_env(
+        {"REDIS_URL": "redis://127.0.0.1:6379/0", "RATE_LIMIT_MAX_REQUESTS": "7"}
+    )
+    (chain,) = build_server_chain(
+        settings, metrics_registry=CollectorRegistry(), tracer_provider=None
+    )
+    assert isinstance(chain, InterceptorChain)
+    auth = chain.layer(AuthInterceptor)
+    assert isinstance(auth._user_verifier._keys._keys, RemoteJwks)
+    limiter = chain.layer(RateLimitInterceptor)._limiter
+    assert isinstance(limiter, RedisRateLimiter)
+    assert limiter._limit == 7
