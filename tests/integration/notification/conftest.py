@@ -113,6 +113,15 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def kill_pool_children(self) -> list[int]:
+        """SIGKILL the pool processes only; the main worker process survives and notices."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+        return [int(child) for child in children]
+
     def stop(self) -> None:
         """Warm shutdown (SIGTERM), as an orchestrator would do it."""
         if self.process.poll() is None:
