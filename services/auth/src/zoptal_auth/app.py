@@ -12,7 +12,8 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.health import DependencyCheck
 from meshcore.http import HttpResponse, HttpServer, Route
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import InterceptorChain, build_server_chain
+from meshcore.interceptors.errors import ErrorMappingInterceptor as ErrorMapping
 from meshcore.interceptors.limiters import RedisRateLimiter
 from meshcore.interceptors.rate_limit import RateLimitInterceptor
 from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook
@@ -174,14 +175,14 @@ async def build_app(
 def server_interceptors(
     settings: AuthSettings, keys: KeyRing, clock: Clock = SYSTEM_CLOCK
 ) -> tuple[list[grpc.aio.ServerInterceptor], list[ShutdownHook]]:
-    """The production chain, plus Auth's own rate limit, and what to close on shutdown.
+    """The production chain with Auth's own rate-limit layer, and what to close on shutdown.
 
     The chain's AuthInterceptor trusts this service's keys directly (no HTTP round trip to
-    ourselves for the JWKS). Rate limiting is Auth's own layer, innermost (it aborts by itself,
-    so it needs no error mapping): credential RPCs (Login, RegisterUser, RefreshToken,
-    IssueServiceToken) stay limited per caller, while the cheap read-only RPCs every service
-    calls on every request (ValidateToken, GetJwks, HealthCheck) are not, as a per-peer budget
-    sized for humans would throttle whole service replicas.
+    ourselves for the JWKS). The rate-limit layer sits where the chain puts its own (after auth,
+    before error mapping), but exempts the cheap read-only RPCs every service calls on every
+    request (ValidateToken, GetJwks, HealthCheck): a per-peer budget sized for humans would
+    throttle whole service replicas. Credential RPCs (Login, RegisterUser, RefreshToken,
+    IssueServiceToken) stay limited per caller: that is where passwords would be guessed.
     """
     chain = build_server_chain(
         settings,
@@ -203,7 +204,13 @@ def server_interceptors(
         excluded_methods=UNLIMITED_METHODS,
         clock=clock,
     )
-    return [*chain, rate_limit], [limiter.close] if limiter is not None else []
+    (fused,) = chain
+    if not isinstance(fused, InterceptorChain):
+        raise TypeError("build_server_chain no longer returns one InterceptorChain")
+    layers = list(fused.layers)
+    error_mapping = next(i for i, layer in enumerate(layers) if isinstance(layer, ErrorMapping))
+    layers.insert(error_mapping, rate_limit)
+    return [InterceptorChain(layers)], [limiter.close] if limiter is not None else []
 
 
 def _jwks_route(keys: KeyRing) -> Route:
