@@ -15,7 +15,7 @@ turn, interleaving the variants over ``--rounds`` rounds so background noise hit
 alike. Every reply is checked (status OK and the expected payload); any failure aborts the run.
 It prints throughput, p50/p99 latency and server CPU per call, and the ratios chain/bare.
 
-    uv run python benchmarks/interceptor_chain.py [--seconds 4] [--rounds 3] [--concurrency 32]
+    uv run python benchmarks/interceptor_chain.py [--seconds 2] [--rounds 7] [--concurrency 32]
 
 Goal (issue 3): throughput ratio >= 0.8 and p99 ratio <= 1.3 for ``chain``.
 """
@@ -246,8 +246,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
         "--variants",
