@@ -125,8 +125,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     ``InterceptorChain``.
     """
 
+    _wrapped: dict[str, tuple[Handler, Handler]]
+
     def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        self._wrapped = {}
 
     async def intercept(
         self,
@@ -153,11 +155,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         # intercept_service runs in the call's own task, before the handler: keep the metadata.
         set_call_metadata(handler_call_details.invocation_metadata)
         method_name: str = handler_call_details.method
-        cached = self._wrapped.get(method_name)
+        try:
+            cache = self._wrapped
+        except AttributeError:  # a subclass whose __init__ did not call ours
+            cache = self._wrapped = {}
+        cached = cache.get(method_name)
         if cached is not None and cached[0] is handler:
             return cached[1]
         wrapped = wrap_handler(handler, (self,), method_name)
-        self._wrapped[method_name] = (handler, wrapped)
+        cache[method_name] = (handler, wrapped)
         return wrapped
 
 
