@@ -212,3 +212,16 @@ async def test_credentials_of_one_call_never_serve_the_next(echo: EchoFactory) -
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.unary(b"x")
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_service_tokens_without_expiry_are_refused_unless_allowed() -> None:
+    """A seed-style token signed without exp is refused by default, accepted on opt-in."""
+    import jwt
+
+    token = jwt.encode({"serviceId": "billing", "permissions": []}, SERVICE_SECRET, "HS256")
+    metadata = (("x-service-token", token),)
+    with pytest.raises(Exception, match="malformed"):
+        await _auth().authenticate(metadata)
+    principal = await _auth(service_tokens_expire=False).authenticate(metadata)
+    assert principal.subject == "billing"
+    assert principal.kind == "service"

@@ -14,6 +14,10 @@ access tokens short-lived.)
 Missing or invalid credentials end the call with UNAUTHENTICATED; a missing permission with
 PERMISSION_DENIED naming it. Health and reflection are excluded by default; ``excluded_methods``
 takes full method names or whole services (``/pkg.Service/*``).
+
+Service tokens are checked without issuer/audience (the seed's HS256 tokens carry neither) but
+must expire: a seed-style token signed without ``exp`` is refused unless
+``service_tokens_expire=False`` is passed, a deliberate opt-in for old callers.
 """
 
 from __future__ import annotations
@@ -130,6 +134,7 @@ class AuthInterceptor(ServerInterceptor):
         issuer: str | None = None,
         audience: str | None = None,
         leeway: float = 30.0,
+        service_tokens_expire: bool = True,
         exclude_health_and_reflection: bool = True,
         cache_size: int = 10_000,
         clock: Clock = SYSTEM_CLOCK,
@@ -138,10 +143,16 @@ class AuthInterceptor(ServerInterceptor):
         user_secret = _secret_bytes(jwt_secret)
         service_secret = _secret_bytes(service_token_secret)
         self._user_verifier = user_verifier or _build_verifier(
-            user_secret, key_source, issuer, audience, leeway, clock
+            user_secret, key_source, issuer, audience, leeway, clock, require_expiry=True
         )
         self._service_verifier = service_verifier or _build_verifier(
-            service_secret, key_source, None, None, leeway, clock
+            service_secret,
+            key_source,
+            None,
+            None,
+            leeway,
+            clock,
+            require_expiry=service_tokens_expire,
         )
         excluded = list(excluded_methods)
         if exclude_health_and_reflection:
@@ -224,6 +235,8 @@ def _build_verifier(
     audience: str | None,
     leeway: float,
     clock: Clock,
+    *,
+    require_expiry: bool,
 ) -> Verifier:
     algorithms: list[str] = []
     if secret:
@@ -239,6 +252,7 @@ def _build_verifier(
         algorithms=algorithms,
         leeway=leeway,
         clock=clock,
+        require_expiry=require_expiry,
     )
 
 
