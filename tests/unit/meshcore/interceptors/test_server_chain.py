@@ -122,3 +122,4 @@ def test_the_chain_reads_service_settings() -> None:
     limiter = chain.layer(RateLimitInterceptor)._limiter
     assert isinstance(limiter, RedisRateLimiter)
     assert limiter._limit == 7
+    assert limiter._prefix == "meshcore:ratelimit:service:"

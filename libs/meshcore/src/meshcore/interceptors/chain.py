@@ -157,7 +157,11 @@ def build_server_chain(
         if rate_limiter is None and url:
             from meshcore.interceptors.limiters import RedisRateLimiter
 
-            rate_limiter = RedisRateLimiter.from_url(url, window, limit)
+            # One budget per service: replicas of a service share it, other services do not.
+            service = _setting(settings, "service_name", "service")
+            rate_limiter = RedisRateLimiter.from_url(
+                url, window, limit, prefix=f"meshcore:ratelimit:{service}:"
+            )
         layers.append(
             RateLimitInterceptor(
                 window,
