@@ -88,7 +88,8 @@ class EventBuffer:
         self._queue: deque[_Group] = deque()
         self._queued_events = 0
         self._pending_events = 0  # queued + being written
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # set when events arrive (the flusher may be idle)
+        self._full = asyncio.Event()  # set when a batch is full or closing: flush now
         self._closing = False
         self._flusher: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
@@ -122,6 +123,8 @@ class EventBuffer:
         self._pending_events += len(events)
         PENDING_EVENTS.inc(len(events))
         self._wake.set()
+        if self._queued_events >= self._max_batch:
+            self._full.set()
         return done
 
     async def submit(self, events: Sequence[EventRecord]) -> None:
@@ -134,6 +137,7 @@ class EventBuffer:
         """Refuse new events, write every queued one, wait for all writes to finish."""
         self._closing = True
         self._wake.set()
+        self._full.set()
         if self._flusher is not None:
             await self._flusher
         if self._flushes:
@@ -154,21 +158,30 @@ class EventBuffer:
                 if remaining > 0:
                     await self._wait_for_more(remaining)
                     continue
-            batch = self._take_batch()
+            # A write slot first, the batch second: events that arrive while every slot is
+            # busy join the batch instead of waiting for the next one (group commit), so
+            # batches grow with the load and commits per second stop being the limit.
             await self._slots.acquire()
+            batch = self._take_batch()
             task = asyncio.create_task(self._flush(batch))
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
 
     async def _wait_for_more(self, seconds: float) -> None:
-        """Until more events arrive or ``seconds`` pass, whichever is first."""
-        self._wake.clear()
-        woken = asyncio.ensure_future(self._wake.wait())
+        """Until the batch is full (or closing) or ``seconds`` pass, whichever is first.
+
+        Only a full batch wakes the flusher early, not every arrival: under load that is one
+        wake-up per batch instead of one per call.
+        """
+        self._full.clear()
+        if self._queued_events >= self._max_batch or self._closing:
+            return
+        full = asyncio.ensure_future(self._full.wait())
         timer = asyncio.ensure_future(self._clock.sleep(seconds))
         try:
-            await asyncio.wait((woken, timer), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((full, timer), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in (woken, timer):
+            for waiter in (full, timer):
                 waiter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiter
