@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -13,6 +14,7 @@ from tests.deploy.support import (
     K8S,
     Resource,
     build,
+    build_runtime_venv,
     find_crd_validator,
     find_kubectl,
     install_deploy_tools,
@@ -52,3 +54,11 @@ def crd_validator() -> list[str]:
 def full_install(kubectl: str) -> list[Resource]:
     """What `kubectl apply -k k8s/` applies."""
     return build(kubectl, K8S)
+
+
+@pytest.fixture(scope="session")
+def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image's /opt/venv, built here by the same script the Dockerfile runs."""
+    venv = tmp_path_factory.mktemp("image") / "venv"
+    build_runtime_venv(venv)
+    return venv

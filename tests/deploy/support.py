@@ -165,3 +165,25 @@ def convention_env_names() -> tuple[frozenset[str], tuple[str, ...]]:
 def is_convention_env(name: str) -> bool:
     names, prefixes = convention_env_names()
     return name in names or name.startswith(prefixes)
+
+
+def build_runtime_venv(venv: Path) -> None:
+    """Build the image's /opt/venv at ``venv`` with the Dockerfile's own script."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "deploy" / "build_runtime_env.sh"), str(venv)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def site_packages(venv: Path) -> Path:
+    (found,) = venv.glob("lib/python3*/site-packages")
+    return found

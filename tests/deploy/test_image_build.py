@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.support import REPO, SERVICES
+from tests.deploy.support import REPO, SERVICES, site_packages
 
 DOCKERFILE = REPO / "Dockerfile"
 WORKER = "notification-worker"
@@ -118,31 +117,6 @@ def test_dockerignore_keeps_the_build_context_small_but_complete() -> None:
     }
     assert {".git", ".venv"} <= ignored
     assert not ignored & {"libs", "services", "uv.lock", "pyproject.toml", "deploy"}
-
-
-@pytest.fixture(scope="module")
-def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The image's /opt/venv, built here by the same script the Dockerfile runs."""
-    venv = tmp_path_factory.mktemp("image") / "venv"
-    env = {
-        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
-    }
-    done = subprocess.run(
-        ["bash", str(REPO / "deploy" / "build_runtime_env.sh"), str(venv)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return venv
-
-
-def site_packages(venv: Path) -> Path:
-    (found,) = venv.glob("lib/python3*/site-packages")
-    return found
 
 
 def test_runtime_venv_is_self_contained(runtime_venv: Path) -> None:
