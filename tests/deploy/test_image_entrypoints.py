@@ -120,6 +120,25 @@ def test_entry_point_migrates_serves_and_stops_on_sigterm(
     )
     try:
         wait_until_serving(python, env, server)
+        # The per-service name compose's health check and the readiness probe ask for.
+        service_name = f"zoptal.{svc}.v1.{SERVICES[svc][2]}"
+        named_check = subprocess.run(
+            [
+                str(python),
+                "-m",
+                "meshcore.health_probe",
+                "--addr",
+                f"127.0.0.1:{env['GRPC_PORT']}",
+                "--service",
+                service_name,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert named_check.returncode == 0, named_check.stderr
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=STOP_GRACE_SECONDS)
         assert server.returncode == 0, output[-3000:]
