@@ -1,0 +1,47 @@
+"""Fixtures: the HTTP API server imitation, two real gRPC replicas, and discovery on them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from meshcore.discovery.kubernetes import KubernetesServiceDiscovery
+
+from tests.integration.kubernetes.apiserver import FakeApiServer
+from tests.integration.kubernetes.support import TOKEN, Replica, kubeconfig_for
+
+
+@pytest.fixture
+async def apiserver() -> AsyncIterator[FakeApiServer]:
+    server = FakeApiServer(TOKEN)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def replicas() -> AsyncIterator[tuple[Replica, Replica]]:
+    pair = (Replica("r1"), Replica("r2"))
+    for replica in pair:
+        await replica.start()
+    try:
+        yield pair
+    finally:
+        for replica in pair:
+            await replica.stop()
+
+
+@pytest.fixture
+async def discovery(apiserver: FakeApiServer) -> AsyncIterator[KubernetesServiceDiscovery]:
+    found = KubernetesServiceDiscovery(
+        kubeconfig_for(apiserver.url),
+        {"healthCheckInterval": 15000},
+        backoff_initial_seconds=0.02,
+        backoff_max_seconds=0.2,
+    )
+    try:
+        yield found
+    finally:
+        await found.close()

@@ -1,0 +1,110 @@
+"""Helpers for the Kubernetes discovery integration tests: real gRPC replicas, slice builders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+TOKEN = "integration-sa-token"
+NAMESPACE = "zoptal"
+ECHO_SERVICE = "test.v1.Echo"
+ECHO = f"/{ECHO_SERVICE}/Echo"
+
+
+def identity(data: bytes) -> bytes:
+    return data
+
+
+@dataclass
+class Replica:
+    """A grpc.aio server with grpc.health.v1 whose Echo answers with the replica's name."""
+
+    name: str
+    port: int = 0
+    calls: int = 0
+    _server: grpc.aio.Server | None = None
+
+    async def _echo(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        self.calls += 1
+        return self.name.encode()
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._echo, request_deserializer=identity, response_serializer=identity
+        )
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Echo": handler})]
+        )
+        servicer = health.aio.HealthServicer()
+        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        self._server = server
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(None)
+
+
+def ready_endpoint(replica: Replica, *, ready: bool = True) -> dict[str, Any]:
+    return {
+        "addresses": ["127.0.0.1"],
+        "conditions": {"ready": ready, "serving": ready, "terminating": False},
+        "nodeName": f"node-{replica.name}",
+        "zone": "local-a",
+        "targetRef": {"kind": "Pod", "name": f"auth-{replica.name}", "namespace": NAMESPACE},
+    }
+
+
+def endpoint_slice(
+    name: str, endpoints: list[dict[str, Any]], *, port: int, service: str = "auth-service"
+) -> dict[str, Any]:
+    """An EndpointSlice as the controller writes it; all replicas share 127.0.0.1, so each
+    slice carries one replica and its own grpc port (slices group endpoints by port set)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [
+            {"name": "grpc", "port": port, "protocol": "TCP", "appProtocol": "grpc"},
+            {"name": "metrics", "port": 9400, "protocol": "TCP"},
+        ],
+    }
+
+
+async def eventually(predicate: Callable[[], bool], what: str, within: float = 5.0) -> None:
+    """Wait (real time: these are real sockets) until ``predicate`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} did not happen within {within}s")
+        await asyncio.sleep(0.01)
+
+
+def kubeconfig_for(server: str, *, token: str = TOKEN, **cluster: Any) -> dict[str, Any]:
+    return {
+        "current-context": "test",
+        "contexts": [
+            {"name": "test", "context": {"cluster": "c", "user": "u", "namespace": NAMESPACE}}
+        ],
+        "clusters": [{"name": "c", "cluster": {"server": server, **cluster}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+    }
