@@ -8,11 +8,13 @@ the compose stop grace period. Nothing comes from the source tree: the working d
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,12 @@ def container_env(tmp_path: Path, svc: str, database_url: str, redis_url: str) -
     if svc == "notification":
         env["CELERY_BROKER_URL"] = redis_url
     return env
+
+
+def http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 (a local http URL)
+        body: bytes = reply.read()
+        return body.decode()
 
 
 def wait_until_serving(python: Path, env: dict[str, str], server: subprocess.Popen[str]) -> None:
@@ -139,6 +147,13 @@ def test_entry_point_migrates_serves_and_stops_on_sigterm(
             check=False,
         )
         assert named_check.returncode == 0, named_check.stderr
+        # What Prometheus scrapes, and (Auth) what RequestAuthentication and RemoteJwks fetch.
+        assert "# TYPE" in http_get(f"http://127.0.0.1:{env['METRICS_PORT']}/metrics")
+        if svc == "auth":
+            jwks = json.loads(
+                http_get(f"http://127.0.0.1:{env['AUTH_HTTP_PORT']}/.well-known/jwks.json")
+            )
+            assert jwks["keys"]
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=STOP_GRACE_SECONDS)
         assert server.returncode == 0, output[-3000:]
