@@ -158,10 +158,18 @@ class ServiceWatch:
         await self._synced.wait()
 
     def start(self) -> None:
-        if not self.running:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"meshcore-k8s-watch-{self.namespace}/{self.name}"
-            )
+        if self.running:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "watch_kubernetes_service needs a running event loop: call it from async "
+                "code (for example the service's start-up coroutine)"
+            ) from None
+        self._task = loop.create_task(
+            self._run(), name=f"meshcore-k8s-watch-{self.namespace}/{self.name}"
+        )
 
     async def stop(self) -> None:
         """Stop watching; the replicas last seen stay registered."""
