@@ -382,6 +382,13 @@ async def test_close_stops_the_watches_and_keeps_the_last_replicas(
     assert len(api.requests) == requests
 
 
+def test_watching_outside_an_event_loop_says_what_is_needed() -> None:
+    """Called from synchronous code, the watch explains that it needs a running loop."""
+    found = KubernetesServiceDiscovery(KubeConfig(server="https://kube.test"))
+    with pytest.raises(RuntimeError, match="running event loop"):
+        found.watch_kubernetes_service("auth-service")
+
+
 async def test_watch_needs_a_running_loop_only_when_started() -> None:
     """Constructing discovery opens nothing; ``httpx`` is only used once a watch runs."""
     found = KubernetesServiceDiscovery(KubeConfig(server="https://kube.test"))
