@@ -147,6 +147,23 @@ def test_entry_point_migrates_serves_and_stops_on_sigterm(
             check=False,
         )
         assert named_check.returncode == 0, named_check.stderr
+        liveness = subprocess.run(
+            [
+                str(python),
+                "-m",
+                "meshcore.health_probe",
+                "--addr",
+                f"127.0.0.1:{env['GRPC_PORT']}",
+                "--service",
+                "liveness",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert liveness.returncode == 0, f"the liveness probe's name: {liveness.stderr}"
         # What Prometheus scrapes, and (Auth) what RequestAuthentication and RemoteJwks fetch.
         assert "# TYPE" in http_get(f"http://127.0.0.1:{env['METRICS_PORT']}/metrics")
         if svc == "auth":

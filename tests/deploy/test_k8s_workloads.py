@@ -100,6 +100,9 @@ def test_service_probes_are_native_grpc(full_install: list[Resource], svc: str) 
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == grpc_port, probe
     assert container["readinessProbe"]["grpc"]["service"] == f"zoptal.{svc}.v1.{service_name}"
+    # docs/conventions.md: `liveness` ignores dependencies, so an outage never restarts pods.
+    assert container["livenessProbe"]["grpc"]["service"] == "liveness"
+    assert container["startupProbe"]["grpc"]["service"] == "liveness"
 
 
 @pytest.mark.parametrize("svc", SERVICES)
