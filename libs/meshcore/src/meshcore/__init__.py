@@ -44,6 +44,36 @@ _EXPORTS: dict[str, str] = {
     "HealthMonitor": "meshcore.health",
     "HttpServer": "meshcore.http",
     "HttpResponse": "meshcore.http",
+    # request context
+    "Principal": "meshcore.context",
+    "current_principal": "meshcore.context",
+    "require_principal": "meshcore.context",
+    # tokens
+    "TokenVerifier": "meshcore.jwt",
+    "InvalidToken": "meshcore.jwt",
+    "StaticKeys": "meshcore.jwt",
+    "RemoteJwks": "meshcore.jwks",
+    # interceptors (the seed's names)
+    "AuthInterceptor": "meshcore.interceptors.auth",
+    "RateLimitInterceptor": "meshcore.interceptors.rate_limit",
+    "LoggingInterceptor": "meshcore.interceptors.logging",
+    "MetricsInterceptor": "meshcore.interceptors.metrics",
+    "TracingInterceptor": "meshcore.interceptors.tracing",
+    "ErrorMappingInterceptor": "meshcore.interceptors.errors",
+    "build_server_chain": "meshcore.interceptors.chain",
+    # discovery, balancing and resilience (the seed's names)
+    "ServiceDiscovery": "meshcore.discovery.registry",
+    "KubernetesServiceDiscovery": "meshcore.discovery.kubernetes",
+    "CircuitBreaker": "meshcore.resilience.breaker",
+    "CircuitOpenError": "meshcore.resilience.breaker",
+    "retry_with_backoff": "meshcore.resilience.retry",
+    "with_timeout": "meshcore.resilience.timeouts",
+    "validate_response": "meshcore.resilience.timeouts",
+    "ServiceMeshUtils": "meshcore.resilience.utils",
+    "GrpcClientManager": "meshcore.client_manager",
+    "create_grpc_client_manager": "meshcore.client_manager",
+    "ServiceMesh": "meshcore.mesh",
+    "create_service_mesh": "meshcore.mesh",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -63,87 +93,109 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from meshcore.clock import (
-        SYSTEM_CLOCK as SYSTEM_CLOCK,
+    from meshcore.client_manager import (
+        GrpcClientManager as GrpcClientManager,
+        create_grpc_client_manager as create_grpc_client_manager,
     )
     from meshcore.clock import (
+        SYSTEM_CLOCK as SYSTEM_CLOCK,
         Clock as Clock,
+    )
+    from meshcore.context import (
+        Principal as Principal,
+        current_principal as current_principal,
+        require_principal as require_principal,
     )
     from meshcore.db import (
         Database as Database,
-    )
-    from meshcore.db import (
         new_metadata as new_metadata,
+    )
+    from meshcore.discovery.kubernetes import (
+        KubernetesServiceDiscovery as KubernetesServiceDiscovery,
+    )
+    from meshcore.discovery.registry import (
+        ServiceDiscovery as ServiceDiscovery,
     )
     from meshcore.errors import (
         Aborted as Aborted,
-    )
-    from meshcore.errors import (
         AlreadyExists as AlreadyExists,
-    )
-    from meshcore.errors import (
         DeadlineExceeded as DeadlineExceeded,
-    )
-    from meshcore.errors import (
         FailedPrecondition as FailedPrecondition,
-    )
-    from meshcore.errors import (
         Internal as Internal,
-    )
-    from meshcore.errors import (
         InvalidArgument as InvalidArgument,
-    )
-    from meshcore.errors import (
         MeshError as MeshError,
-    )
-    from meshcore.errors import (
         NotFound as NotFound,
-    )
-    from meshcore.errors import (
         PermissionDenied as PermissionDenied,
-    )
-    from meshcore.errors import (
         ResourceExhausted as ResourceExhausted,
-    )
-    from meshcore.errors import (
         Unauthenticated as Unauthenticated,
-    )
-    from meshcore.errors import (
         Unavailable as Unavailable,
     )
     from meshcore.health import (
         HealthMonitor as HealthMonitor,
-    )
-    from meshcore.health import (
         HealthServicer as HealthServicer,
     )
     from meshcore.http import (
         HttpResponse as HttpResponse,
-    )
-    from meshcore.http import (
         HttpServer as HttpServer,
+    )
+    from meshcore.interceptors.auth import (
+        AuthInterceptor as AuthInterceptor,
+    )
+    from meshcore.interceptors.chain import (
+        build_server_chain as build_server_chain,
+    )
+    from meshcore.interceptors.errors import (
+        ErrorMappingInterceptor as ErrorMappingInterceptor,
+    )
+    from meshcore.interceptors.logging import (
+        LoggingInterceptor as LoggingInterceptor,
+    )
+    from meshcore.interceptors.metrics import (
+        MetricsInterceptor as MetricsInterceptor,
+    )
+    from meshcore.interceptors.rate_limit import (
+        RateLimitInterceptor as RateLimitInterceptor,
+    )
+    from meshcore.interceptors.tracing import (
+        TracingInterceptor as TracingInterceptor,
+    )
+    from meshcore.jwks import (
+        RemoteJwks as RemoteJwks,
+    )
+    from meshcore.jwt import (
+        InvalidToken as InvalidToken,
+        StaticKeys as StaticKeys,
+        TokenVerifier as TokenVerifier,
+    )
+    from meshcore.mesh import (
+        ServiceMesh as ServiceMesh,
+        create_service_mesh as create_service_mesh,
     )
     from meshcore.migrations import (
         run_migrations as run_migrations,
     )
+    from meshcore.resilience.breaker import (
+        CircuitBreaker as CircuitBreaker,
+        CircuitOpenError as CircuitOpenError,
+    )
+    from meshcore.resilience.retry import (
+        retry_with_backoff as retry_with_backoff,
+    )
+    from meshcore.resilience.timeouts import (
+        validate_response as validate_response,
+        with_timeout as with_timeout,
+    )
+    from meshcore.resilience.utils import (
+        ServiceMeshUtils as ServiceMeshUtils,
+    )
     from meshcore.server import (
         MeshServer as MeshServer,
-    )
-    from meshcore.server import (
         ServiceRegistration as ServiceRegistration,
-    )
-    from meshcore.server import (
         run as run,
     )
     from meshcore.settings import (
         Secret as Secret,
-    )
-    from meshcore.settings import (
         ServiceSettings as ServiceSettings,
-    )
-    from meshcore.settings import (
         SettingsError as SettingsError,
-    )
-    from meshcore.settings import (
         env_field as env_field,
     )

@@ -34,6 +34,8 @@ __all__ = [
     "GrpcHealthProbe",
     "HealthChecker",
     "HealthProbe",
+    "KubeConfig",
+    "KubernetesServiceDiscovery",
     "NoHealthyEndpoint",
     "ServiceConfig",
     "ServiceDiscovery",
@@ -45,3 +47,15 @@ __all__ = [
     "register_from_env",
     "split_address",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Kubernetes discovery pulls in httpx and TLS setup; load it only for those who ask for it.
+    if name in ("KubernetesServiceDiscovery", "KubeConfig"):
+        from meshcore.discovery import kubeconfig, kubernetes
+
+        return {
+            "KubernetesServiceDiscovery": kubernetes.KubernetesServiceDiscovery,
+            "KubeConfig": kubeconfig.KubeConfig,
+        }[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
