@@ -187,3 +187,33 @@ def build_runtime_venv(venv: Path) -> None:
 def site_packages(venv: Path) -> Path:
     (found,) = venv.glob("lib/python3*/site-packages")
     return found
+
+
+CLIENT_IMPORT = re.compile(r"from zoptal\.clients import (\([^)]*\)|[^\n]+)")
+CLIENT_CALL = re.compile(r"\.([a-z_]+)\(")
+
+
+def snake_case(rpc: str) -> str:
+    """The typed client's method name for an RPC: SendSMS -> send_sms."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", rpc).lower()
+
+
+def calls_in_code() -> set[tuple[str, str, str]]:
+    """(caller, callee, RPC) for each typed-client method a service's source calls."""
+    names = {f"{g}Client": svc for svc, (_, _, g) in SERVICES.items()}
+    calls = set()
+    for caller in SERVICES:
+        source = REPO / "services" / caller / "src" / f"zoptal_{caller}"
+        text = "\n".join(p.read_text() for p in source.rglob("*.py") if "migrations" not in p.parts)
+        imported = {
+            names[name.strip(" ()\n")]
+            for block in CLIENT_IMPORT.findall(text)
+            for name in block.split(",")
+            if name.strip(" ()\n") in names
+        }
+        called = set(CLIENT_CALL.findall(text))
+        for callee in imported:
+            calls |= {
+                (caller, callee, rpc) for rpc in proto_rpcs(callee) if snake_case(rpc) in called
+            }
+    return calls

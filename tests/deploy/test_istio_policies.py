@@ -8,7 +8,6 @@ call path missing, none extra.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -16,10 +15,10 @@ import pytest
 from tests.deploy.support import (
     K8S,
     NAMESPACE,
-    REPO,
     SERVICES,
     Resource,
     build,
+    calls_in_code,
     grpc_path,
     named,
     of_kind,
@@ -42,8 +41,7 @@ CALL_GRAPH: dict[tuple[str, str], set[str]] = {
     ("notification", "auth"): TOKEN_CHECKS,
     ("analytics", "auth"): TOKEN_CHECKS,
 }
-CLIENT_IMPORT = re.compile(r"from zoptal\.clients import (\([^)]*\)|[^\n]+)")
-CLIENT_CALL = re.compile(r"\.([a-z_]+)\(")
+
 # Internal-only RPCs: the ingress gateway may call every other RPC of the protos.
 INTERNAL_ONLY = {("billing", "RecordUsage")} | {
     ("notification", rpc) for rpc in ("SendEmail", "SendSMS", "SendPushNotification")
@@ -265,32 +263,6 @@ def expected_calls() -> set[tuple[str, str, str, str]]:
         (f"cluster.local/ns/{NAMESPACE}/sa/{c}", app, port, "*") for c, app, port in TCP_GRAPH
     }
     calls.add(("<any>", "auth", "8080", "/.well-known/jwks.json"))
-    return calls
-
-
-def snake_case(rpc: str) -> str:
-    """The typed client's method name for an RPC: SendSMS -> send_sms."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", rpc).lower()
-
-
-def calls_in_code() -> set[tuple[str, str, str]]:
-    """(caller, callee, RPC) for each typed-client method a service's source calls."""
-    names = {f"{g}Client": svc for svc, (_, _, g) in SERVICES.items()}
-    calls = set()
-    for caller in SERVICES:
-        source = REPO / "services" / caller / "src" / f"zoptal_{caller}"
-        text = "\n".join(p.read_text() for p in source.rglob("*.py") if "migrations" not in p.parts)
-        imported = {
-            names[name.strip(" ()\n")]
-            for block in CLIENT_IMPORT.findall(text)
-            for name in block.split(",")
-            if name.strip(" ()\n") in names
-        }
-        called = set(CLIENT_CALL.findall(text))
-        for callee in imported:
-            calls |= {
-                (caller, callee, rpc) for rpc in proto_rpcs(callee) if snake_case(rpc) in called
-            }
     return calls
 
 

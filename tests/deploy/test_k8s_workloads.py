@@ -15,6 +15,7 @@ from tests.deploy.support import (
     SERVICES,
     Resource,
     build,
+    calls_in_code,
     is_convention_env,
     kustomizations,
     named,
@@ -290,7 +291,7 @@ def test_external_postgres_scenario_drops_the_statefulset(kubectl: str) -> None:
 
 
 def test_discovery_rbac_reads_only_endpointslices(full_install: list[Resource]) -> None:
-    """KubernetesServiceDiscovery gets read access to EndpointSlices, bound to the five services."""
+    """Read access to EndpointSlices, bound to exactly the services whose code calls peers."""
     role = named(full_install, "Role", "endpointslice-reader")
     assert role["rules"] == [
         {
@@ -300,7 +301,7 @@ def test_discovery_rbac_reads_only_endpointslices(full_install: list[Resource]) 
         }
     ]
     binding = named(full_install, "RoleBinding", "endpointslice-reader")
-    assert {s["name"] for s in binding["subjects"]} == set(SERVICES)
+    assert {s["name"] for s in binding["subjects"]} == {caller for caller, _, _ in calls_in_code()}
 
 
 def test_auth_loads_its_signing_keys_from_a_secret(full_install: list[Resource]) -> None:

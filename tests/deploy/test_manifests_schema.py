@@ -13,8 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from referencing import Registry
-from referencing import Resource as SchemaResource
+from referencing import Registry, Resource as SchemaResource
 
 from tests.deploy.istio_schemas import ISTIO_SCHEMAS
 from tests.deploy.support import K8S, REPO, Resource, build, kustomizations
