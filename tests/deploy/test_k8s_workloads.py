@@ -315,3 +315,13 @@ def test_auth_loads_its_signing_keys_from_a_secret(full_install: list[Resource])
         volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
         secret = named(full_install, "Secret", volume["secret"]["secretName"])
         assert any(key.endswith(".pem") for key in secret["data"])
+
+
+def test_only_api_clients_mount_a_service_account_token(full_install: list[Resource]) -> None:
+    """A token is mounted only where the discovery Role is bound; everyone else has none."""
+    bound = {
+        s["name"] for s in named(full_install, "RoleBinding", "endpointslice-reader")["subjects"]
+    }
+    for account in of_kind(full_install, "ServiceAccount"):
+        mounts = account.get("automountServiceAccountToken", True)
+        assert mounts == (account["metadata"]["name"] in bound), account["metadata"]["name"]
