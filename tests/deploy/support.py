@@ -136,8 +136,6 @@ SERVICE_SETTINGS: dict[str, str] = {
     "SMTP_PORT": "services/notification/src/zoptal_notification/settings.py",
     "CELERY_BROKER_URL": "services/notification/src/zoptal_notification/settings.py",
     "JWT_SIGNING_KEY_DIR": "services/auth/src/zoptal_auth/settings.py",
-    "SHUTDOWN_DRAIN_SECONDS": "libs/meshcore/src/meshcore/settings.py",
-    "SHUTDOWN_GRACE_SECONDS": "libs/meshcore/src/meshcore/settings.py",
 }
 
 
