@@ -171,3 +171,27 @@ async def test_only_new_events_reach_the_post_commit_hook() -> None:
     await settle()
     assert store.committed_hook == [["x"]]
     await buffer.close()
+
+
+async def test_events_arriving_during_a_write_join_the_next_batch_together() -> None:
+    """Group commit: while the only write slot is busy, every new call waits for one batch."""
+    store, clock = FakeStore(), FakeClock()
+    store.gate = asyncio.Event()
+    buffer = make_buffer(store, clock, batch=100)
+    first = asyncio.create_task(buffer.submit([record(event_id="first")]))
+    await settle()
+    clock.advance(1.0)
+    await settle()
+    later = [asyncio.create_task(buffer.submit([record(event_id=f"l{i}")])) for i in range(5)]
+    await settle()
+    clock.advance(1.0)
+    await settle()
+    later += [asyncio.create_task(buffer.submit([record(event_id=f"m{i}")])) for i in range(3)]
+    await settle()
+    store.gate.set()
+    await settle()
+    clock.advance(1.0)  # lets a leftover batch go out, so a wrong split fails, not hangs
+    await asyncio.gather(first, *later)
+    assert store.batches[0] == ["first"]
+    assert sorted(store.batches[1]) == sorted([f"l{i}" for i in range(5)] + ["m0", "m1", "m2"])
+    await buffer.close()
