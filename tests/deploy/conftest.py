@@ -16,6 +16,7 @@ from tests.deploy.support import (
     build,
     build_runtime_venv,
     find_crd_validator,
+    find_hadolint,
     find_kubectl,
     install_deploy_tools,
 )
@@ -42,6 +43,11 @@ def _tool(what: str, find: Callable[[], T | None]) -> T:
 @pytest.fixture(scope="session")
 def kubectl() -> str:
     return _tool("kubectl with kustomize", find_kubectl)
+
+
+@pytest.fixture(scope="session")
+def hadolint() -> str:
+    return _tool("hadolint", find_hadolint)
 
 
 @pytest.fixture(scope="session")

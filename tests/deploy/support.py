@@ -57,6 +57,12 @@ def install_deploy_tools() -> str:
     return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
 
 
+def find_hadolint() -> str | None:
+    """hadolint on PATH or in ~/.local/bin (scripts/install_deploy_tools.sh)."""
+    found = shutil.which("hadolint") or str(Path.home() / ".local" / "bin" / "hadolint")
+    return found if Path(found).exists() else None
+
+
 def find_crd_validator() -> list[str] | None:
     """The command validating Istio resources against Istio's CRDs, once installed."""
     node = shutil.which("node")

@@ -89,6 +89,24 @@ def test_worker_target_runs_celery() -> None:
     exec_form(instruction(WORKER, "CMD"))
 
 
+def test_dockerfile_passes_hadolint(hadolint: str) -> None:
+    """hadolint finds nothing: pinned tools, exec-form commands, no root user at run time."""
+    done = subprocess.run(
+        [hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_catches_a_shell_form_entry_point(hadolint: str, tmp_path: Path) -> None:
+    """The lint can fail: a shell-form ENTRYPOINT (SIGTERM would not reach Python) is DL3025."""
+    broken = tmp_path / "Dockerfile"
+    broken.write_text("FROM python:3.11-slim\nUSER 1000\nENTRYPOINT python -m zoptal_auth\n")
+    done = subprocess.run(
+        [hadolint, str(broken)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "DL3025" in done.stdout
+
+
 def workspace_members() -> list[str]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     patterns = config["tool"]["uv"]["workspace"]["members"]
