@@ -13,7 +13,7 @@ from meshcore.db import Database
 from meshcore.migrations import upgrade_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from zoptal.analytics.v1 import analytics_pb2 as pb
+from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 from zoptal_analytics.app import MIGRATIONS_DIR
 from zoptal_analytics.records import EventInput, EventRecord, validate_event
 from zoptal_analytics.repository import EventRepository
@@ -39,6 +39,21 @@ def _range_request(**extra: object) -> pb.GetAnalyticsRequest:
         bucket=pb.BUCKET_SIZE_HOUR,
         **extra,  # type: ignore[arg-type]
     )
+
+
+async def _realtime_once_settled(
+    stub: analytics_pb2_grpc.AnalyticsServiceAsyncStub, *, expected_total: int
+) -> pb.GetRealTimeAnalyticsResponse:
+    """Real-time counts are recorded just after each batch commits (ingest never waits for
+    Redis), so they may trail the acknowledgement by a moment: read until they arrive."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = await stub.GetRealTimeAnalytics(
+            pb.GetRealTimeAnalyticsRequest(window_minutes=5), metadata=CALLER
+        )
+        if answer.total_events >= expected_total or time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(0.05)
 
 
 async def _direct_count(database_url: str, where: str = "true") -> int:
@@ -167,12 +182,8 @@ async def test_two_replicas_share_real_time_counts(postgres_url: str, redis_url:
                 for i in range(20, 60)
             ),
         )
-        from_one = await one.stub.GetRealTimeAnalytics(
-            pb.GetRealTimeAnalyticsRequest(window_minutes=5), metadata=CALLER
-        )
-        from_two = await two.stub.GetRealTimeAnalytics(
-            pb.GetRealTimeAnalyticsRequest(window_minutes=5), metadata=CALLER
-        )
+        from_one = await _realtime_once_settled(one.stub, expected_total=70)
+        from_two = await _realtime_once_settled(two.stub, expected_total=70)
     for answer in (from_one, from_two):
         assert answer.total_events == 70
         assert answer.active_users == 60  # HyperLogLog is exact at this size
@@ -194,12 +205,13 @@ async def test_a_retried_event_is_counted_once_everywhere(
         request = pb.TrackEventRequest(name="paid", user_id="u1", event_id="invoice-42")
         first = await running.stub.TrackEvent(request, metadata=CALLER)
         again = await running.stub.TrackEvent(request, metadata=CALLER)
-        live = await running.stub.GetRealTimeAnalytics(
-            pb.GetRealTimeAnalyticsRequest(), metadata=CALLER
-        )
+        # A different event afterwards: once it shows, everything before it has been recorded.
+        marker = pb.TrackEventRequest(name="marker", user_id="u1", event_id="marker-1")
+        await running.stub.TrackEvent(marker, metadata=CALLER)
+        live = await _realtime_once_settled(running.stub, expected_total=2)
     assert first.event_id == again.event_id == "invoice-42"
-    assert await _direct_count(postgres_url) == 1
-    assert live.total_events == 1
+    assert await _direct_count(postgres_url, "name = 'paid'") == 1
+    assert {(e.name, e.count) for e in live.top_events} == {("paid", 1), ("marker", 1)}
 
 
 async def test_redis_down_makes_real_time_unavailable_but_ingest_works(postgres_url: str) -> None:
