@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.support import REPO, SERVICES, site_packages
+from tests.deploy.support import REPO, SERVICES
 
 STOP_GRACE_SECONDS = 40  # docker-compose.yml stop_grace_period
 START_SECONDS = 60
