@@ -1,0 +1,157 @@
+"""One running platform for the whole fuzz session, with real users and real data in it.
+
+Alice owns a project, has a subscription, a notification and an analytics event; Bob is another
+ordinary user; the admin is Auth's bootstrap admin. Their tokens come from Auth (RegisterUser,
+Login), never from a hand-made JWT, so every attack below starts from the genuine article.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from meshcore.jwt import SigningKey
+from zoptal.analytics.v1 import analytics_pb2
+from zoptal.auth.v1 import auth_pb2
+from zoptal.notification.v1 import notification_pb2
+from zoptal.project.v1 import project_pb2
+
+from tests.fuzz.calls import Metadata, bearer, call, service_header
+from tests.fuzz.catalogue import ALL_RPCS, Rpc
+from tests.fuzz.platform import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, BackgroundLoop, platform
+from tests.fuzz.tokens import service_token
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+
+    @property
+    def metadata(self) -> Metadata:
+        return bearer(self.access_token)
+
+
+@dataclass(repr=False)
+class Mesh:
+    channels: dict[str, grpc.Channel]
+    jwks_url: str
+    signing_key: SigningKey
+    admin: Identity
+    alice: Identity
+    bob: Identity
+    alice_project_id: str
+    alice_notification_id: str
+    service_metadata: Metadata = field(default_factory=lambda: service_header(service_token()))
+
+    def __repr__(self) -> str:  # hypothesis prints fixtures: keep tokens out of reports
+        return f"Mesh(alice={self.alice.user_id}, bob={self.bob.user_id})"
+
+    def channel(self, rpc: Rpc) -> grpc.Channel:
+        return self.channels[rpc.service]
+
+    @property
+    def known_ids(self) -> list[str]:
+        """Real ids, so generated requests sometimes name things that exist."""
+        return [
+            self.alice.user_id,
+            self.bob.user_id,
+            self.admin.user_id,
+            self.alice_project_id,
+            self.alice_notification_id,
+            "free",
+            "pro",
+        ]
+
+    def ok(self, service: str, method: str, request: object, metadata: Metadata) -> object:
+        """Call and demand OK (set-up steps, not the behaviour under test)."""
+        rpc = next(r for r in ALL_RPCS if r.service == service and r.method.name == method)
+        outcome = call(self.channels[service], rpc, request, metadata)
+        assert outcome.code == grpc.StatusCode.OK, f"{service}.{method}: {outcome}"
+        return outcome.response
+
+
+def _login(mesh_channels: dict[str, grpc.Channel], email: str, password: str) -> Identity:
+    rpc = next(r for r in ALL_RPCS if r.service == "auth" and r.method.name == "Login")
+    outcome = call(
+        mesh_channels["auth"], rpc, auth_pb2.LoginRequest(email=email, password=password)
+    )
+    assert outcome.code == grpc.StatusCode.OK, outcome
+    login = outcome.response
+    return Identity(login.user.id, login.access_token, login.refresh_token)
+
+
+def _register(channels: dict[str, grpc.Channel], email: str) -> Identity:
+    rpc = next(r for r in ALL_RPCS if r.service == "auth" and r.method.name == "RegisterUser")
+    outcome = call(
+        channels["auth"], rpc, auth_pb2.RegisterUserRequest(email=email, password=PASSWORD)
+    )
+    assert outcome.code == grpc.StatusCode.OK, outcome
+    return _login(channels, email, PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def background_loop() -> Iterator[BackgroundLoop]:
+    loop = BackgroundLoop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="session")
+def mesh(
+    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Mesh]:
+    data_dir: Path = tmp_path_factory.mktemp("fuzz-platform")
+    running = platform(data_dir)
+    addresses = background_loop.run(running.__aenter__())
+    channels = {
+        name: grpc.insecure_channel(address) for name, address in addresses.by_service.items()
+    }
+    try:
+        yield _populate(channels, addresses.jwks_url, addresses.signing_key)
+    finally:
+        for channel in channels.values():
+            channel.close()
+        with contextlib.suppress(Exception):
+            background_loop.run(running.__aexit__(None, None, None), timeout=60)
+
+
+def _populate(channels: dict[str, grpc.Channel], jwks_url: str, key: SigningKey) -> Mesh:
+    admin = _login(channels, ADMIN_EMAIL, ADMIN_PASSWORD)
+    alice = _register(channels, "alice@example.com")
+    bob = _register(channels, "bob@example.com")
+    partial = Mesh(channels, jwks_url, key, admin, alice, bob, "", "")
+    project = partial.ok(
+        "project",
+        "CreateProject",
+        project_pb2.CreateProjectRequest(name="alice's secret plans", request_id="fuzz-setup"),
+        alice.metadata,
+    )
+    sent = partial.ok(
+        "notification",
+        "SendEmail",
+        notification_pb2.SendEmailRequest(
+            to="alice@example.com",
+            user_id=alice.user_id,
+            subject="for alice only",
+            body_text="private",
+            idempotency_key="fuzz-setup",
+        ),
+        partial.service_metadata,
+    )
+    partial.ok(
+        "analytics",
+        "TrackEvent",
+        analytics_pb2.TrackEventRequest(name="alice_private_event", user_id=alice.user_id),
+        alice.metadata,
+    )
+    partial.alice_project_id = project.project.id  # type: ignore[attr-defined]
+    partial.alice_notification_id = sent.notification_id  # type: ignore[attr-defined]
+    return partial
