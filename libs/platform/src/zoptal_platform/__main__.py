@@ -17,6 +17,7 @@ from zoptal_platform.launcher import (
     stop_all,
     wait_until_serving,
 )
+from zoptal_platform.mail_sink import MailSink
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -50,7 +51,12 @@ def _banner(layout: PlatformLayout) -> str:
             '"correct-horse-battery-9", "display_name": "Ada"}\' \\',
             f"    {layout.grpc_address(auth)} zoptal.auth.v1.AuthService/RegisterUser",
         ]
-    lines += ["", f"Logs and data: {layout.data_dir}/   Ctrl-C stops everything."]
+    lines += [
+        "",
+        f"Email is delivered over SMTP to 127.0.0.1:{layout.smtp_port} and kept in "
+        f"{layout.mail_dir}/ (one .eml file per message).",
+        f"Logs and data: {layout.data_dir}/   Ctrl-C stops everything.",
+    ]
     return "\n".join(lines)
 
 
@@ -59,6 +65,8 @@ async def _run(layout: PlatformLayout) -> int:
         print("no service is installed yet; nothing to run", file=sys.stderr)
         return 1
     await migrate_all(layout)
+    mail = MailSink(layout.mail_dir, layout.smtp_port)
+    mail.start()
     running = await start_all(layout)
     try:
         await wait_until_serving(layout, running)
@@ -79,6 +87,7 @@ async def _run(layout: PlatformLayout) -> int:
         return 0
     finally:
         await stop_all(running)
+        mail.stop()
         print("stopped.", flush=True)
 
 

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, installed_services
 
 READY_TIMEOUT_SECONDS = 90.0
+SMTP_SINK_PORT = 1025
 STOP_TIMEOUT_SECONDS = 40.0
 
 
@@ -32,6 +33,14 @@ class PlatformLayout:
     data_dir: Path
     port_offset: int = 0
     services: tuple[ServiceSpec, ...] = field(default_factory=lambda: tuple(installed_services()))
+
+    @property
+    def smtp_port(self) -> int:
+        return SMTP_SINK_PORT + self.port_offset
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
 
     def grpc_address(self, spec: ServiceSpec) -> str:
         return f"127.0.0.1:{spec.grpc_port + self.port_offset}"
@@ -44,6 +53,8 @@ class PlatformLayout:
             DATA_DIR=str(self.data_dir),
             GRPC_HOST="127.0.0.1",
             CELERY_BROKER_URL=f"sqla+sqlite:///{self.data_dir / 'celery-broker.db'}",
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(self.smtp_port),
             PYTHONUNBUFFERED="1",
         )
         for peer in self.services:
