@@ -215,8 +215,7 @@ def _round(address: str, args: argparse.Namespace, token: str) -> int:
 
 async def _ingest_stream(address: str, token: str, rows: list[dict[str, Any]]) -> float:
     import grpc
-    from zoptal.analytics.v1 import analytics_pb2 as pb
-    from zoptal.analytics.v1 import analytics_pb2_grpc
+    from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 
     chunks = [
         pb.IngestEventsRequest(events=[pb.Event(**row) for row in rows[i : i + 1000]])
@@ -266,6 +265,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--json", help="also write the ratios as JSON to this file")
     args = parser.parse_args()
 
     from meshcore.migrations import run_migrations
@@ -312,6 +312,17 @@ def main() -> None:
           f"{args.events / ingest_seconds:8.0f} rows/s  ratio {copy_seconds / ingest_seconds:.2f}"
           "  (goal >= 0.5)")  # fmt: skip
     print(json.dumps({"rounds": results, "copy_s": copy_seconds, "ingest_s": ingest_seconds}))
+    if args.json:  # for benchmarks/run_all.py: the median of paired (same-round) ratios
+        paired = [a / b for a, b in zip(results["analytics"], results["bare"], strict=True)]
+        result = {
+            "track_event_ratio": statistics.median(paired),
+            "ingest_ratio": copy_seconds / ingest_seconds,
+            "bare_rps": bare_rate,
+            "analytics_rps": served_rate,
+            "round_ratios": paired,
+        }
+        with open(args.json, "w") as out:
+            json.dump(result, out)
 
 
 if __name__ == "__main__":

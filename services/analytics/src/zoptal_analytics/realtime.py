@@ -92,9 +92,10 @@ def _actor_groups(
     counts: Counter[tuple[int, str]] = Counter()
     actors: dict[tuple[int, str], set[str]] = {}
     for minute, event in _recent(events, now_ms):
-        counts[minute, event.name] += 1
-        actors.setdefault((minute, ""), set()).add(event.actor)
-        actors.setdefault((minute, event.name), set()).add(event.actor)
+        name, actor = event.name, event.actor
+        counts[minute, name] += 1
+        actors.setdefault((minute, ""), set()).add(actor)
+        actors.setdefault((minute, name), set()).add(actor)
     return counts, actors
 
 

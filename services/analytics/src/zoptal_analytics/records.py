@@ -56,10 +56,13 @@ class EventRecord:
     page_url: str
     page_title: str
     referrer: str
+    actor: str = ""
+    """``u:<user_id>`` or ``a:<anonymous_id>``: who "unique users" counts (set on creation)."""
 
-    @property
-    def actor(self) -> str:
-        return f"u:{self.user_id}" if self.user_id else f"a:{self.anonymous_id}"
+    def __post_init__(self) -> None:
+        if not self.actor:
+            actor = f"u:{self.user_id}" if self.user_id else f"a:{self.anonymous_id}"
+            object.__setattr__(self, "actor", actor)
 
     def as_row(self) -> dict[str, object]:
         return {

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.errors import InvalidArgument
-from zoptal.analytics.v1 import analytics_pb2 as pb
-from zoptal.analytics.v1 import analytics_pb2_grpc
+from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 
 from zoptal_analytics.access import own_user_id, require_reader, require_writer
 from zoptal_analytics.records import EventInput, PageInput
@@ -41,6 +40,11 @@ def _stamp(ms: int) -> Timestamp:
     return stamp
 
 
+def _plain(values: Mapping[str, str]) -> dict[str, str]:
+    """A protobuf map as a dict; copying through the Mapping ABC is slow, so skip empty ones."""
+    return dict(values) if values else {}
+
+
 def _event_input(event: pb.Event) -> EventInput:
     page = None
     if event.HasField("page"):
@@ -50,7 +54,7 @@ def _event_input(event: pb.Event) -> EventInput:
         user_id=event.user_id,
         anonymous_id=event.anonymous_id,
         event_id=event.event_id,
-        properties=dict(event.properties),
+        properties=_plain(event.properties),
         timestamp_ms=_ms(event.timestamp, event.HasField("timestamp")),
         session_id=event.session_id,
         page=page,
@@ -75,7 +79,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             user_id=own_user_id(request.user_id),
             anonymous_id=request.anonymous_id,
             event_id=request.event_id,
-            properties=dict(request.properties),
+            properties=_plain(request.properties),
             timestamp_ms=_ms(request.timestamp, request.HasField("timestamp")),
             session_id=request.session_id,
         )
@@ -90,7 +94,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             user_id=own_user_id(request.user_id),
             anonymous_id=request.anonymous_id,
             event_id=request.event_id,
-            properties=dict(request.properties),
+            properties=_plain(request.properties),
             timestamp_ms=_ms(request.timestamp, request.HasField("timestamp")),
             session_id=request.session_id,
             page=PageInput(request.url, request.title, request.referrer),

@@ -8,8 +8,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.errors import InvalidArgument, NotFound, PermissionDenied
-from zoptal.notification.v1 import notification_pb2 as pb
-from zoptal.notification.v1 import notification_pb2_grpc
+from zoptal.notification.v1 import notification_pb2 as pb, notification_pb2_grpc
 
 from zoptal_notification.access import require_reader_of, require_sender
 from zoptal_notification.models import Channel, Notification, Status
