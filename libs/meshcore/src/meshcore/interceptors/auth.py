@@ -22,7 +22,7 @@ must expire: a seed-style token signed without ``exp`` is refused unless
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Protocol
 
 import grpc.aio
@@ -30,8 +30,9 @@ import grpc.aio
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal, set_principal
 from meshcore.errors import MeshError, PermissionDenied, Unauthenticated
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
+from meshcore.interceptors.base import RpcMethod, call_metadata
 from meshcore.interceptors.errors import abort_with
+from meshcore.interceptors.hooks import AdmissionInterceptor
 from meshcore.jwt import (
     ASYMMETRIC_ALGORITHMS,
     HMAC_ALGORITHMS,
@@ -118,7 +119,7 @@ class _HmacThenKeys:
         return await self._keys.key_for(kid, algorithm)
 
 
-class AuthInterceptor(ServerInterceptor):
+class AuthInterceptor(AdmissionInterceptor):
     """Authenticates every non-excluded call and checks its method's required permissions."""
 
     def __init__(
@@ -169,44 +170,47 @@ class AuthInterceptor(ServerInterceptor):
         name = rpc.full_name
         return name not in self._excluded_methods and not name.startswith(self._excluded_services)
 
-    async def intercept(
-        self,
-        method: Behavior,
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        rpc: RpcMethod,
-    ) -> Any:
+    def admit(
+        self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+    ) -> Awaitable[None] | None:
+        # Hot path, no coroutine: a cached token with the permissions the method needs.
         try:
-            principal = await self.authenticate(call_metadata(context))
-            required = self._required.get(rpc.full_name)
-            if required:
-                for permission in required:
-                    if permission not in principal.permissions:
-                        raise PermissionDenied(f"missing permission {permission!r}")
+            kind, token = _credentials(call_metadata(context))
+        except MeshError as error:
+            return abort_with(context, error)
+        principal = self.cache.get(token)
+        if principal is None or principal.kind != kind:
+            return self._admit_after_verifying(token, kind, context, rpc)
+        return self._authorize(principal, context, rpc)
+
+    async def _admit_after_verifying(
+        self, token: str, kind: str, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+    ) -> None:
+        try:
+            principal = await self._principal_for(token, kind)
         except MeshError as error:
             await abort_with(context, error)
+        pending = self._authorize(principal, context, rpc)
+        if pending is not None:
+            await pending
+
+    def _authorize(
+        self, principal: Principal, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+    ) -> Awaitable[None] | None:
+        required = self._required.get(rpc.full_name)
+        if required:
+            for permission in required:
+                if permission not in principal.permissions:
+                    return abort_with(
+                        context, PermissionDenied(f"missing permission {permission!r}")
+                    )
         set_principal(principal)
-        return await method(request_or_iterator, context)
+        return None
 
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
         """The principal the metadata's credentials prove; Unauthenticated when they prove none."""
-        bearer: str | bytes | None = None
-        service_token: str | bytes | None = None
-        for key, value in metadata:
-            if key == SERVICE_TOKEN_HEADER:
-                service_token = value
-            elif key == "authorization":
-                bearer = value
-        if service_token is not None:
-            return await self._principal_for(_text(service_token), "service")
-        if bearer is not None:
-            scheme, _, token = _text(bearer).partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthenticated("authorization must be 'Bearer <token>'")
-            return await self._principal_for(token.strip(), "user")
-        raise Unauthenticated(
-            "missing credentials: send 'authorization: Bearer' or x-service-token"
-        )
+        kind, token = _credentials(metadata)
+        return await self._principal_for(token, kind)
 
     async def _principal_for(self, token: str, kind: str) -> Principal:
         cached = self.cache.get(token)
@@ -226,6 +230,25 @@ class AuthInterceptor(ServerInterceptor):
         )
         self.cache.put(token, principal, verified.expires_at)
         return principal
+
+
+def _credentials(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str, str]:
+    """(kind, token) from the metadata: the service token if any, else the bearer token."""
+    bearer: str | bytes | None = None
+    service_token: str | bytes | None = None
+    for key, value in metadata:
+        if key == SERVICE_TOKEN_HEADER:
+            service_token = value
+        elif key == "authorization":
+            bearer = value
+    if service_token is not None:
+        return "service", _text(service_token)
+    if bearer is not None:
+        scheme, _, token = _text(bearer).partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("authorization must be 'Bearer <token>'")
+        return "user", token.strip()
+    raise Unauthenticated("missing credentials: send 'authorization: Bearer' or x-service-token")
 
 
 def _build_verifier(

@@ -177,10 +177,20 @@ def wrap_handler(
     active = [interceptor for interceptor in interceptors if interceptor.applies_to(rpc)]
     if not active:
         return handler
-    behavior = _innermost_behavior(handler, rpc)
-    for interceptor in reversed(active):
+    return handler_with_behavior(handler, rpc, nest(active, innermost_behavior(handler, rpc), rpc))
+
+
+def nest(interceptors: Sequence[ServerInterceptor], inner: Behavior, rpc: RpcMethod) -> Behavior:
+    """``inner`` wrapped in each interceptor's ``intercept``, the first one outermost."""
+    behavior = inner
+    for interceptor in reversed(interceptors):
         # A partial (C code) instead of a closure: one coroutine frame per layer, not two.
         behavior = functools.partial(interceptor.intercept, behavior, rpc=rpc)
+    return behavior
+
+
+def handler_with_behavior(handler: Handler, rpc: RpcMethod, behavior: Behavior) -> Handler:
+    """A grpc handler of ``handler``'s shape and serializers that runs ``behavior``."""
     serializers = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -217,7 +227,7 @@ def _stream_entry(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]
     return stream
 
 
-def _innermost_behavior(handler: Handler, rpc: RpcMethod) -> Behavior:
+def innermost_behavior(handler: Handler, rpc: RpcMethod) -> Behavior:
     """Adapt the real handler, whatever its style, to the ``Behavior`` contract."""
     function: Callable[..., Any] = _handler_function(handler)
     if not rpc.response_streaming:

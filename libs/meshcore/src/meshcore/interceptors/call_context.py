@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import grpc.aio
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import new_request_id, set_deadline, set_request_id, set_traceparent
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
+from meshcore.interceptors.base import RpcMethod, call_metadata
+from meshcore.interceptors.hooks import AdmissionInterceptor
 
 __all__ = ["REQUEST_ID_HEADER", "TRACEPARENT_HEADER", "CallContextInterceptor"]
 
@@ -23,20 +25,16 @@ TRACEPARENT_HEADER = "traceparent"
 _MAX_REQUEST_ID_LENGTH = 128
 
 
-class CallContextInterceptor(ServerInterceptor):
+class CallContextInterceptor(AdmissionInterceptor):
     """Outermost: request id, inbound deadline and traceparent into ContextVars."""
 
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__()
         self._clock = clock
 
-    async def intercept(
-        self,
-        method: Behavior,
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        rpc: RpcMethod,
-    ) -> Any:
+    def admit(
+        self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+    ) -> Awaitable[None] | None:
         request_id = None
         for key, value in call_metadata(context):
             if key == REQUEST_ID_HEADER:
@@ -48,4 +46,4 @@ class CallContextInterceptor(ServerInterceptor):
         remaining = context.time_remaining()
         if remaining is not None:
             set_deadline(self._clock.monotonic() + remaining)
-        return await method(request_or_iterator, context)
+        return None

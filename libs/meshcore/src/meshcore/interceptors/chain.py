@@ -15,6 +15,7 @@ win. Redis-backed rate limits are used when ``REDIS_URL`` is set, in-process one
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -25,9 +26,18 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.interceptors.auth import AuthInterceptor, Verifier
-from meshcore.interceptors.base import Handler, ServerInterceptor, set_call_metadata, wrap_handler
+from meshcore.interceptors.base import (
+    Handler,
+    RpcMethod,
+    ServerInterceptor,
+    handler_with_behavior,
+    innermost_behavior,
+    nest,
+    set_call_metadata,
+)
 from meshcore.interceptors.call_context import CallContextInterceptor
 from meshcore.interceptors.errors import ErrorMappingInterceptor
+from meshcore.interceptors.hooks import AdmissionInterceptor, ObservingInterceptor, fused_behavior
 from meshcore.interceptors.limiters import RateLimiter
 from meshcore.interceptors.logging import LoggingInterceptor
 from meshcore.interceptors.metrics import MetricsInterceptor
@@ -75,9 +85,51 @@ class InterceptorChain(ServerInterceptor):
         cached = self._cache.get(method_name)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = wrap_handler(handler, self.layers, method_name)
+        wrapped = self.wrap(handler, method_name)
         self._cache[method_name] = (handler, wrapped)
         return wrapped
+
+    def wrap(self, handler: Handler, method_name: str) -> Handler:
+        """``handler`` behind every layer that applies to the method.
+
+        The leading layers that only admit or only observe (call context, tracing, logging,
+        metrics, auth, rate limit) run fused in one coroutine; the rest nest as usual.
+        """
+        rpc = RpcMethod.parse(method_name, handler)
+        active = [layer for layer in self.layers if layer.applies_to(rpc)]
+        if not active:
+            return handler
+        outer, observers, inner_checks, rest = _split_fusable(active)
+        behavior = nest(rest, innermost_behavior(handler, rpc), rpc)
+        if outer or observers or inner_checks:
+            fused = fused_behavior(outer, observers, inner_checks, behavior)
+            behavior = functools.partial(fused, rpc=rpc)
+        return handler_with_behavior(handler, rpc, behavior)
+
+
+def _split_fusable(
+    layers: Sequence[ServerInterceptor],
+) -> tuple[
+    list[AdmissionInterceptor],
+    list[ObservingInterceptor],
+    list[AdmissionInterceptor],
+    list[ServerInterceptor],
+]:
+    """The longest prefix shaped admissions, observers, admissions; and what follows it."""
+    index = 0
+    outer: list[AdmissionInterceptor] = []
+    observers: list[ObservingInterceptor] = []
+    inner: list[AdmissionInterceptor] = []
+    while index < len(layers) and isinstance(layers[index], AdmissionInterceptor):
+        outer.append(layers[index])  # type: ignore[arg-type]
+        index += 1
+    while index < len(layers) and isinstance(layers[index], ObservingInterceptor):
+        observers.append(layers[index])  # type: ignore[arg-type]
+        index += 1
+    while index < len(layers) and isinstance(layers[index], AdmissionInterceptor):
+        inner.append(layers[index])  # type: ignore[arg-type]
+        index += 1
+    return outer, observers, inner, list(layers[index:])
 
 
 def _setting(settings: Any, name: str, default: Any) -> Any:

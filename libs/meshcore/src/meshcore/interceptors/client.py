@@ -25,8 +25,12 @@ import grpc.aio
 from opentelemetry import trace
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.context import current_request_id, inbound_deadline, inbound_traceparent
-from meshcore.context import new_request_id as _new_request_id
+from meshcore.context import (
+    current_request_id,
+    inbound_deadline,
+    inbound_traceparent,
+    new_request_id as _new_request_id,
+)
 from meshcore.interceptors.auth import SERVICE_TOKEN_HEADER
 from meshcore.interceptors.call_context import REQUEST_ID_HEADER, TRACEPARENT_HEADER
 from meshcore.interceptors.tracing import PROPAGATOR

@@ -18,15 +18,14 @@ redacted or serialised for a record below the level.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import grpc.aio
 
 from meshcore.context import current_request_id, inbound_traceparent
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
-from meshcore.interceptors.metrics import status_code_of
+from meshcore.interceptors.base import call_metadata
+from meshcore.interceptors.hooks import CallRecord, ObservingInterceptor
 from meshcore.redaction import DEFAULT_SENSITIVE_FIELDS, Redactor
 
 __all__ = ["CLIENT_ERROR_CODES", "LoggingInterceptor", "current_trace_id"]
@@ -63,7 +62,7 @@ def current_trace_id() -> str | None:
     return None
 
 
-class LoggingInterceptor(ServerInterceptor):
+class LoggingInterceptor(ObservingInterceptor):
     """Logs finished calls to ``logger`` (default ``meshcore.access``)."""
 
     def __init__(
@@ -85,59 +84,6 @@ class LoggingInterceptor(ServerInterceptor):
         self._log_errors = log_errors
         self.redactor = Redactor(sensitive_fields)
 
-    async def intercept(
-        self,
-        method: Behavior,
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        rpc: RpcMethod,
-    ) -> Any:
-        started_at = time.perf_counter()
-        try:
-            result = await method(request_or_iterator, context)
-        except BaseException as error:
-            self._finished(
-                rpc,
-                context,
-                status_code_of(error, context),
-                started_at,
-                None,
-                request_or_iterator,
-                error,
-            )
-            raise
-        if rpc.response_streaming:
-            return self._watch(result, rpc, context, started_at, request_or_iterator)
-        self._finished(rpc, context, _code(context), started_at, result, request_or_iterator)
-        return result
-
-    async def _watch(
-        self,
-        responses: AsyncIterator[Any],
-        rpc: RpcMethod,
-        context: grpc.aio.ServicerContext[Any, Any],
-        started_at: float,
-        request: Any,
-    ) -> AsyncIterator[Any]:
-        count = 0
-        try:
-            async for response in responses:
-                count += 1
-                yield response
-        except BaseException as error:
-            self._finished(
-                rpc,
-                context,
-                status_code_of(error, context),
-                started_at,
-                None,
-                request,
-                error,
-                count,
-            )
-            raise
-        self._finished(rpc, context, _code(context), started_at, None, request, None, count)
-
     def _level_for(self, code: str) -> int | None:
         if code == "OK":
             return self._ok_level
@@ -145,43 +91,36 @@ class LoggingInterceptor(ServerInterceptor):
             return logging.INFO
         return logging.ERROR if self._log_errors else None
 
-    def _finished(
-        self,
-        rpc: RpcMethod,
-        context: grpc.aio.ServicerContext[Any, Any],
-        code: str,
-        started_at: float,
-        response: Any,
-        request: Any,
-        error: BaseException | None = None,
-        messages_sent: int | None = None,
+    def finish(
+        self, state: Any, record: CallRecord, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
+        code = record.code
         level = self._level_for(code)
         if level is None or not self.logger.isEnabledFor(level):
             return
+        rpc = record.rpc
         fields: dict[str, Any] = {
             "grpc_method": rpc.full_name,
             "grpc_type": rpc.rpc_type,
             "grpc_code": code,
-            "duration_ms": round((time.perf_counter() - started_at) * 1000, 3),
+            "duration_ms": round(record.duration * 1000, 3),
             "peer": context.peer(),
             "request_id": current_request_id(),
             "trace_id": current_trace_id(),
         }
-        if messages_sent is not None:
-            fields["messages_sent"] = messages_sent
+        if rpc.response_streaming:
+            fields["messages_sent"] = record.messages_sent
+        if rpc.request_streaming:
+            fields["messages_received"] = record.messages_received
         if code != "OK":
-            details = context.details() if error is not None else None
-            fields["grpc_message"] = details or (str(error) if error is not None else None)
+            details = context.details() if record.error is not None else None
+            fields["grpc_message"] = details or (
+                str(record.error) if record.error is not None else None
+            )
         if self._log_requests:
             fields["metadata"] = self.redactor.metadata(call_metadata(context))
             if not rpc.request_streaming:
-                fields["request"] = self.redactor.message(request)
-        if self._log_responses and response is not None:
-            fields["response"] = self.redactor.message(response)
+                fields["request"] = self.redactor.message(record.request)
+        if self._log_responses and record.response is not None:
+            fields["response"] = self.redactor.message(record.response)
         self.logger.log(level, "%s %s", rpc.full_name, code, extra=fields)
-
-
-def _code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    code = context.code()
-    return code.name if isinstance(code, grpc.StatusCode) else "OK"

@@ -17,12 +17,11 @@ Prometheus families when scraped. No label lookup and no lock per call.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -30,8 +29,9 @@ import grpc.aio
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-from meshcore.errors import MeshError
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.base import RpcMethod
+from meshcore.interceptors.hooks import CallRecord, ObservingInterceptor
+from meshcore.interceptors.status import status_code_of
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -62,23 +62,6 @@ def per_registry(registry: CollectorRegistry, name: str, build: Callable[[], T])
 
 def _bucket_label(bound: float) -> str:
     return "+Inf" if bound == math.inf else repr(float(bound))
-
-
-def status_code_of(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The status a call ends with when ``error`` escapes the handler chain."""
-    if isinstance(error, grpc.aio.AbortError):
-        code = context.code()
-        return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-    if isinstance(error, asyncio.CancelledError):
-        return "CANCELLED"
-    if isinstance(error, MeshError):
-        return error.code.name
-    return "UNKNOWN"
-
-
-def _ok_code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    code = context.code()
-    return code.name if isinstance(code, grpc.StatusCode) else "OK"
 
 
 class _MethodSeries:
@@ -161,7 +144,7 @@ class ServerMetrics:
         yield from (started, handled, seconds, received, sent)
 
 
-class MetricsInterceptor(ServerInterceptor):
+class MetricsInterceptor(ObservingInterceptor):
     """Counts and times every call; ``get_metrics()`` summarises them as in the seed."""
 
     def __init__(
@@ -181,46 +164,20 @@ class MetricsInterceptor(ServerInterceptor):
         self._series[rpc.full_name] = self._metrics.series_for(rpc)
         return True
 
-    async def intercept(
-        self,
-        method: Behavior,
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        rpc: RpcMethod,
-    ) -> Any:
+    def start(
+        self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod, record: CallRecord
+    ) -> _MethodSeries:
         series = self._series[rpc.full_name]
         series.started += 1
-        started_at = time.perf_counter()
-        if rpc.request_streaming:
-            request_or_iterator = _counted(request_or_iterator, series)
-        else:
-            series.received += 1
-        try:
-            result = await method(request_or_iterator, context)
-        except BaseException as error:
-            self._metrics.finish(series, status_code_of(error, context), started_at)
-            raise
-        if rpc.response_streaming:
-            return self._watch(result, series, started_at, context)
-        series.sent += 1
-        self._metrics.finish(series, _ok_code(context), started_at)
-        return result
+        return series
 
-    async def _watch(
-        self,
-        responses: AsyncIterator[Any],
-        series: _MethodSeries,
-        started_at: float,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[Any]:
-        try:
-            async for response in responses:
-                series.sent += 1
-                yield response
-        except BaseException as error:
-            self._metrics.finish(series, status_code_of(error, context), started_at)
-            raise
-        self._metrics.finish(series, _ok_code(context), started_at)
+    def finish(
+        self, state: _MethodSeries, record: CallRecord, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        # Message counts land when the call ends (a long stream reports them at its end).
+        state.received += record.messages_received
+        state.sent += record.messages_sent
+        self._metrics.finish(state, record.code, record.started_at)
 
     def get_metrics(self) -> dict[str, Any]:
         """Totals and per-method counts, latency and errors (the seed's ``getMetrics()``)."""
@@ -243,9 +200,3 @@ class MetricsInterceptor(ServerInterceptor):
             "errors_total": sum(entry["errors"] for entry in methods.values()),
             "methods": methods,
         }
-
-
-async def _counted(requests: AsyncIterator[Any], series: _MethodSeries) -> AsyncIterator[Any]:
-    async for request in requests:
-        series.received += 1
-        yield request

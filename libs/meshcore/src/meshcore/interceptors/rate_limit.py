@@ -13,7 +13,7 @@ call through, ``"closed"`` refuses it with UNAVAILABLE. Either way the failure i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -24,8 +24,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_principal
 from meshcore.errors import ResourceExhausted, Unavailable
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
+from meshcore.interceptors.base import RpcMethod, call_metadata
 from meshcore.interceptors.errors import abort_with
+from meshcore.interceptors.hooks import AdmissionInterceptor
 from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
 from meshcore.interceptors.metrics import per_registry
 
@@ -95,7 +96,7 @@ def _backend_error_counter(registry: CollectorRegistry) -> Counter:
     )
 
 
-class RateLimitInterceptor(ServerInterceptor):
+class RateLimitInterceptor(AdmissionInterceptor):
     """Refuses calls over ``max_requests`` per sliding ``window_ms`` for one key."""
 
     def __init__(
@@ -133,13 +134,9 @@ class RateLimitInterceptor(ServerInterceptor):
             "/grpc.health.v1.Health/"
         )
 
-    async def intercept(
-        self,
-        method: Behavior,
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        rpc: RpcMethod,
-    ) -> Any:
+    def admit(
+        self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+    ) -> Awaitable[None] | None:
         if self._key_generator is key_by_caller:
             principal = current_principal()
             key = (
@@ -149,28 +146,29 @@ class RateLimitInterceptor(ServerInterceptor):
             )
         else:
             key = self._key_generator(CallInfo(context, rpc))
-        if self._in_process_limiter is not None:
-            # The in-process check never waits: skip the coroutine.
-            decision = self._in_process_limiter.hit_now(key)
-            if decision.allowed:
-                return await method(request_or_iterator, context)
-            await abort_with(
-                context,
-                ResourceExhausted("rate limit exceeded", retry_after=decision.retry_after),
-            )
+        if self._in_process_limiter is None:
+            return self._admit_remote(key, context)
+        # The in-process check never waits: no coroutine on the hot path.
+        decision = self._in_process_limiter.hit_now(key)
+        if decision.allowed:
+            return None
+        return abort_with(
+            context, ResourceExhausted("rate limit exceeded", retry_after=decision.retry_after)
+        )
+
+    async def _admit_remote(self, key: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         try:
             decision = await self._limiter.hit(key)
         except Exception as error:  # the backend is down: apply the configured choice
             self._backend_failed(error)
             if not self._fail_open:
                 await abort_with(context, Unavailable("rate limiter unavailable", retry_after=1.0))
-            return await method(request_or_iterator, context)
+            return
         if not decision.allowed:
             await abort_with(
                 context,
                 ResourceExhausted("rate limit exceeded", retry_after=decision.retry_after),
             )
-        return await method(request_or_iterator, context)
 
     def _backend_failed(self, error: Exception) -> None:
         (self._errors.allowed if self._fail_open else self._errors.refused).inc()

@@ -12,19 +12,18 @@ OpenTelemetry RPC conventions: server spans are errors only for server-side code
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import grpc
 import grpc.aio
-from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import context as otel_context, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor, call_metadata
-from meshcore.interceptors.metrics import status_code_of
+from meshcore.interceptors.base import RpcMethod, call_metadata
+from meshcore.interceptors.hooks import CallRecord, ObservingInterceptor
 
 __all__ = ["PROPAGATOR", "TracingInterceptor", "end_span"]
 
@@ -60,12 +59,12 @@ def span_attributes(rpc_service: str, rpc_method: str) -> Mapping[str, str]:
     return {"rpc.system": "grpc", "rpc.service": rpc_service, "rpc.method": rpc_method}
 
 
-class TracingInterceptor(ServerInterceptor):
+class TracingInterceptor(ObservingInterceptor):
     """A SERVER span per call, child of the caller's ``traceparent`` when there is one."""
 
     def __init__(self, tracer_provider: Any | None = None) -> None:
         super().__init__()
-        self._tracer = (
+        self._tracer: trace.Tracer | None = (
             tracer_provider.get_tracer("meshcore.interceptors")
             if tracer_provider is not None
             else None
@@ -82,13 +81,9 @@ class TracingInterceptor(ServerInterceptor):
         self._attributes[rpc.full_name] = span_attributes(rpc.service, rpc.name)
         return True
 
-    async def intercept(
-        self,
-        method: Behavior,
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        rpc: RpcMethod,
-    ) -> Any:
+    def start(
+        self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod, record: CallRecord
+    ) -> trace.Span:
         assert self._tracer is not None  # applies_to keeps disabled tracing out of the chain
         parent = PROPAGATOR.extract(call_metadata(context), getter=_GETTER)
         span = self._tracer.start_span(
@@ -99,31 +94,9 @@ class TracingInterceptor(ServerInterceptor):
         )
         # Each RPC runs in its own task: the attached context dies with it, no detach needed.
         otel_context.attach(trace.set_span_in_context(span, parent))
-        try:
-            result = await method(request_or_iterator, context)
-        except BaseException as error:
-            end_span(span, status_code_of(error, context), server=True)
-            raise
-        if rpc.response_streaming:
-            return self._watch(result, span, context)
-        end_span(span, _code(context), server=True)
-        return result
+        return span
 
-    async def _watch(
-        self,
-        responses: AsyncIterator[Any],
-        span: trace.Span,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[Any]:
-        try:
-            async for response in responses:
-                yield response
-        except BaseException as error:
-            end_span(span, status_code_of(error, context), server=True)
-            raise
-        end_span(span, _code(context), server=True)
-
-
-def _code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    code = context.code()
-    return code.name if isinstance(code, grpc.StatusCode) else "OK"
+    def finish(
+        self, state: trace.Span, record: CallRecord, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        end_span(state, record.code, server=True)

@@ -1,0 +1,199 @@
+"""Two narrow kinds of interceptor that a chain can run without nesting a coroutine per layer.
+
+Most interceptors do one of two things:
+
+* **admit** a call or refuse it before the handler runs (call context, auth, rate limit):
+  ``AdmissionInterceptor.admit(context, rpc)``, which returns None or an awaitable when it
+  must wait (a token not in the cache, a Redis round trip); refusing means raising or aborting;
+* **observe** a call from start to finish without changing it (tracing, logging, metrics):
+  ``ObservingInterceptor.start(context, rpc, record)`` and ``finish(state, record, context)``,
+  with one ``CallRecord`` (status code, duration, message counts, request and response).
+
+Each still *is* a ``ServerInterceptor`` whose ``intercept`` is written once here in terms of
+those hooks, so it works on its own. ``InterceptorChain`` goes further and runs a run of them
+inside one coroutine (``fused_behavior``): one frame per call instead of one per layer, and one
+generator around a response stream instead of one per observer. The order of effects is the
+same as nesting them.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any
+
+import grpc.aio
+
+from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.interceptors.status import final_code, status_code_of
+
+__all__ = [
+    "AdmissionInterceptor",
+    "CallRecord",
+    "ObservingInterceptor",
+    "fused_behavior",
+    "run_observed",
+]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class CallRecord:
+    """What observers learn about one call; filled in as the call goes."""
+
+    __slots__ = (
+        "code",
+        "error",
+        "messages_received",
+        "messages_sent",
+        "request",
+        "response",
+        "rpc",
+        "started_at",
+    )
+
+    def __init__(self, rpc: RpcMethod, request: Any) -> None:
+        self.rpc = rpc
+        self.started_at = time.perf_counter()
+        self.request = None if rpc.request_streaming else request
+        self.response: Any = None
+        self.code = "OK"
+        self.error: BaseException | None = None
+        self.messages_received = 0 if rpc.request_streaming else 1
+        self.messages_sent = 0
+
+    @property
+    def duration(self) -> float:
+        return time.perf_counter() - self.started_at
+
+
+class AdmissionInterceptor(ServerInterceptor):
+    """Decides before the handler runs; override ``admit``."""
+
+    def admit(self, context: Context, rpc: RpcMethod) -> Awaitable[None] | None:
+        """Return None to let the call through (or an awaitable that does); raise to refuse."""
+        return None
+
+    async def intercept(
+        self, method: Behavior, request_or_iterator: Any, context: Context, rpc: RpcMethod
+    ) -> Any:
+        pending = self.admit(context, rpc)
+        if pending is not None:
+            await pending
+        return await method(request_or_iterator, context)
+
+
+class ObservingInterceptor(ServerInterceptor):
+    """Watches calls without changing them; override ``start`` and ``finish``."""
+
+    def start(self, context: Context, rpc: RpcMethod, record: CallRecord) -> Any:
+        """Called before the handler; the return value comes back to ``finish``."""
+        return None
+
+    def finish(self, state: Any, record: CallRecord, context: Context) -> None:
+        """Called once the call has ended (a stream: once it is exhausted or failed)."""
+
+    async def intercept(
+        self, method: Behavior, request_or_iterator: Any, context: Context, rpc: RpcMethod
+    ) -> Any:
+        return await run_observed((self,), (), method, request_or_iterator, context, rpc)
+
+
+def fused_behavior(
+    outer_admissions: Sequence[AdmissionInterceptor],
+    observers: Sequence[ObservingInterceptor],
+    inner_admissions: Sequence[AdmissionInterceptor],
+    inner: Behavior,
+) -> Any:
+    """One coroutine with the effect of nesting, outermost first: ``outer_admissions``,
+    ``observers``, ``inner_admissions``, then ``inner``. Called as ``(request, context, rpc)``."""
+    outer = tuple(outer_admissions)
+    observed = functools.partial(run_observed, tuple(observers), tuple(inner_admissions), inner)
+    if not outer:
+        return observed
+
+    async def behavior(request_or_iterator: Any, context: Context, rpc: RpcMethod) -> Any:
+        for admission in outer:
+            pending = admission.admit(context, rpc)
+            if pending is not None:
+                await pending
+        return await observed(request_or_iterator, context, rpc)
+
+    return behavior
+
+
+async def run_observed(
+    watchers: Sequence[ObservingInterceptor],
+    checks: Sequence[AdmissionInterceptor],
+    inner: Behavior,
+    request_or_iterator: Any,
+    context: Context,
+    rpc: RpcMethod,
+) -> Any:
+    """``watchers`` around ``checks`` around ``inner``, for one call."""
+    if not watchers:
+        for admission in checks:
+            pending = admission.admit(context, rpc)
+            if pending is not None:
+                await pending
+        return await inner(request_or_iterator, context)
+    record = CallRecord(rpc, request_or_iterator)
+    states = [watcher.start(context, rpc, record) for watcher in watchers]
+    if rpc.request_streaming:
+        request_or_iterator = _count_received(request_or_iterator, record)
+    try:
+        for admission in checks:
+            pending = admission.admit(context, rpc)
+            if pending is not None:
+                await pending
+        result = await inner(request_or_iterator, context)
+    except BaseException as error:
+        record.code = status_code_of(error, context)
+        record.error = error
+        _finish(watchers, states, record, context)
+        raise
+    if rpc.response_streaming:
+        return _observe_stream(result, watchers, states, record, context)
+    record.messages_sent = 1
+    record.response = result
+    record.code = final_code(context)
+    _finish(watchers, states, record, context)
+    return result
+
+
+def _finish(
+    watchers: Sequence[ObservingInterceptor],
+    states: list[Any],
+    record: CallRecord,
+    context: Context,
+) -> None:
+    # Innermost first, as nested interceptors would see the call end.
+    for index in range(len(watchers) - 1, -1, -1):
+        watchers[index].finish(states[index], record, context)
+
+
+async def _observe_stream(
+    responses: AsyncIterator[Any],
+    watchers: Sequence[ObservingInterceptor],
+    states: list[Any],
+    record: CallRecord,
+    context: Context,
+) -> AsyncIterator[Any]:
+    try:
+        async for response in responses:
+            record.messages_sent += 1
+            yield response
+    except BaseException as error:
+        record.code = status_code_of(error, context)
+        record.error = error
+        _finish(watchers, states, record, context)
+        raise
+    record.code = final_code(context)
+    _finish(watchers, states, record, context)
+
+
+async def _count_received(requests: AsyncIterator[Any], record: CallRecord) -> AsyncIterator[Any]:
+    async for request in requests:
+        record.messages_received += 1
+        yield request
