@@ -16,6 +16,7 @@ from meshcore.interceptors.client import (
     channel_interceptors,
 )
 from meshcore.interceptors.errors import ErrorMappingInterceptor, abort_with, status_trailers
+from meshcore.interceptors.hooks import AdmissionInterceptor, CallRecord, ObservingInterceptor
 from meshcore.interceptors.logging import LoggingInterceptor
 from meshcore.interceptors.metrics import REGISTRY, MetricsInterceptor
 from meshcore.interceptors.rate_limit import RateLimitInterceptor, key_by_caller
@@ -23,14 +24,17 @@ from meshcore.interceptors.tracing import TracingInterceptor
 
 __all__ = [
     "REGISTRY",
+    "AdmissionInterceptor",
     "AuthInterceptor",
     "CallContextInterceptor",
+    "CallRecord",
     "ClientInterceptor",
     "ContextPropagationInterceptor",
     "ErrorMappingInterceptor",
     "InterceptorChain",
     "LoggingInterceptor",
     "MetricsInterceptor",
+    "ObservingInterceptor",
     "RateLimitInterceptor",
     "RpcMethod",
     "RpcType",

@@ -13,7 +13,8 @@ but asyncio-first and built for the hot path:
   costs one dictionary lookup plus the interceptors' own work.
 * Several interceptors can be fused into one ``grpc.aio.ServerInterceptor`` (``InterceptorChain``
   in ``meshcore.interceptors.chain``): the next handler is looked up once per call instead of once
-  per interceptor.
+  per interceptor, and layers that only admit or only observe (``meshcore.interceptors.hooks``)
+  run inside one coroutine instead of one per layer.
 
 ``RpcMethod`` describes the method (full name, service, short name, ``grpc_type``) once, so
 interceptors key their per-method state (Prometheus children, permission lists) on it instead of

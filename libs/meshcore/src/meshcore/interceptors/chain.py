@@ -7,7 +7,9 @@ per principal; error mapping is innermost so every exception the handler raises 
 before the outer layers look at it.
 
 ``InterceptorChain`` is a single ``grpc.aio.ServerInterceptor`` that wraps each method's handler
-with all layers once and caches it: grpc then awaits one interceptor per call instead of seven.
+with all layers once and caches it: grpc then awaits one interceptor per call instead of seven,
+and the six admission/observer layers run inside one coroutine (``meshcore.interceptors.hooks``),
+with error mapping nested inside them.
 
 Everything can come from a ``ServiceSettings`` (``meshcore.settings``) or from keywords; keywords
 win. Redis-backed rate limits are used when ``REDIS_URL`` is set, in-process ones otherwise.
