@@ -8,9 +8,11 @@ Login), never from a hand-made JWT, so every attack below starts from the genuin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -20,8 +22,9 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal.notification.v1 import notification_pb2
 from zoptal.project.v1 import project_pb2
 
+from tests.conftest import _admin, _require
 from tests.fuzz.calls import Metadata, bearer, call, service_header
-from tests.fuzz.catalogue import ALL_RPCS, Rpc
+from tests.fuzz.catalogue import ALL_RPCS, SERVICE_MODULES, Rpc
 from tests.fuzz.platform import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, BackgroundLoop, platform
 from tests.fuzz.tokens import service_token
 
@@ -51,6 +54,9 @@ class Mesh:
 
     def __repr__(self) -> str:  # hypothesis prints fixtures: keep tokens out of reports
         return f"Mesh(alice={self.alice.user_id}, bob={self.bob.user_id})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis' pretty printer
+        printer.text(repr(self))
 
     def channel(self, rpc: Rpc) -> grpc.Channel:
         return self.channels[rpc.service]
@@ -104,13 +110,13 @@ def background_loop() -> Iterator[BackgroundLoop]:
         loop.close()
 
 
-@pytest.fixture(scope="session")
-def mesh(
-    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def running_mesh(
+    loop: BackgroundLoop, data_dir: Path, url_for: Callable[[str], str] | None = None
 ) -> Iterator[Mesh]:
-    data_dir: Path = tmp_path_factory.mktemp("fuzz-platform")
-    running = platform(data_dir)
-    addresses = background_loop.run(running.__aenter__())
+    """The five services on ``loop`` (databases from ``url_for``, else SQLite), populated."""
+    running = platform(data_dir, url_for)
+    addresses = loop.run(running.__aenter__())
     channels = {
         name: grpc.insecure_channel(address) for name, address in addresses.by_service.items()
     }
@@ -120,7 +126,36 @@ def mesh(
         for channel in channels.values():
             channel.close()
         with contextlib.suppress(Exception):
-            background_loop.run(running.__aexit__(None, None, None), timeout=60)
+            loop.run(running.__aexit__(None, None, None), timeout=60)
+
+
+@pytest.fixture(scope="session")
+def mesh(
+    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Mesh]:
+    with running_mesh(background_loop, tmp_path_factory.mktemp("fuzz-platform")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_mesh(
+    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Mesh]:
+    """All five services again, each on its own fresh PostgreSQL database, as deployed."""
+    _require("PostgreSQL", "127.0.0.1", 5432)
+    names = {svc: f"zoptal_fuzz_{svc}_{uuid.uuid4().hex[:8]}" for svc in SERVICE_MODULES}
+    for name in names.values():
+        _admin(f'CREATE DATABASE "{name}"')
+    try:
+        with running_mesh(
+            background_loop,
+            tmp_path_factory.mktemp("fuzz-postgres"),
+            lambda service: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{names[service]}",
+        ) as running:
+            yield running
+    finally:
+        for name in names.values():
+            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _populate(channels: dict[str, grpc.Channel], jwks_url: str, key: SigningKey) -> Mesh:
