@@ -16,18 +16,40 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.context import current_request_id, inbound_traceparent
 from meshcore.db import Database
+from opentelemetry import propagate
 
 from zoptal_notification.repository import NotificationRepository
 
 if TYPE_CHECKING:
     from celery import Celery  # type: ignore[import-untyped]
 
-__all__ = ["DELIVER_TASK_NAME", "CeleryDispatcher", "Dispatcher", "OutboxRelay"]
+__all__ = [
+    "DELIVER_TASK_NAME",
+    "CeleryDispatcher",
+    "Dispatcher",
+    "OutboxRelay",
+    "trace_carrier",
+]
 
 DELIVER_TASK_NAME = "zoptal_notification.deliver_notification"
 
 logger = logging.getLogger(__name__)
+
+
+def trace_carrier() -> dict[str, str]:
+    """The current call's W3C trace context and request id, for the delivery task to continue.
+
+    The send RPC and its delivery are one trace even though a queue sits between them.
+    """
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)  # the current span, when this process traces
+    if "traceparent" not in carrier and (inbound := inbound_traceparent()):
+        carrier["traceparent"] = inbound  # tracing off here: pass the caller's on unchanged
+    if request_id := current_request_id():
+        carrier["x-request-id"] = request_id
+    return carrier
 
 
 class Dispatcher(Protocol):
@@ -54,15 +76,21 @@ class CeleryDispatcher:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=4, thread_name_prefix="celery-publish"
             )
+        # Read the call's context here: executor threads do not see this task's ContextVars.
+        trace = trace_carrier()
         loop = asyncio.get_running_loop()
-        publish = loop.run_in_executor(self._executor, self._publish, notification_id)
+        publish = loop.run_in_executor(self._executor, self._publish, notification_id, trace)
         await asyncio.wait_for(publish, self._publish_timeout)
 
-    def _publish(self, notification_id: str) -> None:
+    def _publish(self, notification_id: str, trace: dict[str, str]) -> None:
         # retry=False: the outbox relay is the retry, so an outage fails fast instead of
         # holding the RPC in kombu's reconnect loop.
         self._app.send_task(
-            DELIVER_TASK_NAME, args=[notification_id], queue=self._queue, retry=False
+            DELIVER_TASK_NAME,
+            args=[notification_id],
+            kwargs={"trace": trace} if trace else {},
+            queue=self._queue,
+            retry=False,
         )
 
     def close(self) -> None:

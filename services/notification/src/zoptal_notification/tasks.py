@@ -6,7 +6,7 @@ import logging
 
 from celery import Celery, Task  # type: ignore[import-untyped]
 from meshcore.errors import Unavailable
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 
 from zoptal_notification.dispatch import DELIVER_TASK_NAME
 from zoptal_notification.runtime import current_runtime
@@ -20,11 +20,19 @@ _tracer = trace.get_tracer("zoptal_notification.worker")
 DATABASE_RETRY_SECONDS = 5.0
 
 
-def deliver_notification(task: Task, notification_id: str) -> str:
+def deliver_notification(
+    task: Task, notification_id: str, trace: dict[str, str] | None = None
+) -> str:
+    """Deliver one notification; ``trace`` carries the send RPC's trace context and request
+    id (absent for outbox re-dispatches, which belong to no call)."""
     runtime = current_runtime()
+    carrier = trace or {}
+    attributes = {"notification.id": notification_id}
+    if request_id := carrier.get("x-request-id"):
+        attributes["request.id"] = request_id
     try:
         with _tracer.start_as_current_span(
-            "notification.deliver", attributes={"notification.id": notification_id}
+            "notification.deliver", context=propagate.extract(carrier), attributes=attributes
         ):
             outcome = runtime.run(runtime.delivery.deliver(notification_id))
     except Unavailable as exc:
@@ -34,7 +42,13 @@ def deliver_notification(task: Task, notification_id: str) -> str:
     if outcome.kind == "retry":
         # The attempt count lives in the row; Celery's own counter must never stop a retry.
         raise task.retry(countdown=outcome.retry_in or 0.0, max_retries=None)
-    logger.info("notification %s: %s %s", notification_id, outcome.kind, outcome.detail)
+    logger.info(
+        "notification %s: %s %s (request %s)",
+        notification_id,
+        outcome.kind,
+        outcome.detail,
+        carrier.get("x-request-id", "-"),
+    )
     return outcome.kind
 
 
