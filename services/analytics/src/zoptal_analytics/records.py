@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -127,7 +127,7 @@ def validate_event(event: EventInput, *, now_ms: int, prefix: str = "") -> Event
         if page.referrer:
             _http_url(f"{prefix}page.referrer", page.referrer)
     return EventRecord(
-        event_id=event.event_id or uuid.uuid4().hex,
+        event_id=event.event_id or os.urandom(16).hex(),  # 128 random bits, cheaper than uuid4
         name=event.name,
         user_id=event.user_id,
         anonymous_id=event.anonymous_id,
