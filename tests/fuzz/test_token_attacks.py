@@ -15,7 +15,10 @@ from typing import Any
 import grpc
 import jwt
 import pytest
+from zoptal.analytics.v1 import analytics_pb2
 from zoptal.auth.v1 import auth_pb2
+from zoptal.billing.v1 import billing_pb2
+from zoptal.notification.v1 import notification_pb2
 
 from tests.fuzz.calls import Metadata, bearer, call, describe, service_header
 from tests.fuzz.catalogue import PROTECTED_RPCS, Rpc
@@ -184,3 +187,93 @@ def test_a_refused_token_does_not_leak_the_token_or_a_trace(mesh: Mesh) -> None:
     assert token not in outcome.details
     assert token.split(".")[1] not in outcome.details
     assert "Traceback" not in outcome.details
+
+
+@pytest.fixture(scope="module")
+def issued_service_token(mesh: Mesh) -> str:
+    """An ES256 service token from Auth's own client-credentials flow (holding user:read)."""
+    created: Any = mesh.ok(
+        "auth",
+        "CreateServiceAccount",
+        auth_pb2.CreateServiceAccountRequest(name="fuzz-reporting", permissions=["user:read"]),
+        mesh.admin.metadata,
+    )
+    issued: Any = mesh.ok(
+        "auth",
+        "IssueServiceToken",
+        auth_pb2.IssueServiceTokenRequest(
+            client_id=created.service_account.client_id, client_secret=created.client_secret
+        ),
+        (),
+    )
+    return str(issued.access_token)
+
+
+def test_auth_issued_service_token_as_bearer_is_unauthenticated_everywhere(
+    mesh: Mesh, issued_service_token: str
+) -> None:
+    """Auth's own ES256 service token, sent where a user token goes, proves no user."""
+    wrong = _refused(mesh, bearer(issued_service_token), PROTECTED_RPCS)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_auth_issued_service_token_is_accepted_as_a_service_token(
+    mesh: Mesh, issued_service_token: str
+) -> None:
+    """Control: in x-service-token the same token reads a user (it holds user:read)."""
+    rpc = next(r for r in PROTECTED_RPCS if r.method.name == "GetUser")
+    request = auth_pb2.GetUserRequest(user_id=mesh.alice.user_id)
+    outcome = call(mesh.channel(rpc), rpc, request, service_header(issued_service_token))
+    assert outcome.code == grpc.StatusCode.OK, describe(rpc, request, outcome)
+
+
+# RPCs only services (or admins) may call, each with a request about the caller themself, so
+# that only the kind of token, not whose data it is, can explain a refusal.
+SERVICE_ONLY: dict[str, Callable[[str], Any]] = {
+    "billing.RecordUsage": lambda me: billing_pb2.RecordUsageRequest(
+        user_id=me, metric=billing_pb2.METRIC_API_CALLS, quantity=1, idempotency_key="self-1"
+    ),
+    "notification.SendEmail": lambda me: notification_pb2.SendEmailRequest(
+        to="bob@example.com", user_id=me, subject="hi", body_text="x", idempotency_key="self-1"
+    ),
+    "notification.SendSMS": lambda me: notification_pb2.SendSMSRequest(
+        to="+15555550100", user_id=me, body="x", idempotency_key="self-2"
+    ),
+    "notification.SendPushNotification": lambda me: notification_pb2.SendPushNotificationRequest(
+        user_id=me, device_token="device", title="t", body="x", idempotency_key="self-3"
+    ),
+    "analytics.TrackEvents": lambda me: analytics_pb2.TrackEventsRequest(
+        events=[analytics_pb2.Event(user_id=me, name="self_event")]
+    ),
+    "analytics.IngestEvents": lambda me: [
+        analytics_pb2.IngestEventsRequest(events=[analytics_pb2.Event(user_id=me, name="self")])
+    ],
+    "analytics.GetRealTimeAnalytics": lambda me: analytics_pb2.GetRealTimeAnalyticsRequest(
+        window_minutes=5
+    ),
+    "auth.CreateServiceAccount": lambda me: auth_pb2.CreateServiceAccountRequest(
+        name="bobs-bot", permissions=["user:read"]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERVICE_ONLY))
+def test_ordinary_user_token_on_a_service_only_rpc_is_permission_denied(
+    mesh: Mesh, case: str
+) -> None:
+    """A user token (Bob's, about Bob) on an RPC reserved to services gets PERMISSION_DENIED."""
+    rpc = next(r for r in PROTECTED_RPCS if str(r) == case)
+    request = SERVICE_ONLY[case](mesh.bob.user_id)
+    outcome = call(mesh.channel(rpc), rpc, request, mesh.bob.metadata)
+    assert outcome.code == grpc.StatusCode.PERMISSION_DENIED, describe(rpc, request, outcome)
+
+
+@pytest.mark.parametrize("case", sorted(SERVICE_ONLY))
+def test_service_token_with_the_permission_may_call_the_service_only_rpc(
+    mesh: Mesh, case: str
+) -> None:
+    """Control: a service token holding every permission is not refused by the same RPCs."""
+    rpc = next(r for r in PROTECTED_RPCS if str(r) == case)
+    request = SERVICE_ONLY[case](mesh.bob.user_id)
+    outcome = call(mesh.channel(rpc), rpc, request, mesh.service_metadata)
+    assert outcome.code == grpc.StatusCode.OK, describe(rpc, request, outcome)
