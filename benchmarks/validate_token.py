@@ -354,6 +354,15 @@ def orchestrate(options: argparse.Namespace) -> None:
     # When the clients, not the servers, are the bottleneck (a small or busy machine), achieved
     # throughput says little; a saturated single-loop server's capacity is 1 / CPU per call.
     print(f"capacity ratio (bare CPU per call / auth CPU per call) = {bare_cpu / auth_cpu:.2f}")
+    if options.json:  # for benchmarks/run_all.py
+        result = {
+            "throughput_ratio": ratio,
+            "capacity_ratio": bare_cpu / auth_cpu,
+            "bare_rps": bare_rps,
+            "auth_rps": auth_rps,
+            "round_ratios": ratios,
+        }
+        Path(options.json).write_text(json.dumps(result))
 
 
 def main() -> None:
@@ -375,6 +384,7 @@ def main() -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="turn Auth's verified-token cache off"
     )
+    parser.add_argument("--json", help="also write the result as JSON to this file")
     orchestrate(parser.parse_args())
 
 

@@ -1,0 +1,155 @@
+"""The Markdown page ``run_all.py`` writes (``docs/benchmarks.md``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# (name, seconds it took, error or None, its JSON result or None)
+Outcome = tuple[str, float, str | None, dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Row:
+    issue: str
+    measure: str
+    value: float
+    op: str | None  # ">=" or "<=" when the issue sets a goal
+    goal: float | None
+    detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.op is None or self.goal is None:
+            return "info"
+        met = self.value >= self.goal if self.op == ">=" else self.value <= self.goal
+        return "PASS" if met else "MISS"
+
+    @property
+    def goal_text(self) -> str:
+        return "no goal set" if self.op is None else f"{self.op} {self.goal:g}"
+
+
+def render(
+    *,
+    host: dict[str, Any],
+    outcomes: Sequence[Outcome],
+    rows: Sequence[Row],
+    quick: bool,
+    total_seconds: float,
+) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `uv run python benchmarks/run_all.py` (`make bench`); do not edit by hand, "
+        "run it again.",
+        "",
+    ]
+    if quick:
+        lines += ["**Smoke run (`--quick`): rounds are tiny, the figures mean nothing.**", ""]
+    lines += _machine(host, total_seconds)
+    lines += _how_to_read()
+    lines += ["## Goals", "", "| issue | measure | goal | measured | verdict | detail |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        f"| {row.issue} | {row.measure} | {row.goal_text} | {row.value:.2f} | {row.verdict} | "
+        f"{row.detail} |"
+        for row in rows
+    ]
+    failed = [(name, error) for name, _, error, _ in outcomes if error]
+    for name, error in failed:
+        lines.append(f"| | {name} | | | ERROR | no result: {error} |")
+    lines.append("")
+    lines += _platform_notes()
+    platform = next((result for name, _, _, result in outcomes if name == "platform" and result),
+                    None)  # fmt: skip
+    if platform is not None:
+        lines += _memory(platform)
+    lines += ["## Runs", "", "| benchmark | seconds | result |", "|---|---|---|"]
+    lines += [
+        f"| {name} | {seconds:.0f} | {'ERROR: ' + error if error else 'ok'} |"
+        for name, seconds, error, _ in outcomes
+    ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _machine(host: dict[str, Any], total_seconds: float) -> list[str]:
+    load = ", ".join(f"{value:.2f}" for value in host["load_average"])
+    return [
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| date | {host['date']} |",
+        f"| CPU | {host['cpu']} |",
+        f"| cores | {host['cores']} |",
+        f"| Python | {host['python']} |",
+        f"| grpcio / protobuf / uvloop | {host['grpcio']} / {host['protobuf']} / "
+        f"{host['uvloop']} |",
+        f"| kernel | {host['kernel']} |",
+        f"| load average at start (1, 5, 15 min) | {load} |",
+        f"| whole run | {total_seconds / 60:.1f} min |",
+        "",
+    ]
+
+
+def _how_to_read() -> list[str]:
+    return [
+        "## How to read this",
+        "",
+        "- Each ratio compares two variants run in the same process tree, in short slices that "
+        "alternate over several rounds; the figure is the median of the per-round ratios, so "
+        "background load hits both sides alike. Absolute rates (in *detail*) depend on the "
+        "machine and on whatever else it was doing; the ratios are what carries over.",
+        "- Every reply is checked (status OK and the expected content). A benchmark with a "
+        "failed reply has no figure: it shows as ERROR.",
+        "- A load average well above the core count means other work shared the CPU: ratios "
+        "still pair like with like, but expect run-to-run spread of several percent.",
+        "- *info* rows have no goal in the issues; they are recorded so a change shows.",
+        "",
+    ]
+
+
+def _platform_notes() -> list[str]:
+    return [
+        "Issue 8 rows (`benchmarks/platform_footprint.py`):",
+        "",
+        "- *Cold start*: `python -m zoptal_platform run` with a fresh `ZOPTAL_DATA_DIR` and a free "
+        "`ZOPTAL_PORT_OFFSET`, from spawn to its SERVING banner: five migrations (a process "
+        "each), Auth's key generation, five services, the Celery worker and the health polling, "
+        "against spawn-to-started of a bare `grpc.aio` server process (with health). Mostly "
+        "Python start-up and imports, a dozen processes on the machine's cores.",
+        "- *Two hops / one hop*: Billing's CheckSubscriptionLimits called by a user directly, "
+        "against the same check made through a relay built from Project's settings, Project's "
+        "server interceptor chain and Project's Billing gateway (typed client, service token, "
+        "deadline), all against the running embedded platform (SQLite). A ratio of 2 would mean "
+        "the hop costs as much as the callee.",
+        "",
+    ]
+
+
+def _memory(platform: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Memory per service (embedded platform, resident set)",
+        "",
+        "Idle: a few seconds after the platform printed SERVING. Loaded: right after calls to "
+        "all five services at once (ValidateToken; GetProject + ListUserProjects; "
+        "GetUserSubscription; GetNotificationHistory; TrackEvent). Peak is the process's "
+        "high-water mark. The Celery worker row sums its main process and its pool. RSS counts "
+        "shared library pages in every process, so the column's sum overstates the total.",
+        "",
+        "| process | idle RSS (MiB) | loaded RSS (MiB) | peak RSS (MiB) | calls under load |",
+        "|---|---|---|---|---|",
+    ]
+    calls = platform.get("load_calls", {})
+    for label, figures in platform["memory"].items():
+        idle, loaded = figures["idle"], figures.get("loaded") or {}
+        lines.append(
+            f"| {label} | {idle['rss_kib'] / 1024:.0f} | "
+            f"{loaded.get('rss_kib', 0) / 1024:.0f} | {loaded.get('peak_kib', 0) / 1024:.0f} | "
+            f"{calls.get(label, '-')} |"
+        )
+    lines.append("")
+    return lines

@@ -1,0 +1,236 @@
+"""Every speed goal of the platform, measured in one command, written to ``docs/benchmarks.md``.
+
+Runs each benchmark script as its own process (each writes its result with ``--json``), one after
+the other, and puts every ratio next to its goal with PASS or MISS. Ratios are medians of paired
+rounds (the two sides of a ratio run back to back, so background load hits both alike); every
+reply is checked by the scripts themselves and a failed reply fails that benchmark, which is then
+reported as ERROR, never as a figure. Speed goals live here, never as timing assertions in tests.
+
+    uv run python benchmarks/run_all.py            # the full run (about 5 minutes)
+    uv run python benchmarks/run_all.py --quick    # a smoke run: tiny rounds, meaningless figures
+    uv run python benchmarks/run_all.py --only typed_client,platform --output /tmp/bench.md
+
+Needs the PostgreSQL of the test fixtures for ``two_hop`` and ``ingest`` (``TEST_POSTGRES_DSN``).
+Exit status: 1 when a benchmark failed to produce a result (a MISS is a finding, not a failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ROOT, machine
+from report import Row, render
+
+Extract = Callable[[dict[str, Any]], list[Row]]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    script: str
+    full: Sequence[str]
+    quick: Sequence[str]
+    extract: Extract
+    timeout_seconds: float = 300.0
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def _validate_token(result: dict[str, Any]) -> list[Row]:
+    return [
+        Row("2", "Auth ValidateToken / bare grpc.aio, throughput", result["throughput_ratio"],
+            ">=", 0.7, f"{result['auth_rps']:.0f} vs {result['bare_rps']:.0f} calls/s"),
+        Row("2", "same, capacity (bare CPU per call / Auth CPU per call)",
+            result["capacity_ratio"], None, None, "the figure that carries over when clients "
+            "are the bottleneck"),
+    ]  # fmt: skip
+
+
+def _interceptor_chain(result: dict[str, Any]) -> list[Row]:
+    chain, traced = result["chain_vs_bare"], result["traced_vs_bare"]
+    rates = f"{result['chain']['rps']:.0f} vs {result['bare']['rps']:.0f} calls/s"
+    p99 = f"{result['chain']['p99_ms']:.2f} vs {result['bare']['p99_ms']:.2f} ms"
+    return [
+        Row("3", "full server chain / bare, throughput", chain["throughput_ratio"], ">=", 0.8,
+            rates),
+        Row("3", "full server chain / bare, p99 latency at a fixed offered load",
+            chain["p99_ratio"], "<=", 1.3, p99),
+        Row("3", "chain with tracing on (default sampler) / bare, throughput",
+            traced["throughput_ratio"], None, None, "diagnostic"),
+    ]  # fmt: skip
+
+
+def _typed_client(result: dict[str, Any]) -> list[Row]:
+    rates = result["rps"]
+    return [
+        Row("4", "typed mesh client / raw stub, throughput", result["typed_vs_raw"], ">=", 0.9,
+            f"{rates['typed']:.0f} vs {rates['raw']:.0f} calls/s"),
+        Row("4", "same, both with meshcore client interceptors", result["typed_icpt_vs_raw_icpt"],
+            None, None, "diagnostic"),
+    ]  # fmt: skip
+
+
+def _two_hop(result: dict[str, Any]) -> list[Row]:
+    return [
+        Row("5", f"{rpc} through meshcore / bare baseline (PostgreSQL)", figures["ratio_median"],
+            None, None, f"{figures['mesh_rps']:.0f} vs {figures['bare_rps']:.0f} calls/s")
+        for rpc, figures in result.items()
+    ]  # fmt: skip
+
+
+def _ingest(result: dict[str, Any]) -> list[Row]:
+    return [
+        Row("6", "Analytics TrackEvent / bare grpc.aio, throughput", result["track_event_ratio"],
+            ">=", 0.7, f"{result['analytics_rps']:.0f} vs {result['bare_rps']:.0f} calls/s"),
+        Row("6", "IngestEvents / asyncpg copy_records_to_table, rows per second",
+            result["ingest_ratio"], ">=", 0.5, "PostgreSQL"),
+    ]  # fmt: skip
+
+
+def _platform(result: dict[str, Any]) -> list[Row]:
+    start, hops = result["cold_start"], result["hops"]
+    return [
+        Row("8", "cold start: embedded platform to all SERVING / bare grpc.aio server start",
+            start["ratio"], None, None,
+            f"{start['platform_seconds']:.1f} s vs {start['bare_seconds']:.2f} s"),
+        Row("8", "two hops (client -> Project -> Billing) / one hop (client -> Billing), "
+            "latency", hops["latency_ratio"], None, None,
+            f"p50 {hops['two_hops_p50_ms']:.1f} vs {hops['one_hop_p50_ms']:.1f} ms, "
+            "one call at a time"),
+        Row("8", "same, throughput with 16 in flight", hops["throughput_ratio"], None, None,
+            f"{hops['two_hops_rps']:.0f} vs {hops['one_hop_rps']:.0f} calls/s"),
+    ]  # fmt: skip
+
+
+BENCHMARKS = (
+    Benchmark("validate_token", "benchmarks/validate_token.py",
+              ["--seconds", "3", "--rounds", "3", "--warmup", "1"],
+              ["--seconds", "0.5", "--rounds", "1", "--warmup", "0.3", "--clients", "1",
+               "--concurrency", "4"], _validate_token),
+    Benchmark("interceptor_chain", "benchmarks/interceptor_chain.py",
+              ["--seconds", "1.5", "--rounds", "5"],
+              ["--seconds", "0.3", "--rounds", "1", "--concurrency", "4"], _interceptor_chain),
+    Benchmark("typed_client", "benchmarks/typed_client.py",
+              ["--seconds", "0.5", "--rounds", "12"],
+              ["--seconds", "0.1", "--rounds", "2", "--concurrency", "4"], _typed_client),
+    Benchmark("two_hop", "benchmarks/two_hop.py",
+              ["--seconds", "1", "--rounds", "5"],
+              ["--seconds", "0.3", "--rounds", "1", "--concurrency", "4"], _two_hop),
+    Benchmark("ingest", "services/analytics/benchmarks/ingest.py",
+              ["--seconds", "3", "--rounds", "3", "--events", "20000"],
+              ["--seconds", "0.5", "--rounds", "1", "--clients", "1", "--concurrency", "4",
+               "--events", "2000"], _ingest),
+    Benchmark("platform", "benchmarks/platform_footprint.py",
+              ["--start-rounds", "2", "--load-seconds", "8", "--hop-rounds", "6"],
+              ["--start-rounds", "1", "--settle-seconds", "0.5", "--load-seconds", "1",
+               "--hop-rounds", "1", "--hop-seconds", "0.3"], _platform),
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    benchmark: Benchmark
+    seconds: float
+    result: dict[str, Any] | None
+    error: str | None = None
+    exit_code: int = 0
+
+
+def run_one(benchmark: Benchmark, quick: bool, folder: Path) -> Outcome:
+    out = folder / f"{benchmark.name}.json"
+    argv = [sys.executable, str(ROOT / benchmark.script),
+            *(benchmark.quick if quick else benchmark.full), "--json", str(out)]  # fmt: skip
+    print(f"== {benchmark.name}: {' '.join(argv[1:])}", flush=True)
+    began = time.perf_counter()
+    try:
+        finished = subprocess.run(
+            argv, cwd=ROOT, capture_output=True, text=True, timeout=benchmark.timeout_seconds,
+            check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        elapsed = time.perf_counter() - began
+        return Outcome(benchmark, elapsed, None, f"timed out after {elapsed:.0f} s")
+    elapsed = time.perf_counter() - began
+    print(finished.stdout[-3000:], end="", flush=True)
+    # A script may exit non-zero to say "goal missed" (typed_client does) yet have a result:
+    # only a missing or unreadable result file is a failure.
+    if not out.exists():
+        tail = (finished.stderr or finished.stdout)[-2000:]
+        print(tail, file=sys.stderr, flush=True)
+        return Outcome(benchmark, elapsed, None, _failure_summary(tail), finished.returncode)
+    try:
+        return Outcome(benchmark, elapsed, json.loads(out.read_text()), None, finished.returncode)
+    except json.JSONDecodeError as error:
+        return Outcome(benchmark, elapsed, None, f"unreadable result: {error}")
+
+
+def _failure_summary(text: str) -> str:
+    """The exception a failed script ended with (and a gRPC error's details), in one line."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    raised = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not raised:
+        return lines[-1].strip()[:300] if lines else "no output"
+    summary = lines[raised[-1]].strip()
+    details = next((line.strip() for line in lines[raised[-1] :] if "details = " in line), "")
+    return f"{summary} {details}".strip()[:300]
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    names = [benchmark.name for benchmark in BENCHMARKS]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny rounds: proves the harness")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(names)}")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    options = parser.parse_args(argv)
+    chosen = names if not options.only else [name.strip() for name in options.only.split(",")]
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    host = machine()  # before any load of ours: the load average others put on the machine
+    began = time.perf_counter()
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="bench-results-") as folder:
+        for benchmark in BENCHMARKS:
+            if benchmark.name in chosen:
+                outcomes.append(run_one(benchmark, options.quick, Path(folder)))
+    rows: list[Row] = []
+    for outcome in outcomes:
+        if outcome.result is None:
+            continue
+        try:
+            rows += outcome.benchmark.extract(outcome.result)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+            # A script whose result no longer has the expected shape is a failure, not a row.
+            outcome.error = f"unexpected result shape: {error!r}"
+    document = render(
+        host=host,
+        outcomes=[(o.benchmark.name, o.seconds, o.error, o.result) for o in outcomes],
+        rows=rows,
+        quick=options.quick,
+        total_seconds=time.perf_counter() - began,
+    )
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(document)
+    print(f"\nwrote {options.output}", flush=True)
+    failed = [outcome.benchmark.name for outcome in outcomes if outcome.error]
+    if failed:
+        print(f"no result from: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
