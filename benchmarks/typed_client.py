@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -152,6 +153,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--json", help="also write the ratios as JSON to this file")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
@@ -189,6 +191,15 @@ def main() -> int:
     print(f"typed / raw             = {headline:.3f}  (median per-round ratio; goal >= 0.9)")
     print(f"typed+icpt / raw+icpt   = {ratio('typed+icpt', 'raw+icpt'):.3f}")
     print(f"typed+icpt / raw        = {ratio('typed+icpt', 'raw'):.3f}")
+    if args.json:  # for benchmarks/run_all.py
+        rates = {name: statistics.median(r for r, _ in results[name]) for name in VARIANTS}
+        result = {
+            "typed_vs_raw": headline,
+            "typed_icpt_vs_raw_icpt": ratio("typed+icpt", "raw+icpt"),
+            "rps": rates,
+        }
+        with open(args.json, "w") as out:
+            json.dump(result, out)
     return 0 if headline >= 0.9 else 1
 
 
