@@ -297,8 +297,7 @@ async def _measure(call: Callable[[], Awaitable[None]], seconds: float, concurre
 
 
 async def drive(ports: dict[str, int], args: argparse.Namespace) -> dict[str, Any]:
-    from zoptal.project.v1 import project_pb2 as pb
-    from zoptal.project.v1 import project_pb2_grpc
+    from zoptal.project.v1 import project_pb2 as pb, project_pb2_grpc
 
     channels = {v: grpc.aio.insecure_channel(f"127.0.0.1:{ports[f'{v}-project']}") for v in
                 ("bare", "mesh")}  # fmt: skip
@@ -354,8 +353,7 @@ async def drive(ports: dict[str, int], args: argparse.Namespace) -> dict[str, An
 
 
 async def drive_profile(port: int, seconds: float, concurrency: int) -> None:
-    from zoptal.project.v1 import project_pb2 as pb
-    from zoptal.project.v1 import project_pb2_grpc
+    from zoptal.project.v1 import project_pb2 as pb, project_pb2_grpc
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = project_pb2_grpc.ProjectServiceStub(channel)
@@ -439,6 +437,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", help="also write the results as JSON to this file")
     parser.add_argument("--serve", choices=ROLES, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--peers", default="{}", help=argparse.SUPPRESS)
@@ -485,6 +484,9 @@ def _orchestrate(args: argparse.Namespace) -> int:
             report = runner.run(drive(ports, args))
         print(json.dumps({"concurrency": args.concurrency, "seconds": args.seconds,
                           "rounds": args.rounds, "results": report}, indent=2))  # fmt: skip
+        if args.json:  # for benchmarks/run_all.py
+            with open(args.json, "w") as out:
+                json.dump(report, out)
         if args.profile:
             handle, profile_path = tempfile.mkstemp(prefix="two_hop_create_", suffix=".prof")
             os.close(handle)
