@@ -13,23 +13,21 @@ from meshcore.client_manager import BreakerSettings, GrpcClientManager
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.migrations import upgrade_database
 from meshcore.server import MeshServer
+from meshcore.service_token import ServiceTokenSigner
 from meshcore.testing import serve_in_process
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
-from zoptal.billing.v1 import billing_pb2 as pb
-from zoptal.billing.v1 import billing_pb2_grpc
+from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 from zoptal.notification.v1 import notification_pb2, notification_pb2_grpc
-from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS
-from zoptal_auth.app import build_app as build_auth
+from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
 from zoptal_auth.settings import AuthSettings
 from zoptal_billing.app import BillingApp
 from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.models import ThresholdNoticeRow
-from zoptal_billing.service_token import BILLING_PERMISSIONS, ServiceTokenSigner
+from zoptal_billing.peer_permissions import BILLING_PERMISSIONS
 from zoptal_billing.settings import BillingSettings
-from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS
-from zoptal_notification.app import NotificationApp
+from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, NotificationApp
 from zoptal_notification.settings import NotificationSettings
 
 pytestmark = pytest.mark.postgres

@@ -23,8 +23,7 @@ from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from jwt import PyJWK, PyJWS
-from jwt import exceptions as jwt_errors
+from jwt import PyJWK, PyJWS, exceptions as jwt_errors
 from jwt.algorithms import get_default_algorithms
 
 from meshcore.clock import SYSTEM_CLOCK, Clock

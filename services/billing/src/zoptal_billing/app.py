@@ -12,14 +12,15 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
+from meshcore.service_token import ServiceTokenSigner
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.clients import AuthServiceClient, NotificationServiceClient
 
 from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
+from zoptal_billing.peer_permissions import BILLING_PERMISSIONS
 from zoptal_billing.peers import NotificationNoticeSender
 from zoptal_billing.service import BillingService
-from zoptal_billing.service_token import BILLING_PERMISSIONS, ServiceTokenSigner
 from zoptal_billing.servicer import BillingServicer
 from zoptal_billing.settings import BillingSettings
 

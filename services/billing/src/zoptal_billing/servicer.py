@@ -8,8 +8,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
-from zoptal.billing.v1 import billing_pb2 as pb
-from zoptal.billing.v1 import billing_pb2_grpc
+from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 
 from zoptal_billing import validation
 from zoptal_billing.access import READ, WRITE, require_service, require_user_or

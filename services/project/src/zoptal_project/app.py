@@ -12,14 +12,15 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
+from meshcore.service_token import ServiceTokenSigner
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
 from zoptal.project.v1 import project_pb2_grpc
 
 from zoptal_project.gateways import GrpcAnalyticsGateway, GrpcBillingGateway, GrpcUserDirectory
 from zoptal_project.members import MembershipService
 from zoptal_project.migrate import MIGRATIONS_DIR
+from zoptal_project.peer_permissions import PROJECT_PERMISSIONS
 from zoptal_project.service import ProjectService
-from zoptal_project.service_token import PROJECT_PERMISSIONS, ServiceTokenSigner
 from zoptal_project.servicer import ProjectServicer
 from zoptal_project.settings import ProjectSettings
 from zoptal_project.usage_outbox import UsageOutboxDispatcher

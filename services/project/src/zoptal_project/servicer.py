@@ -8,8 +8,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
-from zoptal.project.v1 import project_pb2 as pb
-from zoptal.project.v1 import project_pb2_grpc
+from zoptal.project.v1 import project_pb2 as pb, project_pb2_grpc
 
 from zoptal_project import validation
 from zoptal_project.access import Action, Role

@@ -1,8 +1,9 @@
-"""The ``x-service-token`` Billing sends to its peers: a seed-style HS256 JWT.
+"""The seed's ``x-service-token``: an HS256 JWT a service signs for its own outgoing calls.
 
 Signed with ``SERVICE_TOKEN_SECRET`` (``{serviceId, serviceName, permissions}`` as in the seed,
-plus ``typ``, ``iat`` and ``exp``), cached, and re-signed when 80 % of its lifetime has passed,
-so the client interceptors can ask for it on every call at no cost.
+plus ``sub``, ``typ``, ``iat`` and ``exp``), cached, and re-signed when 80 % of its lifetime has
+passed, so the client interceptors can ask for it on every call at no cost. Each service declares
+the permissions it needs from its peers and nothing more.
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import jwt
+
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.settings import Secret
 
-__all__ = ["BILLING_PERMISSIONS", "ServiceTokenSigner"]
-
-BILLING_PERMISSIONS = ("notification:send", "user:read")
-"""What Billing does to its peers: send threshold emails, look up the recipient's address."""
+__all__ = ["ServiceTokenSigner"]
 
 
 class ServiceTokenSigner:

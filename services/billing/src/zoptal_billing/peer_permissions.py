@@ -1,0 +1,8 @@
+"""What Billing may do to its peers: the permissions in its ``x-service-token``."""
+
+from __future__ import annotations
+
+__all__ = ["BILLING_PERMISSIONS"]
+
+BILLING_PERMISSIONS = ("notification:send", "user:read")
+"""What Billing does to its peers: send threshold emails, look up the recipient's address."""
