@@ -80,12 +80,9 @@ def _invoke(callable_: Any, request: Any, metadata: Metadata) -> Outcome:
         response, call_ = callable_.with_call(
             request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS
         )
-    except grpc.RpcError as error:
-        return Outcome(
-            error.code(),  # type: ignore[attr-defined]
-            error.details() or "",  # type: ignore[attr-defined]
-            _trailers(error.trailing_metadata()),  # type: ignore[attr-defined]
-        )
+    except grpc.RpcError as raised:
+        error: Any = raised  # a grpc.Call as well, which the stubs do not say
+        return Outcome(error.code(), error.details() or "", _trailers(error.trailing_metadata()))
     return Outcome(grpc.StatusCode.OK, "", _trailers(call_.trailing_metadata()), response)
 
 
@@ -95,13 +92,13 @@ def call(channel: grpc.Channel, rpc: Rpc, request: Any, metadata: Metadata = ())
         raise NotImplementedError(f"{rpc} streams responses; no service does that yet")
     serializer = rpc.request_class.SerializeToString
     if rpc.client_streaming:
-        stub = channel.stream_unary(
+        streaming = channel.stream_unary(
             rpc.full_name,
             request_serializer=serializer,
             response_deserializer=rpc.response_class.FromString,
         )
         messages = request if isinstance(request, list) else [request]
-        return _invoke(stub, iter(messages), metadata)
+        return _invoke(streaming, iter(messages), metadata)
     stub = channel.unary_unary(
         rpc.full_name,
         request_serializer=serializer,
@@ -113,8 +110,8 @@ def call(channel: grpc.Channel, rpc: Rpc, request: Any, metadata: Metadata = ())
 def call_raw(channel: grpc.Channel, rpc: Rpc, frame: bytes, metadata: Metadata = ()) -> Outcome:
     """Send ``frame`` as the request body exactly as given (no serialisation at all)."""
     if rpc.client_streaming:
-        stub = channel.stream_unary(rpc.full_name)
-        return _invoke(stub, iter([frame]), metadata)
+        streaming: Any = channel.stream_unary(rpc.full_name)
+        return _invoke(streaming, iter([frame]), metadata)
     return _invoke(channel.unary_unary(rpc.full_name), frame, metadata)
 
 

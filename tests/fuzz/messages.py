@@ -53,7 +53,7 @@ NASTY_STRINGS = (
     "NaN",
 )
 # Proto strings must be valid UTF-8: surrogates cannot be serialised at all.
-_CHARACTERS = st.characters(blacklist_categories=("Cs",))
+_CHARACTERS = st.characters(codec="utf-8")
 
 
 def strings(known: Sequence[str] = ()) -> st.SearchStrategy[str]:
@@ -95,6 +95,7 @@ def _scalar(field: FieldDescriptor, text: st.SearchStrategy[str]) -> st.SearchSt
     if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return st.floats(width=32 if kind == FieldDescriptor.TYPE_FLOAT else 64)
     if kind == FieldDescriptor.TYPE_ENUM:
+        assert field.enum_type is not None
         defined = [value.number for value in field.enum_type.values]
         # proto3 enums are open: any int32 travels, and servers must not trust it.
         return st.one_of(st.sampled_from(defined), _integers(*INT32))
@@ -147,11 +148,12 @@ def _field_value(
 def _single(
     field: FieldDescriptor, text: st.SearchStrategy[str], known: Sequence[str], depth: int
 ) -> st.SearchStrategy[Any]:
-    if field.message_type is None:
+    nested = field.message_type
+    if nested is None:
         return _scalar(field, text)
     if depth > 3:
-        return st.just(GetMessageClass(field.message_type)())
-    return st.deferred(lambda: message_strategy(field.message_type, known, depth + 1))
+        return st.just(GetMessageClass(nested)())
+    return st.deferred(lambda: message_strategy(nested, known, depth + 1))
 
 
 def _assign(message: Any, field: FieldDescriptor, value: Any) -> None:
