@@ -1,0 +1,322 @@
+"""The platform as real processes on private stores, with handles to kill, stop and restart each.
+
+Every service runs as ``python -m zoptal_<svc>`` (after ``python -m zoptal_<svc> migrate``) with
+the environment of docs/conventions.md, on free ports of 127.0.0.1: Auth, Project, two Billing
+replicas (Project's ``BILLING_ADDR`` lists both), Notification with its Celery worker (Redis
+broker, as in compose), and Analytics. Module names, health service names and ``<SVC>_ADDR``
+variables come from the embedded launcher's catalogue, so this harness and ``make run`` agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from zoptal_platform.catalogue import SERVICES, ServiceSpec
+
+from tests.faults.stores import PrivatePostgres, PrivateRedis, free_port
+
+__all__ = ["SERVICE_TOKEN_SECRET", "Cluster", "ServiceProcess"]
+
+SPECS: dict[str, ServiceSpec] = {spec.name: spec for spec in SERVICES}
+SERVICE_TOKEN_SECRET = "fault-tests-service-token-secret-0123456789abcdef"
+READY_SECONDS = 60.0
+
+
+@dataclass
+class ServiceProcess:
+    """One running process (a service replica or the Celery worker) and how to start it again."""
+
+    label: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    port: int | None = None
+    health_service: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        with self.log.open("ab") as sink:
+            sink.write(f"\n===== start #{self.starts + 1} of {self.label} =====\n".encode())
+            sink.flush()
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: a worker's pool children die with it
+            )
+        self.starts += 1
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown hook, no goodbye to any peer."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> None:
+        """SIGTERM to the service process itself, as kubelet or ``docker stop`` sends it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, within: float) -> int:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.label} did not exit within {within} s") from None
+
+    def terminate_group(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.terminate_group()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def health(self, service: str | None = None, timeout: float = 1.0) -> int | None:
+        """The grpc.health.v1 status for ``service`` (default: the whole server), or None."""
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                reply = stub.Check(
+                    health_pb2.HealthCheckRequest(service="" if service is None else service),
+                    timeout=timeout,
+                )
+            except grpc.RpcError:
+                return None
+            return int(reply.status)
+
+    def wait_serving(self, within: float = READY_SECONDS) -> None:
+        deadline = time.monotonic() + within
+        while self.health() != health_pb2.HealthCheckResponse.SERVING:
+            if not self.alive():
+                raise AssertionError(f"{self.label} exited:\n{self.tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.label} not SERVING within {within} s:\n{self.tail()}")
+            time.sleep(0.1)
+
+    def restart(self) -> None:
+        """Start again on the same port (after a kill or a SIGTERM) and wait until SERVING."""
+        if self.alive():
+            self.kill()
+        self.start()
+        if self.port is not None:
+            self.wait_serving()
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Cluster:
+    """All processes, keyed by label: auth, project, billing-a, billing-b, notification,
+    analytics, worker."""
+
+    root: Path
+    postgres: PrivatePostgres
+    redis: PrivateRedis
+    smtp_port: int
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    auth_http_port: int = 0
+
+    def __getitem__(self, label: str) -> ServiceProcess:
+        return self.processes[label]
+
+    @property
+    def jwks_url(self) -> str:
+        return f"http://127.0.0.1:{self.auth_http_port}/.well-known/jwks.json"
+
+    def address_of(self, service: str) -> tuple[str, ...]:
+        """Replica addresses of a service (``billing`` has two)."""
+        return tuple(
+            proc.address
+            for label, proc in self.processes.items()
+            if proc.port is not None and label.split("-")[0] == service
+        )
+
+    def replicas(self) -> Iterator[ServiceProcess]:
+        return (proc for proc in self.processes.values() if proc.port is not None)
+
+    # -- building -------------------------------------------------------------------------
+
+    def environment(self, service: str, database: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("CELERY_", "DATABASE_", "REDIS_", "SMTP_", "OTEL_", "GRPC_"))
+            and not key.endswith("_ADDR")
+        }
+        env.update(
+            ZOPTAL_ENV="development",
+            GRPC_HOST="127.0.0.1",
+            METRICS_PORT="0",
+            DATA_DIR=str(self.root / "data" / service),
+            DATABASE_URL=self.postgres.url(database),
+            REDIS_URL=self.redis.url,
+            CELERY_BROKER_URL=f"redis://127.0.0.1:{self.redis.port}/1",
+            AUTH_JWKS_URL=self.jwks_url,
+            AUTH_HTTP_PORT=str(self.auth_http_port),
+            SERVICE_TOKEN_SECRET=SERVICE_TOKEN_SECRET,
+            LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
+            # Dependency checks run often, so a database outage shows in health within a second.
+            HEALTH_CHECK_INTERVAL_SECONDS="0.5",
+            # A second of NOT_SERVING before the server refuses calls: long enough for a
+            # client's health watch to see it, as Kubernetes' few seconds are for kubelet.
+            SHUTDOWN_DRAIN_SECONDS="1",
+            SHUTDOWN_GRACE_SECONDS="10",
+            RATE_LIMIT_MAX_REQUESTS="1000000",
+            # Auth refuses calls when its limiter cannot reach Redis; every other service lets
+            # them through (the default). The Redis test proves each follows its setting.
+            RATE_LIMIT_FAIL_MODE="closed" if service == "auth" else "open",
+            ARGON2_TIME_COST="1",
+            ARGON2_MEMORY_KIB="1024",
+            ARGON2_PARALLELISM="1",
+            USAGE_OUTBOX_POLL_SECONDS="0.5",
+            NOTICE_POLL_SECONDS="0.5",
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(self.smtp_port),
+            SMTP_TIMEOUT_SECONDS="2",
+            WEBHOOK_TIMEOUT_SECONDS="1",
+            DELIVERY_LEASE_SECONDS="4",
+            DELIVERY_MAX_ATTEMPTS="5",
+            RETRY_BACKOFF_SECONDS="0.2",
+            RETRY_BACKOFF_MAX_SECONDS="1",
+            OUTBOX_RELAY_INTERVAL_SECONDS="0.3",
+            OUTBOX_DISPATCH_GRACE_SECONDS="1",
+            OUTBOX_REDISPATCH_AFTER_SECONDS="5",
+        )
+        (self.root / "data" / service).mkdir(parents=True, exist_ok=True)
+        return env
+
+    def add(self, label: str, service: str) -> ServiceProcess:
+        spec = SPECS[service]
+        process = ServiceProcess(
+            label=label,
+            argv=[sys.executable, "-m", spec.module],
+            env=self.environment(service, service),
+            log=self.root / f"{label}.log",
+            port=free_port(),
+            health_service=spec.full_service_name,
+        )
+        process.env["GRPC_PORT"] = str(process.port)
+        self.processes[label] = process
+        return process
+
+    def wire_peers(self) -> None:
+        """Every process learns every peer's replicas (``<SVC>_ADDR``)."""
+        for proc in self.processes.values():
+            for service in SPECS:
+                addresses = self.address_of(service)
+                if addresses:
+                    proc.env[SPECS[service].addr_variable] = ",".join(addresses)
+
+    def migrate(self) -> None:
+        """``python -m zoptal_<svc> migrate`` for every service, side by side."""
+        running = {}
+        for service in SPECS:
+            self.postgres.create_database(service)
+            running[service] = subprocess.Popen(
+                [sys.executable, "-m", SPECS[service].module, "migrate"],
+                env=self.environment(service, service),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        for service, process in running.items():
+            output, _ = process.communicate(timeout=120)
+            if process.returncode != 0:
+                raise RuntimeError(f"migrating {service} failed:\n{output}")
+
+    def start(self) -> None:
+        for proc in self.processes.values():
+            proc.start()
+        for proc in self.replicas():
+            proc.wait_serving()
+
+    def stop(self) -> None:
+        """SIGTERM everyone at once, then wait (SIGKILL what outlives the wait)."""
+        running = [proc for proc in self.processes.values() if proc.alive()]
+        for proc in running:
+            proc.terminate_group()
+        for proc in running:
+            proc.stop()
+
+
+def build_cluster(
+    root: Path, postgres: PrivatePostgres, redis: PrivateRedis, smtp_port: int
+) -> Cluster:
+    cluster = Cluster(root, postgres, redis, smtp_port, auth_http_port=free_port())
+    cluster.add("auth", "auth")
+    cluster.add("project", "project")
+    cluster.add("billing-a", "billing")
+    cluster.add("billing-b", "billing")
+    cluster.add("notification", "notification")
+    cluster.add("analytics", "analytics")
+    worker = ServiceProcess(
+        label="worker",
+        argv=[
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "zoptal_notification.worker",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            "fault-worker@%h",
+        ],
+        env=cluster.environment("notification", "notification"),
+        log=root / "worker.log",
+    )
+    cluster.processes["worker"] = worker
+    cluster.wire_peers()
+    cluster.migrate()
+    return cluster

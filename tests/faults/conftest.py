@@ -1,0 +1,115 @@
+"""Session fixtures of the fault suite: private PostgreSQL and Redis, an SMTP sink, and the
+whole platform as real processes on them.
+
+One platform serves the session (starting seven Python processes costs seconds on two cores);
+every test that breaks something puts it back (restarts what it killed, starts what it stopped)
+and checks the platform is whole again before it ends, so the next test starts from health.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.faults.cluster import Cluster, build_cluster
+from tests.faults.journey import Clients, open_clients
+from tests.faults.stores import PrivatePostgres, PrivateRedis, free_port
+from tests.integration.notification.conftest import SmtpSink
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of our own (never the shared one on 5432): tests stop it."""
+    # Not pytest's tmp_path: its folders are private to root, and the server runs as postgres.
+    postgres = PrivatePostgres(Path(tempfile.mkdtemp(prefix="zoptal-faults-pg-")))
+    postgres.init()
+    try:
+        yield postgres
+    finally:
+        postgres.destroy()
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A Redis of our own (never the shared one on 6379): tests stop it."""
+    redis = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.destroy()
+
+
+@dataclass
+class SelectiveSmtpSink(SmtpSink):
+    """The Notification tests' sink, holding only a message for ``hold_for`` (other tests'
+    emails keep flowing through the same session-wide sink meanwhile)."""
+
+    hold_for: str | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.hold_for is not None and self.hold_for in envelope.rcpt_tos:
+            self.hold_for = None
+            self.hold = True  # the base class parks this DATA and clears the flag at once
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SelectiveSmtpSink]:
+    """A real SMTP server (aiosmtpd) the Celery worker delivers to."""
+    sink = SelectiveSmtpSink(port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        sink.released.set()
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    private_postgres: PrivatePostgres,
+    private_redis: PrivateRedis,
+    smtp_sink: SmtpSink,
+) -> Iterator[Cluster]:
+    """Auth, Project, Billing x2, Notification (+ worker), Analytics as real processes."""
+    root = tmp_path_factory.mktemp("platform")
+    platform = build_cluster(root, private_postgres, private_redis, smtp_sink.port)
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()
+
+
+@pytest.fixture
+def healthy_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    """The cluster, checked whole before the test and put back whole after it."""
+    _make_whole(cluster)
+    yield cluster
+    _make_whole(cluster)
+
+
+def _make_whole(cluster: Cluster) -> None:
+    cluster.redis.start()
+    cluster.postgres.start()
+    for proc in cluster.processes.values():
+        if not proc.alive():
+            proc.restart()
+    for proc in cluster.replicas():
+        proc.wait_serving()
+
+
+@pytest.fixture
+async def clients(healthy_cluster: Cluster) -> AsyncIterator[Clients]:
+    """meshcore's client manager and the typed clients, pointed at the cluster."""
+    async with open_clients(healthy_cluster) as opened:
+        yield opened
