@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from meshcore.cli import ServiceCli
 
 if TYPE_CHECKING:
     from zoptal_billing.settings import BillingSettings
@@ -12,46 +13,29 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoptal_billing", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve BillingService (the default)")
-    commands.add_parser("migrate", help="apply the database migrations and seed the plans")
-    args = parser.parse_args(argv)
-
-    from meshcore.settings import SettingsError
-
+def _settings() -> BillingSettings:
     from zoptal_billing.settings import BillingSettings
 
-    try:
-        settings = BillingSettings.from_env()
-    except SettingsError as error:
-        print(f"zoptal_billing: {error}", file=sys.stderr)
-        return 2
-    if args.command == "migrate":
-        from meshcore.migrations import run_migrations
-        from meshcore.settings import redact_url
-
-        from zoptal_billing.app import MIGRATIONS_DIR
-
-        run_migrations(settings.database_url, MIGRATIONS_DIR)
-        print(f"zoptal_billing: {redact_url(settings.database_url)} is at head")
-        return 0
-    return _serve(settings)
+    return BillingSettings.from_env()
 
 
-def _serve(settings: BillingSettings) -> int:
-    from meshcore.observability.logs import configure_logging
-    from meshcore.server import run
+def _migrations_dir() -> Path:
+    from zoptal_billing.app import MIGRATIONS_DIR
 
+    return MIGRATIONS_DIR
+
+
+async def _serve(settings: BillingSettings) -> None:
     from zoptal_billing.app import BillingApp
 
-    configure_logging(settings.log_level, service="billing")
+    await BillingApp(settings).serve()
 
-    async def serve() -> None:
-        await BillingApp(settings).serve()
 
-    return run(serve())
+CLI = ServiceCli("zoptal_billing", __doc__, _settings, _migrations_dir, _serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return CLI.main(argv)
 
 
 if __name__ == "__main__":

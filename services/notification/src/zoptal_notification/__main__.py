@@ -5,9 +5,10 @@ The worker is separate: ``celery -A zoptal_notification.worker worker``.
 
 from __future__ import annotations
 
-import argparse
-import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from meshcore.cli import ServiceCli
 
 if TYPE_CHECKING:
     from zoptal_notification.settings import NotificationSettings
@@ -15,51 +16,41 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoptal_notification", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve gRPC and run the outbox relay (the default)")
-    commands.add_parser("migrate", help="apply the database migrations (alembic upgrade head)")
-    args = parser.parse_args(argv)
-
-    from meshcore.settings import SettingsError, redact_url
-
+def _settings() -> NotificationSettings:
     from zoptal_notification.settings import NotificationSettings
 
-    try:
-        settings = NotificationSettings.from_env()
-    except SettingsError as error:
-        print(f"zoptal_notification: {error}", file=sys.stderr)
-        return 2
-    if args.command == "migrate":
-        from meshcore.migrations import run_migrations
-
-        from zoptal_notification.app import MIGRATIONS_DIR
-
-        run_migrations(settings.database_url, MIGRATIONS_DIR)
-        print(f"zoptal_notification: {redact_url(settings.database_url)} is at head")
-        return 0
-    return _serve(settings)
+    return NotificationSettings.from_env()
 
 
-def _serve(settings: NotificationSettings) -> int:
+def _migrations_dir() -> Path:
+    from zoptal_notification.app import MIGRATIONS_DIR
+
+    return MIGRATIONS_DIR
+
+
+async def _serve(settings: NotificationSettings) -> None:
     from meshcore.interceptors.chain import build_server_chain
-    from meshcore.observability.logs import configure_logging
-    from meshcore.observability.tracing import shutdown_tracing
-    from meshcore.server import run
 
     from zoptal_notification.app import NotificationApp
 
-    configure_logging(settings.log_level, service="notification")
+    app = NotificationApp(settings)
+    server = app.build_server(build_server_chain(settings))
+    app.start_background()
+    await server.serve()
 
-    async def serve() -> None:
-        app = NotificationApp(settings)
-        server = app.build_server(build_server_chain(settings))
-        server.on_shutdown(shutdown_tracing)
-        app.start_background()
-        await server.serve()
 
-    return run(serve())
+CLI = ServiceCli(
+    "zoptal_notification",
+    __doc__,
+    _settings,
+    _migrations_dir,
+    _serve,
+    serve_help="serve gRPC and run the outbox relay (the default)",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return CLI.main(argv)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from meshcore.cli import ServiceCli
 
 if TYPE_CHECKING:
     from zoptal_project.settings import ProjectSettings
@@ -12,46 +13,29 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoptal_project", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve ProjectService (the default)")
-    commands.add_parser("migrate", help="apply the database migrations")
-    args = parser.parse_args(argv)
-
-    from meshcore.settings import SettingsError
-
+def _settings() -> ProjectSettings:
     from zoptal_project.settings import ProjectSettings
 
-    try:
-        settings = ProjectSettings.from_env()
-    except SettingsError as error:
-        print(f"zoptal_project: {error}", file=sys.stderr)
-        return 2
-    if args.command == "migrate":
-        from meshcore.migrations import run_migrations
-        from meshcore.settings import redact_url
-
-        from zoptal_project.app import MIGRATIONS_DIR
-
-        run_migrations(settings.database_url, MIGRATIONS_DIR)
-        print(f"zoptal_project: {redact_url(settings.database_url)} is at head")
-        return 0
-    return _serve(settings)
+    return ProjectSettings.from_env()
 
 
-def _serve(settings: ProjectSettings) -> int:
-    from meshcore.observability.logs import configure_logging
-    from meshcore.server import run
+def _migrations_dir() -> Path:
+    from zoptal_project.app import MIGRATIONS_DIR
 
+    return MIGRATIONS_DIR
+
+
+async def _serve(settings: ProjectSettings) -> None:
     from zoptal_project.app import ProjectApp
 
-    configure_logging(settings.log_level, service="project")
+    await ProjectApp(settings).serve()
 
-    async def serve() -> None:
-        await ProjectApp(settings).serve()
 
-    return run(serve())
+CLI = ServiceCli("zoptal_project", __doc__, _settings, _migrations_dir, _serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return CLI.main(argv)
 
 
 if __name__ == "__main__":
