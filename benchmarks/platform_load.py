@@ -187,7 +187,9 @@ async def drive_hops(
     load = list(zip(results["throughput/two_hops"], results["throughput/one_hop"], strict=True))
     return {
         "latency_ratio": statistics.median(two[1] / one[1] for two, one in latency),
+        "latency_round_ratios": [two[1] / one[1] for two, one in latency],
         "throughput_ratio": statistics.median(two[0] / one[0] for two, one in load),
+        "throughput_round_ratios": [two[0] / one[0] for two, one in load],
         "one_hop_p50_ms": statistics.median(ms for _, ms in results["latency/one_hop"]),
         "two_hops_p50_ms": statistics.median(ms for _, ms in results["latency/two_hops"]),
         "one_hop_rps": statistics.median(rps for rps, _ in results["throughput/one_hop"]),

@@ -18,6 +18,14 @@ class Row:
     op: str | None  # ">=" or "<=" when the issue sets a goal
     goal: float | None
     detail: str = ""
+    rounds: Sequence[float] = ()
+    """The per-round ratios the median came from, when the script reports them."""
+
+    @property
+    def spread(self) -> str:
+        if len(self.rounds) < 2:
+            return "-"
+        return f"{min(self.rounds):.2f}-{max(self.rounds):.2f} ({len(self.rounds)})"
 
     @property
     def verdict(self) -> str:
@@ -50,16 +58,17 @@ def render(
         lines += ["**Smoke run (`--quick`): rounds are tiny, the figures mean nothing.**", ""]
     lines += _machine(host, total_seconds)
     lines += _how_to_read()
-    lines += ["## Goals", "", "| issue | measure | goal | measured | verdict | detail |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["## Goals", "",
+              "| issue | measure | goal | measured | verdict | rounds: min-max (n) | detail |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     lines += [
         f"| {row.issue} | {row.measure} | {row.goal_text} | {row.value:.2f} | {row.verdict} | "
-        f"{row.detail} |"
+        f"{row.spread} | {row.detail} |"
         for row in rows
     ]
     failed = [(name, error) for name, _, error, _ in outcomes if error]
     for name, error in failed:
-        lines.append(f"| | {name} | | | ERROR | no result: {error} |")
+        lines.append(f"| | {name} | | | ERROR | | no result: {error} |")
     lines.append("")
     lines += _platform_notes()
     platform = next((result for name, _, _, result in outcomes if name == "platform" and result),
@@ -107,6 +116,9 @@ def _how_to_read() -> list[str]:
         "failed reply has no figure: it shows as ERROR.",
         "- A load average well above the core count means other work shared the CPU: ratios "
         "still pair like with like, but expect run-to-run spread of several percent.",
+        "- *rounds* gives the lowest and highest per-round ratio behind the median, where the "
+        "script reports them: a wide range means a noisy machine, and a verdict whose goal lies "
+        "inside the range is not settled by this run.",
         "- *info* rows have no goal in the issues; they are recorded so a change shows.",
         "",
     ]

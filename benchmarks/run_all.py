@@ -50,7 +50,8 @@ class Benchmark:
 def _validate_token(result: dict[str, Any]) -> list[Row]:
     return [
         Row("2", "Auth ValidateToken / bare grpc.aio, throughput", result["throughput_ratio"],
-            ">=", 0.7, f"{result['auth_rps']:.0f} vs {result['bare_rps']:.0f} calls/s"),
+            ">=", 0.7, f"{result['auth_rps']:.0f} vs {result['bare_rps']:.0f} calls/s",
+            result.get("round_ratios", ())),
         Row("2", "same, capacity (bare CPU per call / Auth CPU per call)",
             result["capacity_ratio"], None, None, "the figure that carries over when clients "
             "are the bottleneck"),
@@ -75,7 +76,7 @@ def _typed_client(result: dict[str, Any]) -> list[Row]:
     rates = result["rps"]
     return [
         Row("4", "typed mesh client / raw stub, throughput", result["typed_vs_raw"], ">=", 0.9,
-            f"{rates['typed']:.0f} vs {rates['raw']:.0f} calls/s"),
+            f"{rates['typed']:.0f} vs {rates['raw']:.0f} calls/s", result.get("round_ratios", ())),
         Row("4", "same, both with meshcore client interceptors", result["typed_icpt_vs_raw_icpt"],
             None, None, "diagnostic"),
     ]  # fmt: skip
@@ -84,7 +85,8 @@ def _typed_client(result: dict[str, Any]) -> list[Row]:
 def _two_hop(result: dict[str, Any]) -> list[Row]:
     return [
         Row("5", f"{rpc} through meshcore / bare baseline (PostgreSQL)", figures["ratio_median"],
-            None, None, f"{figures['mesh_rps']:.0f} vs {figures['bare_rps']:.0f} calls/s")
+            None, None, f"{figures['mesh_rps']:.0f} vs {figures['bare_rps']:.0f} calls/s",
+            figures.get("ratios", ()))
         for rpc, figures in result.items()
     ]  # fmt: skip
 
@@ -92,7 +94,8 @@ def _two_hop(result: dict[str, Any]) -> list[Row]:
 def _ingest(result: dict[str, Any]) -> list[Row]:
     return [
         Row("6", "Analytics TrackEvent / bare grpc.aio, throughput", result["track_event_ratio"],
-            ">=", 0.7, f"{result['analytics_rps']:.0f} vs {result['bare_rps']:.0f} calls/s"),
+            ">=", 0.7, f"{result['analytics_rps']:.0f} vs {result['bare_rps']:.0f} calls/s",
+            result.get("round_ratios", ())),
         Row("6", "IngestEvents / asyncpg copy_records_to_table, rows per second",
             result["ingest_ratio"], ">=", 0.5, "PostgreSQL"),
     ]  # fmt: skip
@@ -103,13 +106,15 @@ def _platform(result: dict[str, Any]) -> list[Row]:
     return [
         Row("8", "cold start: embedded platform to all SERVING / bare grpc.aio server start",
             start["ratio"], None, None,
-            f"{start['platform_seconds']:.1f} s vs {start['bare_seconds']:.2f} s"),
+            f"{start['platform_seconds']:.1f} s vs {start['bare_seconds']:.2f} s",
+            start["round_ratios"]),
         Row("8", "two hops (client -> Project -> Billing) / one hop (client -> Billing), "
             "latency", hops["latency_ratio"], None, None,
             f"p50 {hops['two_hops_p50_ms']:.1f} vs {hops['one_hop_p50_ms']:.1f} ms, "
-            "one call at a time"),
+            "one call at a time", hops.get("latency_round_ratios", ())),
         Row("8", "same, throughput with 16 in flight", hops["throughput_ratio"], None, None,
-            f"{hops['two_hops_rps']:.0f} vs {hops['one_hop_rps']:.0f} calls/s"),
+            f"{hops['two_hops_rps']:.0f} vs {hops['one_hop_rps']:.0f} calls/s",
+            hops.get("throughput_round_ratios", ())),
     ]  # fmt: skip
 
 

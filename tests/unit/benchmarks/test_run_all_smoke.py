@@ -52,8 +52,11 @@ def test_unknown_benchmark_name_is_refused() -> None:
 
 
 def test_a_benchmark_without_result_is_an_error_row_not_a_figure() -> None:
-    """A failed benchmark shows as ERROR with its reason; other rows keep their verdicts."""
-    rows = [Row("4", "typed / raw", 0.95, ">=", 0.9), Row("3", "p99", 1.4, "<=", 1.3)]
+    """A failed benchmark shows as ERROR with its reason; other rows keep verdict and spread."""
+    rows = [
+        Row("4", "typed / raw", 0.95, ">=", 0.9),
+        Row("3", "p99", 1.4, "<=", 1.3, rounds=(1.9, 1.1, 1.4)),
+    ]
     page = render(
         host=HOST,
         outcomes=[
@@ -64,7 +67,7 @@ def test_a_benchmark_without_result_is_an_error_row_not_a_figure() -> None:
         quick=False,
         total_seconds=3.0,
     )
-    assert "| 4 | typed / raw | >= 0.9 | 0.95 | PASS |" in page
-    assert "| 3 | p99 | <= 1.3 | 1.40 | MISS |" in page
-    assert "| | ingest | | | ERROR | no result: RuntimeError: UNAVAILABLE |" in page
+    assert "| 4 | typed / raw | >= 0.9 | 0.95 | PASS | - |" in page
+    assert "| 3 | p99 | <= 1.3 | 1.40 | MISS | 1.10-1.90 (3) |" in page
+    assert "| | ingest | | | ERROR | | no result: RuntimeError: UNAVAILABLE |" in page
     assert "| ingest | 2 | ERROR: RuntimeError: UNAVAILABLE |" in page
