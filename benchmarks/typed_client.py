@@ -195,6 +195,9 @@ def main() -> int:
         rates = {name: statistics.median(r for r, _ in results[name]) for name in VARIANTS}
         result = {
             "typed_vs_raw": headline,
+            "round_ratios": [
+                x[0] / y[0] for x, y in zip(results["typed"], results["raw"], strict=True)
+            ],
             "typed_icpt_vs_raw_icpt": ratio("typed+icpt", "raw+icpt"),
             "rps": rates,
         }
