@@ -76,11 +76,6 @@ CASES: dict[str, tuple[str, Callable[[Timestamp], Any]]] = {
     ),
 }
 RPCS = {str(rpc): rpc for rpc in ALL_RPCS}
-BUG = (
-    "bug: zoptal_analytics/servicer.py _ms() calls Timestamp.ToMilliseconds(), which raises "
-    "ValueError on an out-of-range timestamp; the error interceptor answers INTERNAL "
-    "(when fixed, drop the matching assume() in test_generated_requests.py)"
-)
 
 
 def _has_timestamp(descriptor: Descriptor, depth: int = 0) -> bool:
@@ -95,7 +90,6 @@ def _has_timestamp(descriptor: Descriptor, depth: int = 0) -> bool:
     return False
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 @pytest.mark.parametrize("bad", sorted(BAD_TIMESTAMPS))
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_unrepresentable_timestamp_is_invalid_argument_naming_the_field(

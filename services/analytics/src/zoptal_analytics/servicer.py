@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.errors import InvalidArgument
+from meshcore.validation import timestamp_millis
 from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 
 from zoptal_analytics.access import own_user_id, require_reader, require_writer
@@ -30,8 +31,8 @@ MAX_CHUNKS_IN_FLIGHT = 8
 flow control pushes back on the client."""
 
 
-def _ms(stamp: Timestamp, present: bool) -> int:
-    return stamp.ToMilliseconds() if present else 0
+def _ms(stamp: Timestamp, present: bool, field: str) -> int:
+    return timestamp_millis(stamp, field) if present else 0
 
 
 def _stamp(ms: int) -> Timestamp:
@@ -45,7 +46,11 @@ def _plain(values: Mapping[str, str]) -> dict[str, str]:
     return dict(values) if values else {}
 
 
-def _event_input(event: pb.Event) -> EventInput:
+def _event_inputs(events: Sequence[pb.Event], field: str) -> list[EventInput]:
+    return [_event_input(event, f"{field}[{index}]") for index, event in enumerate(events)]
+
+
+def _event_input(event: pb.Event, field: str) -> EventInput:
     page = None
     if event.HasField("page"):
         page = PageInput(event.page.url, event.page.title, event.page.referrer)
@@ -55,7 +60,7 @@ def _event_input(event: pb.Event) -> EventInput:
         anonymous_id=event.anonymous_id,
         event_id=event.event_id,
         properties=_plain(event.properties),
-        timestamp_ms=_ms(event.timestamp, event.HasField("timestamp")),
+        timestamp_ms=_ms(event.timestamp, event.HasField("timestamp"), f"{field}.timestamp"),
         session_id=event.session_id,
         page=page,
     )
@@ -80,7 +85,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             anonymous_id=request.anonymous_id,
             event_id=request.event_id,
             properties=_plain(request.properties),
-            timestamp_ms=_ms(request.timestamp, request.HasField("timestamp")),
+            timestamp_ms=_ms(request.timestamp, request.HasField("timestamp"), "timestamp"),
             session_id=request.session_id,
         )
         (event_id,) = await self._service.track([event])
@@ -95,7 +100,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             anonymous_id=request.anonymous_id,
             event_id=request.event_id,
             properties=_plain(request.properties),
-            timestamp_ms=_ms(request.timestamp, request.HasField("timestamp")),
+            timestamp_ms=_ms(request.timestamp, request.HasField("timestamp"), "timestamp"),
             session_id=request.session_id,
             page=PageInput(request.url, request.title, request.referrer),
         )
@@ -112,7 +117,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.TrackEventsRequest, context: Context
     ) -> pb.TrackEventsResponse:
         require_writer()
-        ids = await self._service.track([_event_input(e) for e in request.events], batch=True)
+        ids = await self._service.track(_event_inputs(request.events, "events"), batch=True)
         return pb.TrackEventsResponse(accepted_count=len(ids), event_ids=ids)
 
     async def IngestEvents(
@@ -123,7 +128,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         accepted = chunks = 0
         try:
             async for chunk in request_iterator:
-                records = self._service.prepare([_event_input(e) for e in chunk.events], batch=True)
+                records = self._service.prepare(_event_inputs(chunk.events, "events"), batch=True)
                 if len(in_flight) >= MAX_CHUNKS_IN_FLIGHT:
                     await asyncio.shield(in_flight.popleft())
                 in_flight.append(self._service.enqueue(records))
@@ -144,8 +149,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         if request.bucket != pb.BUCKET_SIZE_UNSPECIFIED and request.bucket not in _BUCKETS:
             raise InvalidArgument("bucket", f"unknown bucket size {request.bucket}")
         report = await self._service.report(
-            start_ms=_ms(request.start_time, request.HasField("start_time")),
-            end_ms=_ms(request.end_time, request.HasField("end_time")),
+            start_ms=_ms(request.start_time, request.HasField("start_time"), "start_time"),
+            end_ms=_ms(request.end_time, request.HasField("end_time"), "end_time"),
             bucket=_BUCKETS.get(request.bucket),
             names=list(request.event_names),
             user_id=request.user_id,
