@@ -18,6 +18,7 @@ from zoptal_platform.launcher import (
     wait_until_serving,
 )
 from zoptal_platform.mail_sink import MailSink
+from zoptal_platform.stores import ExternalStores, StoreConfigError
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -51,6 +52,8 @@ def _banner(layout: PlatformLayout) -> str:
             '"correct-horse-battery-9", "display_name": "Ada"}\' \\',
             f"    {layout.grpc_address(auth)} zoptal.auth.v1.AuthService/RegisterUser",
         ]
+    stores = layout.stores.describe(spec.name for spec in layout.services)
+    lines += ["", *(f"Data: {line}" for line in stores)] if stores else []
     lines += [
         "",
         f"Email is delivered over SMTP to 127.0.0.1:{layout.smtp_port} and kept in "
@@ -93,7 +96,14 @@ async def _run(layout: PlatformLayout) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
-    layout = PlatformLayout(data_dir=args.data_dir.resolve(), port_offset=args.port_offset)
+    try:
+        stores = ExternalStores.from_env(os.environ)
+    except StoreConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    layout = PlatformLayout(
+        data_dir=args.data_dir.resolve(), port_offset=args.port_offset, stores=stores
+    )
     try:
         if args.command == "migrate":
             asyncio.run(migrate_all(layout))

@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, installed_services
+from zoptal_platform.stores import ExternalStores, create_databases
 
 READY_TIMEOUT_SECONDS = 90.0
 SMTP_SINK_PORT = 1025
@@ -33,6 +35,8 @@ class PlatformLayout:
     data_dir: Path
     port_offset: int = 0
     services: tuple[ServiceSpec, ...] = field(default_factory=lambda: tuple(installed_services()))
+    stores: ExternalStores = field(default_factory=ExternalStores)
+    """PostgreSQL and Redis instead of SQLite (``ZOPTAL_POSTGRES_URL``, ``ZOPTAL_REDIS_URL``)."""
 
     @property
     def smtp_port(self) -> int:
@@ -66,6 +70,7 @@ class PlatformLayout:
         if spec is not None:
             env["GRPC_PORT"] = str(spec.grpc_port + self.port_offset)
             env["METRICS_PORT"] = str(spec.metrics_port + self.port_offset)
+        env.update(self.stores.variables(spec.name if spec is not None else None))
         return env
 
 
@@ -79,6 +84,10 @@ class RunningProcess:
 async def migrate_all(layout: PlatformLayout) -> None:
     """Apply every service's migrations, one after the other, failing loudly on the first error."""
     layout.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        await create_databases(layout.stores, [spec.name for spec in layout.services])
+    except (OSError, asyncpg.PostgresError) as error:
+        raise PlatformError(f"creating the PostgreSQL databases failed: {error}") from error
     for spec in layout.services:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -131,9 +140,10 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
             sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
             "--loglevel", "INFO", "--concurrency", "2", "--hostname", "notification-worker@%h",
         ]  # fmt: skip
-        running.append(
-            await _spawn("notification-worker", worker_argv, layout.environment(None), log_dir)
-        )
+        # The worker is Notification's: it shares that service's database (and broker).
+        worker_env = layout.environment(None)
+        worker_env.update(layout.stores.variables("notification"))
+        running.append(await _spawn("notification-worker", worker_argv, worker_env, log_dir))
     return running
 
 
