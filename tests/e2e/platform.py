@@ -17,6 +17,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PORT_OFFSET = 2000
+POSTGRES_PORT_OFFSET = 3000
+"""The second platform, on PostgreSQL and Redis, runs beside the first on these ports."""
 START_TIMEOUT_SECONDS = 240.0
 
 
@@ -25,7 +27,10 @@ class EmbeddedPlatform:
     process: subprocess.Popen[str]
     data_dir: Path
     port_offset: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """What this run adds to the environment (for example ``ZOPTAL_POSTGRES_URL``)."""
     output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def address(self, port: int) -> str:
         return f"127.0.0.1:{port + self.port_offset}"
@@ -56,6 +61,53 @@ class EmbeddedPlatform:
 
     def text(self) -> str:
         return "".join(self.output)
+
+
+def launch_platform(
+    data_dir: Path, port_offset: int, extra_env: dict[str, str] | None = None
+) -> EmbeddedPlatform:
+    """``make run`` in ``data_dir`` on shifted ports; returns once it is SERVING.
+
+    Raises ``PlatformDidNotStart`` (after stopping it) with the output when it never got there.
+    """
+    env = dict(
+        os.environ,
+        ZOPTAL_PORT_OFFSET=str(port_offset),
+        ZOPTAL_DATA_DIR=str(data_dir),
+        **(extra_env or {}),
+    )
+    process = subprocess.Popen(
+        ["make", "run"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so Ctrl-C can be imitated exactly
+    )
+    platform = EmbeddedPlatform(process, data_dir, port_offset, dict(extra_env or {}))
+    ready = threading.Event()
+    platform.reader = threading.Thread(
+        target=pump_output, args=(process.stdout, platform.output, ready)
+    )
+    platform.reader.start()
+    ready.wait(START_TIMEOUT_SECONDS)
+    if "is SERVING" not in platform.text():
+        shutdown_platform(platform)
+        raise PlatformDidNotStart(platform.text()[-6000:])
+    return platform
+
+
+def shutdown_platform(platform: EmbeddedPlatform) -> int:
+    """Ctrl-C, then wait for its output to end; returns the exit code of ``make``."""
+    exit_code = stop_platform(platform)
+    if platform.reader is not None:
+        platform.reader.join(30)
+    return exit_code
+
+
+class PlatformDidNotStart(RuntimeError):
+    pass
 
 
 def pump_output(stream: object, sink: list[str], ready: threading.Event) -> None:
