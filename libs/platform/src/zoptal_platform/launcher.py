@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from meshcore import health_probe
 
 from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, installed_services
 from zoptal_platform.stores import ExternalStores, create_databases
@@ -148,13 +147,8 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
 
 
 async def _serving(address: str) -> bool:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-        except grpc.aio.AioRpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    # The same grpc.health.v1 check the container images use, off the event loop.
+    return await asyncio.to_thread(health_probe.check, address, "", 1.0)
 
 
 async def wait_until_serving(layout: PlatformLayout, running: list[RunningProcess]) -> None:
