@@ -99,9 +99,14 @@ def _machine(host: dict[str, Any], total_seconds: float) -> list[str]:
         f"{host['uvloop']} |",
         f"| kernel | {host['kernel']} |",
         f"| load average at start (1, 5, 15 min) | {load} |",
+        f"| load average at end | {_loads(host.get('load_average_end'))} |",
         f"| whole run | {total_seconds / 60:.1f} min |",
         "",
     ]
+
+
+def _loads(values: Sequence[float] | None) -> str:
+    return ", ".join(f"{value:.2f}" for value in values) if values else "-"
 
 
 def _how_to_read() -> list[str]:
@@ -115,7 +120,8 @@ def _how_to_read() -> list[str]:
         "- Every reply is checked (status OK and the expected content). A benchmark with a "
         "failed reply has no figure: it shows as ERROR.",
         "- A load average well above the core count means other work shared the CPU: ratios "
-        "still pair like with like, but expect run-to-run spread of several percent.",
+        "still pair like with like, but one side of a round can be hit much harder than the "
+        "other, and figures move by tens of percent from run to run (see *rounds*).",
         "- *rounds* gives the lowest and highest per-round ratio behind the median, where the "
         "script reports them: a wide range means a noisy machine, and a verdict whose goal lies "
         "inside the range is not settled by this run.",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -221,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
             # A script whose result no longer has the expected shape is a failure, not a row.
             outcome.error = f"unexpected result shape: {error!r}"
+    host["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
     document = render(
         host=host,
         outcomes=[(o.benchmark.name, o.seconds, o.error, o.result) for o in outcomes],
