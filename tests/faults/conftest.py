@@ -8,7 +8,9 @@ and checks the platform is whole again before it ends, so the next test starts f
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +50,32 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 
 @dataclass
 class SelectiveSmtpSink(SmtpSink):
-    """The Notification tests' sink, holding only a message for ``hold_for`` (other tests'
+    """The Notification tests' sink, holding only the message for one recipient (other tests'
     emails keep flowing through the same session-wide sink meanwhile)."""
 
     hold_for: str | None = None
+    accept_after_hold: bool = False
+
+    def arm(self, recipient: str, *, accept_after_hold: bool) -> None:
+        """Hold the next DATA for ``recipient`` until ``released``; then answer 451 (the
+        client was killed meanwhile) or, with ``accept_after_hold``, accept it (250)."""
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.accept_after_hold = accept_after_hold
+        self.hold_for = recipient
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.hold_for is not None and self.hold_for in envelope.rcpt_tos:
-            self.hold_for = None
-            self.hold = True  # the base class parks this DATA and clears the flag at once
-        return await super().handle_DATA(server, session, envelope)
+        if self.hold_for is None or self.hold_for not in envelope.rcpt_tos:
+            return await super().handle_DATA(server, session, envelope)
+        self.hold_for = None
+        if not self.accept_after_hold:
+            self.hold = True  # the base class parks this DATA, then answers 451
+            return await super().handle_DATA(server, session, envelope)
+        self.attempts += 1
+        self.held.set()
+        await asyncio.to_thread(self.released.wait)
+        self.messages.append(bytes(envelope.original_content or envelope.content))
+        return "250 2.0.0 accepted"
 
 
 @pytest.fixture(scope="session")

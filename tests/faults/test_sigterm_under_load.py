@@ -15,6 +15,7 @@ from meshcore.resilience import RetryPolicy
 
 from tests.faults.cluster import Cluster
 from tests.faults.journey import OPERATOR, PASSWORD, Clients, User, open_clients, rpc_code
+from tests.faults.ledger import read_ledger, wait_for_outbox_drained
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -124,3 +125,13 @@ async def test_sigterm_under_load_drains_in_flight_calls_after_going_not_serving
         assert not_serving_at < min(c.ended for c in failures), (not_serving_at, failures[:3])
     if label.startswith("billing"):
         assert failures == [], failures[:5]  # the other replica served every call
+    if label == "project":
+        # Creates cut short by the stop were answered or undone: usage matches what exists.
+        target.restart()
+        await wait_for_outbox_drained(healthy_cluster.postgres)
+        ledger = await read_ledger(healthy_cluster.postgres, [user.user_id])
+        existing = ledger.active_projects[user.user_id]
+        assert ledger.pending_projects == 0
+        assert ledger.duplicate_keys == []
+        assert {p: n for p, n in ledger.net_by_project.items() if n} == dict.fromkeys(existing, 1)
+        assert ledger.totals.get(user.user_id, 0) == len(existing)

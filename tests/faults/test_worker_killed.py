@@ -1,4 +1,4 @@
-"""The Celery worker SIGKILLed while an SMTP delivery is in progress."""
+"""The Celery worker SIGKILLed, or SIGTERMed, while an SMTP delivery is in progress."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ async def test_worker_killed_mid_delivery_delivers_every_email_exactly_once(
     SMTP server accepted each exactly once (one Message-ID each, no repeats)."""
     tag = uuid.uuid4().hex[:8]
     recipients = [f"killed-{tag}-{index}@example.com" for index in range(EMAILS)]
-    smtp_sink.hold_for = recipients[0]
+    smtp_sink.arm(recipients[0], accept_after_hold=False)
     ids: list[str] = []
     for index, recipient in enumerate(recipients):
         reply = await clients.notification.send_email(
@@ -63,3 +63,46 @@ async def test_worker_killed_mid_delivery_delivers_every_email_exactly_once(
     assert len(set(message_ids)) == EMAILS
     first = await clients.notification.get_notification(ids[0], metadata=OPERATOR)
     assert first.notification.attempts == 2  # the killed attempt counted, the second delivered
+
+
+async def test_worker_sigterm_mid_delivery_finishes_it_and_repeats_nothing(
+    clients: Clients, healthy_cluster: Cluster, smtp_sink: SelectiveSmtpSink
+) -> None:
+    """SIGTERM (warm shutdown) while the SMTP server holds one DATA: the worker finishes that
+    delivery, exits 0, and after a new worker starts every email is SENT, each accepted once;
+    the interrupted one in a single attempt."""
+    tag = uuid.uuid4().hex[:8]
+    recipients = [f"drained-{tag}-{index}@example.com" for index in range(6)]
+    smtp_sink.arm(recipients[0], accept_after_hold=True)
+    ids = []
+    for index, recipient in enumerate(recipients):
+        reply = await clients.notification.send_email(
+            recipient,
+            f"Drain {tag}",
+            "finish what you started",
+            idempotency_key=f"{tag}-{index}",
+            metadata=OPERATOR,
+        )
+        ids.append(reply.notification_id)
+    assert await asyncio.to_thread(smtp_sink.held.wait, 60), healthy_cluster["worker"].tail()
+    worker = healthy_cluster["worker"]
+    worker.terminate()
+    await asyncio.sleep(0.5)  # the signal lands while the delivery is still in progress
+    smtp_sink.released.set()
+    assert await asyncio.to_thread(worker.wait_exit, 30.0) == 0, worker.tail()
+    worker.restart()
+
+    async def all_sent() -> bool:
+        for notification_id in ids:
+            reply = await clients.notification.get_notification(notification_id, metadata=OPERATOR)
+            if reply.notification.status != pb.NOTIFICATION_STATUS_SENT:
+                return False
+        return True
+
+    await eventually(all_sent, within=90, what="every email to be SENT", every=0.5)
+    ours = [m for m in smtp_sink.messages if f"drained-{tag}-".encode() in m]
+    assert {r: sum(r.encode() in m for m in ours) for r in recipients} == dict.fromkeys(
+        recipients, 1
+    )
+    first = await clients.notification.get_notification(ids[0], metadata=OPERATOR)
+    assert first.notification.attempts == 1  # finished by the stopping worker, not repeated
