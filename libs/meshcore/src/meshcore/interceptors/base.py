@@ -27,6 +27,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -56,9 +57,11 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 """The ``method`` handed to ``intercept``: awaiting it runs the rest of the chain."""
 
 
-# (task, metadata): the task check makes a stale value from another call unusable even if grpc
-# ever looked up handlers outside the call's own task.
-_metadata: ContextVar[tuple[object, Any] | None] = ContextVar("meshcore.metadata", default=None)
+# (weak reference to the call's task, metadata). The task check makes a stale value from another
+# call unusable even if grpc ever looked up handlers outside the call's own task. The reference
+# is weak because the value lives in the task's own context: a strong one would make every
+# call's task part of a reference cycle that only the cyclic garbage collector can free.
+_metadata: ContextVar[tuple[Any, Any] | None] = ContextVar("meshcore.metadata", default=None)
 
 
 def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -69,16 +72,19 @@ def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     """
     stored = _metadata.get()
     task = asyncio.current_task()
-    if stored is not None and stored[0] is task:
+    if stored is not None and task is not None and stored[0]() is task:
         return stored[1]
     metadata = context.invocation_metadata() or ()
-    _metadata.set((task, metadata))
+    if task is not None:
+        _metadata.set((weakref.ref(task), metadata))
     return metadata
 
 
 def set_call_metadata(metadata: Any) -> None:
     """Keep the metadata grpc gave ``intercept_service`` for the rest of this call."""
-    _metadata.set((asyncio.current_task(), metadata or ()))
+    task = asyncio.current_task()
+    if task is not None:
+        _metadata.set((weakref.ref(task), metadata or ()))
 
 
 @dataclass(frozen=True, slots=True)

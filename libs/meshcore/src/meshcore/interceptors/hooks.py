@@ -151,7 +151,10 @@ async def run_observed(
     except BaseException as error:
         record.code = status_code_of(error, context)
         record.error = error
-        _finish(watchers, states, record, context)
+        try:
+            _finish(watchers, states, record, context)
+        finally:
+            record.error = None  # the traceback holds this frame: do not make a cycle of it
         raise
     if rpc.response_streaming:
         return _observe_stream(result, watchers, states, record, context)
@@ -187,7 +190,10 @@ async def _observe_stream(
     except BaseException as error:
         record.code = status_code_of(error, context)
         record.error = error
-        _finish(watchers, states, record, context)
+        try:
+            _finish(watchers, states, record, context)
+        finally:
+            record.error = None  # the traceback holds this frame: do not make a cycle of it
         raise
     record.code = final_code(context)
     _finish(watchers, states, record, context)
