@@ -202,6 +202,13 @@ class ServiceSettings:
     rate_limit_max_requests: int = 1_000
     rate_limit_fail_mode: FailMode = "open"
     """What the Redis-backed limiter does while Redis is down: let calls through or refuse them."""
+    revocation_sync_seconds: float = 1.0
+    """How often the revocation list is polled from Auth (``meshcore.revocation``)."""
+    revocation_max_staleness_seconds: float = 60.0
+    """Without a successful poll for this long, the revocation list is stale (see the fail mode)."""
+    revocation_fail_mode: FailMode = "closed"
+    """While the revocation list is stale or not yet synced: refuse authenticated calls with
+    UNAVAILABLE (``closed``) or trust the last view (``open``)."""
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -228,6 +235,8 @@ class ServiceSettings:
             "shutdown_grace_seconds",
             "rate_limit_window_ms",
             "rate_limit_max_requests",
+            "revocation_sync_seconds",
+            "revocation_max_staleness_seconds",
         ):
             if getattr(self, name) <= 0:
                 errors.append(f"{_env_name_of(type(self), name)}: must be positive")

@@ -34,8 +34,6 @@ class AuthSettings(ServiceSettings):
     jwt_leeway_seconds: float = 30.0
     validation_cache_size: int = 10_000
     """Verified tokens remembered by ValidateToken (0 turns the cache off)."""
-    revocation_sync_seconds: float = 1.0
-    """How stale this replica's view of revocations made on other replicas may be."""
 
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -8,8 +8,11 @@ issuer and audience; the resulting ``Principal`` goes into the call context
 
 Verification costs 55-212 µs per token, so verified tokens are kept in a bounded cache keyed by
 the exact token string and dropped when the token expires: a busy caller pays once per token,
-not once per call. (A revoked token stays usable until it expires, as with any cached JWT; keep
-access tokens short-lived.)
+not once per call. Revocation is the job of an optional ``revocations`` check
+(``meshcore.revocation.RevocationCheck``, e.g. a ``RevocationFeed``): a local O(1) lookup asked
+on every call, cache hits included, after verification; a revoked token is UNAUTHENTICATED
+"token has been revoked", and a check that cannot vouch for its view raises ``Unavailable``.
+Without one, a revoked token stays usable until it expires, as with any plain JWT.
 
 Missing or invalid credentials end the call with UNAUTHENTICATED; a missing permission with
 PERMISSION_DENIED naming it. Health and reflection are excluded by default; ``excluded_methods``
@@ -42,6 +45,7 @@ from meshcore.jwt import (
     TokenVerifier,
     VerifiedToken,
 )
+from meshcore.revocation import RevocationCheck
 
 __all__ = [
     "DEFAULT_EXCLUDED_METHODS",
@@ -138,9 +142,11 @@ class AuthInterceptor(AdmissionInterceptor):
         service_tokens_expire: bool = True,
         exclude_health_and_reflection: bool = True,
         cache_size: int = 10_000,
+        revocations: RevocationCheck | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__()
+        self.revocations = revocations
         user_secret = _secret_bytes(jwt_secret)
         service_secret = _secret_bytes(service_token_secret)
         self._user_verifier = user_verifier or _build_verifier(
@@ -197,6 +203,11 @@ class AuthInterceptor(AdmissionInterceptor):
     def _authorize(
         self, principal: Principal, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
     ) -> Awaitable[None] | None:
+        if self.revocations is not None:
+            try:
+                self._refuse_if_revoked(principal)
+            except MeshError as error:
+                return abort_with(context, error)
         required = self._required.get(rpc.full_name)
         if required:
             for permission in required:
@@ -210,7 +221,13 @@ class AuthInterceptor(AdmissionInterceptor):
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
         """The principal the metadata's credentials prove; Unauthenticated when they prove none."""
         kind, token = _credentials(metadata)
-        return await self._principal_for(token, kind)
+        principal = await self._principal_for(token, kind)
+        self._refuse_if_revoked(principal)
+        return principal
+
+    def _refuse_if_revoked(self, principal: Principal) -> None:
+        if self.revocations is not None and self.revocations.is_revoked(principal):
+            raise Unauthenticated("token has been revoked")
 
     async def _principal_for(self, token: str, kind: str) -> Principal:
         cached = self.cache.get(token)

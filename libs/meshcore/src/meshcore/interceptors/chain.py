@@ -52,6 +52,7 @@ from meshcore.interceptors.rate_limit import (
 from meshcore.interceptors.tracing import TracingInterceptor
 from meshcore.jwt import KeySource
 from meshcore.redaction import DEFAULT_SENSITIVE_FIELDS
+from meshcore.revocation import RevocationCheck
 
 __all__ = ["InterceptorChain", "build_server_chain"]
 
@@ -151,6 +152,7 @@ def build_server_chain(
     excluded_methods: Iterable[str] = (),
     required_permissions: Mapping[str, Iterable[str]] | None = None,
     auth: bool = True,
+    revocations: RevocationCheck | None = None,
     window_ms: int | None = None,
     max_requests: int | None = None,
     key_generator: KeyGenerator = key_by_caller,
@@ -169,6 +171,8 @@ def build_server_chain(
 ) -> list[grpc.aio.ServerInterceptor]:
     """The full server chain for a service, as a one-element list for ``grpc.aio.server``.
 
+    ``revocations`` (e.g. a started ``meshcore.revocation.RevocationFeed``) is asked by the auth
+    layer on every authenticated call whether the caller's token was revoked.
     ``tracer_provider`` defaults to ``meshcore.observability.tracing.global_tracer_provider``
     (built once from ``OTEL_*``; None, so tracing off, when they are unset).
     """
@@ -201,6 +205,7 @@ def build_server_chain(
                 audience,
                 excluded_methods,
                 required_permissions,
+                revocations,
                 clock,
             )
         )
@@ -244,6 +249,7 @@ def _auth_layer(
     audience: str | None,
     excluded_methods: Iterable[str],
     required_permissions: Mapping[str, Iterable[str]] | None,
+    revocations: RevocationCheck | None,
     clock: Clock,
 ) -> AuthInterceptor:
     if key_source is _UNSET:
@@ -268,5 +274,6 @@ def _auth_layer(
         service_verifier=service_verifier,
         issuer=_setting(settings, "jwt_issuer", None) if issuer is _UNSET else issuer,
         audience=_setting(settings, "jwt_audience", None) if audience is _UNSET else audience,
+        revocations=revocations,
         clock=clock,
     )
