@@ -47,7 +47,7 @@ def _bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 
 async def test_a_cached_token_is_refused_once_it_is_revoked(echo: EchoFactory) -> None:
-    """Accepted (and cached), then revoked: the next call is UNAUTHENTICATED 'token has been revoked'."""
+    """Accepted (and cached), then revoked: the next call is UNAUTHENTICATED, saying so."""
     check = SetCheck()
     auth = _auth(check)
     client = await echo([auth, ErrorMappingInterceptor()])
