@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import grpc
 import pytest
@@ -12,8 +13,9 @@ from meshcore.client_manager import BreakerSettings
 from meshcore.resilience import RetryPolicy
 
 from tests.faults.cluster import Cluster
-from tests.faults.journey import Clients, open_clients
+from tests.faults.journey import OPERATOR, Clients, open_clients
 from tests.faults.probes import eventually, probes_for, service_pids, timed
+from tests.integration.notification.conftest import SmtpSink
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(150)]
 
@@ -24,11 +26,12 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def test_database_outage_fails_fast_with_unavailable_and_heals_without_restarts(
-    clients: Clients, healthy_cluster: Cluster
+    clients: Clients, healthy_cluster: Cluster, smtp_sink: SmtpSink
 ) -> None:
     """While PostgreSQL is down every database call of every service answers UNAVAILABLE
     before its deadline, readiness goes NOT_SERVING (liveness stays SERVING); once it is back
-    every call succeeds again, served by the very same processes."""
+    every call succeeds again, served by the very same processes, and the Celery worker
+    delivers a new email."""
     user = await clients.new_user()
     probes = probes_for(clients, user)
     for name, probe in probes.items():
@@ -69,6 +72,20 @@ async def test_database_outage_fails_fast_with_unavailable_and_heals_without_res
         return all(result.code == grpc.StatusCode.OK for result in results)
 
     await eventually(all_succeed, within=45, what="every call to succeed after the restart")
+    # Background work survived too: the worker's own pool reconnects and delivers a new email.
+    recipient = f"after-pg-{uuid.uuid4().hex[:8]}@example.com"
+    await clients.notification.send_email(
+        recipient,
+        "After the outage",
+        "still here",
+        idempotency_key=uuid.uuid4().hex,
+        metadata=OPERATOR,
+    )
+
+    async def delivered() -> bool:
+        return any(recipient.encode() in message for message in smtp_sink.messages)
+
+    await eventually(delivered, within=45, what="an email sent after the outage to arrive")
     for proc in healthy_cluster.replicas():
         assert proc.health() == SERVING, proc.label
     assert service_pids(healthy_cluster) == pids  # nothing was restarted, nothing crashed

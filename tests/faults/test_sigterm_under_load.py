@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,6 +31,8 @@ class Call:
     ended: float
     code: grpc.StatusCode | None
     detail: str
+    acknowledged: str = ""
+    """The id an OK reply handed out (an event id, a notification id), if any."""
 
 
 @dataclass
@@ -65,12 +68,13 @@ async def _drive(call: Callable[[], Awaitable[object]], load: Load) -> None:
     while not load.stop.is_set():
         started = time.monotonic()
         try:
-            await call()
+            reply = await call()
         except Exception as error:
             load.calls.append(Call(started, time.monotonic(), rpc_code(error), str(error)[:200]))
             await asyncio.sleep(0.05)  # a refused caller backs off a little, as clients do
             continue
-        load.calls.append(Call(started, time.monotonic(), grpc.StatusCode.OK, ""))
+        acknowledged = getattr(reply, "event_id", "") or getattr(reply, "notification_id", "")
+        load.calls.append(Call(started, time.monotonic(), grpc.StatusCode.OK, "", acknowledged))
 
 
 async def _watch_health(address: str, seen: list[tuple[float, int]]) -> None:
@@ -85,13 +89,31 @@ async def _watch_health(address: str, seen: list[tuple[float, int]]) -> None:
             return  # the server went away after telling us; the statuses seen are what count
 
 
+DURABLE_ROWS = {"analytics": ("events", "event_id"), "notification": ("notifications", "id")}
+
+
+async def _stored(cluster: Cluster, label: str, ids: set[str]) -> set[str]:
+    table, column = DURABLE_ROWS[label]
+    connection = await asyncpg.connect(cluster.postgres.dsn(label))
+    try:
+        rows = await connection.fetch(
+            f"SELECT {column} AS id FROM {table} WHERE {column} = ANY($1::text[])",  # noqa: S608
+            list(ids),
+        )
+    finally:
+        await connection.close()
+    return {row["id"] for row in rows}
+
+
 @pytest.mark.parametrize("label", ["auth", "project", "billing-a", "notification", "analytics"])
 async def test_sigterm_under_load_drains_in_flight_calls_after_going_not_serving(
     label: str, healthy_cluster: Cluster, clients: Clients
 ) -> None:
     """Load on one service, SIGTERM it: its health Watch reports NOT_SERVING before any call
     is refused, every call started before the signal succeeds, refusals are UNAVAILABLE
-    only (none for Billing, whose second replica takes over), and the process exits 0."""
+    only (none for Billing, whose second replica takes over), and the process exits 0.
+    Writes acknowledged by Analytics and Notification are all in their databases afterwards;
+    for Project, Billing's usage matches the projects that exist."""
     user = await clients.new_user()
     target = healthy_cluster[label]
     # No client retries: a failed in-flight call must show, not be hidden by a resend.
@@ -125,6 +147,12 @@ async def test_sigterm_under_load_drains_in_flight_calls_after_going_not_serving
         assert not_serving_at < min(c.ended for c in failures), (not_serving_at, failures[:3])
     if label.startswith("billing"):
         assert failures == [], failures[:5]  # the other replica served every call
+    if label in DURABLE_ROWS:
+        # Every acknowledged write is in the database after the stop: nothing lived in memory.
+        acknowledged = {c.acknowledged for c in load.calls if c.acknowledged}
+        assert acknowledged
+        missing = acknowledged - await _stored(healthy_cluster, label, acknowledged)
+        assert missing == set(), f"{len(missing)} acknowledged writes lost"
     if label == "project":
         # Creates cut short by the stop were answered or undone: usage matches what exists.
         target.restart()
