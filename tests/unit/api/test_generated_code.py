@@ -26,6 +26,7 @@ EXPECTED_RPCS: dict[str, set[str]] = {
         "RevokeToken",
         "IssueServiceToken",
         "GetJwks",
+        "ListRevocations",
     },
     "project": {
         "GetProject",
@@ -145,6 +146,7 @@ def test_read_rpcs_are_marked_side_effect_free() -> None:
         ("auth", "ValidateToken"),
         ("auth", "GetUser"),
         ("auth", "GetJwks"),
+        ("auth", "ListRevocations"),
         ("project", "GetProject"),
         ("project", "ListUserProjects"),
         ("project", "CheckProjectAccess"),

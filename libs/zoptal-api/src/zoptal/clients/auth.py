@@ -140,3 +140,16 @@ class AuthServiceClient(TypedClient):
     ) -> auth_pb2.GetJwksResponse:
         request = auth_pb2.GetJwksRequest()
         return await self._call("GetJwks", request, auth_pb2.GetJwksResponse, timeout_ms, metadata)
+
+    async def list_revocations(
+        self,
+        cursor: str = "",
+        *,
+        timeout_ms: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> auth_pb2.ListRevocationsResponse:
+        """Revocations since ``cursor`` (empty: all live ones); needs ``token:revocations:read``."""
+        request = auth_pb2.ListRevocationsRequest(cursor=cursor)
+        return await self._call(
+            "ListRevocations", request, auth_pb2.ListRevocationsResponse, timeout_ms, metadata
+        )

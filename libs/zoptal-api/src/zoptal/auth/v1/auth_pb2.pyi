@@ -1014,3 +1014,93 @@ class GetJwksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetJwksResponse: _TypeAlias = GetJwksResponse  # noqa: Y015
+
+@_typing.final
+class ListRevocationsRequest(_message.Message):
+    """Where to resume: empty the first time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Empty for every live revocation, or the `next_cursor` of a previous answer (opaque; at most
+    128 characters).
+    """
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevocationsRequest: _TypeAlias = ListRevocationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRevocationsResponse(_message.Message):
+    """A page of revocations and where the next poll starts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOCATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """Where the next call starts. Always set."""
+    has_more: _builtins.bool
+    """True when more revocations are ready: call again at once with `next_cursor`."""
+    @_builtins.property
+    def revocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___RevokedToken]:
+        """Revoked access tokens and sessions, oldest revocation first."""
+
+    def __init__(
+        self,
+        *,
+        revocations: _abc.Iterable[Global___RevokedToken] | None = ...,
+        next_cursor: _builtins.str = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_more", b"has_more", "next_cursor", b"next_cursor", "revocations", b"revocations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevocationsResponse: _TypeAlias = ListRevocationsResponse  # noqa: Y015
+
+@_typing.final
+class RevokedToken(_message.Message):
+    """One revocation: an access token (by its `jti`) or a session (every access token whose `sid`
+    claim names it, i.e. everything issued under one login's refresh family).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    token_id: _builtins.str
+    """The revoked access token's `jti` claim; empty for a session revocation."""
+    session_id: _builtins.str
+    """The revoked session's id (the `sid` claim of its access tokens); empty for a token revocation."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """After this time every token the entry refers to has expired: the entry can be forgotten."""
+
+    def __init__(
+        self,
+        *,
+        token_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "session_id", b"session_id", "token_id", b"token_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokedToken: _TypeAlias = RevokedToken  # noqa: Y015

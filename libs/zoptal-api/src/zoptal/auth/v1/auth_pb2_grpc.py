@@ -104,6 +104,11 @@ class AuthServiceStub:
                 request_serializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
                 response_deserializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
                 _registered_method=True)
+        self.ListRevocations = channel.unary_unary(
+                '/zoptal.auth.v1.AuthService/ListRevocations',
+                request_serializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsRequest.SerializeToString,
+                response_deserializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -253,6 +258,21 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRevocations(self, request, context):
+        """ListRevocations returns the revocations that still matter (their tokens have not expired),
+        so that every verifier can refuse revoked access tokens without asking Auth on each call
+        (meshcore's RevocationFeed polls it, by default every second). Start with an empty `cursor`
+        (every live revocation), then pass the `next_cursor` of the previous answer: the next answer
+        holds what was revoked since, possibly repeating a few entries (applying one twice is
+        harmless). While `has_more` is true, ask again at once with `next_cursor`.
+        Authentication: a service token with `token:revocations:read`.
+        Errors: INVALID_ARGUMENT (`cursor` is not one this service issued), PERMISSION_DENIED.
+        Read-only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -310,6 +330,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetJwks,
                     request_deserializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.FromString,
                     response_serializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'ListRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevocations,
+                    request_deserializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsRequest.FromString,
+                    response_serializer=zoptal_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -624,6 +649,33 @@ class AuthService:
             '/zoptal.auth.v1.AuthService/GetJwks',
             zoptal_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
             zoptal_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoptal.auth.v1.AuthService/ListRevocations',
+            zoptal_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsRequest.SerializeToString,
+            zoptal_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

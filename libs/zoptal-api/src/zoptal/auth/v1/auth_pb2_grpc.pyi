@@ -133,6 +133,17 @@ class AuthServiceStub:
     Authentication: none.
     Read-only.
     """
+    ListRevocations: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListRevocationsRequest, _auth_pb2.ListRevocationsResponse]
+    """ListRevocations returns the revocations that still matter (their tokens have not expired),
+    so that every verifier can refuse revoked access tokens without asking Auth on each call
+    (meshcore's RevocationFeed polls it, by default every second). Start with an empty `cursor`
+    (every live revocation), then pass the `next_cursor` of the previous answer: the next answer
+    holds what was revoked since, possibly repeating a few entries (applying one twice is
+    harmless). While `has_more` is true, ask again at once with `next_cursor`.
+    Authentication: a service token with `token:revocations:read`.
+    Errors: INVALID_ARGUMENT (`cursor` is not one this service issued), PERMISSION_DENIED.
+    Read-only.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -237,6 +248,17 @@ class AuthServiceAsyncStub(AuthServiceStub):
     document served at HTTP `/.well-known/jwks.json`. Includes the current key and keys retired
     recently enough that tokens they signed may still be valid. HS256 secrets are never published.
     Authentication: none.
+    Read-only.
+    """
+    ListRevocations: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListRevocationsRequest, _auth_pb2.ListRevocationsResponse]  # type: ignore[assignment]
+    """ListRevocations returns the revocations that still matter (their tokens have not expired),
+    so that every verifier can refuse revoked access tokens without asking Auth on each call
+    (meshcore's RevocationFeed polls it, by default every second). Start with an empty `cursor`
+    (every live revocation), then pass the `next_cursor` of the previous answer: the next answer
+    holds what was revoked since, possibly repeating a few entries (applying one twice is
+    harmless). While `has_more` is true, ask again at once with `next_cursor`.
+    Authentication: a service token with `token:revocations:read`.
+    Errors: INVALID_ARGUMENT (`cursor` is not one this service issued), PERMISSION_DENIED.
     Read-only.
     """
 
@@ -406,6 +428,23 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         document served at HTTP `/.well-known/jwks.json`. Includes the current key and keys retired
         recently enough that tokens they signed may still be valid. HS256 secrets are never published.
         Authentication: none.
+        Read-only.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevocations(
+        self,
+        request: _auth_pb2.ListRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListRevocationsResponse, _abc.Awaitable[_auth_pb2.ListRevocationsResponse]]:
+        """ListRevocations returns the revocations that still matter (their tokens have not expired),
+        so that every verifier can refuse revoked access tokens without asking Auth on each call
+        (meshcore's RevocationFeed polls it, by default every second). Start with an empty `cursor`
+        (every live revocation), then pass the `next_cursor` of the previous answer: the next answer
+        holds what was revoked since, possibly repeating a few entries (applying one twice is
+        harmless). While `has_more` is true, ask again at once with `next_cursor`.
+        Authentication: a service token with `token:revocations:read`.
+        Errors: INVALID_ARGUMENT (`cursor` is not one this service issued), PERMISSION_DENIED.
         Read-only.
         """
 
