@@ -165,3 +165,18 @@ async def test_a_local_revocation_applies_at_once() -> None:
     await feed.sync()
     feed.add(RevokedEntry(None, "sid-9", clock.time() + 60))
     assert feed.is_revoked(_token(sid="sid-9"))
+
+
+async def test_before_the_first_sync_the_error_says_how_to_wait_for_it() -> None:
+    """The not-ready error carries wait_ready(), which resolves once the first sync completes."""
+    from meshcore.revocation import RevocationListNotReady
+
+    clock, issuer = FakeClock(), FakeIssuer()
+    feed = _feed(issuer, clock)
+    with pytest.raises(RevocationListNotReady) as raised:
+        feed.is_revoked(_token(jti="x"))
+    waiter = asyncio.ensure_future(raised.value.wait_ready())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await feed.sync()
+    await asyncio.wait_for(waiter, 1.0)

@@ -30,6 +30,7 @@ from meshcore.errors import Unavailable
 __all__ = [
     "RevocationCheck",
     "RevocationFeed",
+    "RevocationListNotReady",
     "RevocationPage",
     "RevokedEntry",
 ]
@@ -39,6 +40,19 @@ logger = logging.getLogger("meshcore.revocation")
 FailMode = Literal["open", "closed"]
 # A sync follows has_more at most this many pages before yielding to the next tick.
 MAX_PAGES_PER_SYNC = 1_000
+
+
+class RevocationListNotReady(Unavailable):
+    """Raised by ``is_revoked`` while no view exists yet (before the first sync).
+
+    ``AuthInterceptor`` then awaits ``wait_ready()`` (bounded) and asks again, so the calls that
+    arrive while a server starts wait for the first sync instead of failing; if it still does
+    not complete, the call fails closed with this error (UNAVAILABLE).
+    """
+
+    def __init__(self, message: str, wait_ready: Callable[[], Awaitable[object]]) -> None:
+        super().__init__(message, retry_after=1.0)
+        self.wait_ready = wait_ready
 
 
 class RevocationCheck(Protocol):
@@ -97,6 +111,7 @@ class RevocationFeed:
         self._failures = 0
         self._task: asyncio.Task[None] | None = None
         self._warned_stale = False
+        self._first_sync = asyncio.Event()
 
     # -- the check (hot path) -------------------------------------------------------------
 
@@ -115,7 +130,9 @@ class RevocationFeed:
     def _on_stale(self) -> None:
         if not self._fail_open:
             if self._synced_at is None:
-                raise Unavailable("revocation list is not synced yet", retry_after=1.0)
+                raise RevocationListNotReady(
+                    "revocation list is not synced yet", self._first_sync.wait
+                )
             raise Unavailable(
                 f"revocation list is stale (no sync for over {self._max_staleness:g}s)",
                 retry_after=1.0,
@@ -171,6 +188,7 @@ class RevocationFeed:
         self.prune()
         self._synced_at = started
         self._warned_stale = False
+        self._first_sync.set()
 
     def next_delay(self) -> float:
         """Seconds until the next poll: the interval, doubled per consecutive failure."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
@@ -11,6 +12,7 @@ from meshcore.context import Principal
 from meshcore.errors import Unavailable
 from meshcore.interceptors import AuthInterceptor, ErrorMappingInterceptor
 from meshcore.interceptors.chain import build_server_chain
+from meshcore.revocation import RevocationCheck, RevocationFeed, RevocationPage, RevokedEntry
 from prometheus_client import CollectorRegistry
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
@@ -37,6 +39,10 @@ class SetCheck:
 
 
 def _auth(check: SetCheck) -> AuthInterceptor:
+    return _auth_with(check)
+
+
+def _auth_with(check: RevocationCheck) -> AuthInterceptor:
     return AuthInterceptor(
         USER_SECRET, SERVICE_SECRET, issuer="zoptal-auth", audience="zoptal", revocations=check
     )
@@ -113,3 +119,34 @@ async def test_build_server_chain_hands_the_check_to_the_auth_layer(echo: EchoFa
         await client.unary(b"x", metadata=_bearer(user_token(time.time(), jti="token-4")))
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
     await client.unary(b"x", metadata=_bearer(user_token(time.time(), jti="other")))
+
+
+async def test_calls_before_the_first_sync_wait_for_it(echo: EchoFactory) -> None:
+    """A call that arrives while the feed has not synced yet is served once the sync lands."""
+    released, asked = asyncio.Event(), asyncio.Event()
+
+    async def fetch(cursor: str) -> RevocationPage:
+        await released.wait()
+        return RevocationPage([RevokedEntry("gone", None, time.time() + 60)], "1")
+
+    class SignallingFeed(RevocationFeed):
+        def is_revoked(self, principal: Principal) -> bool:
+            asked.set()
+            return super().is_revoked(principal)
+
+    feed = SignallingFeed(fetch)
+    client = await echo([_auth_with(feed), ErrorMappingInterceptor()])
+    feed.start()
+    try:
+        pending = asyncio.ensure_future(
+            client.unary(b"x", metadata=_bearer(user_token(time.time(), jti="fine")))
+        )
+        await asyncio.wait_for(asked.wait(), 5)  # the call reached the check before any sync
+        assert not feed.synced
+        released.set()
+        assert (await asyncio.wait_for(pending, 5)).split(b"|")[1] == b"user-1"
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.unary(b"x", metadata=_bearer(user_token(time.time(), jti="gone")))
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await feed.stop()

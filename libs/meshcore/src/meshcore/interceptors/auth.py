@@ -25,6 +25,7 @@ must expire: a seed-style token signed without ``exp`` is refused unless
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -45,7 +46,7 @@ from meshcore.jwt import (
     TokenVerifier,
     VerifiedToken,
 )
-from meshcore.revocation import RevocationCheck
+from meshcore.revocation import RevocationCheck, RevocationListNotReady
 
 __all__ = [
     "DEFAULT_EXCLUDED_METHODS",
@@ -61,6 +62,8 @@ DEFAULT_EXCLUDED_METHODS = (
     "/grpc.reflection.v1alpha.ServerReflection/*",
 )
 _USER_ASYMMETRIC = ("ES256", "EdDSA")
+# How long a call that arrives before the revocation list's first sync waits for it.
+FIRST_SYNC_WAIT_SECONDS = 5.0
 
 
 class _SecretLike(Protocol):
@@ -206,8 +209,35 @@ class AuthInterceptor(AdmissionInterceptor):
         if self.revocations is not None:
             try:
                 self._refuse_if_revoked(principal)
+            except RevocationListNotReady as not_ready:
+                return self._authorize_when_ready(not_ready, principal, context, rpc)
             except MeshError as error:
                 return abort_with(context, error)
+        return self._check_permissions(principal, context, rpc)
+
+    async def _authorize_when_ready(
+        self,
+        not_ready: RevocationListNotReady,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+        rpc: RpcMethod,
+    ) -> None:
+        """Wait (bounded) for the revocation list's first sync, then check once more."""
+        try:
+            async with asyncio.timeout(FIRST_SYNC_WAIT_SECONDS):
+                await not_ready.wait_ready()
+            self._refuse_if_revoked(principal)
+        except TimeoutError:
+            await abort_with(context, not_ready)
+        except MeshError as error:
+            await abort_with(context, error)
+        pending = self._check_permissions(principal, context, rpc)
+        if pending is not None:
+            await pending
+
+    def _check_permissions(
+        self, principal: Principal, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+    ) -> Awaitable[None] | None:
         required = self._required.get(rpc.full_name)
         if required:
             for permission in required:
@@ -222,7 +252,12 @@ class AuthInterceptor(AdmissionInterceptor):
         """The principal the metadata's credentials prove; Unauthenticated when they prove none."""
         kind, token = _credentials(metadata)
         principal = await self._principal_for(token, kind)
-        self._refuse_if_revoked(principal)
+        try:
+            self._refuse_if_revoked(principal)
+        except RevocationListNotReady as not_ready:
+            async with asyncio.timeout(FIRST_SYNC_WAIT_SECONDS):
+                await not_ready.wait_ready()
+            self._refuse_if_revoked(principal)
         return principal
 
     def _refuse_if_revoked(self, principal: Principal) -> None:
