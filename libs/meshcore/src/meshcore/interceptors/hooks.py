@@ -47,15 +47,19 @@ class CallRecord:
         "error",
         "messages_received",
         "messages_sent",
+        "peer",
         "request",
         "response",
         "rpc",
         "started_at",
     )
 
-    def __init__(self, rpc: RpcMethod, request: Any) -> None:
+    def __init__(self, rpc: RpcMethod, request: Any, peer: str) -> None:
         self.rpc = rpc
         self.started_at = time.perf_counter()
+        # Read while the call is live: asking a finished (e.g. cancelled) streaming call for its
+        # peer crashes grpc's Cython layer, so observers read it from here, never from context.
+        self.peer = peer
         self.request = None if rpc.request_streaming else request
         self.response: Any = None
         self.code = "OK"
@@ -138,7 +142,7 @@ async def run_observed(
             if pending is not None:
                 await pending
         return await inner(request_or_iterator, context)
-    record = CallRecord(rpc, request_or_iterator)
+    record = CallRecord(rpc, request_or_iterator, context.peer())
     states = [watcher.start(context, rpc, record) for watcher in watchers]
     if rpc.request_streaming:
         request_or_iterator = _count_received(request_or_iterator, record)

@@ -104,7 +104,7 @@ class LoggingInterceptor(ObservingInterceptor):
             "grpc_type": rpc.rpc_type,
             "grpc_code": code,
             "duration_ms": round(record.duration * 1000, 3),
-            "peer": context.peer(),
+            "peer": record.peer,
             "request_id": current_request_id(),
             "trace_id": current_trace_id(),
         }
@@ -113,7 +113,9 @@ class LoggingInterceptor(ObservingInterceptor):
         if rpc.request_streaming:
             fields["messages_received"] = record.messages_received
         if code != "OK":
-            details = context.details() if record.error is not None else None
+            # A streaming call that has ended must not be asked anything (see CallRecord.peer).
+            live = record.error is not None and not rpc.response_streaming
+            details = context.details() if live else None
             fields["grpc_message"] = details or (
                 str(record.error) if record.error is not None else None
             )
