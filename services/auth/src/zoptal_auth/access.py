@@ -10,12 +10,14 @@ __all__ = [
     "is_admin",
     "require_account_creator",
     "require_caller",
+    "require_revocation_reader",
     "require_user_reader",
 ]
 
 ADMIN_ROLE = "admin"
 USER_READ = "user:read"
 SERVICE_ACCOUNT_CREATE = "service_account:create"
+REVOCATION_READ = "revocation:read"
 
 
 def require_caller(principal: Principal | None) -> Principal:
@@ -46,3 +48,11 @@ def require_account_creator(principal: Principal | None) -> Principal:
     if caller.kind == "service" and SERVICE_ACCOUNT_CREATE in caller.permissions:
         return caller
     raise PermissionDenied("creating service accounts needs the admin role")
+
+
+def require_revocation_reader(principal: Principal | None) -> Principal:
+    """A service holding ``revocation:read`` (every verifier polls ListRevocations with one)."""
+    caller = require_caller(principal)
+    if caller.kind == "service" and REVOCATION_READ in caller.permissions:
+        return caller
+    raise PermissionDenied(f"listing revocations needs a service token with {REVOCATION_READ!r}")

@@ -22,7 +22,8 @@ from zoptal.auth.v1 import auth_pb2_grpc
 from zoptal_auth.health import HealthReporter
 from zoptal_auth.keys import KeyRing, load_key_ring
 from zoptal_auth.passwords import SecretHasher
-from zoptal_auth.revocation import RevocationList
+from zoptal_auth.revocation import RevocationList, RevocationListCheck
+from zoptal_auth.revocation_listing import RevocationListing
 from zoptal_auth.service import AuthService
 from zoptal_auth.service_accounts import ServiceAccounts
 from zoptal_auth.servicer import AuthServicer
@@ -145,12 +146,20 @@ async def build_app(
     )
     service_accounts = ServiceAccounts(database=database, hasher=hasher, issuer=issuer, clock=clock)
     health = HealthReporter(database, keys, verifier, clock)
+    listing = RevocationListing(
+        database, access_ttl=settings.access_token_ttl_seconds, leeway=settings.jwt_leeway_seconds
+    )
     servicer = AuthServicer(
-        auth=auth, service_accounts=service_accounts, keys=keys, health=health, clock=clock
+        auth=auth,
+        service_accounts=service_accounts,
+        keys=keys,
+        health=health,
+        revocations=listing,
+        clock=clock,
     )
     hooks: list[ShutdownHook] = []
     if interceptors is None:
-        interceptors, hooks = server_interceptors(settings, keys, clock)
+        interceptors, hooks = server_interceptors(settings, keys, clock, revocations=revocations)
     jwks_http = HttpServer(
         settings.grpc_host, settings.auth_http_port, {JWKS_PATH: _jwks_route(keys)}
     )
@@ -173,7 +182,11 @@ async def build_app(
 
 
 def server_interceptors(
-    settings: AuthSettings, keys: KeyRing, clock: Clock = SYSTEM_CLOCK
+    settings: AuthSettings,
+    keys: KeyRing,
+    clock: Clock = SYSTEM_CLOCK,
+    *,
+    revocations: RevocationList | None = None,
 ) -> tuple[list[grpc.aio.ServerInterceptor], list[ShutdownHook]]:
     """The production chain with Auth's own rate-limit layer, and what to close on shutdown.
 
@@ -183,12 +196,15 @@ def server_interceptors(
     request (ValidateToken, GetJwks, HealthCheck): a per-peer budget sized for humans would
     throttle whole service replicas. Credential RPCs (Login, RegisterUser, RefreshToken,
     IssueServiceToken) stay limited per caller: that is where passwords would be guessed.
+    With ``revocations``, the auth layer refuses tokens this replica knows are revoked, as
+    ValidateToken does (verifying a token is not enough: it may have been revoked since).
     """
     chain = build_server_chain(
         settings,
         key_source=keys.verification_keys(),
         excluded_methods=PUBLIC_METHODS,
         rate_limit=False,
+        revocations=RevocationListCheck(revocations) if revocations is not None else None,
         clock=clock,
     )
     limiter: RedisRateLimiter | None = None

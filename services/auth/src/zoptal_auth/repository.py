@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ __all__ = [
     "mark_refresh_token_spent",
     "purge_expired",
     "replace_password_hash",
+    "revocation_page",
     "revocations_since",
     "revoke_family",
     "role_exists",
@@ -158,6 +159,42 @@ async def revocations_since(
         .order_by(Revocation.seq)
     )
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def revocation_page(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    after_seq: int,
+    now: datetime,
+    family_kind: str,
+    family_cutoff: datetime,
+    limit: int,
+) -> list[tuple[int, str, str, datetime, datetime]]:
+    """(seq, kind, value, expires_at, revoked_at) revoked after ``since``, past ``after_seq``.
+
+    Only rows that still matter: not expired, and a refresh family (``family_kind``) only if
+    revoked after ``family_cutoff`` (its access tokens cannot outlive that). At most ``limit``
+    rows, by ``seq``.
+    """
+    rows = await session.execute(
+        select(
+            Revocation.seq,
+            Revocation.kind,
+            Revocation.value,
+            Revocation.expires_at,
+            Revocation.revoked_at,
+        )
+        .where(
+            Revocation.revoked_at > since,
+            Revocation.seq > after_seq,
+            Revocation.expires_at > now,
+            or_(Revocation.kind != family_kind, Revocation.revoked_at > family_cutoff),
+        )
+        .order_by(Revocation.seq)
+        .limit(limit)
+    )
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
 
 async def purge_expired(session: AsyncSession, before: datetime) -> int:

@@ -16,12 +16,14 @@ import logging
 from datetime import UTC, datetime
 
 from meshcore.clock import Clock
+from meshcore.context import Principal
 from meshcore.db import Database
 from meshcore.errors import MeshError, Unavailable
+from meshcore.revocation import RevocationListNotReady
 
 from zoptal_auth import repository
 
-__all__ = ["ACCESS_TOKEN", "REFRESH_FAMILY", "RevocationList"]
+__all__ = ["ACCESS_TOKEN", "REFRESH_FAMILY", "RevocationList", "RevocationListCheck"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,27 @@ class RevocationList:
 
     async def is_revoked(self, *, token_id: str | None, session_id: str | None) -> bool:
         await self._sync_if_due()
+        now = self._clock.time()
+        for key in ((ACCESS_TOKEN, token_id), (REFRESH_FAMILY, session_id)):
+            if key[1] is None:
+                continue
+            expires_at = self._revoked.get(key)  # type: ignore[arg-type]
+            if expires_at is not None and expires_at > now:
+                return True
+        return False
+
+    def is_revoked_now(self, *, token_id: str | None, session_id: str | None) -> bool:
+        """``is_revoked`` without waiting, for the interceptor chain's hot path.
+
+        A due refresh happens in the background. Without a trusted view (never synced, or older
+        than ``max_staleness``) it raises ``RevocationListNotReady``: the caller may await a
+        foreground poll (which raises ``Unavailable`` if the database cannot be reached).
+        """
+        age = self._age()
+        if age is None or age >= self._max_staleness:
+            raise RevocationListNotReady("revocation list is not synced", self._sync_if_due)
+        if age >= self._sync_interval and self._background is None and not self._lock.locked():
+            self._background = asyncio.create_task(self._poll(background=True))
         now = self._clock.time()
         for key in ((ACCESS_TOKEN, token_id), (REFRESH_FAMILY, session_id)):
             if key[1] is None:
@@ -132,3 +155,18 @@ class RevocationList:
         """Wait for a background poll to finish (on shutdown, before the database closes)."""
         if self._background is not None:
             await asyncio.gather(self._background, return_exceptions=True)
+
+
+class RevocationListCheck:
+    """This replica's ``RevocationList`` as meshcore's ``RevocationCheck`` (Auth's own chain)."""
+
+    def __init__(self, revocations: RevocationList) -> None:
+        self._revocations = revocations
+
+    def is_revoked(self, principal: Principal) -> bool:
+        token_id = principal.claims.get("jti")
+        session_id = principal.claims.get("sid")
+        return self._revocations.is_revoked_now(
+            token_id=token_id if isinstance(token_id, str) else None,
+            session_id=session_id if isinstance(session_id, str) else None,
+        )

@@ -15,9 +15,11 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_principal
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 
+from zoptal_auth.access import require_revocation_reader
 from zoptal_auth.health import HealthReporter
 from zoptal_auth.keys import KeyRing
 from zoptal_auth.records import ServiceAccountRecord, TokenCheck, UserRecord
+from zoptal_auth.revocation_listing import RevocationListing
 from zoptal_auth.service import AuthService
 from zoptal_auth.service_accounts import ServiceAccounts
 
@@ -119,9 +121,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         service_accounts: ServiceAccounts,
         keys: KeyRing,
         health: HealthReporter,
+        revocations: RevocationListing,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._auth = auth
+        self._revocations = revocations
         self._service_accounts = service_accounts
         self._keys = keys
         self._health = health
@@ -205,6 +209,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def GetJwks(self, request: Any, context: Any) -> auth_pb2.GetJwksResponse:
         return self._jwks_reply
+
+    async def ListRevocations(self, request: Any, context: Any) -> auth_pb2.ListRevocationsResponse:
+        require_revocation_reader(current_principal())
+        page = await self._revocations.page(request.cursor, self._clock.time())
+        return auth_pb2.ListRevocationsResponse(
+            revocations=[
+                auth_pb2.RevokedToken(
+                    token_id=item.token_id,
+                    session_id=item.session_id,
+                    expires_at=_timestamp(item.expires_at),
+                )
+                for item in page.items
+            ],
+            next_cursor=page.next_cursor,
+            has_more=page.has_more,
+        )
 
     async def HealthCheck(self, request: Any, context: Any) -> auth_pb2.HealthCheckResponse:
         reports = await self._health.report()

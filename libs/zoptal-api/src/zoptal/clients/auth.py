@@ -148,7 +148,7 @@ class AuthServiceClient(TypedClient):
         timeout_ms: float | None = None,
         metadata: Metadata | None = None,
     ) -> auth_pb2.ListRevocationsResponse:
-        """Revocations since ``cursor`` (empty: all live ones); needs ``token:revocations:read``."""
+        """Revocations since ``cursor`` (empty: all live ones); needs ``revocation:read``."""
         request = auth_pb2.ListRevocationsRequest(cursor=cursor)
         return await self._call(
             "ListRevocations", request, auth_pb2.ListRevocationsResponse, timeout_ms, metadata

@@ -265,7 +265,7 @@ class AuthServiceServicer:
         (every live revocation), then pass the `next_cursor` of the previous answer: the next answer
         holds what was revoked since, possibly repeating a few entries (applying one twice is
         harmless). While `has_more` is true, ask again at once with `next_cursor`.
-        Authentication: a service token with `token:revocations:read`.
+        Authentication: a service token with `revocation:read`.
         Errors: INVALID_ARGUMENT (`cursor` is not one this service issued), PERMISSION_DENIED.
         Read-only.
         """
