@@ -72,11 +72,6 @@ def test_every_frame_in_the_undecodable_set_really_fails_to_decode() -> None:
     assert not decodable
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: grpc.aio answers an undecodable body UNKNOWN 'Unexpected <class DecodeError>' "
-    "(meshcore wrap_handler leaves deserialization to grpc), not INVALID_ARGUMENT",
-)
 @pytest.mark.parametrize("rpc", ALL_RPCS, ids=str)
 def test_undecodable_frame_is_invalid_argument(mesh: Mesh, rpc: Rpc) -> None:
     """A body that is not the request type's wire format gets INVALID_ARGUMENT, no internals."""

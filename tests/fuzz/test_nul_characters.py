@@ -7,15 +7,17 @@ string field at a time so every field that reaches the database unchecked is nam
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from zoptal.auth.v1 import auth_pb2 as auth
 
-from tests.fuzz.calls import acceptable_for_client_input, call, leaks_internals
+from tests.fuzz.calls import call, leaks_internals
 from tests.fuzz.catalogue import ALL_RPCS, Rpc
 from tests.fuzz.conftest import Mesh
 from tests.fuzz.platform import PASSWORD
@@ -39,34 +41,6 @@ OTHERS: dict[str, Any] = {
     ),
 }
 ALL_CASES = {**CASES, **OTHERS}
-# Reported: these RPCs pass a string holding U+0000 to PostgreSQL, which refuses it
-# (asyncpg CharacterNotInRepertoireError), and the error interceptor answers INTERNAL.
-NUL_REACHES_POSTGRES = {
-    "analytics.GetAnalytics": "user_id, event_names",
-    "analytics.IngestEvents": "events[].user_id, anonymous_id, session_id",
-    "analytics.TrackEvent": "user_id, anonymous_id, session_id",
-    "analytics.TrackEvents": "events[].user_id, anonymous_id, session_id",
-    "analytics.TrackPageView": "user_id, anonymous_id, title, session_id",
-    "auth.CreateServiceAccount": "description",
-    "auth.GetUser": "user_id",
-    "auth.GetUserPermissions": "user_id",
-    "auth.IssueServiceToken": "client_id",
-    "auth.Login": "email",
-    "notification.GetNotification": "notification_id",
-    "notification.GetNotificationHistory": "user_id",
-    "notification.SendEmail": "user_id, subject, body_text, body_html",
-    "notification.SendPushNotification": "user_id, device_token, title, body",
-    "notification.SendSMS": "user_id, body",
-    "project.CreateProject": "description",
-}
-
-
-def _postgres_case(case: str) -> Any:
-    fields = NUL_REACHES_POSTGRES.get(case)
-    if fields is None:
-        return case
-    reason = f"bug: {case} answers INTERNAL on PostgreSQL to U+0000 in {fields}"
-    return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
 def _string_paths(message: Any, prefix: str = "") -> Iterator[tuple[str, Any, FieldDescriptor]]:
@@ -121,8 +95,12 @@ def _wrong_answers(mesh: Mesh, case: str) -> list[str]:
     wrong = []
     for path, request in _spoiled_variants(ALL_CASES[case](victim)):
         outcome = call(mesh.channel(rpc), rpc, request, metadata)
-        if not acceptable_for_client_input(outcome) or leaks_internals(outcome):
+        field_name = re.sub(r"\[.*?\]", "", path).split(".")[-1]
+        named = outcome.details is not None and field_name in outcome.details
+        if outcome.code != grpc.StatusCode.INVALID_ARGUMENT or not named:
             wrong.append(f"{case} {path}: {outcome.code.name} {outcome.details!r}")
+        elif leaks_internals(outcome):
+            wrong.append(f"{case} {path}: leaks internals {outcome.details!r}")
     return wrong
 
 
@@ -135,17 +113,19 @@ def test_every_rpc_with_a_string_field_has_a_valid_request() -> None:
 
 
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
-def test_nul_in_any_string_field_on_sqlite_gets_a_client_status(mesh: Mesh, case: str) -> None:
-    """On SQLite a NUL in any string field gets a client-mistake status, no internals."""
+def test_nul_in_any_string_field_on_sqlite_is_invalid_argument_naming_it(
+    mesh: Mesh, case: str
+) -> None:
+    """On SQLite a NUL in any string field is INVALID_ARGUMENT naming that field."""
     wrong = _wrong_answers(mesh, case)
     assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("case", [_postgres_case(case) for case in sorted(ALL_CASES)])
-def test_nul_in_any_string_field_on_postgres_gets_a_client_status(
+@pytest.mark.parametrize("case", sorted(ALL_CASES))
+def test_nul_in_any_string_field_on_postgres_is_invalid_argument_naming_it(
     postgres_mesh: Mesh, case: str
 ) -> None:
-    """On PostgreSQL a NUL in any string field gets a client-mistake status, no internals."""
+    """On PostgreSQL (which cannot store U+0000) it is the same INVALID_ARGUMENT, not INTERNAL."""
     wrong = _wrong_answers(postgres_mesh, case)
     assert not wrong, "\n".join(wrong)

@@ -23,4 +23,4 @@ def test_generated_requests_on_postgres_get_no_internal_unknown_or_stack_trace(
     postgres_mesh: Mesh, rpc: Rpc, data: st.DataObject
 ) -> None:
     """On PostgreSQL too, a generated request gets a client-mistake status and no internals."""
-    send_one_generated_request(postgres_mesh, rpc, data, skip_nul=True)
+    send_one_generated_request(postgres_mesh, rpc, data)

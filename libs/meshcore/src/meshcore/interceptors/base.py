@@ -36,6 +36,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import grpc
 import grpc.aio
 
+from meshcore.errors import InvalidArgument
+from meshcore.interceptors.decoding import decode_request, decode_stream
+
 __all__ = [
     "Behavior",
     "RpcMethod",
@@ -197,37 +200,55 @@ def nest(interceptors: Sequence[ServerInterceptor], inner: Behavior, rpc: RpcMet
 
 
 def handler_with_behavior(handler: Handler, rpc: RpcMethod, behavior: Behavior) -> Handler:
-    """A grpc handler of ``handler``'s shape and serializers that runs ``behavior``."""
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
+    """A grpc handler of ``handler``'s shape that decodes requests itself and runs ``behavior``.
+
+    grpc gets no request deserializer: ``meshcore.interceptors.decoding`` turns a malformed body
+    into INVALID_ARGUMENT instead of grpc's UNKNOWN with a parser exception in it.
+    """
+    deserializer = handler.request_deserializer
+    serializer = {"response_serializer": handler.response_serializer}
     if rpc.response_streaming:
-        streaming = _stream_entry(behavior)
+        streaming = _stream_entry(behavior, deserializer, rpc.request_streaming)
         if rpc.request_streaming:
-            return grpc.stream_stream_rpc_method_handler(streaming, **serializers)
-        return grpc.unary_stream_rpc_method_handler(streaming, **serializers)
-    entry = _unary_entry(behavior)
+            return grpc.stream_stream_rpc_method_handler(streaming, **serializer)
+        return grpc.unary_stream_rpc_method_handler(streaming, **serializer)
+    entry = _unary_entry(behavior, deserializer, rpc.request_streaming)
     if rpc.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(entry, **serializers)
-    return grpc.unary_unary_rpc_method_handler(entry, **serializers)
+        return grpc.stream_unary_rpc_method_handler(entry, **serializer)
+    return grpc.unary_unary_rpc_method_handler(entry, **serializer)
 
 
-def _unary_entry(behavior: Behavior) -> Behavior:
+async def _decoded(raw: Any, context: Any, deserializer: Any, streaming: bool) -> Any:
+    if streaming:
+        # Each message is decoded as the handler reads it; a bad one raises InvalidArgument
+        # inside the chain, where the error mapping answers INVALID_ARGUMENT.
+        return decode_stream(raw, deserializer)
+    try:
+        return decode_request(raw, deserializer)
+    except InvalidArgument as rejected:
+        # Before the chain: nothing else has seen this call, so answer it here.
+        await context.abort(rejected.code, rejected.message)
+
+
+def _unary_entry(behavior: Behavior, deserializer: Any, request_streaming: bool) -> Behavior:
     """A plain coroutine function: grpc calls ``inspect.iscoroutinefunction`` on the handler
     for every call, which is quick for a function and slow for a ``functools.partial``."""
 
-    async def unary(request_or_iterator: Any, context: Any) -> Any:
-        return await behavior(request_or_iterator, context)
+    async def unary(raw: Any, context: Any) -> Any:
+        request = await _decoded(raw, context, deserializer, request_streaming)
+        return await behavior(request, context)
 
     return unary
 
 
-def _stream_entry(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
+def _stream_entry(
+    behavior: Behavior, deserializer: Any, request_streaming: bool
+) -> Callable[[Any, Any], AsyncIterator[Any]]:
     """grpc.aio treats an async generator function as a response stream: be one."""
 
-    async def stream(request_or_iterator: Any, context: Any) -> AsyncIterator[Any]:
-        responses = await behavior(request_or_iterator, context)
+    async def stream(raw: Any, context: Any) -> AsyncIterator[Any]:
+        request = await _decoded(raw, context, deserializer, request_streaming)
+        responses = await behavior(request, context)
         async for response in responses:
             yield response
 
