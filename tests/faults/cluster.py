@@ -212,6 +212,9 @@ class Cluster:
             ARGON2_MEMORY_KIB="1024",
             ARGON2_PARALLELISM="1",
             USAGE_OUTBOX_POLL_SECONDS="0.5",
+            # Creates stranded by a database outage are swept after 10 s, not 300 s, so a test
+            # can wait for the books to balance (longer than any create deadline used here).
+            STALE_CREATE_SECONDS="10",
             NOTICE_POLL_SECONDS="0.5",
             SMTP_HOST="127.0.0.1",
             SMTP_PORT=str(self.smtp_port),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 
 import grpc
 import pytest
@@ -13,11 +14,12 @@ from meshcore.client_manager import BreakerSettings
 from meshcore.resilience import RetryPolicy
 
 from tests.faults.cluster import Cluster
-from tests.faults.journey import OPERATOR, Clients, open_clients
+from tests.faults.journey import OPERATOR, Clients, open_clients, rpc_code
+from tests.faults.ledger import read_ledger, wait_for_outbox_drained
 from tests.faults.probes import eventually, probes_for, service_pids, timed
 from tests.integration.notification.conftest import SmtpSink
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 
 DEADLINE_MS = 3_000
 OUTAGE_SECONDS = 4.0
@@ -98,3 +100,153 @@ def _wait_for_status(proc: object, status: int, within: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+STREAM_CALLS = 80
+STREAM_CONCURRENCY = 8
+STOP_AFTER = 20
+RESEND_FOR_SECONDS = 60.0
+RESENDABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+async def test_creates_across_a_database_outage_are_never_lost_or_counted_twice(
+    clients: Clients, healthy_cluster: Cluster
+) -> None:
+    """A stream of CreateProject calls (each resent with its request_id until a definite
+    answer) runs while PostgreSQL stops for 3 s: every create finally succeeds, and once the
+    sweeper and the usage outbox are done, Billing counts exactly the projects that exist."""
+    users = [await clients.new_user() for _ in range(4)]
+    created: dict[str, str] = {}
+    final: Counter[str] = Counter()
+    stop_point = asyncio.Event()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(STREAM_CALLS):
+        queue.put_nowait(index)
+
+    async def create(index: int) -> None:
+        user = users[index % len(users)]
+        request_id = uuid.uuid4().hex
+        give_up_at = time.monotonic() + RESEND_FOR_SECONDS
+        while True:
+            try:
+                reply = await clients.project.create_project(
+                    f"outage project {index}",
+                    request_id=request_id,
+                    metadata=user.metadata,
+                    timeout_ms=5_000,
+                )
+            except Exception as error:
+                code = rpc_code(error)
+                if code in RESENDABLE and time.monotonic() < give_up_at:
+                    await asyncio.sleep(0.5)
+                    continue
+                final[code.name if code else type(error).__name__] += 1
+                return
+            created[request_id] = reply.project.id
+            final["OK"] += 1
+            if sum(final.values()) >= STOP_AFTER:
+                stop_point.set()
+            return
+
+    async def worker() -> None:
+        while not queue.empty():
+            await create(queue.get_nowait())
+
+    async def outage() -> None:
+        await stop_point.wait()
+        await asyncio.to_thread(healthy_cluster.postgres.stop)
+        await asyncio.sleep(3.0)
+        await asyncio.to_thread(healthy_cluster.postgres.start)
+
+    await asyncio.wait_for(
+        asyncio.gather(outage(), *(worker() for _ in range(STREAM_CONCURRENCY))), timeout=150
+    )
+    assert final["OK"] / STREAM_CALLS >= 0.999, final
+
+    owners = [u.user_id for u in users]
+
+    async def swept() -> bool:
+        return (await read_ledger(healthy_cluster.postgres, owners)).pending_projects == 0
+
+    await eventually(swept, within=60, what="stranded creates to be swept")
+    await wait_for_outbox_drained(healthy_cluster.postgres)
+    ledger = await read_ledger(healthy_cluster.postgres, owners)
+    existing = set().union(*ledger.active_projects.values())
+    assert ledger.duplicate_keys == []
+    assert set(created.values()) == existing
+    assert {p: n for p, n in ledger.net_by_project.items() if n} == dict.fromkeys(existing, 1)
+    for user in users:
+        assert ledger.totals.get(user.user_id, 0) == len(ledger.active_projects[user.user_id])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: Project leaves a create cut by a database outage in state 'creating' for "
+        "STALE_CREATE_SECONDS (300 s by default) although its process is alive; meanwhile a "
+        "resend with the same request_id answers ABORTED 'still in progress' "
+        "(zoptal_project.service: _discard_creating gives up when the database is away, the "
+        "activation failure path does not discard at all, _replay reports abandoned rows as "
+        "in progress)"
+    ),
+)
+async def test_creates_resent_after_a_database_blip_succeed_soon_with_default_settings(
+    clients: Clients, healthy_cluster: Cluster
+) -> None:
+    """With Project's default STALE_CREATE_SECONDS, PostgreSQL stops for 3 s under 12
+    concurrent creates; every create, resent with its request_id, succeeds within 20 s of the
+    database's return, as "succeed again without restarting any service" asks."""
+    project = healthy_cluster["project"]
+    tuned = project.env.pop("STALE_CREATE_SECONDS")
+    project.restart()
+    try:
+        user = await clients.new_user()
+        outcomes: Counter[str] = Counter()
+        recovered_at: list[float] = []
+        stop_point = asyncio.Event()
+
+        async def create(index: int) -> None:
+            request_id = uuid.uuid4().hex
+            while True:
+                try:
+                    await clients.project.create_project(
+                        f"blip project {index}",
+                        request_id=request_id,
+                        metadata=user.metadata,
+                        timeout_ms=5_000,
+                    )
+                except Exception as error:
+                    code = rpc_code(error)
+                    late = recovered_at and time.monotonic() > recovered_at[0] + 20
+                    if code in RESENDABLE and not late:
+                        await asyncio.sleep(0.5)
+                        continue
+                    outcomes[code.name if code else type(error).__name__] += 1
+                    return
+                outcomes["OK"] += 1
+                if outcomes["OK"] >= 12:
+                    stop_point.set()
+                return
+
+        async def worker(first: int) -> None:
+            for index in range(first, first + 4):
+                await create(index)
+
+        async def outage() -> None:
+            await stop_point.wait()
+            await asyncio.to_thread(healthy_cluster.postgres.stop)
+            await asyncio.sleep(3.0)
+            await asyncio.to_thread(healthy_cluster.postgres.start)
+            recovered_at.append(time.monotonic())
+
+        await asyncio.wait_for(
+            asyncio.gather(outage(), *(worker(4 * n) for n in range(12))), timeout=120
+        )
+        assert outcomes == Counter({"OK": 48}), outcomes
+    finally:
+        project.env["STALE_CREATE_SECONDS"] = tuned
+        project.restart()  # its sweeper clears what this test stranded within 10 s
