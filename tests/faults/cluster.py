@@ -123,7 +123,9 @@ class ServiceProcess:
         deadline = time.monotonic() + within
         while self.health() != health_pb2.HealthCheckResponse.SERVING:
             if not self.alive():
-                raise AssertionError(f"{self.label} exited:\n{self.tail()}")
+                assert self.process is not None
+                code = self.process.returncode  # negative: killed by that signal
+                raise AssertionError(f"{self.label} exited ({code}):\n{self.tail()}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.label} not SERVING within {within} s:\n{self.tail()}")
             time.sleep(0.1)

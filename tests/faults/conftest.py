@@ -9,6 +9,7 @@ and checks the platform is whole again before it ends, so the next test starts f
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -38,9 +39,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 @pytest.fixture(scope="session")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+def private_redis() -> Iterator[PrivateRedis]:
     """A Redis of our own (never the shared one on 6379): tests stop it."""
-    redis = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    redis = PrivateRedis(Path(tempfile.mkdtemp(prefix="zoptal-faults-redis-")))
     redis.start()
     try:
         yield redis
@@ -93,19 +94,21 @@ def smtp_sink() -> Iterator[SelectiveSmtpSink]:
 
 @pytest.fixture(scope="session")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory,
     private_postgres: PrivatePostgres,
     private_redis: PrivateRedis,
     smtp_sink: SmtpSink,
 ) -> Iterator[Cluster]:
     """Auth, Project, Billing x2, Notification (+ worker), Analytics as real processes."""
-    root = tmp_path_factory.mktemp("platform")
+    # Our own folder, not pytest's numbered basetemp: other engineers' pytest sessions rotate
+    # those (keeping three) while this long session still writes logs and data into it.
+    root = Path(tempfile.mkdtemp(prefix="zoptal-faults-platform-"))
     platform = build_cluster(root, private_postgres, private_redis, smtp_sink.port)
     try:
         platform.start()
         yield platform
     finally:
         platform.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
