@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from meshcore.interceptors.chain import build_server_chain
 from meshcore.jwt import SigningKey
 from meshcore.migrations import upgrade_database
 from meshcore.settings import Secret
@@ -135,6 +134,7 @@ async def platform(
             database_url=database("notification"),
             celery_broker_url=f"sqla+sqlite:///{data_dir / 'broker.db'}",
             auth_jwks_url=jwks_url,
+            peers={"auth": (auth.address,)},
             **COMMON,
         )
         await upgrade_database(notification_settings.database_url, NOTIFICATION_MIGRATIONS)
@@ -143,9 +143,7 @@ async def platform(
             serve_in_process(
                 notification_app.registrations,
                 settings=notification_settings,
-                interceptors=build_server_chain(
-                    notification_settings, metrics_registry=_registry()
-                ),
+                interceptors=notification_app.interceptors(metrics_registry=_registry()),
                 on_shutdown=[notification_app.close],
             )
         )
@@ -176,6 +174,7 @@ async def platform(
             database_url=database("analytics"),
             redis_url=None,
             auth_jwks_url=jwks_url,
+            peers={"auth": (auth.address,)},
             **COMMON,
         )
         await upgrade_database(analytics_settings.database_url, ANALYTICS_MIGRATIONS)
@@ -184,7 +183,7 @@ async def platform(
             serve_in_process(
                 analytics_app.registrations,
                 settings=analytics_settings,
-                interceptors=build_server_chain(analytics_settings, metrics_registry=_registry()),
+                interceptors=analytics_app.interceptors(metrics_registry=_registry()),
                 on_shutdown=[analytics_app.close],
             )
         )

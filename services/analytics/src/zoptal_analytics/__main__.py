@@ -26,12 +26,10 @@ def _migrations_dir() -> Path:
 
 
 async def _serve(settings: AnalyticsSettings) -> None:
-    from meshcore.interceptors.chain import build_server_chain
-
     from zoptal_analytics.app import AnalyticsApp
 
     app = AnalyticsApp(settings)
-    server = app.build_server(build_server_chain(settings))
+    server = app.build_server(app.interceptors())
     app.start_background()
     await server.serve()
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
+from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
+from meshcore.service_token import ServiceTokenSigner
 from zoptal.analytics.v1 import analytics_pb2_grpc
+from zoptal.clients import AuthServiceClient
+from zoptal.clients.revocations import auth_revocation_feed
 
 from zoptal_analytics.buffer import EventBuffer
+from zoptal_analytics.peer_permissions import ANALYTICS_PERMISSIONS
 from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters, RedisRealTime
 from zoptal_analytics.records import EventRecord
 from zoptal_analytics.service import AnalyticsService
@@ -56,6 +63,23 @@ class AnalyticsApp:
             clock=clock,
         )
         self.service = AnalyticsService(self.database, self.buffer, self.realtime, clock=clock)
+        # Auth is this service's only peer: tokens revoked there are polled (ListRevocations)
+        # and refused here on every call.
+        self.clients = GrpcClientManager.from_settings(
+            settings,
+            service_token=ServiceTokenSigner(
+                settings.service_token_secret,
+                service_id="analytics",
+                service_name="Analytics Service",
+                permissions=ANALYTICS_PERMISSIONS,
+                clock=clock,
+            ),
+            clock=clock,
+        )
+        self.revocations = auth_revocation_feed(
+            AuthServiceClient(self.clients), settings, clock=clock
+        )
+        self._clock = clock
         self.registrations = [
             ServiceRegistration(
                 AnalyticsServicer(self.service),
@@ -65,7 +89,8 @@ class AnalyticsApp:
         ]
 
     def start_background(self) -> None:
-        """Start the buffer's flusher (call from the running event loop)."""
+        """Start polling revocations and the buffer's flusher (call from the running loop)."""
+        self.revocations.start()
         self.buffer.start()
 
     async def close(self) -> None:
@@ -74,9 +99,17 @@ class AnalyticsApp:
         Runs after the server stopped taking calls and in-flight calls finished, so nothing
         new arrives while the last batches are written.
         """
+        await self.revocations.stop()
         await self.buffer.close()
         await self.realtime.close()
+        await self.clients.close()
         await self.database.dispose()
+
+    def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens; ``overrides`` go to
+        ``build_server_chain`` (tests)."""
+        overrides.setdefault("revocations", self.revocations)
+        return build_server_chain(self.settings, clock=self._clock, **overrides)
 
     def build_server(
         self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None

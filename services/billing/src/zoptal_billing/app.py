@@ -11,10 +11,12 @@ from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
+from meshcore.revocation import RevocationFeed
 from meshcore.server import MeshServer, ServiceRegistration
 from meshcore.service_token import ServiceTokenSigner
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.clients import AuthServiceClient, NotificationServiceClient
+from zoptal.clients.revocations import auth_revocation_feed
 
 from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
@@ -47,6 +49,9 @@ class BillingApp:
         self.settings = settings
         self.database = Database(settings.database_url, application_name="zoptal-billing")
         self.clients: GrpcClientManager | None = None
+        # Tokens revoked through Auth, polled from ListRevocations (none when tests inject a
+        # sender: there is no Auth to poll then).
+        self.revocations: RevocationFeed | None = None
         if sender is None:
             self.clients = clients or GrpcClientManager.from_settings(
                 settings,
@@ -63,6 +68,9 @@ class BillingApp:
                 AuthServiceClient(self.clients),
                 NotificationServiceClient(self.clients),
                 timeout_ms=settings.peer_timeout_ms,
+            )
+            self.revocations = auth_revocation_feed(
+                AuthServiceClient(self.clients), settings, clock=clock
             )
         self.dispatcher = ThresholdNoticeDispatcher(
             self.database,
@@ -86,10 +94,13 @@ class BillingApp:
 
     def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
         """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
+        overrides.setdefault("revocations", self.revocations)
         return build_server_chain(self.settings, clock=self._clock, **overrides)
 
     def start_background(self) -> None:
-        """Start delivering threshold emails (call inside the running loop)."""
+        """Start polling revocations and delivering threshold emails (inside the running loop)."""
+        if self.revocations is not None:
+            self.revocations.start()
         if self._dispatch_task is None:
             self._dispatch_task = asyncio.get_running_loop().create_task(
                 self.dispatcher.run(), name="billing-threshold-notices"
@@ -97,6 +108,8 @@ class BillingApp:
 
     async def close(self) -> None:
         """Stop the dispatcher, close peer channels and the database (a shutdown hook)."""
+        if self.revocations is not None:
+            await self.revocations.stop()
         if self._dispatch_task is not None:
             self._dispatch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

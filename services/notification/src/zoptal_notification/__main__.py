@@ -29,12 +29,10 @@ def _migrations_dir() -> Path:
 
 
 async def _serve(settings: NotificationSettings) -> None:
-    from meshcore.interceptors.chain import build_server_chain
-
     from zoptal_notification.app import NotificationApp
 
     app = NotificationApp(settings)
-    server = app.build_server(build_server_chain(settings))
+    server = app.build_server(app.interceptors())
     app.start_background()
     await server.serve()
 

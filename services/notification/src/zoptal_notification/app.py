@@ -7,15 +7,22 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
+from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
+from meshcore.service_token import ServiceTokenSigner
+from zoptal.clients import AuthServiceClient
+from zoptal.clients.revocations import auth_revocation_feed
 from zoptal.notification.v1 import notification_pb2_grpc
 
 from zoptal_notification.celery_app import create_celery_app
 from zoptal_notification.dispatch import CeleryDispatcher, OutboxRelay
+from zoptal_notification.peer_permissions import NOTIFICATION_PERMISSIONS
 from zoptal_notification.service import NotificationService
 from zoptal_notification.servicer import NotificationServicer
 from zoptal_notification.settings import NotificationSettings
@@ -50,6 +57,23 @@ class NotificationApp:
             interval=settings.outbox_relay_interval_seconds,
             clock=clock,
         )
+        # Auth is this service's only peer: tokens revoked there are polled (ListRevocations)
+        # and refused here on every call.
+        self.clients = GrpcClientManager.from_settings(
+            settings,
+            service_token=ServiceTokenSigner(
+                settings.service_token_secret,
+                service_id="notification",
+                service_name="Notification Service",
+                permissions=NOTIFICATION_PERMISSIONS,
+                clock=clock,
+            ),
+            clock=clock,
+        )
+        self.revocations = auth_revocation_feed(
+            AuthServiceClient(self.clients), settings, clock=clock
+        )
+        self._clock = clock
         self.registrations = [
             ServiceRegistration(
                 NotificationServicer(self.service),
@@ -60,12 +84,14 @@ class NotificationApp:
         self._relay_task: asyncio.Task[None] | None = None
 
     def start_background(self) -> None:
-        """Start the outbox relay (call from the running event loop)."""
+        """Start polling revocations and the outbox relay (call from the running event loop)."""
+        self.revocations.start()
         if self._relay_task is None:
             self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
 
     async def close(self) -> None:
-        """Stop the relay, then release the publisher and the database pool."""
+        """Stop the relay and the revocation poll, then release the publisher, peers and pool."""
+        await self.revocations.stop()
         if self._relay_task is not None:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -73,7 +99,14 @@ class NotificationApp:
             self._relay_task = None
         await asyncio.to_thread(self.dispatcher.close)
         await asyncio.to_thread(self.celery.close)
+        await self.clients.close()
         await self.database.dispose()
+
+    def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens; ``overrides`` go to
+        ``build_server_chain`` (tests)."""
+        overrides.setdefault("revocations", self.revocations)
+        return build_server_chain(self.settings, clock=self._clock, **overrides)
 
     def build_server(
         self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None

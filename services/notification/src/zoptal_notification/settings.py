@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -13,6 +14,8 @@ __all__ = ["NotificationSettings"]
 @dataclass(frozen=True, kw_only=True)
 class NotificationSettings(ServiceSettings):
     service_name: ClassVar[str] = "notification"
+    peer_defaults: ClassVar[Mapping[str, str]] = {"auth": "127.0.0.1:4000"}
+    """Auth only: polled for revoked tokens (ListRevocations)."""
 
     grpc_port: int = 4004
     metrics_port: int = 9404

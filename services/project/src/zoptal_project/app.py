@@ -14,6 +14,7 @@ from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
 from meshcore.service_token import ServiceTokenSigner
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
+from zoptal.clients.revocations import auth_revocation_feed
 from zoptal.project.v1 import project_pb2_grpc
 
 from zoptal_project.gateways import GrpcAnalyticsGateway, GrpcBillingGateway, GrpcUserDirectory
@@ -83,6 +84,10 @@ class ProjectApp:
             clock=clock,
             on_usage_queued=self.outbox.wake,
         )
+        # Tokens revoked through Auth, polled from ListRevocations: asked on every call.
+        self.revocations = auth_revocation_feed(
+            AuthServiceClient(self.clients), settings, clock=clock
+        )
         self.registrations = [
             ServiceRegistration(
                 ProjectServicer(self.projects, self.members),
@@ -95,10 +100,12 @@ class ProjectApp:
 
     def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
         """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
+        overrides.setdefault("revocations", self.revocations)
         return build_server_chain(self.settings, clock=self._clock, **overrides)
 
     def start_background(self) -> None:
-        """Start delivering the usage outbox and sweeping abandoned creates."""
+        """Start polling revocations, delivering the usage outbox, sweeping abandoned creates."""
+        self.revocations.start()
         if self._outbox_task is None:
             self._outbox_task = asyncio.get_running_loop().create_task(
                 self.outbox.run(), name="project-usage-outbox"
@@ -106,6 +113,7 @@ class ProjectApp:
 
     async def close(self) -> None:
         """Stop background work, let analytics events finish, close peers and the database."""
+        await self.revocations.stop()
         if self._outbox_task is not None:
             self._outbox_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

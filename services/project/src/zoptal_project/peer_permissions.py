@@ -4,5 +4,12 @@ from __future__ import annotations
 
 __all__ = ["PROJECT_PERMISSIONS"]
 
-PROJECT_PERMISSIONS = ("analytics:write", "billing:read", "billing:write", "user:read")
-"""What Project does to its peers: meter usage, track events, check that members exist."""
+PROJECT_PERMISSIONS = (
+    "analytics:write",
+    "billing:read",
+    "billing:write",
+    "revocation:read",
+    "user:read",
+)
+"""What Project does to its peers: meter usage, track events, check that members exist, learn
+which tokens Auth revoked (ListRevocations)."""

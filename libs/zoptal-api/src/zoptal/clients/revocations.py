@@ -1,0 +1,60 @@
+"""A ``meshcore.revocation.RevocationFeed`` fed by ``AuthService.ListRevocations``.
+
+Every service but Auth builds one with its own ``GrpcClientManager`` (whose service token must
+hold ``REVOCATION_READ``), starts it with the server and hands it to ``build_server_chain``
+(``revocations=``), so a token revoked through Auth is refused everywhere within about
+``REVOCATION_SYNC_SECONDS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.revocation import RevocationFeed, RevocationPage, RevokedEntry
+
+from zoptal.clients.auth import AuthServiceClient
+
+__all__ = ["REVOCATION_READ", "auth_revocation_feed"]
+
+REVOCATION_READ = "revocation:read"
+"""The permission ListRevocations demands of the caller's service token."""
+
+FETCH_TIMEOUT_MS = 2_000.0
+
+
+def auth_revocation_feed(
+    auth: AuthServiceClient,
+    settings: Any,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    timeout_ms: float = FETCH_TIMEOUT_MS,
+) -> RevocationFeed:
+    """A feed polling ``auth`` every ``settings.revocation_sync_seconds`` (not yet started).
+
+    ``settings`` is a ``meshcore.settings.ServiceSettings``: its ``REVOCATION_*`` values give
+    the interval, the staleness limit and the fail mode.
+    """
+
+    async def fetch(cursor: str) -> RevocationPage:
+        reply = await auth.list_revocations(cursor, timeout_ms=timeout_ms)
+        return RevocationPage(
+            [
+                RevokedEntry(
+                    token_id=entry.token_id or None,
+                    session_id=entry.session_id or None,
+                    expires_at=entry.expires_at.seconds + entry.expires_at.nanos / 1e9,
+                )
+                for entry in reply.revocations
+            ],
+            reply.next_cursor,
+            reply.has_more,
+        )
+
+    return RevocationFeed(
+        fetch,
+        interval=settings.revocation_sync_seconds,
+        max_staleness=settings.revocation_max_staleness_seconds,
+        fail_mode=settings.revocation_fail_mode,
+        clock=clock,
+    )
