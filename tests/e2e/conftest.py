@@ -27,7 +27,7 @@ from tests.e2e.stores import (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
     data_dir = tmp_path_factory.mktemp("platform-data")
     try:
@@ -41,7 +41,7 @@ def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embe
     _assert_stopped_cleanly(platform, exit_code)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def postgres_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
     """A second ``make run`` beside the first, every service on PostgreSQL and Redis.
 
