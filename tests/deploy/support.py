@@ -195,6 +195,7 @@ def site_packages(venv: Path) -> Path:
 
 CLIENT_IMPORT = re.compile(r"from zoptal\.clients import (\([^)]*\)|[^\n]+)")
 CLIENT_CALL = re.compile(r"\.([a-z_]+)\(")
+REVOCATION_FEED = "auth_revocation_feed("
 
 
 def snake_case(rpc: str) -> str:
@@ -220,4 +221,6 @@ def calls_in_code() -> set[tuple[str, str, str]]:
             calls |= {
                 (caller, callee, rpc) for rpc in proto_rpcs(callee) if snake_case(rpc) in called
             }
+        if REVOCATION_FEED in text:  # zoptal.clients.revocations polls Auth for the service
+            calls.add((caller, "auth", "ListRevocations"))
     return calls

@@ -30,8 +30,9 @@ PROMETHEUS = "cluster.local/ns/istio-system/sa/prometheus"
 EXTERNAL_PRINCIPALS = {INGRESS, PROMETHEUS}
 
 # Who calls whom inside the mesh (DESIGN.md §3, docs/architecture.md): every call the services'
-# code makes (test_call_graph_covers_the_calls_in_the_code), plus token checks against Auth.
-TOKEN_CHECKS = {"ValidateToken", "GetJwks"}
+# code makes (test_call_graph_covers_the_calls_in_the_code), plus token checks against Auth
+# (verifying keys, and polling revocations through zoptal.clients.revocations).
+TOKEN_CHECKS = {"ValidateToken", "GetJwks", "ListRevocations"}
 CALL_GRAPH: dict[tuple[str, str], set[str]] = {
     ("project", "billing"): {"CheckSubscriptionLimits", "RecordUsage"},
     ("project", "analytics"): {"TrackEvent"},
@@ -43,7 +44,7 @@ CALL_GRAPH: dict[tuple[str, str], set[str]] = {
 }
 
 # Internal-only RPCs: the ingress gateway may call every other RPC of the protos.
-INTERNAL_ONLY = {("billing", "RecordUsage")} | {
+INTERNAL_ONLY = {("billing", "RecordUsage"), ("auth", "ListRevocations")} | {
     ("notification", rpc) for rpc in ("SendEmail", "SendSMS", "SendPushNotification")
 }
 # TCP dependencies: (caller ServiceAccount, callee app, port).

@@ -14,7 +14,6 @@ from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
 from meshcore.service_token import ServiceTokenSigner
 from zoptal.analytics.v1 import analytics_pb2_grpc
-from zoptal.clients import AuthServiceClient
 from zoptal.clients.revocations import auth_revocation_feed
 
 from zoptal_analytics.buffer import EventBuffer
@@ -76,9 +75,7 @@ class AnalyticsApp:
             ),
             clock=clock,
         )
-        self.revocations = auth_revocation_feed(
-            AuthServiceClient(self.clients), settings, clock=clock
-        )
+        self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
         self._clock = clock
         self.registrations = [
             ServiceRegistration(

@@ -69,9 +69,7 @@ class BillingApp:
                 NotificationServiceClient(self.clients),
                 timeout_ms=settings.peer_timeout_ms,
             )
-            self.revocations = auth_revocation_feed(
-                AuthServiceClient(self.clients), settings, clock=clock
-            )
+            self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
         self.dispatcher = ThresholdNoticeDispatcher(
             self.database,
             sender,

@@ -16,7 +16,6 @@ from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
 from meshcore.service_token import ServiceTokenSigner
-from zoptal.clients import AuthServiceClient
 from zoptal.clients.revocations import auth_revocation_feed
 from zoptal.notification.v1 import notification_pb2_grpc
 
@@ -70,9 +69,7 @@ class NotificationApp:
             ),
             clock=clock,
         )
-        self.revocations = auth_revocation_feed(
-            AuthServiceClient(self.clients), settings, clock=clock
-        )
+        self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
         self._clock = clock
         self.registrations = [
             ServiceRegistration(

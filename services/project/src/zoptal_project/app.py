@@ -85,9 +85,7 @@ class ProjectApp:
             on_usage_queued=self.outbox.wake,
         )
         # Tokens revoked through Auth, polled from ListRevocations: asked on every call.
-        self.revocations = auth_revocation_feed(
-            AuthServiceClient(self.clients), settings, clock=clock
-        )
+        self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
         self.registrations = [
             ServiceRegistration(
                 ProjectServicer(self.projects, self.members),

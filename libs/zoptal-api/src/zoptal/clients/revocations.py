@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.revocation import RevocationFeed, RevocationPage, RevokedEntry
 
@@ -24,17 +25,20 @@ FETCH_TIMEOUT_MS = 2_000.0
 
 
 def auth_revocation_feed(
-    auth: AuthServiceClient,
+    clients: GrpcClientManager,
     settings: Any,
     *,
     clock: Clock = SYSTEM_CLOCK,
     timeout_ms: float = FETCH_TIMEOUT_MS,
 ) -> RevocationFeed:
-    """A feed polling ``auth`` every ``settings.revocation_sync_seconds`` (not yet started).
+    """A feed polling Auth through ``clients`` every ``settings.revocation_sync_seconds``
+    (not yet started; ``clients`` must carry a service token with ``REVOCATION_READ``).
 
     ``settings`` is a ``meshcore.settings.ServiceSettings``: its ``REVOCATION_*`` values give
     the interval, the staleness limit and the fail mode.
     """
+
+    auth = AuthServiceClient(clients)
 
     async def fetch(cursor: str) -> RevocationPage:
         reply = await auth.list_revocations(cursor, timeout_ms=timeout_ms)
