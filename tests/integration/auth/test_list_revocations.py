@@ -119,3 +119,25 @@ async def test_pages_follow_has_more_and_a_later_scan_repeats_only_the_overlap(
             break
     assert seen == revoked
     assert pages >= 3
+
+
+async def test_an_admin_can_create_a_service_account_that_lists_revocations(
+    auth: AuthUnderTest,
+) -> None:
+    """revocation:read is in the catalogue: client credentials can carry it (ES256 token)."""
+    created = await auth.stub.CreateServiceAccount(
+        auth_pb2.CreateServiceAccountRequest(
+            name="revocation-reader", permissions=["revocation:read"]
+        ),
+        metadata=auth.bearer(auth.admin_token),
+    )
+    issued = await auth.stub.IssueServiceToken(
+        auth_pb2.IssueServiceTokenRequest(
+            client_id=created.service_account.client_id, client_secret=created.client_secret
+        )
+    )
+    reply = await auth.stub.ListRevocations(
+        auth_pb2.ListRevocationsRequest(),
+        metadata=(("x-service-token", issued.access_token),),
+    )
+    assert reply.next_cursor
