@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from meshcore.context import Principal
 from meshcore.db import Database
 from meshcore.errors import Unavailable
+from meshcore.revocation import RevocationListNotReady
 from meshcore.testing import FakeClock
-from zoptal_auth.revocation import ACCESS_TOKEN, REFRESH_FAMILY, RevocationList
+from zoptal_auth.revocation import (
+    ACCESS_TOKEN,
+    REFRESH_FAMILY,
+    RevocationList,
+    RevocationListCheck,
+)
 
 
 async def test_without_any_view_an_unreachable_database_is_unavailable():
@@ -31,3 +38,15 @@ async def test_local_revocations_apply_at_once_and_lapse_with_their_tokens(app, 
     assert not await revocations.is_revoked(token_id="j2", session_id="f2")
     clock.advance(61)
     assert not await revocations.is_revoked(token_id="j1", session_id=None)
+
+
+async def test_the_interceptor_check_waits_for_a_first_poll_then_answers_locally(app, clock):
+    """RevocationListCheck: not ready before any poll; after one, jti and sid answer at once."""
+    check = RevocationListCheck(app.revocations)
+    principal = Principal("u1", "user", claims={"jti": "j9", "sid": "f9"})
+    app.revocations.remember(REFRESH_FAMILY, "f9", clock.time() + 600)
+    with pytest.raises(RevocationListNotReady) as not_ready:
+        check.is_revoked(principal)
+    await not_ready.value.wait_ready()
+    assert check.is_revoked(principal)
+    assert not check.is_revoked(Principal("u2", "user", claims={"jti": "j8", "sid": "f8"}))
