@@ -119,7 +119,12 @@ async def test_sigterm_under_load_drains_in_flight_calls_after_going_not_serving
     # No client retries: a failed in-flight call must show, not be hidden by a resend.
     async with open_clients(healthy_cluster, retry=RetryPolicy(max_retries=0)) as plain:
         call = _call_for(label, plain, user)
-        await call()  # warm: channels connected, caches filled
+        # Warm up: channels connected, caches filled, and every pooled Redis connection of the
+        # rate limiter used once, so one left stale by the Redis test's restart (a known bug,
+        # pinned in test_redis_outage.py) fails here and not under measurement.
+        for _ in range(2):
+            await asyncio.gather(*(call() for _ in range(CONCURRENCY)), return_exceptions=True)
+        await call()
         seen: list[tuple[float, int]] = []
         watcher = asyncio.ensure_future(_watch_health(target.address, seen))
         load = Load()
