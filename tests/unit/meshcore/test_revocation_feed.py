@@ -50,7 +50,6 @@ async def test_revoked_token_and_session_ids_are_known_after_a_sync() -> None:
     assert feed.is_revoked(_token(jti="jti-1"))
     assert feed.is_revoked(_token(jti="fresh", sid="sid-1"))
     assert not feed.is_revoked(_token(jti="fresh", sid="sid-2"))
-    assert not feed.is_revoked(_token())
 
 
 async def test_a_sync_follows_pages_and_resumes_from_its_cursor() -> None:
@@ -180,3 +179,12 @@ async def test_before_the_first_sync_the_error_says_how_to_wait_for_it() -> None
     assert not waiter.done()
     await feed.sync()
     await asyncio.wait_for(waiter, 1.0)
+
+
+async def test_tokens_no_revocation_could_name_need_no_view() -> None:
+    """Without jti or sid (the seed's service tokens) the answer is False even when unsynced."""
+    clock, issuer = FakeClock(), FakeIssuer()
+    feed = _feed(issuer, clock)
+    assert not feed.is_revoked(_token())
+    with pytest.raises(Unavailable):
+        feed.is_revoked(_token(jti="x"))

@@ -166,6 +166,8 @@ class RevocationListCheck:
     def is_revoked(self, principal: Principal) -> bool:
         token_id = principal.claims.get("jti")
         session_id = principal.claims.get("sid")
+        if token_id is None and session_id is None:
+            return False  # nothing could name this token in a revocation
         return self._revocations.is_revoked_now(
             token_id=token_id if isinstance(token_id, str) else None,
             session_id=session_id if isinstance(session_id, str) else None,
