@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -17,6 +18,15 @@ from tests.integration.notification.conftest import SmtpSink
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(150)]
 
 DEADLINE_MS = 3_000
+
+
+@pytest.fixture(autouse=True)
+def auth_restarted_afterwards(healthy_cluster: Cluster) -> Iterator[None]:
+    """Restart Auth after each test here: its rate limiter keeps connections made before the
+    Redis restart, each failing once (the bug pinned below), and Auth fails closed, so later
+    tests would see stray UNAVAILABLE Logins."""
+    yield
+    healthy_cluster["auth"].restart()
 
 
 async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
