@@ -24,7 +24,7 @@ from tests.fuzz.platform import PASSWORD
 from tests.fuzz.targets import CASES, Victim
 
 RPCS = {str(rpc): rpc for rpc in ALL_RPCS}
-SERVICE_ONLY = {"billing.RecordUsage"}
+SERVICE_ONLY = {"billing.RecordUsage", "auth.ListRevocations"}
 # Valid requests for the RPCs that do not aim at a user's things (see targets.CASES for the rest).
 OTHERS: dict[str, Any] = {
     "auth.ValidateToken": lambda v: auth.ValidateTokenRequest(token=v.spare_token),
@@ -39,6 +39,7 @@ OTHERS: dict[str, Any] = {
     "auth.IssueServiceToken": lambda v: auth.IssueServiceTokenRequest(
         client_id="sa_probe", client_secret="secret", permissions=["user:read"]
     ),
+    "auth.ListRevocations": lambda v: auth.ListRevocationsRequest(cursor="0.0.0"),
 }
 ALL_CASES = {**CASES, **OTHERS}
 

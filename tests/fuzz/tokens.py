@@ -44,6 +44,7 @@ ALL_SERVICE_PERMISSIONS = (
     "notification:read",
     "analytics:write",
     "analytics:read",
+    "revocation:read",
 )
 
 
