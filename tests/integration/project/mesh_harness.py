@@ -25,14 +25,12 @@ from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.notification.v1 import notification_pb2_grpc
 from zoptal.project.v1 import project_pb2_grpc
-from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS
-from zoptal_auth.app import build_app as build_auth
+from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
 from zoptal_auth.settings import AuthSettings
 from zoptal_billing.app import BillingApp
 from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.settings import BillingSettings
-from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS
-from zoptal_notification.app import NotificationApp
+from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, NotificationApp
 from zoptal_notification.settings import NotificationSettings
 from zoptal_project.app import ProjectApp
 from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
