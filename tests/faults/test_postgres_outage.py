@@ -185,17 +185,6 @@ async def test_creates_across_a_database_outage_are_never_lost_or_counted_twice(
         assert ledger.totals.get(user.user_id, 0) == len(ledger.active_projects[user.user_id])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: Project leaves a create cut by a database outage in state 'creating' for "
-        "STALE_CREATE_SECONDS (300 s by default) although its process is alive; meanwhile a "
-        "resend with the same request_id answers ABORTED 'still in progress' "
-        "(zoptal_project.service: _discard_creating gives up when the database is away, the "
-        "activation failure path does not discard at all, _replay reports abandoned rows as "
-        "in progress)"
-    ),
-)
 async def test_creates_resent_after_a_database_blip_succeed_soon_with_default_settings(
     clients: Clients, healthy_cluster: Cluster
 ) -> None:

@@ -61,16 +61,12 @@ async def test_billing_down_keeps_rows_and_backs_off(
     assert await queued(project_db) == 0
 
 
-async def test_sweeper_compensates_a_create_abandoned_mid_way(
-    project_db: Database, billing: FakeBilling, clock: FakeClock
-) -> None:
-    """A row left 'creating' by a crash is deleted and its possible usage cancelled."""
-    outbox = UsageOutboxDispatcher(project_db, billing, clock=clock, stale_after=300)
+async def add_creating_project(database: Database, clock: FakeClock, project_id: str) -> None:
     created = now(clock)
-    async with project_db.session() as session:
+    async with database.session() as session:
         await ProjectRepository(session).add_project(
             {
-                "id": "p-crashed",
+                "id": project_id,
                 "owner_id": "ada",
                 "name": "Crashed",
                 "name_key": "crashed",
@@ -83,7 +79,7 @@ async def test_sweeper_compensates_a_create_abandoned_mid_way(
                 "updated_at": created,
             },
             {
-                "project_id": "p-crashed",
+                "project_id": project_id,
                 "user_id": "ada",
                 "role": "owner",
                 "state": "active",
@@ -92,11 +88,35 @@ async def test_sweeper_compensates_a_create_abandoned_mid_way(
                 "updated_at": created,
             },
         )
+
+
+async def test_sweeper_compensates_a_create_abandoned_mid_way(
+    project_db: Database, billing: FakeBilling, clock: FakeClock
+) -> None:
+    """A row left 'creating' by a crash is deleted and its possible usage cancelled."""
+    outbox = UsageOutboxDispatcher(project_db, billing, clock=clock, stale_after=300)
+    await add_creating_project(project_db, clock, "p-crashed")
     # Billing did count it before the crash.
     await billing.record_usage("ada", BilledMetric.PROJECTS, 1, idempotency_key="p-crashed")
     assert await outbox.sweep_stale() == 0  # too young: the create may still be running
     clock.advance(301)
     assert await outbox.sweep_stale() == 1
+    assert await outbox.deliver_due() == 2
+    assert billing.used("ada", BilledMetric.PROJECTS) == 0
+    async with project_db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(ProjectRow)) == 0
+
+
+async def test_a_create_abandoned_while_the_database_was_away_goes_on_the_next_pass(
+    project_db: Database, billing: FakeBilling, clock: FakeClock
+) -> None:
+    """A create this process gave up on is discarded and compensated at once, not in 300 s."""
+    outbox = UsageOutboxDispatcher(project_db, billing, clock=clock, stale_after=300)
+    await add_creating_project(project_db, clock, "p-cut")
+    await billing.record_usage("ada", BilledMetric.PROJECTS, 1, idempotency_key="p-cut")
+    outbox.abandon("p-cut", "ada")
+    assert await outbox.discard_abandoned() == 1
+    assert await outbox.discard_abandoned() == 0  # forgotten once handled
     assert await outbox.deliver_due() == 2
     assert billing.used("ada", BilledMetric.PROJECTS) == 0
     async with project_db.session() as session:

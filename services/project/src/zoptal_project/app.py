@@ -76,6 +76,7 @@ class ProjectApp:
             ),
             clock=clock,
             on_usage_queued=self.outbox.wake,
+            on_create_abandoned=self.outbox.abandon,
         )
         self.members = MembershipService(
             self.database,

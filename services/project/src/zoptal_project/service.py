@@ -72,12 +72,14 @@ class ProjectService:
         *,
         clock: Clock = SYSTEM_CLOCK,
         on_usage_queued: Callable[[], None] | None = None,
+        on_create_abandoned: Callable[[str, str], None] | None = None,
     ) -> None:
         self._db = database
         self._billing = billing
         self._analytics = analytics
         self._clock = clock
         self._on_usage_queued = on_usage_queued
+        self._on_create_abandoned = on_create_abandoned
         self._background: set[asyncio.Task[None]] = set()
 
     # -- create ---------------------------------------------------------------------------------
@@ -133,6 +135,23 @@ class ProjectService:
         except sqlalchemy.exc.IntegrityError:
             return await self._on_insert_conflict(owner, request_id, name)
         await self._charge_project(owner, project_id)
+        try:
+            project = await self._activate(owner, project_id, now)
+        except Unavailable:
+            # Charged but not activated (the database went away): undo it, now or once the
+            # database is back, so a retry of this request is not stuck behind a stale row.
+            await self._discard_creating(project_id, owner, compensate=True)
+            raise
+        self._usage_queued()
+        self._track(
+            "project.created",
+            owner,
+            {"project_id": project_id},
+            event_id=f"project.created:{project_id}",
+        )
+        return project
+
+    async def _activate(self, owner: str, project_id: str, now: datetime) -> Project:
         async with self._db.session() as session:
             repository = ProjectRepository(session)
             if not await repository.activate_project(project_id, utc_now(self._clock)):
@@ -153,15 +172,7 @@ class ProjectService:
             )
             row = await repository.project(project_id)
             assert row is not None
-            project = Project.of(row)
-        self._usage_queued()
-        self._track(
-            "project.created",
-            owner,
-            {"project_id": project_id},
-            event_id=f"project.created:{project_id}",
-        )
-        return project
+            return Project.of(row)
 
     async def _charge_project(self, owner: str, project_id: str) -> None:
         """RecordUsage for the new project; on failure leave nothing visible behind."""
@@ -199,9 +210,13 @@ class ProjectService:
                         compensation(now, owner, BilledMetric.PROJECTS, 1, project_id)
                     )
         except Exception:
-            # The database is away too: the row stays ``creating`` (invisible) and the
-            # sweeper deletes and compensates it later.
-            logger.warning("could not discard project %s now; the sweeper will", project_id)
+            # The database is away too: the row stays ``creating`` (invisible) until the outbox
+            # discards it once the database answers (or, should this process die, the sweeper).
+            logger.warning(
+                "could not discard project %s now; retrying when the database is back", project_id
+            )
+            if self._on_create_abandoned is not None:
+                self._on_create_abandoned(project_id, owner)
             return
         if compensate:
             self._usage_queued()

@@ -96,6 +96,9 @@ class UsageOutboxDispatcher:
         self._max_backoff = max_backoff
         self._stale_after = timedelta(seconds=stale_after)
         self._wakeup = asyncio.Event()
+        # Creates this process gave up on while the database was away: discarded as soon as it
+        # answers again, instead of waiting ``stale_after`` for the sweeper to find them.
+        self._abandoned: dict[str, str] = {}
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (called after rows are committed)."""
@@ -146,6 +149,32 @@ class UsageOutboxDispatcher:
             delivered += 1
         return delivered
 
+    def abandon(self, project_id: str, owner_id: str) -> None:
+        """Discard (and compensate) this ``creating`` project on the next pass."""
+        self._abandoned[project_id] = owner_id
+        self.wake()
+
+    async def discard_abandoned(self) -> int:
+        """Delete and compensate the creates this process abandoned; how many it removed."""
+        removed = 0
+        for project_id, owner_id in list(self._abandoned.items()):
+            if await self._discard_creating(project_id, owner_id, utc_now(self._clock)):
+                removed += 1
+            # Gone either way: deleted now, or it completed (``active``) after all.
+            del self._abandoned[project_id]
+        return removed
+
+    async def _discard_creating(self, project_id: str, owner_id: str, now: datetime) -> bool:
+        async with self._db.session() as session:
+            repository = ProjectRepository(session)
+            if not await repository.delete_project(project_id, state=CREATING):
+                return False
+            # Billing may or may not have counted it: the compensation nets to zero either way.
+            await repository.enqueue_usage(
+                compensation(now, owner_id, BilledMetric.PROJECTS, 1, project_id)
+            )
+            return True
+
     async def sweep_stale(self) -> int:
         """Delete and compensate creates and member adds abandoned mid-way; how many."""
         now = utc_now(self._clock)
@@ -156,13 +185,8 @@ class UsageOutboxDispatcher:
             projects = await repository.stale_creations(before, self._batch_size)
             members = await repository.stale_pending_members(before, self._batch_size)
         for project in projects:
-            async with self._db.session() as session:
-                repository = ProjectRepository(session)
-                if await repository.delete_project(project.id, state=CREATING):
-                    await repository.enqueue_usage(
-                        compensation(now, project.owner_id, BilledMetric.PROJECTS, 1, project.id)
-                    )
-                    swept += 1
+            if await self._discard_creating(project.id, project.owner_id, now):
+                swept += 1
         for member in members:
             async with self._db.session() as session:
                 repository = ProjectRepository(session)
@@ -191,6 +215,8 @@ class UsageOutboxDispatcher:
         next_sweep = self._clock.monotonic()
         while True:
             try:
+                if self._abandoned:
+                    await self.discard_abandoned()
                 if self._clock.monotonic() >= next_sweep:
                     await self.sweep_stale()
                     next_sweep = self._clock.monotonic() + sweep_every
