@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -18,15 +17,6 @@ from tests.integration.notification.conftest import SmtpSink
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(150)]
 
 DEADLINE_MS = 3_000
-
-
-@pytest.fixture(autouse=True)
-def auth_restarted_afterwards(healthy_cluster: Cluster) -> Iterator[None]:
-    """Restart Auth after each test here: its rate limiter keeps connections made before the
-    Redis restart, each failing once (the bug pinned below), and Auth fails closed, so later
-    tests would see stray UNAVAILABLE Logins."""
-    yield
-    healthy_cluster["auth"].restart()
 
 
 async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
@@ -113,16 +103,6 @@ async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
     assert service_pids(healthy_cluster) == pids  # nothing crashed, nothing was restarted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: after Redis restarts, the first command on each pooled connection of "
-        "meshcore.interceptors.limiters.redis.RedisRateLimiter fails with ConnectionError "
-        "'Connection closed by server.' (RedisRateLimiter.from_url builds redis.asyncio.Redis "
-        "without retry= and with health_check_interval=30), so Auth (fail closed) refuses a "
-        "Login with UNAVAILABLE 'rate limiter unavailable' although Redis is up again"
-    ),
-)
 async def test_the_first_login_after_redis_returns_is_admitted(
     clients: Clients, healthy_cluster: Cluster
 ) -> None:

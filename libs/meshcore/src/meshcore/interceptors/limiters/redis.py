@@ -92,10 +92,19 @@ class RedisRateLimiter:
         return cls(client, window_ms, max_requests, **kwargs)
 
     async def hit(self, key: str) -> Decision:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         now = "" if self._clock is None else str(int(self._clock.time() * 1000))
-        allowed, remaining, retry_ms = await self._script(
-            keys=[self._prefix + key], args=[self._window_ms, self._limit, now]
-        )
+        keys, args = [self._prefix + key], [self._window_ms, self._limit, now]
+        try:
+            allowed, remaining, retry_ms = await self._script(keys=keys, args=args)
+        except RedisConnectionError:
+            # After Redis restarts, every pooled connection is dead and the first command on
+            # each fails. Drop the idle ones and try once more on a fresh connection: that tells
+            # a restart from an outage (which fails again at once). A hit counted twice is
+            # harmless for a limiter.
+            await self._redis.connection_pool.disconnect(inuse_connections=False)
+            allowed, remaining, retry_ms = await self._script(keys=keys, args=args)
         return Decision(bool(allowed), int(remaining), int(retry_ms) / 1000.0)
 
     async def close(self) -> None:
