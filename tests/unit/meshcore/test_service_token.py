@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jwt
 from meshcore.service_token import ServiceTokenSigner
-from meshcore.settings import Secret
+from meshcore.settings import Secret, ServiceSettings
 from meshcore.testing import FakeClock
 
 SECRET = "a-test-service-token-secret-of-32-chars"
@@ -46,3 +46,13 @@ def test_token_is_reused_until_most_of_its_lifetime_has_passed() -> None:
     assert renewed != first
     claims = jwt.decode(renewed, SECRET, algorithms=["HS256"], options={"verify_exp": False})
     assert claims["iat"] == int(clock.time())
+
+
+def test_a_service_signs_with_its_own_name_and_secret() -> None:
+    """for_service takes serviceId and the secret from the service's settings."""
+    settings = ServiceSettings(service_token_secret=Secret(SECRET))
+    signer = ServiceTokenSigner.for_service(settings, "Some Service", ["user:read"])
+    claims = jwt.decode(signer(), SECRET, algorithms=["HS256"])
+    assert claims["serviceId"] == settings.service_name
+    assert claims["serviceName"] == "Some Service"
+    assert claims["permissions"] == ["user:read"]

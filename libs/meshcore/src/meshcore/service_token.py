@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import jwt
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.settings import Secret
+from meshcore.settings import Secret, ServiceSettings
 
 __all__ = ["ServiceTokenSigner"]
 
@@ -37,6 +37,25 @@ class ServiceTokenSigner:
         self._clock = clock
         self._token: str | None = None
         self._renew_at = 0.0
+
+    @classmethod
+    def for_service(
+        cls,
+        settings: ServiceSettings,
+        display_name: str,
+        permissions: Iterable[str],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> ServiceTokenSigner:
+        """The signer a service uses for its own calls: its name as ``serviceId``, the secret
+        from its settings, and only the ``permissions`` it needs from its peers."""
+        return cls(
+            settings.service_token_secret,
+            service_id=settings.service_name,
+            service_name=display_name,
+            permissions=permissions,
+            clock=clock,
+        )
 
     def __call__(self) -> str:
         """The current token (a ``TokenProvider`` for meshcore's client interceptors)."""

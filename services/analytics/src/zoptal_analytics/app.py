@@ -66,12 +66,8 @@ class AnalyticsApp:
         # and refused here on every call.
         self.clients = GrpcClientManager.from_settings(
             settings,
-            service_token=ServiceTokenSigner(
-                settings.service_token_secret,
-                service_id="analytics",
-                service_name="Analytics Service",
-                permissions=ANALYTICS_PERMISSIONS,
-                clock=clock,
+            service_token=ServiceTokenSigner.for_service(
+                settings, "Analytics Service", ANALYTICS_PERMISSIONS, clock=clock
             ),
             clock=clock,
         )

@@ -55,12 +55,8 @@ class BillingApp:
         if sender is None:
             self.clients = clients or GrpcClientManager.from_settings(
                 settings,
-                service_token=ServiceTokenSigner(
-                    settings.service_token_secret,
-                    service_id="billing",
-                    service_name="Billing Service",
-                    permissions=BILLING_PERMISSIONS,
-                    clock=clock,
+                service_token=ServiceTokenSigner.for_service(
+                    settings, "Billing Service", BILLING_PERMISSIONS, clock=clock
                 ),
                 clock=clock,
             )

@@ -60,12 +60,8 @@ class NotificationApp:
         # and refused here on every call.
         self.clients = GrpcClientManager.from_settings(
             settings,
-            service_token=ServiceTokenSigner(
-                settings.service_token_secret,
-                service_id="notification",
-                service_name="Notification Service",
-                permissions=NOTIFICATION_PERMISSIONS,
-                clock=clock,
+            service_token=ServiceTokenSigner.for_service(
+                settings, "Notification Service", NOTIFICATION_PERMISSIONS, clock=clock
             ),
             clock=clock,
         )

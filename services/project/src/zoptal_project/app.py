@@ -49,12 +49,8 @@ class ProjectApp:
         self.database = Database(settings.database_url, application_name="zoptal-project")
         self.clients = clients or GrpcClientManager.from_settings(
             settings,
-            service_token=ServiceTokenSigner(
-                settings.service_token_secret,
-                service_id="project",
-                service_name="Project Service",
-                permissions=PROJECT_PERMISSIONS,
-                clock=clock,
+            service_token=ServiceTokenSigner.for_service(
+                settings, "Project Service", PROJECT_PERMISSIONS, clock=clock
             ),
             clock=clock,
         )
