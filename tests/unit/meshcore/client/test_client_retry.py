@@ -16,6 +16,7 @@ from meshcore.resilience import (
     pushback_seconds,
     retry_with_backoff,
 )
+from meshcore.resilience.retry import MIN_RETRY_SECONDS
 from meshcore.resilience.status import DO_NOT_RETRY
 from meshcore.testing import FakeClock
 
@@ -156,6 +157,17 @@ async def test_no_retry_waits_past_the_deadline(clock: FakeClock) -> None:
     failure = Unavailable("down", retry_after=5.0)
     fn = flaky([failure])
     deadline = clock.monotonic() + 2.0
+    with pytest.raises(Unavailable):
+        await drive(clock, retry_with_backoff(fn, 3, 10, deadline=deadline, clock=clock))
+    assert fn.calls["n"] == 1
+
+
+async def test_no_retry_starts_with_almost_no_time_left(clock: FakeClock) -> None:
+    """A retry that would have under MIN_RETRY_SECONDS left is not made: the callee's error
+    comes back, not a DEADLINE_EXCEEDED of the client's own making."""
+    failure = Unavailable("down", retry_after=0.01)
+    fn = flaky([failure])
+    deadline = clock.monotonic() + 0.01 + MIN_RETRY_SECONDS / 2
     with pytest.raises(Unavailable):
         await drive(clock, retry_with_backoff(fn, 3, 10, deadline=deadline, clock=clock))
     assert fn.calls["n"] == 1

@@ -35,6 +35,9 @@ from meshcore.resilience.status import (
     status_code_of,
 )
 
+MIN_RETRY_SECONDS = 0.05
+"""A retry is started only if at least this much of the deadline would be left for it."""
+
 __all__ = [
     "RetryPolicy",
     "backoff_delay",
@@ -157,7 +160,9 @@ async def retry_after_failure(
             # A breaker's retry_after is its recovery time, not a server's request: other
             # replicas may be fine, so back off as usual.
             wait = backoff_delay(attempt, base, cap, chooser)
-        if deadline is not None and clock.monotonic() + wait >= deadline:
+        if deadline is not None and clock.monotonic() + wait + MIN_RETRY_SECONDS >= deadline:
+            # Too little time would be left for the retry to succeed: answer with the error
+            # the callee really gave, not a DEADLINE_EXCEEDED of our own making.
             raise error
         if budget is not None and not budget.try_spend():
             raise error
