@@ -108,6 +108,11 @@ STREAM_CALLS = 80
 STREAM_CONCURRENCY = 8
 STOP_AFTER = 20
 RESEND_FOR_SECONDS = 60.0
+RECOVERY_BOUND = 45.0
+"""Seconds after PostgreSQL returns within which every resent create must succeed: the caller's
+own circuit breaker for Project may have opened during the outage and holds calls for its 30 s
+recovery time before probing again."""
+
 RESENDABLE = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.ABORTED,
@@ -190,7 +195,7 @@ async def test_creates_resent_after_a_database_blip_succeed_soon_with_default_se
 ) -> None:
     """With Project's default STALE_CREATE_SECONDS, PostgreSQL stops for 3 s under 12
     concurrent creates, cutting some between their two commits; every create, resent with its
-    request_id, succeeds within 20 s of the database's return, as "succeed again without
+    request_id, succeeds soon after the database's return, as "succeed again without
     restarting any service" asks. (Skipped when the stop cut no create: timing decides.)"""
     project = healthy_cluster["project"]
     tuned = project.env.pop("STALE_CREATE_SECONDS")
@@ -214,7 +219,7 @@ async def test_creates_resent_after_a_database_blip_succeed_soon_with_default_se
                     )
                 except Exception as error:
                     code = rpc_code(error)
-                    late = recovered_at and time.monotonic() > recovered_at[0] + 20
+                    late = recovered_at and time.monotonic() > recovered_at[0] + RECOVERY_BOUND
                     if code in RESENDABLE and not late:
                         await asyncio.sleep(0.5)
                         continue
