@@ -9,13 +9,12 @@ that succeeded but whose answer was lost is deduplicated by Notification, not se
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from meshcore.background import PollWaiter, doubling_backoff
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 
@@ -112,21 +111,19 @@ class ThresholdNoticeDispatcher:
         self._sender = sender
         self._clock = clock
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._max_attempts = max_attempts
-        self._wakeup = asyncio.Event()
+        self._waiter = PollWaiter(poll_interval, clock=clock)
 
     def wake(self) -> None:
         """Dispatch now rather than at the next poll (called after a notice is committed)."""
-        self._wakeup.set()
+        self._waiter.wake()
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt (1, 2, 4, ... capped)."""
-        exponent = min(max(attempts - 1, 0), 30)
-        return float(min(self._initial_backoff * 2**exponent, self._max_backoff))
+        return doubling_backoff(attempts, self._initial_backoff, self._max_backoff)
 
     async def dispatch_due(self) -> DispatchResult:
         """One pass: try every notice due now (at most one batch)."""
@@ -155,19 +152,7 @@ class ThresholdNoticeDispatcher:
                 logger.warning("threshold notice dispatch failed: %s", exc)
                 result = DispatchResult()
             if result.attempted < self._batch_size:
-                await self._wait_for_work()
-
-    async def _wait_for_work(self) -> None:
-        sleeper = asyncio.ensure_future(self._clock.sleep(self._poll_interval))
-        waker = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self._wakeup.clear()
+                await self._waiter.wait()
 
     async def _lease_notice(self, notice_id: str, now: datetime) -> bool:
         async with self._db.session() as session:

@@ -16,12 +16,11 @@ Billing call and its commit): after ``stale_after`` seconds they are deleted and
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from meshcore.background import PollWaiter, doubling_backoff
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
@@ -91,22 +90,20 @@ class UsageOutboxDispatcher:
         self._billing = billing
         self._clock = clock
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._stale_after = timedelta(seconds=stale_after)
-        self._wakeup = asyncio.Event()
+        self._waiter = PollWaiter(poll_interval, clock=clock)
         # Creates this process gave up on while the database was away: discarded as soon as it
         # answers again, instead of waiting ``stale_after`` for the sweeper to find them.
         self._abandoned: dict[str, str] = {}
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (called after rows are committed)."""
-        self._wakeup.set()
+        self._waiter.wake()
 
     def backoff(self, attempts: int) -> float:
-        exponent = min(max(attempts - 1, 0), 30)
-        return float(min(self._initial_backoff * 2**exponent, self._max_backoff))
+        return doubling_backoff(attempts, self._initial_backoff, self._max_backoff)
 
     async def deliver_due(self) -> int:
         """Deliver queued calls in order until the queue is empty or one fails; how many went."""
@@ -223,19 +220,7 @@ class UsageOutboxDispatcher:
                 await self.deliver_due()
             except Exception as exc:  # the database may be down: keep the loop alive
                 logger.warning("usage outbox pass failed: %s", exc)
-            await self._wait_for_work()
-
-    async def _wait_for_work(self) -> None:
-        sleeper = asyncio.ensure_future(self._clock.sleep(self._poll_interval))
-        waker = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self._wakeup.clear()
+            await self._waiter.wait()
 
 
 def seat_key(project_id: str, seat_id: str) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import grpc.aio
+from opentelemetry import trace
 
 from meshcore.context import current_request_id, inbound_traceparent
 from meshcore.interceptors.base import call_metadata
@@ -48,14 +49,9 @@ CLIENT_ERROR_CODES = frozenset(
 
 def current_trace_id() -> str | None:
     """The trace id of the current span, else of the caller's ``traceparent``."""
-    try:
-        from opentelemetry import trace
-
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
-            return format(span_context.trace_id, "032x")
-    except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
-        pass
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        return format(span_context.trace_id, "032x")
     traceparent = inbound_traceparent()
     if traceparent and len(traceparent) >= 35:
         return traceparent[3:35]
