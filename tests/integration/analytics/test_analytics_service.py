@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 from zoptal_analytics.app import MIGRATIONS_DIR
 from zoptal_analytics.records import EventInput, EventRecord, validate_event
-from zoptal_analytics.repository import EventRepository
+from zoptal_analytics.writer import EventWriter
 
 from .conftest import CALLER, closed_port, make_settings, running_analytics
 
@@ -251,7 +252,8 @@ async def test_bad_input_is_invalid_argument_naming_the_event(postgres_url: str)
 
 
 async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) -> None:
-    """The unnest insert skips ids already stored and repeats inside one batch."""
+    """COPY stores a batch of new ids; a batch with a stored id or a repeat falls back to the
+    insert that skips them, and only the new events (each once) are reported."""
     await upgrade_database(postgres_url, MIGRATIONS_DIR)
     now = int(time.time() * 1000)
 
@@ -261,20 +263,26 @@ async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) 
             now_ms=now,
         )
 
+    def ids(events: Sequence[EventRecord]) -> list[str]:
+        return [stored.event_id for stored in events]
+
     database = Database(postgres_url)
-    repository = EventRepository()
+    writer = EventWriter(database)
     try:
+        first = await writer.insert_new([event("a"), event("b")])
+        second = await writer.insert_new([event("b"), event("c"), event("c")])
+        third = await writer.insert_new([event("d"), event("d")])
         async with database.connection() as connection:
-            first = await repository.insert_new(connection, [event("a"), event("b")])
-        async with database.connection() as connection:
-            second = await repository.insert_new(
-                connection,
-                [event("b"), event("c"), event("c")],
-            )
+            properties = (
+                await connection.execute(
+                    text("SELECT properties::text FROM events WHERE event_id = 'a'")
+                )
+            ).scalar_one()
     finally:
         await database.dispose()
-    assert (first, second) == ({"a", "b"}, {"c"})
-    assert await _direct_count(postgres_url) == 3
+    assert (ids(first), ids(second), ids(third)) == (["a", "b"], ["c"], ["d"])
+    assert json.loads(properties) == {"k": "v"}
+    assert await _direct_count(postgres_url) == 4
 
 
 async def test_a_page_view_with_a_relative_url_names_the_url_field(postgres_url: str) -> None:

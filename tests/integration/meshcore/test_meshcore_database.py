@@ -205,3 +205,42 @@ async def test_a_statement_over_the_timeout_is_cancelled_as_unavailable(postgres
     finally:
         await db.dispose()
     assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.postgres
+async def test_the_driver_connection_copies_rows_that_commit_on_their_own(
+    postgres_url: str,
+) -> None:
+    """asyncpg's own connection (COPY) comes from the pool with no transaction open."""
+    db = Database(postgres_url)
+    await db.create_all(Base.metadata)
+    try:
+        async with db.driver_connection() as driver:
+            await driver.copy_records_to_table(
+                "accounts", records=[(1, "a@x.io", 5), (2, "b@x.io", 7)]
+            )
+        async with db.session() as session:
+            total = (await session.execute(select(Account.balance))).scalars().all()
+        assert sorted(total) == [5, 7]
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_driver_connection_the_server_dropped_becomes_unavailable(
+    postgres_url: str,
+) -> None:
+    """A dropped driver connection is UNAVAILABLE, and the pool replaces it on the next use."""
+    db = Database(postgres_url)
+    admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+    try:
+        with pytest.raises(Unavailable):
+            async with db.driver_connection() as driver:
+                pid = await driver.fetchval("SELECT pg_backend_pid()")
+                await admin.execute("SELECT pg_terminate_backend($1)", pid)
+                await driver.fetchval("SELECT 1")
+        async with db.driver_connection() as driver:
+            assert await driver.fetchval("SELECT 1") == 1
+    finally:
+        await admin.close()
+        await db.dispose()

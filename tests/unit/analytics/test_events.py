@@ -64,10 +64,11 @@ def test_a_page_view_keeps_its_page_fields() -> None:
     ],
 )
 def test_invalid_events_name_the_field(event: EventInput, field: str) -> None:
-    """Each rule of the proto is enforced with the field named, prefixed in batches."""
+    """Each rule of the proto is enforced with the field named; a batch names it within."""
     with pytest.raises(InvalidArgument) as caught:
-        validate_event(event, now_ms=NOW_MS, prefix="events[3].")
-    assert caught.value.field.startswith(f"events[3].{field}")
+        validate_event(event, now_ms=NOW_MS)
+    assert caught.value.field.startswith(field)
+    assert caught.value.within("events[3]").field.startswith(f"events[3].{field}")
 
 
 async def test_in_process_real_time_counts_events_and_distinct_actors_per_minute() -> None:

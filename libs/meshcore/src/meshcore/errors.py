@@ -55,6 +55,12 @@ class InvalidArgument(MeshError):
         self.field = field
         self.problem = problem
 
+    def within(self, parent: str) -> InvalidArgument:
+        """The same problem on ``<parent>.<field>``, for validators that name fields relative
+        to the item they check (``within("events[3]")`` turns ``name`` into ``events[3].name``),
+        so the path is built only when something is wrong."""
+        return InvalidArgument(f"{parent}.{self.field}", self.problem)
+
 
 class NotFound(MeshError):
     """The entity does not exist, or the caller may not know that it exists."""

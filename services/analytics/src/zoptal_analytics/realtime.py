@@ -13,7 +13,7 @@ they are not recorded (ingest itself is unaffected) and queries answer UNAVAILAB
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -90,12 +90,12 @@ def _actor_groups(
 ) -> tuple[Counter[tuple[int, str]], dict[tuple[int, str], set[str]]]:
     """Counts per (minute, name) and actors per (minute, name); name "" is every event."""
     counts: Counter[tuple[int, str]] = Counter()
-    actors: dict[tuple[int, str], set[str]] = {}
+    actors: defaultdict[tuple[int, str], set[str]] = defaultdict(set)
     for minute, event in _recent(events, now_ms):
         name, actor = event.name, event.actor
         counts[minute, name] += 1
-        actors.setdefault((minute, ""), set()).add(actor)
-        actors.setdefault((minute, name), set()).add(actor)
+        actors[minute, ""].add(actor)
+        actors[minute, name].add(actor)
     return counts, actors
 
 

@@ -1,17 +1,13 @@
-"""Writes and aggregate queries on the events table; the database does the counting."""
+"""Aggregate queries on the events table: the database does the counting."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, func, select, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zoptal_analytics.models import PAGE_VIEW, Event
-from zoptal_analytics.records import EventRecord
 
 __all__ = ["AnalyticsFilter", "EventRepository", "NameCount", "PageCount"]
 
@@ -47,67 +43,9 @@ class BucketCounts:
     names: list[NameCount]
 
 
-# The events columns a batch carries, with the PostgreSQL array type each one travels as.
-_UNNEST_TYPES = {
-    "event_id": "varchar",
-    "name": "varchar",
-    "user_id": "varchar",
-    "anonymous_id": "varchar",
-    "actor": "varchar",
-    "session_id": "varchar",
-    "occurred_at_ms": "bigint",
-    "received_at_ms": "bigint",
-    "properties": "json",
-    "page_url": "varchar",
-    "page_title": "varchar",
-    "referrer": "varchar",
-}
-_COLUMNS = ", ".join(_UNNEST_TYPES)
-_ARRAYS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _UNNEST_TYPES.items())
-# Built only from the constant map above, never from input.
-_UNNEST_INSERT = text(
-    f"INSERT INTO events ({_COLUMNS}) SELECT * FROM unnest({_ARRAYS}) "  # noqa: S608
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-)
-
-
 class EventRepository:
-    """Stateless; every method runs on the caller's connection (and its transaction)."""
-
-    async def insert_new(
-        self, connection: AsyncConnection, events: Sequence[EventRecord]
-    ) -> set[str]:
-        """Store ``events``; an ``event_id`` already stored is skipped. Returns the ids that
-        were new, so real-time counters never count a retried event twice."""
-        if not events:
-            return set()
-        if connection.dialect.name == "postgresql":
-            return await self._insert_postgres(connection, events)
-        statement = (
-            sqlite.insert(Event)
-            .on_conflict_do_nothing(index_elements=[Event.event_id])
-            .returning(Event.event_id)
-        )
-        result = await connection.execute(statement, [event.as_row() for event in events])
-        return set(result.scalars().all())
-
-    async def _insert_postgres(
-        self, connection: AsyncConnection, events: Sequence[EventRecord]
-    ) -> set[str]:
-        """One statement per batch: each column travels as one array and ``unnest`` turns
-        them back into rows. About as fast as COPY (which cannot skip duplicates or say which
-        rows were new), and four times faster than a multi-row VALUES insert."""
-        columns: dict[str, list[object]] = {
-            name: [getattr(event, name) for event in events]
-            for name in _UNNEST_TYPES
-            if name != "properties"
-        }
-        columns["properties"] = [
-            json.dumps(dict(event.properties), separators=(",", ":")) if event.properties else "{}"
-            for event in events
-        ]
-        result = await connection.execute(_UNNEST_INSERT, columns)
-        return set(result.scalars().all())
+    """Stateless queries; every method runs on the caller's connection (and its transaction).
+    Writes are ``zoptal_analytics.writer``'s."""
 
     # -- aggregates -------------------------------------------------------------------------
 

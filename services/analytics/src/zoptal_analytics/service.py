@@ -21,6 +21,7 @@ from zoptal_analytics.repository import (
     NameCount,
     PageCount,
 )
+from zoptal_analytics.writer import EventWriter
 
 __all__ = ["MAX_BATCH_EVENTS", "AnalyticsReport", "AnalyticsService", "Bucket"]
 
@@ -62,6 +63,7 @@ class AnalyticsService:
         self._realtime = realtime
         self._clock = clock
         self._repository = repository or EventRepository()
+        self._writer = EventWriter(database)
 
     def _now_ms(self) -> int:
         return int(self._clock.time() * 1000)
@@ -73,10 +75,13 @@ class AnalyticsService:
         if batch and not 1 <= len(events) <= MAX_BATCH_EVENTS:
             raise InvalidArgument("events", f"1 to {MAX_BATCH_EVENTS} events per call")
         now = self._now_ms()
-        return [
-            validate_event(event, now_ms=now, prefix=f"events[{index}]." if batch else "")
-            for index, event in enumerate(events)
-        ]
+        records = []
+        for index, event in enumerate(events):
+            try:
+                records.append(validate_event(event, now_ms=now))
+            except InvalidArgument as error:
+                raise error.within(f"events[{index}]") if batch else error from None
+        return records
 
     async def track(self, events: Sequence[EventInput], *, batch: bool = False) -> list[str]:
         """Store the events durably (returns after their batch commits); their ids in order."""
@@ -89,10 +94,8 @@ class AnalyticsService:
         return self._buffer.enqueue(records)
 
     async def write_batch(self, events: Sequence[EventRecord]) -> Sequence[EventRecord]:
-        """The buffer's writer: one transaction per batch; returns the events that were new."""
-        async with self._database.connection() as connection:
-            new_ids = await self._repository.insert_new(connection, events)
-        return [event for event in events if event.event_id in new_ids]
+        """The buffer's writer: stores a batch atomically; returns the events that were new."""
+        return await self._writer.insert_new(events)
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -47,10 +47,17 @@ def _plain(values: Mapping[str, str]) -> dict[str, str]:
 
 
 def _event_inputs(events: Sequence[pb.Event], field: str) -> list[EventInput]:
-    return [_event_input(event, f"{field}[{index}]") for index, event in enumerate(events)]
+    inputs = []
+    for index, event in enumerate(events):
+        try:
+            inputs.append(_event_input(event))
+        except InvalidArgument as error:
+            raise error.within(f"{field}[{index}]") from None
+    return inputs
 
 
-def _event_input(event: pb.Event, field: str) -> EventInput:
+def _event_input(event: pb.Event) -> EventInput:
+    """``event`` as the service's input; a bad field is named within the event."""
     page = None
     if event.HasField("page"):
         page = PageInput(event.page.url, event.page.title, event.page.referrer)
@@ -60,7 +67,7 @@ def _event_input(event: pb.Event, field: str) -> EventInput:
         anonymous_id=event.anonymous_id,
         event_id=event.event_id,
         properties=_plain(event.properties),
-        timestamp_ms=_ms(event.timestamp, event.HasField("timestamp"), f"{field}.timestamp"),
+        timestamp_ms=_ms(event.timestamp, event.HasField("timestamp"), "timestamp"),
         session_id=event.session_id,
         page=page,
     )

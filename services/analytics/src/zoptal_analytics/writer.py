@@ -1,0 +1,115 @@
+"""Stores a batch of events atomically and says which ones were new.
+
+An ``event_id`` that is already stored (a client resending after a lost reply) is skipped, so
+a retry never counts twice, and the events that were new go on to the real-time counters.
+
+PostgreSQL: the batch is first sent with COPY, the fastest way in (binary rows, one statement,
+a tenth of the client CPU of array parameters). COPY cannot skip duplicates, so a batch holding
+an id that exists makes it fail as a whole, which is rare (only resends carry old ids); that
+batch then goes through ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING``,
+which skips them and names the rows it stored. Each statement commits on its own: either all of
+a batch is stored or none of it.
+
+SQLite (embedded mode): one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from meshcore.db import Database
+from sqlalchemy.dialects import sqlite
+
+from zoptal_analytics.models import Event
+from zoptal_analytics.records import EventRecord
+
+__all__ = ["EventWriter"]
+
+# The stored columns, in the order rows are sent, with the PostgreSQL type of each.
+_COLUMN_TYPES = {
+    "event_id": "varchar",
+    "name": "varchar",
+    "user_id": "varchar",
+    "anonymous_id": "varchar",
+    "actor": "varchar",
+    "session_id": "varchar",
+    "occurred_at_ms": "bigint",
+    "received_at_ms": "bigint",
+    "properties": "json",
+    "page_url": "varchar",
+    "page_title": "varchar",
+    "referrer": "varchar",
+}
+_COLUMNS = list(_COLUMN_TYPES)
+_ARRAYS = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COLUMN_TYPES.values(), 1))
+# Built only from the constant map above, never from input.
+_INSERT_SKIPPING_DUPLICATES = (
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest({_ARRAYS}) "  # noqa: S608
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_NO_PROPERTIES = "{}"
+
+
+def _row(event: EventRecord) -> tuple[Any, ...]:
+    """``event`` as a row of ``_COLUMNS``; properties as JSON text, as asyncpg sends json."""
+    properties = (
+        json.dumps(event.properties, separators=(",", ":")) if event.properties else _NO_PROPERTIES
+    )
+    return (
+        event.event_id, event.name, event.user_id, event.anonymous_id, event.actor,
+        event.session_id, event.occurred_at_ms, event.received_at_ms, properties,
+        event.page_url, event.page_title, event.referrer,
+    )  # fmt: skip
+
+
+def _first_of_each(events: Sequence[EventRecord], stored: Collection[str]) -> list[EventRecord]:
+    """The events whose id is in ``stored``, each id once (a batch may repeat an id)."""
+    seen: set[str] = set()
+    new = []
+    for event in events:
+        if event.event_id in stored and event.event_id not in seen:
+            seen.add(event.event_id)
+            new.append(event)
+    return new
+
+
+class EventWriter:
+    """The ingest buffer's writer, on the service's database."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def insert_new(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        """Store ``events`` (all or nothing), skipping ids already stored; returns the events
+        that were new, in order."""
+        if not events:
+            return []
+        if self._database.is_sqlite:
+            return await self._insert_sqlite(events)
+        return await self._insert_postgres(events)
+
+    async def _insert_postgres(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        import asyncpg  # type: ignore[import-untyped]  # the PostgreSQL driver
+
+        rows = [_row(event) for event in events]
+        async with self._database.driver_connection() as driver:
+            try:
+                await driver.copy_records_to_table("events", records=rows, columns=_COLUMNS)
+            except asyncpg.UniqueViolationError:
+                columns = [list(column) for column in zip(*rows, strict=True)]
+                stored = await driver.fetch(_INSERT_SKIPPING_DUPLICATES, *columns)
+                return _first_of_each(events, {record[0] for record in stored})
+        return list(events)  # COPY stored them all, so no id was there before or repeated
+
+    async def _insert_sqlite(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        statement = (
+            sqlite.insert(Event)
+            .on_conflict_do_nothing(index_elements=[Event.event_id])
+            .returning(Event.event_id)
+        )
+        async with self._database.connection() as connection:
+            result = await connection.execute(statement, [event.as_row() for event in events])
+            stored = set(result.scalars().all())
+        return _first_of_each(events, stored)
