@@ -112,19 +112,13 @@ def fused_behavior(
 ) -> Any:
     """One coroutine with the effect of nesting, outermost first: ``outer_admissions``,
     ``observers``, ``inner_admissions``, then ``inner``. Called as ``(request, context, rpc)``."""
-    outer = tuple(outer_admissions)
-    observed = functools.partial(run_observed, tuple(observers), tuple(inner_admissions), inner)
-    if not outer:
-        return observed
-
-    async def behavior(request_or_iterator: Any, context: Context, rpc: RpcMethod) -> Any:
-        for admission in outer:
-            pending = admission.admit(context, rpc)
-            if pending is not None:
-                await pending
-        return await observed(request_or_iterator, context, rpc)
-
-    return behavior
+    return functools.partial(
+        run_observed,
+        tuple(observers),
+        tuple(inner_admissions),
+        inner,
+        outer=tuple(outer_admissions),
+    )
 
 
 async def run_observed(
@@ -134,8 +128,17 @@ async def run_observed(
     request_or_iterator: Any,
     context: Context,
     rpc: RpcMethod,
+    outer: Sequence[AdmissionInterceptor] = (),
 ) -> Any:
-    """``watchers`` around ``checks`` around ``inner``, for one call."""
+    """``outer`` around ``watchers`` around ``checks`` around ``inner``, for one call.
+
+    All in this one frame: every coroutine level costs its own frame on each call, and again on
+    each suspension and resumption of the call's task.
+    """
+    for admission in outer:
+        pending = admission.admit(context, rpc)
+        if pending is not None:
+            await pending
     if not watchers:
         for admission in checks:
             pending = admission.admit(context, rpc)
