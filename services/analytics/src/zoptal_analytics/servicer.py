@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import overload
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -46,14 +47,36 @@ def _plain(values: Mapping[str, str]) -> dict[str, str]:
     return dict(values) if values else {}
 
 
-def _event_inputs(events: Sequence[pb.Event], field: str) -> list[EventInput]:
-    inputs = []
-    for index, event in enumerate(events):
+class _EventInputs(Sequence[EventInput]):
+    """A request's events as service inputs, each converted when the service reads it, so
+    conversion shares the pauses the service makes while validating a big batch. A bad field
+    is named ``<field>[i].<name>``."""
+
+    def __init__(self, events: Sequence[pb.Event], field: str) -> None:
+        self._events = events
+        self._field = field
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> EventInput: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[EventInput]: ...
+    def __getitem__(self, index: int | slice) -> EventInput | list[EventInput]:
+        if isinstance(index, slice):
+            return list(_EventInputs(self._events[index], self._field))
+        return self._convert(index, self._events[index])
+
+    def __iter__(self) -> Iterator[EventInput]:
+        for index, event in enumerate(self._events):
+            yield self._convert(index, event)
+
+    def _convert(self, index: int, event: pb.Event) -> EventInput:
         try:
-            inputs.append(_event_input(event))
+            return _event_input(event)
         except InvalidArgument as error:
-            raise error.within(f"{field}[{index}]") from None
-    return inputs
+            raise error.within(f"{self._field}[{index}]") from None
 
 
 def _event_input(event: pb.Event) -> EventInput:
@@ -95,8 +118,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             timestamp_ms=_ms(request.timestamp, request.HasField("timestamp"), "timestamp"),
             session_id=request.session_id,
         )
-        (event_id,) = await self._service.track([event])
-        return pb.TrackEventResponse(event_id=event_id)
+        return pb.TrackEventResponse(event_id=await self._service.track(event))
 
     async def TrackPageView(
         self, request: pb.TrackPageViewRequest, context: Context
@@ -112,7 +134,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             page=PageInput(request.url, request.title, request.referrer),
         )
         try:
-            (event_id,) = await self._service.track([event])
+            event_id = await self._service.track(event)
         except InvalidArgument as error:
             # The page fields sit at the top of this request: name them as the caller sent them.
             if error.field.startswith("page."):
@@ -124,7 +146,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.TrackEventsRequest, context: Context
     ) -> pb.TrackEventsResponse:
         require_writer()
-        ids = await self._service.track(_event_inputs(request.events, "events"), batch=True)
+        ids = await self._service.track_batch(_EventInputs(request.events, "events"))
         return pb.TrackEventsResponse(accepted_count=len(ids), event_ids=ids)
 
     async def IngestEvents(
@@ -135,7 +157,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         accepted = chunks = 0
         try:
             async for chunk in request_iterator:
-                records = self._service.prepare(_event_inputs(chunk.events, "events"), batch=True)
+                records = await self._service.prepare_batch(_EventInputs(chunk.events, "events"))
                 if len(in_flight) >= MAX_CHUNKS_IN_FLIGHT:
                     await asyncio.shield(in_flight.popleft())
                 in_flight.append(self._service.enqueue(records))
