@@ -10,7 +10,7 @@ machinery, which is entered only once a call has failed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from meshcore.clock import Clock, SystemClock
@@ -73,8 +73,13 @@ class ServiceCaller:
         if not manager.started:
             manager.ensure_started()
         healthy = self._discovery.healthy_instances(self.service)
-        candidates: Sequence[ServiceInstance] = healthy
         breakers = self._breakers
+        if len(healthy) == 1:
+            # Nothing to balance (one replica, or one address behind a sidecar or a Service):
+            # the strategy would pick it whatever its breaker says, and the breaker decides.
+            instance = healthy[0]
+            return instance, breakers.get(instance) or self._breaker_for(instance)
+        candidates: Sequence[ServiceInstance] = healthy
         for instance in healthy:
             breaker = breakers.get(instance) or self._breaker_for(instance)
             if not breaker.allows_request():
@@ -185,48 +190,57 @@ class UnaryMethod:
         retry = caller.retry
         self._retry_on = retry.retry_on_for(idempotent) if retry is not None else None
 
-    async def __call__(
+    def __call__(
         self,
         request: Any,
         *,
         timeout_ms: float | None = None,
         metadata: Metadata | None = None,
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
+        """The call, to await. Not a coroutine function itself: each coroutine level costs a
+        frame on every call, and again every time the call's task waits and resumes."""
         caller = self._caller
         deadline = caller.deadline(timeout_ms)
         budget = caller.budget
         if budget is not None:
             budget.record_call()
+        return self._attempt(request, deadline, metadata, self._retry_on)
+
+    async def _attempt(
+        self,
+        request: Any,
+        deadline: float,
+        metadata: Metadata | None,
+        retry_on: Callable[[BaseException], bool] | None,
+    ) -> Any:
+        """One attempt; if it fails with an error ``retry_on`` accepts, the retries follow
+        (made with ``retry_on=None``: the retry loop is entered once per call, not nested)."""
+        caller = self._caller
         try:
-            return await self._attempt(request, deadline, metadata)
+            instance, breaker = caller.choose()
+            ticket = breaker.acquire()
+            start = caller.now()
+            remaining = deadline - start
+            if remaining <= 0:
+                breaker.on_release(ticket)
+                raise DeadlineExceeded(f"deadline passed before calling {self.path}")
+            rpc = caller.connection(instance.address).unary_unary(
+                self.path, self._serializer, self._deserializer
+            )
+            instance.load.in_flight += 1
+            try:
+                reply = await rpc(request, timeout=remaining, metadata=metadata)
+            except BaseException as error:
+                caller.finish(instance, breaker, ticket, start, error)
+                raise
+            caller.finish(instance, breaker, ticket, start, None)
+            return reply
         except Exception as error:
-            retry_on = self._retry_on
             if retry_on is None or not retry_on(error):
                 raise
             return await caller.retry_failed(
-                lambda: self._attempt(request, deadline, metadata), error, retry_on, deadline
+                lambda: self._attempt(request, deadline, metadata, None), error, retry_on, deadline
             )
-
-    async def _attempt(self, request: Any, deadline: float, metadata: Metadata | None) -> Any:
-        caller = self._caller
-        instance, breaker = caller.choose()
-        ticket = breaker.acquire()
-        start = caller.now()
-        remaining = deadline - start
-        if remaining <= 0:
-            breaker.on_release(ticket)
-            raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-        rpc = caller.connection(instance.address).unary_unary(
-            self.path, self._serializer, self._deserializer
-        )
-        instance.load.in_flight += 1
-        try:
-            reply = await rpc(request, timeout=remaining, metadata=metadata)
-        except BaseException as error:
-            caller.finish(instance, breaker, ticket, start, error)
-            raise
-        caller.finish(instance, breaker, ticket, start, None)
-        return reply
 
 
 class StreamUnaryMethod:
@@ -247,42 +261,47 @@ class StreamUnaryMethod:
         self._serializer = serializer
         self._deserializer = deserializer
 
-    async def __call__(
+    def __call__(
         self,
         requests: AsyncIterator[Any],
         *,
         timeout_ms: float | None = None,
         metadata: Metadata | None = None,
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
+        """The call, to await (not a coroutine function itself, as ``UnaryMethod``)."""
         caller = self._caller
-        deadline = caller.deadline(timeout_ms)
-        try:
-            return await self._attempt(requests, deadline, metadata)
-        except Exception as error:
-            if caller.retry is None or not is_unsent(error):
-                raise
-            return await caller.retry_failed(
-                lambda: self._attempt(requests, deadline, metadata), error, is_unsent, deadline
-            )
+        retry_on = is_unsent if caller.retry is not None else None
+        return self._attempt(requests, caller.deadline(timeout_ms), metadata, retry_on)
 
     async def _attempt(
-        self, requests: AsyncIterator[Any], deadline: float, metadata: Metadata | None
+        self,
+        requests: AsyncIterator[Any],
+        deadline: float,
+        metadata: Metadata | None,
+        retry_on: Callable[[BaseException], bool] | None,
     ) -> Any:
         caller = self._caller
-        instance, breaker = caller.choose()
-        ticket = breaker.acquire()
-        start = caller.now()
-        if deadline - start <= 0:
-            breaker.on_release(ticket)
-            raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-        rpc = caller.connection(instance.address).stream_unary(
-            self.path, self._serializer, self._deserializer
-        )
-        instance.load.in_flight += 1
         try:
-            reply = await rpc(requests, timeout=deadline - start, metadata=metadata)
-        except BaseException as error:
-            caller.finish(instance, breaker, ticket, start, error)
-            raise
-        caller.finish(instance, breaker, ticket, start, None)
-        return reply
+            instance, breaker = caller.choose()
+            ticket = breaker.acquire()
+            start = caller.now()
+            if deadline - start <= 0:
+                breaker.on_release(ticket)
+                raise DeadlineExceeded(f"deadline passed before calling {self.path}")
+            rpc = caller.connection(instance.address).stream_unary(
+                self.path, self._serializer, self._deserializer
+            )
+            instance.load.in_flight += 1
+            try:
+                reply = await rpc(requests, timeout=deadline - start, metadata=metadata)
+            except BaseException as error:
+                caller.finish(instance, breaker, ticket, start, error)
+                raise
+            caller.finish(instance, breaker, ticket, start, None)
+            return reply
+        except Exception as error:
+            if retry_on is None or not retry_on(error):
+                raise
+            return await caller.retry_failed(
+                lambda: self._attempt(requests, deadline, metadata, None), error, retry_on, deadline
+            )

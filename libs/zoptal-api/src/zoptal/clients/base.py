@@ -10,7 +10,7 @@ from the descriptor keeps one source of truth: a proto change changes the retry 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
@@ -89,9 +89,7 @@ class TypedClient:
         """The call of RPC ``name`` with ``request``, to await. ``reply_type`` only informs the
         type checker (the bound deserializer builds exactly that message). Not a coroutine
         itself: one frame less on every call."""
-        return cast(
-            Awaitable[R], self._unary[name](request, timeout_ms=timeout_ms, metadata=metadata)
-        )
+        return self._unary[name](request, timeout_ms=timeout_ms, metadata=metadata)
 
     def _stream(
         self,
@@ -101,7 +99,4 @@ class TypedClient:
         timeout_ms: float | None,
         metadata: Metadata | None,
     ) -> Awaitable[R]:
-        return cast(
-            Awaitable[R],
-            self._client_stream[name](requests, timeout_ms=timeout_ms, metadata=metadata),
-        )
+        return self._client_stream[name](requests, timeout_ms=timeout_ms, metadata=metadata)
