@@ -9,11 +9,10 @@ machinery, which is entered only once a call has failed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from meshcore.clock import Clock, SystemClock
+from meshcore.clock import Clock
 from meshcore.context import inbound_deadline
 from meshcore.discovery.instance import ServiceInstance
 from meshcore.errors import DeadlineExceeded
@@ -54,10 +53,7 @@ class ServiceCaller:
         self.budget = budget
         self.timeout_seconds = timeout_seconds
         self.clock = clock
-        # time.monotonic itself on the system clock: one Python frame less on every reading.
-        self.now: Callable[[], float] = (
-            time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
-        )
+        self.now: Callable[[], float] = clock.monotonic
         self._discovery = manager.discovery
         self._breakers = manager.breakers
         self._breaker_for = manager.breaker_for
