@@ -53,11 +53,13 @@ class Principal:
     claims: Mapping[str, Any] = field(
         default_factory=lambda: _EMPTY_CLAIMS, repr=False, compare=False
     )
+    key: str = field(init=False, repr=False, compare=False)
+    """``user:<id>`` or ``service:<id>``: a stable key for limits and caches."""
 
-    @property
-    def key(self) -> str:
-        """``user:<id>`` or ``service:<id>``: a stable key for limits and caches."""
-        return f"{self.kind}:{self.subject}"
+    def __post_init__(self) -> None:
+        # Built once per principal (they are cached with their token), not on every call that
+        # the rate limiter keys on it.
+        object.__setattr__(self, "key", f"{self.kind}:{self.subject}")
 
     @property
     def is_service(self) -> bool:

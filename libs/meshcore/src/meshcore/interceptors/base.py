@@ -218,15 +218,14 @@ def handler_with_behavior(handler: Handler, rpc: RpcMethod, behavior: Behavior) 
     return grpc.unary_unary_rpc_method_handler(entry, **serializer)
 
 
-def _decode(raw: Any, deserializer: Any, streaming: bool) -> Any:
-    """The request(s) for the chain; raises ``InvalidArgument`` for a unary body that does not
-    decode. A plain function: the entries below catch that themselves, one frame per call less.
+def _decoder(request_streaming: bool) -> Callable[[Any, Any], Any]:
+    """``decode(raw, deserializer)`` for the method's requests, chosen once per method.
+
+    A unary body that does not decode raises ``InvalidArgument`` in the entry, which answers it.
+    A stream is decoded as the handler reads it; a bad message raises ``InvalidArgument`` inside
+    the chain, where the error mapping answers INVALID_ARGUMENT.
     """
-    if streaming:
-        # Each message is decoded as the handler reads it; a bad one raises InvalidArgument
-        # inside the chain, where the error mapping answers INVALID_ARGUMENT.
-        return decode_stream(raw, deserializer)
-    return decode_request(raw, deserializer)
+    return decode_stream if request_streaming else decode_request
 
 
 async def _refuse(context: Any, rejected: InvalidArgument) -> None:
@@ -238,9 +237,11 @@ def _unary_entry(behavior: Behavior, deserializer: Any, request_streaming: bool)
     """A plain coroutine function: grpc calls ``inspect.iscoroutinefunction`` on the handler
     for every call, which is quick for a function and slow for a ``functools.partial``."""
 
+    decode = _decoder(request_streaming)
+
     async def unary(raw: Any, context: Any) -> Any:
         try:
-            request = _decode(raw, deserializer, request_streaming)
+            request = decode(raw, deserializer)
         except InvalidArgument as rejected:
             return await _refuse(context, rejected)
         return await behavior(request, context)
@@ -253,9 +254,11 @@ def _stream_entry(
 ) -> Callable[[Any, Any], AsyncIterator[Any]]:
     """grpc.aio treats an async generator function as a response stream: be one."""
 
+    decode = _decoder(request_streaming)
+
     async def stream(raw: Any, context: Any) -> AsyncIterator[Any]:
         try:
-            request = _decode(raw, deserializer, request_streaming)
+            request = decode(raw, deserializer)
         except InvalidArgument as rejected:
             await _refuse(context, rejected)
             return

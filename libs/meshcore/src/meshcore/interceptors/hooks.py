@@ -146,7 +146,9 @@ async def run_observed(
                 await pending
         return await inner(request_or_iterator, context)
     record = CallRecord(rpc, request_or_iterator, context.peer())
-    states = [watcher.start(context, rpc, record) for watcher in watchers]
+    states = []  # a loop, not a list comprehension: that is a function call of its own
+    for watcher in watchers:
+        states.append(watcher.start(context, rpc, record))
     if rpc.request_streaming:
         request_or_iterator = _count_received(request_or_iterator, record)
     try:

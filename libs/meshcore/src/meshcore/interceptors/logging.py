@@ -91,7 +91,8 @@ class LoggingInterceptor(ObservingInterceptor):
         self, state: Any, record: CallRecord, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         code = record.code
-        level = self._level_for(code)
+        # OK first, inline: the level every healthy call is checked against.
+        level = self._ok_level if code == "OK" else self._level_for(code)
         if level is None or not self.logger.isEnabledFor(level):
             return
         rpc = record.rpc
