@@ -81,16 +81,21 @@ class _EventInputs(Sequence[EventInput]):
 
 def _event_input(event: pb.Event) -> EventInput:
     """``event`` as the service's input; a bad field is named within the event."""
+    # Hot path of batch ingest (once per event): fields are read only when present.
     page = None
     if event.HasField("page"):
-        page = PageInput(event.page.url, event.page.title, event.page.referrer)
+        sent = event.page
+        page = PageInput(sent.url, sent.title, sent.referrer)
+    timestamp_ms = 0
+    if event.HasField("timestamp"):
+        timestamp_ms = timestamp_millis(event.timestamp, "timestamp")
     return EventInput(
         name=event.name,
         user_id=event.user_id,
         anonymous_id=event.anonymous_id,
         event_id=event.event_id,
         properties=_plain(event.properties),
-        timestamp_ms=_ms(event.timestamp, event.HasField("timestamp"), "timestamp"),
+        timestamp_ms=timestamp_ms,
         session_id=event.session_id,
         page=page,
     )
