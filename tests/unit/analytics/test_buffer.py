@@ -63,17 +63,31 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval() -> Non
     await buffer.close()
 
 
-async def test_a_partial_batch_waits_for_the_interval() -> None:
-    """Time trigger: one event is written once the flush interval has passed, not before."""
+async def test_a_lone_event_after_a_quiet_interval_is_written_at_once() -> None:
+    """An idle server adds no linger: the event's write starts without the clock moving."""
     store, clock = FakeStore(), FakeClock()
     buffer = make_buffer(store, clock, batch=3)
-    call = asyncio.create_task(buffer.submit([record(event_id="only")]))
-    await settle()
-    assert store.batches == []
-    assert not call.done()
-    clock.advance(1.0)
-    await call
+    await buffer.submit([record(event_id="only")])
     assert store.batches == [["only"]]
+    await buffer.close()
+
+
+async def test_a_partial_batch_waits_one_interval_after_the_previous_batch() -> None:
+    """Time trigger: batches start at most one interval apart, so the calls of an interval
+    share one write; the wait ends exactly when the interval since the last batch is over."""
+    store, clock = FakeStore(), FakeClock()
+    buffer = make_buffer(store, clock, batch=3)
+    await buffer.submit([record(event_id="first")])
+    clock.advance(0.4)
+    calls = [asyncio.create_task(buffer.submit([record(event_id=f"e{i}")])) for i in range(2)]
+    await settle()
+    clock.advance(0.5)
+    await settle()
+    assert store.batches == [["first"]]
+    assert not any(call.done() for call in calls)
+    clock.advance(0.1)
+    await asyncio.gather(*calls)
+    assert store.batches == [["first"], ["e0", "e1"]]
     await buffer.close()
 
 

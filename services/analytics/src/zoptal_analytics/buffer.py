@@ -3,8 +3,10 @@ only once the batch holding its events is committed.
 
 Acknowledged means durable: ``submit`` returns after the commit and raises if the write failed,
 so no RPC ever answers OK for events that exist only in memory (see docs/adr). A batch is
-written when ``max_batch_events`` wait (size) or when the oldest has waited ``flush_interval``
-(time); under load batches fill up and one commit serves hundreds of calls. Memory is bounded
+written when ``max_batch_events`` wait (size), or else when ``flush_interval`` has passed since
+the previous batch began (time): batches start at most one interval apart, so under load each
+one gathers every call of its interval, while an event arriving after a quiet interval is
+written at once, and none waits longer than the interval. Memory is bounded
 by ``max_pending_events`` (queued plus being written): beyond it ``submit`` refuses at once
 with RESOURCE_EXHAUSTED instead of queueing without limit. ``close`` writes everything queued.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -91,6 +94,7 @@ class EventBuffer:
         self._wake = asyncio.Event()  # set when events arrive (the flusher may be idle)
         self._full = asyncio.Event()  # set when a batch is full or closing: flush now
         self._closing = False
+        self._last_batch_at = -math.inf  # clock.monotonic() when the last batch was taken
         self._flusher: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self.stats = _Stats()
@@ -154,7 +158,7 @@ class EventBuffer:
                 await self._wake.wait()
                 continue
             if self._queued_events < self._max_batch and not self._closing:
-                remaining = self._queue[0].queued_at + self._interval - self._clock.monotonic()
+                remaining = self._partial_batch_due() - self._clock.monotonic()
                 if remaining > 0:
                     await self._wait_for_more(remaining)
                     continue
@@ -163,9 +167,18 @@ class EventBuffer:
             # batches grow with the load and commits per second stop being the limit.
             await self._slots.acquire()
             batch = self._take_batch()
+            self._last_batch_at = self._clock.monotonic()
             task = asyncio.create_task(self._flush(batch))
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
+
+    def _partial_batch_due(self) -> float:
+        """When the queued events should go out without a full batch: one interval after the
+        previous batch began (the linger that makes busy batches big), at once when that is
+        already past (an idle server adds no delay), never later than one interval after the
+        oldest arrived."""
+        oldest = self._queue[0].queued_at
+        return min(oldest + self._interval, max(oldest, self._last_batch_at + self._interval))
 
     async def _wait_for_more(self, seconds: float) -> None:
         """Until the batch is full (or closing) or ``seconds`` pass, whichever is first.

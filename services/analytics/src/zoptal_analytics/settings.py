@@ -23,13 +23,14 @@ class AnalyticsSettings(ServiceSettings):
     ingest_batch_size: int = 500
     """A batch is written as soon as this many events wait (size trigger)."""
     ingest_flush_interval_seconds: float = 0.01
-    """Or once its oldest event has waited this long (time trigger), as a producer's linger.
-    Every ingest RPC waits for its batch's commit, so an idle server adds up to this to a
-    call's latency; in exchange a busy one writes one batch per interval instead of one per
-    handful of calls. Each batch costs half a millisecond or more of this process's CPU (a pooled
-    connection, a round trip or two, the commit), so at a few thousand calls per second 2 ms
-    batches spent more CPU on writing than on serving the calls. Batches also grow while
-    every write slot is busy (group commit)."""
+    """Or once this long has passed since the previous batch began (time trigger): batches
+    start at most this far apart, so a busy server writes one batch per interval with every
+    call of that interval in it, and an event arriving after a quiet interval is written at
+    once. Each batch costs half a millisecond or more of this process's CPU whatever its size
+    (a pooled connection, a round trip or two, the commit); with 2 ms, a server taking a few
+    thousand calls per second wrote batches of three or four events and spent more CPU
+    writing than serving. Every ingest RPC waits for its batch's commit, so under load this
+    is the latency batching adds."""
     ingest_max_pending_events: int = 50_000
     """Events accepted but not yet committed, across all calls; beyond it ingest answers
     RESOURCE_EXHAUSTED. Bounds the buffer's memory."""
