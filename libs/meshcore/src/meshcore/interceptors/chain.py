@@ -17,7 +17,6 @@ win. Redis-backed rate limits are used when ``REDIS_URL`` is set, in-process one
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -105,8 +104,7 @@ class InterceptorChain(ServerInterceptor):
         outer, observers, inner_checks, rest = _split_fusable(active)
         behavior = nest(rest, innermost_behavior(handler, rpc), rpc)
         if outer or observers or inner_checks:
-            fused = fused_behavior(outer, observers, inner_checks, behavior)
-            behavior = functools.partial(fused, rpc=rpc)
+            behavior = fused_behavior(outer, observers, inner_checks, behavior, rpc)
         return handler_with_behavior(handler, rpc, behavior)
 
 

@@ -101,7 +101,7 @@ class ObservingInterceptor(ServerInterceptor):
     async def intercept(
         self, method: Behavior, request_or_iterator: Any, context: Context, rpc: RpcMethod
     ) -> Any:
-        return await run_observed((self,), (), method, request_or_iterator, context, rpc)
+        return await run_observed((), (self,), (), method, rpc, request_or_iterator, context)
 
 
 def fused_behavior(
@@ -109,26 +109,29 @@ def fused_behavior(
     observers: Sequence[ObservingInterceptor],
     inner_admissions: Sequence[AdmissionInterceptor],
     inner: Behavior,
-) -> Any:
+    rpc: RpcMethod,
+) -> Behavior:
     """One coroutine with the effect of nesting, outermost first: ``outer_admissions``,
-    ``observers``, ``inner_admissions``, then ``inner``. Called as ``(request, context, rpc)``."""
+    ``observers``, ``inner_admissions``, then ``inner``, for calls of ``rpc``."""
+    # Everything bound by position: a partial with keywords copies a dict on every call.
     return functools.partial(
         run_observed,
+        tuple(outer_admissions),
         tuple(observers),
         tuple(inner_admissions),
         inner,
-        outer=tuple(outer_admissions),
+        rpc,
     )
 
 
 async def run_observed(
+    outer: Sequence[AdmissionInterceptor],
     watchers: Sequence[ObservingInterceptor],
     checks: Sequence[AdmissionInterceptor],
     inner: Behavior,
+    rpc: RpcMethod,
     request_or_iterator: Any,
     context: Context,
-    rpc: RpcMethod,
-    outer: Sequence[AdmissionInterceptor] = (),
 ) -> Any:
     """``outer`` around ``watchers`` around ``checks`` around ``inner``, for one call.
 
