@@ -60,10 +60,14 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 """The ``method`` handed to ``intercept``: awaiting it runs the rest of the chain."""
 
 
-# (weak reference to the call's task, metadata). The task check makes a stale value from another
-# call unusable even if grpc ever looked up handlers outside the call's own task. The reference
-# is weak because the value lives in the task's own context: a strong one would make every
-# call's task part of a reference cycle that only the cyclic garbage collector can free.
+# ``intercept_service`` leaves (weak reference to the call's task, metadata). The task check
+# makes a stale value from another call unusable even if grpc ever looked up handlers outside
+# the call's own task. The reference is weak because the value lives in the task's own context:
+# a strong one would make every call's task part of a reference cycle that only the cyclic
+# garbage collector can free. The first read in the call's task claims the value for the call's
+# ServicerContext, (context, metadata), so later reads need only an identity check and no
+# second ``asyncio.current_task()`` (which, through ``get_running_loop``, costs a ``getpid``
+# system call on Python 3.11). The context does not refer to its task: that makes no cycle.
 _metadata: ContextVar[tuple[Any, Any] | None] = ContextVar("meshcore.metadata", default=None)
 
 
@@ -74,12 +78,16 @@ def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     built one for the interceptors, and meshcore keeps it for the rest of the call.
     """
     stored = _metadata.get()
-    task = asyncio.current_task()
-    if stored is not None and task is not None and stored[0]() is task:
+    if stored is not None and stored[0] is context:
         return stored[1]
-    metadata = context.invocation_metadata() or ()
-    if task is not None:
-        _metadata.set((weakref.ref(task), metadata))
+    task = asyncio.current_task()
+    if task is None:
+        return context.invocation_metadata() or ()
+    if stored is not None and isinstance(stored[0], weakref.ref) and stored[0]() is task:
+        metadata = stored[1]
+    else:
+        metadata = context.invocation_metadata() or ()
+    _metadata.set((context, metadata))
     return metadata
 
 
