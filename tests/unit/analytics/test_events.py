@@ -158,3 +158,24 @@ async def test_in_process_real_time_forgets_minutes_past_the_hour() -> None:
     assert len(counters._names) == 1
     assert {minute for minute, _ in counters._actors} == set(counters._names)
     assert (await counters.snapshot(60)).total_events == 1
+
+
+def test_request_events_name_a_bad_field_by_its_position_however_read() -> None:
+    """Converted lazily, a request's events still name ``events[i]`` by position in the
+    request, whether iterated, indexed from the end or sliced."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from zoptal.analytics.v1 import analytics_pb2 as pb
+    from zoptal_analytics.servicer import _EventInputs
+
+    request = pb.TrackEventsRequest(
+        events=[
+            pb.Event(name="ok", user_id="u"),
+            pb.Event(name="late", user_id="u", timestamp=Timestamp(nanos=-1)),
+        ]
+    )
+    events = _EventInputs(request.events, "events")
+    assert (len(events), events[0].name, events[-2].name) == (2, "ok", "ok")
+    for read in (list, lambda seq: seq[-1], lambda seq: seq[0:2]):
+        with pytest.raises(InvalidArgument) as caught:
+            read(events)
+        assert caught.value.field == "events[1].timestamp"

@@ -64,9 +64,10 @@ class _EventInputs(Sequence[EventInput]):
     @overload
     def __getitem__(self, index: slice) -> list[EventInput]: ...
     def __getitem__(self, index: int | slice) -> EventInput | list[EventInput]:
-        if isinstance(index, slice):
-            return list(_EventInputs(self._events[index], self._field))
-        return self._convert(index, self._events[index])
+        positions = range(len(self._events))[index]  # errors name the position in the request
+        if isinstance(positions, range):
+            return [self._convert(position, self._events[position]) for position in positions]
+        return self._convert(positions, self._events[positions])
 
     def __iter__(self) -> Iterator[EventInput]:
         for index, event in enumerate(self._events):
