@@ -7,13 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.db import Database
 from meshcore.errors import InvalidArgument
 from meshcore.testing import FakeClock
+from zoptal.analytics.v1 import analytics_pb2 as pb
 from zoptal_analytics.buffer import EventBuffer
 from zoptal_analytics.realtime import InProcessRealTime
 from zoptal_analytics.records import EventInput, PageInput, validate_event
 from zoptal_analytics.service import AnalyticsService
+from zoptal_analytics.servicer import _EventInputs
 
 from .conftest import NOW_MS, record
 
@@ -163,10 +166,6 @@ async def test_in_process_real_time_forgets_minutes_past_the_hour() -> None:
 def test_request_events_name_a_bad_field_by_its_position_however_read() -> None:
     """Converted lazily, a request's events still name ``events[i]`` by position in the
     request, whether iterated, indexed from the end or sliced."""
-    from google.protobuf.timestamp_pb2 import Timestamp
-    from zoptal.analytics.v1 import analytics_pb2 as pb
-    from zoptal_analytics.servicer import _EventInputs
-
     request = pb.TrackEventsRequest(
         events=[
             pb.Event(name="ok", user_id="u"),
