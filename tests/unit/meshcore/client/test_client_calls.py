@@ -12,6 +12,7 @@ from meshcore.client_manager import GrpcClientManager, UnaryMethod
 from meshcore.context import call_scope
 from meshcore.errors import Unavailable
 from meshcore.resilience import RetryBudget, RetryPolicy
+from meshcore.resilience.breaker import CircuitOpenError
 from meshcore.testing import FakeClock
 
 from .conftest import drive, settle
@@ -46,10 +47,11 @@ def make_method(
     strategy: str = "round-robin",
     idempotent: bool = True,
     budget: RetryBudget | None = None,
+    addresses: str = "10.0.0.1:1,10.0.0.2:1",
 ) -> tuple[GrpcClientManager, UnaryMethod, list[tuple[str, float]]]:
     log: list[tuple[str, float]] = []
     manager = GrpcClientManager(
-        {"echo": "10.0.0.1:1,10.0.0.2:1"},
+        {"echo": addresses},
         interceptors=(),
         strategy=strategy,
         retry=RetryPolicy(max_retries=2, base_delay=10, max_delay=40),
@@ -174,3 +176,37 @@ async def test_no_healthy_replica_is_unavailable_naming_the_service(clock: FakeC
     with pytest.raises(Unavailable, match="'echo'"):
         await method(b"x")
     assert log == []
+
+
+async def test_a_single_replica_with_an_open_breaker_is_refused_without_sending(
+    clock: FakeClock,
+) -> None:
+    """One replica skips balancing, not the breaker: once open, calls fail fast and unsent."""
+
+    async def behaviour(address: str, request: Any, timeout_s: float | None) -> bytes:
+        raise Unavail()
+
+    manager, method, log = make_method(clock, behaviour, idempotent=False, addresses="10.0.0.1:1")
+    for _ in range(5):  # the breaker's failure threshold
+        with pytest.raises(Unavail):
+            await method(b"x")
+    assert len(log) == 5
+    with pytest.raises(CircuitOpenError):  # retried as unsent, refused again each time
+        await drive(clock, method(b"x"), step=0.001)
+    assert len(log) == 5
+    (instance,) = manager.discovery.get_instances("echo")
+    assert instance.load.in_flight == 0
+
+
+async def test_a_single_replica_is_retried_after_an_unavailable(clock: FakeClock) -> None:
+    """The retry loop entered from the first attempt sends the call again to the one replica."""
+    failures = [Unavail()]
+
+    async def behaviour(address: str, request: Any, timeout_s: float | None) -> bytes:
+        if failures:
+            raise failures.pop()
+        return b"ok"
+
+    _, method, log = make_method(clock, behaviour, addresses="10.0.0.1:1")
+    assert await drive(clock, method(b"x"), step=0.001) == b"ok"
+    assert [address for address, _ in log] == ["10.0.0.1:1", "10.0.0.1:1"]
