@@ -279,6 +279,7 @@ async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) 
                 )
             ).scalar_one()
     finally:
+        await writer.close()
         await database.dispose()
     assert (ids(first), ids(second), ids(third)) == (["a", "b"], ["c"], ["d"])
     assert json.loads(properties) == {"k": "v"}

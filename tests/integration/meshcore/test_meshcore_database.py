@@ -233,12 +233,16 @@ async def test_a_driver_connection_the_server_dropped_becomes_unavailable(
     """A dropped driver connection is UNAVAILABLE, and the pool replaces it on the next use."""
     db = Database(postgres_url)
     admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+
+    async def query_after_the_server_dropped_us() -> None:
+        async with db.driver_connection() as driver:
+            pid = await driver.fetchval("SELECT pg_backend_pid()")
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+            await driver.fetchval("SELECT 1")
+
     try:
         with pytest.raises(Unavailable):
-            async with db.driver_connection() as driver:
-                pid = await driver.fetchval("SELECT pg_backend_pid()")
-                await admin.execute("SELECT pg_terminate_backend($1)", pid)
-                await driver.fetchval("SELECT 1")
+            await query_after_the_server_dropped_us()
         async with db.driver_connection() as driver:
             assert await driver.fetchval("SELECT 1") == 1
     finally:

@@ -94,6 +94,9 @@ def _asyncpg_connection_error_types() -> tuple[type[BaseException], ...]:
         pg.CrashShutdownError,  # 57P02
         pg.TooManyConnectionsError,  # 53300
         pg.QueryCanceledError,  # 57014: our statement_timeout fired
+        # The protocol lost track of the connection's state, as when the server's goodbye
+        # (a terminated backend) arrives between two statements: the connection is unusable.
+        pg.InternalClientError,
     )
 
 
@@ -247,7 +250,12 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 pooled = await conn.get_raw_connection()
-                yield pooled.driver_connection
+                try:
+                    yield pooled.driver_connection
+                except Exception as exc:
+                    if is_connection_error(exc):
+                        await conn.invalidate()  # closed, never handed out again
+                    raise
         except Exception as exc:
             unavailable = unavailable_from(exc)
             if unavailable is not None:

@@ -94,6 +94,7 @@ class AnalyticsApp:
         """
         await self.revocations.stop()
         await self.buffer.close()
+        await self.service.close()
         await self.realtime.close()
         await self.clients.close()
         await self.database.dispose()

@@ -107,6 +107,10 @@ class AnalyticsService:
         """Queue validated events; the future resolves once they are committed."""
         return self._buffer.enqueue(records)
 
+    async def close(self) -> None:
+        """Release the writer's connections (after the buffer is closed)."""
+        await self._writer.close()
+
     async def write_batch(self, events: Sequence[EventRecord]) -> Sequence[EventRecord]:
         """The buffer's writer: stores a batch atomically; returns the events that were new."""
         return await self._writer.insert_new(events)

@@ -20,6 +20,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from meshcore.db import Database
+from meshcore.held_connections import HeldDriverConnections
 from sqlalchemy.dialects import sqlite
 
 from zoptal_analytics.models import Event
@@ -76,25 +77,34 @@ def _first_of_each(events: Sequence[EventRecord], stored: Collection[str]) -> li
 
 
 class EventWriter:
-    """The ingest buffer's writer, on the service's database."""
+    """The ingest buffer's writer, on the service's database. ``close()`` before the
+    database is disposed."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._connections = None if database.is_sqlite else HeldDriverConnections(database)
+
+    async def close(self) -> None:
+        if self._connections is not None:
+            await self._connections.close()
 
     async def insert_new(self, events: Sequence[EventRecord]) -> list[EventRecord]:
         """Store ``events`` (all or nothing), skipping ids already stored; returns the events
         that were new, in order."""
         if not events:
             return []
-        if self._database.is_sqlite:
+        if self._connections is None:
             return await self._insert_sqlite(events)
-        return await self._insert_postgres(events)
+        return await self._insert_postgres(self._connections, events)
 
-    async def _insert_postgres(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+    @staticmethod
+    async def _insert_postgres(
+        connections: HeldDriverConnections, events: Sequence[EventRecord]
+    ) -> list[EventRecord]:
         import asyncpg  # type: ignore[import-untyped]  # the PostgreSQL driver
 
         rows = [_row(event) for event in events]
-        async with self._database.driver_connection() as driver:
+        async with connections.use() as driver:
             try:
                 await driver.copy_records_to_table("events", records=rows, columns=_COLUMNS)
             except asyncpg.UniqueViolationError:
