@@ -136,7 +136,7 @@ BENCHMARKS = (
               ["--seconds", "1", "--rounds", "5"],
               ["--seconds", "0.3", "--rounds", "1", "--concurrency", "4"], _two_hop),
     Benchmark("ingest", "services/analytics/benchmarks/ingest.py",
-              ["--seconds", "3", "--rounds", "3", "--events", "20000"],
+              ["--seconds", "3", "--rounds", "5", "--events", "20000"],
               ["--seconds", "0.5", "--rounds", "1", "--clients", "1", "--concurrency", "4",
                "--events", "2000", "--ingest-rounds", "1"], _ingest),
     Benchmark("platform", "benchmarks/platform_footprint.py",
