@@ -47,6 +47,25 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) clock ticks of all CPUs since boot, from /proc/stat; None elsewhere.
+
+    Steal is time the hypervisor gave this virtual machine's CPUs to someone else: on a shared
+    host it is the noise no load average shows."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        first_line = Path("/proc/stat").read_text().split("\n", 1)[0]  # "cpu  <ticks> ..."
+        fields = [int(value) for value in first_line.split()[1:]]
+        return fields[7], sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return None
+
+
+def steal_share(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """The share of CPU time stolen between two ``cpu_times()`` readings."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

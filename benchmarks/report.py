@@ -100,9 +100,14 @@ def _machine(host: dict[str, Any], total_seconds: float) -> list[str]:
         f"| kernel | {host['kernel']} |",
         f"| load average at start (1, 5, 15 min) | {load} |",
         f"| load average at end | {_loads(host.get('load_average_end'))} |",
+        f"| CPU time stolen by the hypervisor during the run | {_share(host.get('cpu_steal'))} |",
         f"| whole run | {total_seconds / 60:.1f} min |",
         "",
     ]
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
 
 
 def _loads(values: Sequence[float] | None) -> str:
@@ -122,6 +127,9 @@ def _how_to_read() -> list[str]:
         "- A load average well above the core count means other work shared the CPU: ratios "
         "still pair like with like, but one side of a round can be hit much harder than the "
         "other, and figures move by tens of percent from run to run (see *rounds*).",
+        "- CPU steal is time the host gave this virtual machine's CPUs to other guests, which "
+        "no load average shows; a few percent, arriving in bursts, is enough to swing single "
+        "rounds (and p99 latencies) by a factor of two.",
         "- *rounds* gives the lowest and highest per-round ratio behind the median, where the "
         "script reports them: a wide range means a noisy machine, and a verdict whose goal lies "
         "inside the range is not settled by this run.",

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, machine
+from _common import ROOT, cpu_times, machine, steal_share
 from report import Row, render
 
 Extract = Callable[[dict[str, Any]], list[Row]]
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     host = machine()  # before any load of ours: the load average others put on the machine
-    began = time.perf_counter()
+    began, ticks = time.perf_counter(), cpu_times()
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bench-results-") as folder:
         for benchmark in BENCHMARKS:
@@ -225,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # A script whose result no longer has the expected shape is a failure, not a row.
             outcome.error = f"unexpected result shape: {error!r}"
     host["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
+    host["cpu_steal"] = steal_share(ticks, cpu_times())
     document = render(
         host=host,
         outcomes=[(o.benchmark.name, o.seconds, o.error, o.result) for o in outcomes],
