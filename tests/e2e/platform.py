@@ -107,7 +107,7 @@ def shutdown_platform(platform: EmbeddedPlatform) -> int:
 
 
 class PlatformDidNotStart(RuntimeError):
-    pass
+    """The platform exited, or printed no SERVING banner in time (its output is attached)."""
 
 
 def pump_output(stream: object, sink: list[str], ready: threading.Event) -> None:
