@@ -241,27 +241,6 @@ class Database:
                 raise unavailable from exc
             raise
 
-    @contextlib.asynccontextmanager
-    async def driver_connection(self) -> AsyncIterator[Any]:
-        """The driver's own connection (asyncpg's on PostgreSQL), for what SQLAlchemy does not
-        expose, such as COPY. It comes from the pool (pre-pinged) and goes back to it; no
-        transaction is open, so each statement commits on its own unless the caller opens one
-        with the driver. Connection-level failures become ``Unavailable``."""
-        try:
-            async with self.engine.connect() as conn:
-                pooled = await conn.get_raw_connection()
-                try:
-                    yield pooled.driver_connection
-                except Exception as exc:
-                    if is_connection_error(exc):
-                        await conn.invalidate()  # closed, never handed out again
-                    raise
-        except Exception as exc:
-            unavailable = unavailable_from(exc)
-            if unavailable is not None:
-                raise unavailable from exc
-            raise
-
     async def ping(self) -> None:
         """Round-trip ``SELECT 1``; raise ``Unavailable`` when the database does not answer."""
         try:

@@ -1,9 +1,10 @@
 """Driver connections that a busy writer keeps between uses instead of checking them out each time.
 
-``Database.driver_connection()`` takes a connection from the pool, pings it and gives it back on
-every use: over half a millisecond of CPU, paid again for every batch by a writer that commits
-one every few milliseconds (three times what the COPY of a small batch costs). A writer that
-holds its connections skips all of that while it stays busy.
+Taking a connection from the pool, pinging it and giving it back on every use costs over half a
+millisecond of CPU, paid again for every batch by a writer that commits one every few
+milliseconds (three times what the COPY of a small batch costs). A writer that holds its
+connections skips all of that while it stays busy; it also reaches the driver's own connection
+(asyncpg's), for what SQLAlchemy does not expose, such as COPY.
 
 What the pool's ping protected against is handled here instead:
 
