@@ -113,6 +113,44 @@ async def test_breaker_ejects_a_failing_replica_while_the_other_serves(
     assert r1.calls == 50
 
 
+async def test_a_passing_health_check_closes_the_breaker_of_a_quickly_restarted_replica(
+    replicas: list[Replica], fast_reconnect: tuple[tuple[str, int], ...]
+) -> None:
+    """A replica restarted faster than the checks take to eject it never flips to unhealthy;
+    its breaker, opened by the calls that failed meanwhile, closes at the first health check
+    it passes (as Envoy un-ejects a host on a passing active check), not after the minute of
+    recovery time."""
+    only = replicas[:1]
+    discovery = ServiceDiscovery(
+        health_check_interval=100, unhealthy_threshold=1_000, healthy_threshold=1, timeout=300
+    )
+    manager = manager_for(
+        only,
+        fast_reconnect,
+        discovery=discovery,
+        retry=RetryPolicy(max_retries=0),
+        breaker=BreakerSettings(failure_threshold=2, recovery_timeout=60_000),
+    )
+    echo = manager.service("echo").unary(ECHO, identity, identity, idempotent=True)
+    async with manager:
+        assert (await echo(b"before")).startswith(b"r1:")
+        instance = discovery.get_instances("echo")[0]
+        breaker = manager.breaker_for(instance)
+        await only[0].stop(grace=0)
+        for _ in range(2):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await echo(b"refused")
+        assert breaker.state is CircuitState.OPEN
+        with pytest.raises(CircuitOpenError):
+            await echo(b"held back")
+        await only[0].start()
+        closed_after = await wait_until(lambda: breaker.state is CircuitState.CLOSED, 5.0)
+        assert (await echo(b"after")).startswith(b"r1:")
+        assert instance.healthy  # it never left: the breaker alone kept calls away
+
+    assert closed_after < 5.0
+
+
 async def test_non_idempotent_calls_are_not_retried_after_sending(
     replicas: list[Replica], fast_reconnect: tuple[tuple[str, int], ...]
 ) -> None:

@@ -35,7 +35,7 @@ from meshcore.discovery.health import (
 from meshcore.discovery.instance import ServiceInstance, canonical_service_name
 from meshcore.discovery.registry import ServiceDiscovery
 from meshcore.discovery.static import ServiceConfig, ServiceSpec, parse_service_configs
-from meshcore.resilience.breaker import CircuitBreaker
+from meshcore.resilience.breaker import CircuitBreaker, CircuitState
 from meshcore.resilience.budget import RetryBudget
 from meshcore.resilience.calls import (
     Metadata,
@@ -146,9 +146,8 @@ class GrpcClientManager:
         self._budgets: dict[str, RetryBudget] = {}
         self._health: HealthChecker | None = None
         if health_checks and mode == "standalone":
-            self._health = HealthChecker(
-                self.discovery, GrpcHealthProbe(self.channel_for), clock=clock
-            )
+            self._grpc_probe = GrpcHealthProbe(self.channel_for)
+            self._health = HealthChecker(self.discovery, self._probe_and_uneject, clock=clock)
         self.started = False
         self._closing: list[asyncio.Task[None]] = []
         self.discovery.add_listener(self._on_discovery_change)
@@ -245,6 +244,21 @@ class GrpcClientManager:
                 clock=self.clock,
             )
         return breaker
+
+    async def _probe_and_uneject(self, instance: ServiceInstance, timeout_seconds: float) -> bool:
+        """The active health check, which also closes the replica's open breaker when it passes.
+
+        As Envoy's ``successful_active_health_check_uneject_host`` (on by default): a replica
+        that answers SERVING is back, whatever its last calls said. Without it, a replica that
+        restarted faster than ``unhealthy_threshold`` checks never flips to unhealthy and back,
+        so its breaker would keep refusing every call for the rest of the recovery timeout.
+        """
+        passed = await self._grpc_probe(instance, timeout_seconds)
+        if passed:
+            breaker = self.breakers.get(instance)
+            if breaker is not None and breaker.state is CircuitState.OPEN:
+                breaker.reset()
+        return passed
 
     def _apply_health_service(self, instance: ServiceInstance) -> None:
         """Tag a replica with its service's health-check name, unless its source set one."""
