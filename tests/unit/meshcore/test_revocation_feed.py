@@ -121,11 +121,48 @@ async def test_fail_open_trusts_the_last_view_when_stale() -> None:
     assert not feed.is_revoked(_token(jti="other"))
 
 
-async def test_failures_back_off_exponentially_up_to_the_cap() -> None:
-    """Delays double per consecutive failure (1, 2, 4, 8, 10, 10) and reset on success."""
+async def test_before_the_first_sync_failures_are_retried_every_interval() -> None:
+    """Calls wait for the first sync, so an issuer that is not up yet is asked every interval;
+    backoff starts only once a sync has completed."""
     clock, issuer = FakeClock(), FakeIssuer()
     issuer.failing = True
     feed = _feed(issuer, clock, interval=1.0, max_backoff=10.0)
+    delays = []
+    for _ in range(4):
+        await feed.poll_once()
+        delays.append(feed.next_delay())
+    assert delays == [1.0, 1.0, 1.0, 1.0]
+    assert feed.consecutive_failures == 4
+    issuer.failing = False
+    await feed.poll_once()
+    issuer.failing = True
+    await feed.poll_once()
+    assert feed.next_delay() == 2.0
+
+
+async def test_the_readiness_check_passes_once_the_first_sync_completed() -> None:
+    """until_first_sync waits for the first sync (fail closed), not at all when failing open,
+    and does not wait again once the view has gone stale."""
+    clock, issuer = FakeClock(), FakeIssuer()
+    feed = _feed(issuer, clock, max_staleness=60.0)
+    check = asyncio.ensure_future(feed.until_first_sync())
+    await asyncio.sleep(0)
+    assert not check.done()
+    await feed.sync()
+    await asyncio.wait_for(check, 1.0)
+    clock.advance(120.0)  # stale now: calls carrying a jti fail, the server stays ready
+    await asyncio.wait_for(feed.until_first_sync(), 1.0)
+    never_synced = _feed(FakeIssuer(), clock, fail_mode="open")
+    await asyncio.wait_for(never_synced.until_first_sync(), 1.0)
+
+
+async def test_failures_back_off_exponentially_up_to_the_cap() -> None:
+    """Once synced, delays double per consecutive failure (2, 4, 8, 10, 10, 10) and reset on
+    success."""
+    clock, issuer = FakeClock(), FakeIssuer()
+    feed = _feed(issuer, clock, interval=1.0, max_backoff=10.0)
+    await feed.poll_once()
+    issuer.failing = True
     delays = []
     for _ in range(6):
         await feed.poll_once()

@@ -8,10 +8,13 @@ every call, verified-token cache hits included.
 
 The set is filled by polling an injected ``fetch(cursor) -> RevocationPage`` every ``interval``
 seconds (the issuer's "revoked since cursor" API; pages are fetched until ``has_more`` is
-false). Failures back off exponentially up to ``max_backoff``. Staleness rule: until the first
-sync completes, or once ``max_staleness`` seconds pass without one, the view may be missing a
-revocation, so ``is_revoked`` raises ``Unavailable`` (fail closed) unless ``fail_mode="open"``,
-which trusts the last view and logs the fact.
+false). Once synced, failures back off exponentially up to ``max_backoff``; before the first
+sync they do not (calls are waiting for it, and a poll of an issuer that is not up yet costs a
+refused connection). Staleness rule: until the first sync completes, or once ``max_staleness``
+seconds pass without one, the view may be missing a revocation, so ``is_revoked`` raises
+``Unavailable`` (fail closed) unless ``fail_mode="open"``, which trusts the last view and logs
+the fact. ``until_first_sync`` is the matching readiness check: a server that would refuse
+every user call should not report SERVING yet.
 """
 
 from __future__ import annotations
@@ -174,6 +177,15 @@ class RevocationFeed:
         self._tokens = {key: exp for key, exp in self._tokens.items() if exp > now}
         self._sessions = {key: exp for key, exp in self._sessions.items() if exp > now}
 
+    async def until_first_sync(self) -> None:
+        """A readiness check for ``MeshServer(dependency_checks=...)``: returns once the first
+        sync has completed (at once when failing open), else waits for it; the health monitor
+        bounds the wait and reports NOT_SERVING meanwhile. Only the first sync counts: a view
+        that goes stale later still serves the calls no revocation could name (service tokens
+        without ``jti``), so it must not take the server out of rotation."""
+        if self._synced_at is None and not self._fail_open:
+            await self._first_sync.wait()
+
     # -- syncing --------------------------------------------------------------------------
 
     async def sync(self) -> None:
@@ -195,8 +207,9 @@ class RevocationFeed:
         self._first_sync.set()
 
     def next_delay(self) -> float:
-        """Seconds until the next poll: the interval, doubled per consecutive failure."""
-        if self._failures == 0:
+        """Seconds until the next poll: the interval, doubled per consecutive failure once a
+        sync has completed (before that, every interval: calls are waiting for it)."""
+        if self._failures == 0 or self._synced_at is None:
             return self._interval
         return min(self._interval * 2.0**self._failures, self._max_backoff)
 

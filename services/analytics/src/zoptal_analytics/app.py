@@ -112,6 +112,11 @@ class AnalyticsApp:
             self.settings,
             self.registrations,
             interceptors=interceptors,
-            dependency_checks={"database": self.database.ping},
+            # Ready once the revocation list first synced: until then every user call
+            # would be refused.
+            dependency_checks={
+                "database": self.database.ping,
+                "revocations": self.revocations.until_first_sync,
+            },
             on_shutdown=[self.close],
         )
