@@ -209,3 +209,23 @@ async def test_events_arriving_during_a_write_join_the_next_batch_together() -> 
     assert store.batches[0] == ["first"]
     assert sorted(store.batches[1]) == sorted([f"l{i}" for i in range(5)] + ["m0", "m1", "m2"])
     await buffer.close()
+
+
+async def test_the_pending_gauge_counts_queued_and_unwritten_events_when_scraped() -> None:
+    """zoptal_analytics_ingest_pending_events is read from the live buffers at scrape time."""
+    from prometheus_client import REGISTRY
+
+    def scraped() -> float:
+        return REGISTRY.get_sample_value("zoptal_analytics_ingest_pending_events") or 0.0
+
+    store, clock = FakeStore(), FakeClock()
+    buffer = make_buffer(store, clock, batch=10)
+    await buffer.submit([record(event_id="warm")])  # the next events wait one interval
+    before = scraped()
+    calls = [asyncio.ensure_future(buffer.submit([record(), record()])) for _ in range(2)]
+    await settle()
+    assert scraped() == before + 4
+    clock.advance(1.0)
+    await asyncio.gather(*calls)
+    assert scraped() == before
+    await buffer.close()

@@ -94,13 +94,13 @@ class AnalyticsService:
     async def track(self, event: EventInput) -> str:
         """Store one event durably (returns after its batch commits); its id."""
         record = validate_event(event, now_ms=self._now_ms())
-        await self._buffer.submit([record])
+        await self._buffer.enqueue((record,))
         return record.event_id
 
     async def track_batch(self, events: Sequence[EventInput]) -> list[str]:
         """Store the events durably, all or nothing; their ids in order."""
         records = await self.prepare_batch(events)
-        await self._buffer.submit(records)
+        await self._buffer.enqueue(records)
         return [record.event_id for record in records]
 
     def enqueue(self, records: Sequence[EventRecord]) -> asyncio.Future[None]:
