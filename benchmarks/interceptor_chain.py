@@ -23,6 +23,7 @@ A load generator in this process measures each server in turn, interleaving the 
 Every reply is checked (status OK and the expected payload); any failure aborts the run.
 
     uv run python benchmarks/interceptor_chain.py [--seconds 2] [--rounds 7] [--concurrency 32]
+        [--latency-seconds 4]
 
 Goal (issue 3): throughput ratio >= 0.8 and p99 ratio <= 1.3 for ``chain``.
 """
@@ -287,7 +288,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             rate = args.load * statistics.median(r["rps"] for r in saturated["bare"])
             for round_index in range(args.rounds):
                 for variant in _order(variants, round_index):
-                    result = await _measure_latency(servers[variant][1], rate, args.seconds)
+                    result = await _measure_latency(
+                        servers[variant][1], rate, args.latency_seconds
+                    )
                     fixed_rate[variant].append(result)
                     _print_round("fixed-rate", round_index, variant, result)
         finally:
@@ -335,6 +338,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
         "--load", type=float, default=0.4, help="fixed-rate phase: fraction of bare throughput"
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=4.0,
+        help="fixed-rate phase: seconds per round (a p99 needs thousands of calls: with 1.5 s,"
+        " a dozen slow calls decided it)",
     )
     parser.add_argument(
         "--variants",
