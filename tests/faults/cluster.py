@@ -273,8 +273,14 @@ class Cluster:
                 raise RuntimeError(f"migrating {service} failed:\n{output}")
 
     def start(self) -> None:
+        """Auth first, then the rest at once, as the platform launcher and compose order them
+        (the others sync Auth's revocation list from their first moment)."""
+        auth = self.processes["auth"]
+        auth.start()
+        auth.wait_serving()
         for proc in self.processes.values():
-            proc.start()
+            if proc is not auth:
+                proc.start()
         for proc in self.replicas():
             proc.wait_serving()
 

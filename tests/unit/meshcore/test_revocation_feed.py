@@ -140,22 +140,6 @@ async def test_before_the_first_sync_failures_are_retried_every_interval() -> No
     assert feed.next_delay() == 2.0
 
 
-async def test_the_readiness_check_passes_once_the_first_sync_completed() -> None:
-    """until_first_sync waits for the first sync (fail closed), not at all when failing open,
-    and does not wait again once the view has gone stale."""
-    clock, issuer = FakeClock(), FakeIssuer()
-    feed = _feed(issuer, clock, max_staleness=60.0)
-    check = asyncio.ensure_future(feed.until_first_sync())
-    await asyncio.sleep(0)
-    assert not check.done()
-    await feed.sync()
-    await asyncio.wait_for(check, 1.0)
-    clock.advance(120.0)  # stale now: calls carrying a jti fail, the server stays ready
-    await asyncio.wait_for(feed.until_first_sync(), 1.0)
-    never_synced = _feed(FakeIssuer(), clock, fail_mode="open")
-    await asyncio.wait_for(never_synced.until_first_sync(), 1.0)
-
-
 async def test_failures_back_off_exponentially_up_to_the_cap() -> None:
     """Once synced, delays double per consecutive failure (2, 4, 8, 10, 10, 10) and reset on
     success."""

@@ -13,8 +13,7 @@ sync they do not (calls are waiting for it, and a poll of an issuer that is not 
 refused connection). Staleness rule: until the first sync completes, or once ``max_staleness``
 seconds pass without one, the view may be missing a revocation, so ``is_revoked`` raises
 ``Unavailable`` (fail closed) unless ``fail_mode="open"``, which trusts the last view and logs
-the fact. ``until_first_sync`` is the matching readiness check: a server that would refuse
-every user call should not report SERVING yet.
+the fact.
 """
 
 from __future__ import annotations
@@ -176,15 +175,6 @@ class RevocationFeed:
         now = self._clock.time()
         self._tokens = {key: exp for key, exp in self._tokens.items() if exp > now}
         self._sessions = {key: exp for key, exp in self._sessions.items() if exp > now}
-
-    async def until_first_sync(self) -> None:
-        """A readiness check for ``MeshServer(dependency_checks=...)``: returns once the first
-        sync has completed (at once when failing open), else waits for it; the health monitor
-        bounds the wait and reports NOT_SERVING meanwhile. Only the first sync counts: a view
-        that goes stale later still serves the calls no revocation could name (service tokens
-        without ``jti``), so it must not take the server out of rotation."""
-        if self._synced_at is None and not self._fail_open:
-            await self._first_sync.wait()
 
     # -- syncing --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -23,6 +23,8 @@ from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, inst
 from zoptal_platform.stores import ExternalStores, create_databases
 
 READY_TIMEOUT_SECONDS = 90.0
+FIRST_SERVICE = "auth"
+"""Started and SERVING before the others (see ``start_all``)."""
 SMTP_SINK_PORT = 1025
 STOP_TIMEOUT_SECONDS = 40.0
 
@@ -126,24 +128,45 @@ async def _spawn(
 
 
 async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
+    """Start Auth, wait until it serves, then start the others (and the Celery worker) at once.
+
+    Auth goes first as compose orders it (``depends_on: auth: service_healthy``): every other
+    service polls Auth's revocation list from its first moment and refuses user calls until
+    that list has synced once. A first poll that finds no Auth yet trips the caller's breaker,
+    so that service would start refusing calls right after the platform said SERVING.
+    """
     log_dir = layout.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    running = [
-        await _spawn(
-            spec.name, [sys.executable, "-m", spec.module], layout.environment(spec), log_dir
-        )
-        for spec in layout.services
-    ]
-    if celery_worker_available() and any(s.name == "notification" for s in layout.services):
-        worker_argv = [
-            sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
-            "--loglevel", "INFO", "--concurrency", "2", "--hostname", "notification-worker@%h",
-        ]  # fmt: skip
-        # The worker is Notification's: it shares that service's database (and broker).
-        worker_env = layout.environment(None)
-        worker_env.update(layout.stores.variables("notification"))
-        running.append(await _spawn("notification-worker", worker_argv, worker_env, log_dir))
+    first = tuple(spec for spec in layout.services if spec.name == FIRST_SERVICE)
+    rest = [spec for spec in layout.services if spec.name != FIRST_SERVICE]
+    running: list[RunningProcess] = []
+    try:
+        for spec in first:
+            running.append(await _spawn_service(layout, spec, log_dir))
+        await wait_until_serving(replace(layout, services=first), running)
+        for spec in rest:
+            running.append(await _spawn_service(layout, spec, log_dir))
+        if celery_worker_available() and any(s.name == "notification" for s in layout.services):
+            worker_argv = [
+                sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
+                "--loglevel", "INFO", "--concurrency", "2", "--hostname",
+                "notification-worker@%h",
+            ]  # fmt: skip
+            # The worker is Notification's: it shares that service's database (and broker).
+            worker_env = layout.environment(None)
+            worker_env.update(layout.stores.variables("notification"))
+            running.append(await _spawn("notification-worker", worker_argv, worker_env, log_dir))
+    except BaseException:
+        await stop_all(running)
+        raise
     return running
+
+
+async def _spawn_service(
+    layout: PlatformLayout, spec: ServiceSpec, log_dir: Path
+) -> RunningProcess:
+    argv = [sys.executable, "-m", spec.module]
+    return await _spawn(spec.name, argv, layout.environment(spec), log_dir)
 
 
 async def _serving(address: str) -> bool:

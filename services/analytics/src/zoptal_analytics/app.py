@@ -112,11 +112,6 @@ class AnalyticsApp:
             self.settings,
             self.registrations,
             interceptors=interceptors,
-            # Ready once the revocation list first synced: until then every user call
-            # would be refused.
-            dependency_checks={
-                "database": self.database.ping,
-                "revocations": self.revocations.until_first_sync,
-            },
+            dependency_checks={"database": self.database.ping},
             on_shutdown=[self.close],
         )

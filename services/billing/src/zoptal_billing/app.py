@@ -10,7 +10,6 @@ import grpc
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.health import DependencyCheck
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.revocation import RevocationFeed
 from meshcore.server import MeshServer, ServiceRegistration
@@ -115,16 +114,11 @@ class BillingApp:
         await self.database.dispose()
 
     def server(self) -> MeshServer:
-        checks: dict[str, DependencyCheck] = {"database": self.database.ping}
-        if self.revocations is not None:
-            # Ready once the revocation list first synced: until then every user call would
-            # be refused.
-            checks["revocations"] = self.revocations.until_first_sync
         return MeshServer(
             self.settings,
             self.registrations,
             interceptors=self.interceptors(),
-            dependency_checks=checks,
+            dependency_checks={"database": self.database.ping},
             on_shutdown=[self.close],
             clock=self._clock,
         )

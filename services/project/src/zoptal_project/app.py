@@ -125,12 +125,7 @@ class ProjectApp:
             self.settings,
             self.registrations,
             interceptors=self.interceptors(),
-            # Ready once the revocation list first synced: until then every user call
-            # would be refused.
-            dependency_checks={
-                "database": self.database.ping,
-                "revocations": self.revocations.until_first_sync,
-            },
+            dependency_checks={"database": self.database.ping},
             on_shutdown=[self.close],
             clock=self._clock,
         )
