@@ -288,9 +288,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             rate = args.load * statistics.median(r["rps"] for r in saturated["bare"])
             for round_index in range(args.rounds):
                 for variant in _order(variants, round_index):
-                    result = await _measure_latency(
-                        servers[variant][1], rate, args.latency_seconds
-                    )
+                    result = await _measure_latency(servers[variant][1], rate, args.latency_seconds)
                     fixed_rate[variant].append(result)
                     _print_round("fixed-rate", round_index, variant, result)
         finally:
