@@ -101,3 +101,51 @@ async def test_unreachable_redis_follows_the_fail_mode(fail_mode: str, expected:
         "meshcore_rate_limit_backend_errors_total", {"outcome": outcome}
     )
     assert count == 1.0
+
+
+async def test_the_chain_closes_the_redis_connections_it_opened_when_the_server_stops(
+    redis_url: str,
+) -> None:
+    """build_server_chain opens a Redis limiter for REDIS_URL; once MeshServer has stopped, its
+    connections are gone from Redis's CLIENT LIST (they used to stay until the process died)."""
+    from types import SimpleNamespace
+    from uuid import uuid4
+
+    from meshcore.interceptors.chain import build_server_chain
+    from meshcore.server import ServiceRegistration
+    from meshcore.testing import serve_in_process
+
+    service = f"close-{uuid4().hex[:8]}"
+    chain = build_server_chain(
+        SimpleNamespace(service_name=service, redis_url=redis_url),
+        auth=False,
+        metrics_registry=CollectorRegistry(),
+        tracer_provider=None,
+    )
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    def add(servicer: object, server: grpc.aio.Server) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(
+            echo, request_deserializer=_identity, response_serializer=_identity
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("t.E", {"C": handler}),)
+        )
+
+    observer = redis.asyncio.Redis.from_url(redis_url)
+
+    async def limiter_connections() -> int:
+        clients = await observer.client_list()
+        return sum(client["name"] == f"meshcore-ratelimit-{service}" for client in clients)
+
+    try:
+        async with serve_in_process(
+            [ServiceRegistration(object(), add, "t.E")], interceptors=chain
+        ) as served:
+            assert await served.channel.unary_unary("/t.E/C")(b"x") == b"x"
+            assert await limiter_connections() == 1
+        assert await limiter_connections() == 0
+    finally:
+        await observer.aclose()

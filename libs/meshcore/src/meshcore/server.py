@@ -275,6 +275,11 @@ class MeshServer:
             if self._metrics is not None:
                 await self._metrics.stop()
         finally:
+            # No call runs any more: interceptors may let go of what they hold (Redis pools).
+            for interceptor in self.interceptors:
+                close = getattr(interceptor, "close", None)
+                if close is not None:
+                    await _run_hook(close)
             # Even if stopping gRPC failed or was cancelled: release the database, Redis, ...
             for hook in reversed(self._hooks):
                 await _run_hook(hook)

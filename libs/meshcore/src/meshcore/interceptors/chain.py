@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -56,16 +56,32 @@ from meshcore.revocation import RevocationCheck
 __all__ = ["InterceptorChain", "build_server_chain"]
 
 _log = logging.getLogger("meshcore.interceptors.chain")
+
+
+class Closeable(Protocol):
+    async def close(self) -> None: ...
+
+
 _UNSET: Any = object()
 
 
 class InterceptorChain(ServerInterceptor):
     """Several ``ServerInterceptor``s (outermost first) applied as one grpc interceptor."""
 
-    def __init__(self, layers: Sequence[ServerInterceptor]) -> None:
+    def __init__(
+        self, layers: Sequence[ServerInterceptor], *, owned: Sequence[Closeable] = ()
+    ) -> None:
         super().__init__()
         self.layers = tuple(layers)
+        self._owned = tuple(owned)
         self._cache: dict[str, tuple[Handler, Handler]] = {}
+
+    async def close(self) -> None:
+        """Release what the chain opened itself (the Redis rate limiter's connections);
+        ``MeshServer`` calls it once the server has stopped. What callers passed in is theirs."""
+        owned, self._owned = self._owned, ()
+        for resource in owned:
+            await resource.close()
 
     def layer(self, kind: type[ServerInterceptor]) -> Any:
         """The first layer of ``kind`` (e.g. ``chain.layer(MetricsInterceptor).get_metrics()``)."""
@@ -178,6 +194,7 @@ def build_server_chain(
         from meshcore.observability.tracing import global_tracer_provider
 
         tracer_provider = global_tracer_provider(_setting(settings, "service_name", "service"))
+    owned: list[Closeable] = []
     layers: list[ServerInterceptor] = [
         CallContextInterceptor(clock=clock),
         TracingInterceptor(tracer_provider),
@@ -217,8 +234,13 @@ def build_server_chain(
             # One budget per service: replicas of a service share it, other services do not.
             service = _setting(settings, "service_name", "service")
             rate_limiter = RedisRateLimiter.from_url(
-                url, window, limit, prefix=f"meshcore:ratelimit:{service}:"
+                url,
+                window,
+                limit,
+                prefix=f"meshcore:ratelimit:{service}:",
+                client_name=f"meshcore-ratelimit-{service}",
             )
+            owned.append(rate_limiter)
         layers.append(
             RateLimitInterceptor(
                 window,
@@ -233,7 +255,7 @@ def build_server_chain(
             )
         )
     layers.append(ErrorMappingInterceptor())
-    return [InterceptorChain(layers)]
+    return [InterceptorChain(layers, owned=owned)]
 
 
 def _auth_layer(

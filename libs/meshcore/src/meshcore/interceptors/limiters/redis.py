@@ -81,13 +81,24 @@ class RedisRateLimiter:
 
     @classmethod
     def from_url(
-        cls, url: str, window_ms: int, max_requests: int, **kwargs: Any
+        cls,
+        url: str,
+        window_ms: int,
+        max_requests: int,
+        *,
+        client_name: str = "meshcore-ratelimit",
+        **kwargs: Any,
     ) -> RedisRateLimiter:
-        """A limiter on its own connection pool with short timeouts (a limiter must not stall)."""
+        """A limiter on its own connection pool with short timeouts (a limiter must not stall),
+        named ``client_name`` in Redis's CLIENT LIST."""
         import redis.asyncio
 
         client = redis.asyncio.Redis.from_url(
-            url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=30
+            url,
+            socket_timeout=0.25,
+            socket_connect_timeout=0.25,
+            health_check_interval=30,
+            client_name=client_name,
         )
         return cls(client, window_ms, max_requests, **kwargs)
 
