@@ -13,6 +13,7 @@ Handlers read the context with ``current_principal()``, ``require_principal()``,
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -121,15 +122,21 @@ def time_remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
 def new_request_id() -> str:
     """A random 128-bit request id in hex.
 
-    From ``random``, not ``os.urandom``: a request id has to be unique, not secret (any caller
-    may send its own ``x-request-id``), and ``os.urandom`` is a system call on every call that
-    arrives without one. ``random`` reseeds itself in a forked child, so workers do not repeat
-    each other's ids.
+    From a Mersenne Twister, not ``os.urandom``: a request id has to be unique, not secret (any
+    caller may send its own ``x-request-id``), and ``os.urandom`` is a system call on every call
+    that arrives without one.
     """
     return f"{_random_bits(128):032x}"
 
 
-_random_bits = random.getrandbits
+# A generator of its own, seeded from os.urandom: the global one belongs to the application,
+# which may seed it (and then every process would repeat the same ids), and property-based
+# tests watch it for use between their draws.
+_request_ids = random.Random()
+# Reseeded in a forked child (Celery's prefork pool), as ``random`` does for its global
+# generator; otherwise parent and children would draw the same ids.
+os.register_at_fork(after_in_child=_request_ids.seed)
+_random_bits = _request_ids.getrandbits
 
 
 @contextlib.contextmanager
