@@ -18,6 +18,7 @@ only pass idempotent calls through here (see ``RetryPolicy.retry_on_for``).
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -175,3 +176,6 @@ async def retry_after_failure(
 
 
 _RNG = random.Random()
+# Reseeded in a forked child (Celery's prefork pool): jitter that repeats across processes
+# would send their retries at the same moments, which is what jitter is there to prevent.
+os.register_at_fork(after_in_child=_RNG.seed)
