@@ -135,6 +135,22 @@ class ServiceCaller:
             clock=self.clock,
         )
 
+    def begin(
+        self, deadline: float, path: str
+    ) -> tuple[ServiceInstance, CircuitBreaker, int, float, float]:
+        """Start one attempt: a replica, its breaker's ticket, the start time and the seconds
+        left; raises (having taken nothing) when the breaker refuses or the deadline has passed.
+        Every attempt that begins must end with ``finish``."""
+        instance, breaker = self.choose()
+        ticket = breaker.acquire()
+        start = self.now()
+        remaining = deadline - start
+        if remaining <= 0:
+            breaker.on_release(ticket)
+            raise DeadlineExceeded(f"deadline passed before calling {path}")
+        instance.load.in_flight += 1
+        return instance, breaker, ticket, start, remaining
+
     def finish(
         self,
         instance: ServiceInstance,
@@ -213,18 +229,11 @@ class UnaryMethod:
         (made with ``retry_on=None``: the retry loop is entered once per call, not nested)."""
         caller = self._caller
         try:
-            instance, breaker = caller.choose()
-            ticket = breaker.acquire()
-            start = caller.now()
-            remaining = deadline - start
-            if remaining <= 0:
-                breaker.on_release(ticket)
-                raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-            rpc = caller.connection(instance.address).unary_unary(
-                self.path, self._serializer, self._deserializer
-            )
-            instance.load.in_flight += 1
+            instance, breaker, ticket, start, remaining = caller.begin(deadline, self.path)
             try:
+                rpc = caller.connection(instance.address).unary_unary(
+                    self.path, self._serializer, self._deserializer
+                )
                 reply = await rpc(request, timeout=remaining, metadata=metadata)
             except BaseException as error:
                 caller.finish(instance, breaker, ticket, start, error)
@@ -278,18 +287,12 @@ class StreamUnaryMethod:
     ) -> Any:
         caller = self._caller
         try:
-            instance, breaker = caller.choose()
-            ticket = breaker.acquire()
-            start = caller.now()
-            if deadline - start <= 0:
-                breaker.on_release(ticket)
-                raise DeadlineExceeded(f"deadline passed before calling {self.path}")
-            rpc = caller.connection(instance.address).stream_unary(
-                self.path, self._serializer, self._deserializer
-            )
-            instance.load.in_flight += 1
+            instance, breaker, ticket, start, remaining = caller.begin(deadline, self.path)
             try:
-                reply = await rpc(requests, timeout=deadline - start, metadata=metadata)
+                rpc = caller.connection(instance.address).stream_unary(
+                    self.path, self._serializer, self._deserializer
+                )
+                reply = await rpc(requests, timeout=remaining, metadata=metadata)
             except BaseException as error:
                 caller.finish(instance, breaker, ticket, start, error)
                 raise
