@@ -35,24 +35,29 @@ async def admin(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
+@pytest.fixture
+async def held(database: Database) -> AsyncIterator[HeldDriverConnections]:
+    """Held connections with the default settings, closed after the test."""
+    connections = HeldDriverConnections(database)
+    try:
+        yield connections
+    finally:
+        await connections.close()
+
+
 async def _pid(held: HeldDriverConnections) -> int:
     async with held.use() as driver:
         return int(await driver.fetchval("SELECT pg_backend_pid()"))
 
 
-async def test_a_busy_writer_keeps_using_the_same_connection(database: Database) -> None:
+async def test_a_busy_writer_keeps_using_the_same_connection(held: HeldDriverConnections) -> None:
     """No checkout between uses: the same server process answers every time."""
-    held = HeldDriverConnections(database)
-    try:
-        pids = {await _pid(held) for _ in range(5)}
-        assert len(pids) == 1
-        assert held.held == 1
-    finally:
-        await held.close()
+    pids = {await _pid(held) for _ in range(5)}
+    assert len(pids) == 1
+    assert held.held == 1
 
 
-async def test_concurrent_uses_hold_one_connection_each(database: Database) -> None:
-    held = HeldDriverConnections(database)
+async def test_concurrent_uses_hold_one_connection_each(held: HeldDriverConnections) -> None:
     both_inside = asyncio.Barrier(2)
 
     async def use() -> int:
@@ -60,30 +65,22 @@ async def test_concurrent_uses_hold_one_connection_each(database: Database) -> N
             await both_inside.wait()
             return int(await driver.fetchval("SELECT pg_backend_pid()"))
 
-    try:
-        first, second = await asyncio.gather(use(), use())
-        assert first != second
-        assert held.held == 2
-    finally:
-        await held.close()
+    first, second = await asyncio.gather(use(), use())
+    assert first != second
+    assert held.held == 2
 
 
-async def test_a_failed_statement_keeps_the_connection(database: Database) -> None:
-    held = HeldDriverConnections(database)
-    try:
-        before = await _pid(held)
-        with pytest.raises(asyncpg.UndefinedTableError):
-            async with held.use() as driver:
-                await driver.execute("SELECT * FROM no_such_table")
-        assert await _pid(held) == before
-    finally:
-        await held.close()
+async def test_a_failed_statement_keeps_the_connection(held: HeldDriverConnections) -> None:
+    before = await _pid(held)
+    with pytest.raises(asyncpg.UndefinedTableError):
+        async with held.use() as driver:
+            await driver.execute("SELECT * FROM no_such_table")
+    assert await _pid(held) == before
 
 
 async def test_a_connection_killed_during_a_use_is_unavailable_then_replaced(
-    database: Database, admin: asyncpg.Connection
+    held: HeldDriverConnections, admin: asyncpg.Connection
 ) -> None:
-    held = HeldDriverConnections(database)
     killed: list[int] = []
 
     async def query_after_the_server_dropped_us() -> None:
@@ -92,31 +89,24 @@ async def test_a_connection_killed_during_a_use_is_unavailable_then_replaced(
             await admin.execute("SELECT pg_terminate_backend($1)", killed[0])
             await driver.fetchval("SELECT 1")
 
-    try:
-        with pytest.raises(Unavailable):
-            await query_after_the_server_dropped_us()
-        assert held.held == 0
-        assert await _pid(held) != killed[0]
-    finally:
-        await held.close()
+    with pytest.raises(Unavailable):
+        await query_after_the_server_dropped_us()
+    assert held.held == 0
+    assert await _pid(held) != killed[0]
 
 
 async def test_a_held_connection_the_server_closed_is_replaced_before_use(
-    database: Database, admin: asyncpg.Connection
+    held: HeldDriverConnections, admin: asyncpg.Connection
 ) -> None:
     """A restart between batches costs no failed batch: the driver saw the close."""
-    held = HeldDriverConnections(database)
-    try:
-        async with held.use() as driver:
-            pid = await driver.fetchval("SELECT pg_backend_pid()")
-            closed = asyncio.Event()
-            driver.add_termination_listener(lambda _: closed.set())
-        await admin.execute("SELECT pg_terminate_backend($1)", pid)
-        async with asyncio.timeout(10):  # until the driver has read the server's goodbye
-            await closed.wait()
-        assert await _pid(held) != pid
-    finally:
-        await held.close()
+    async with held.use() as driver:
+        pid = await driver.fetchval("SELECT pg_backend_pid()")
+        closed = asyncio.Event()
+        driver.add_termination_listener(lambda _: closed.set())
+    await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    async with asyncio.timeout(10):  # until the driver has read the server's goodbye
+        await closed.wait()
+    assert await _pid(held) != pid
 
 
 async def test_a_connection_idle_too_long_goes_back_to_the_pool(database: Database) -> None:
