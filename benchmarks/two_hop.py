@@ -238,7 +238,7 @@ class _TrustedHeader(grpc.aio.ServerInterceptor):
     """The baseline's only plumbing: trust ``x-subject``, map domain errors to a status."""
 
     async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        from meshcore.context import Principal, set_principal
+        from meshcore.context import Principal, call_state
         from meshcore.errors import MeshError
 
         handler = await continuation(details)
@@ -250,7 +250,7 @@ class _TrustedHeader(grpc.aio.ServerInterceptor):
         async def unary(request: Any, context: Any) -> Any:
             metadata = dict(context.invocation_metadata() or ())
             kind = "service" if metadata.get("x-kind") == "service" else "user"
-            set_principal(Principal(str(metadata["x-subject"]), kind, everything))
+            call_state().principal = Principal(str(metadata["x-subject"]), kind, everything)
             try:
                 return await inner(request, context)
             except MeshError as error:

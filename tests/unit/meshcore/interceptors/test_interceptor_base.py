@@ -146,7 +146,7 @@ class SetsPrincipal(ServerInterceptor):
         self, method: Behavior, request_or_iterator: Any, context: Any, rpc: RpcMethod
     ) -> Any:
         if request_or_iterator == b"login":
-            call_context.set_principal(Principal(subject="alice", kind="user"))
+            call_context.call_state().principal = Principal(subject="alice", kind="user")
         return await method(request_or_iterator, context)
 
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import grpc.aio
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.context import Principal, set_principal
+from meshcore.context import Principal, call_state
 from meshcore.errors import MeshError, PermissionDenied, Unauthenticated
 from meshcore.interceptors.base import RpcMethod, call_metadata
 from meshcore.interceptors.errors import abort_with
@@ -245,7 +245,7 @@ class AuthInterceptor(AdmissionInterceptor):
                     return abort_with(
                         context, PermissionDenied(f"missing permission {permission!r}")
                     )
-        set_principal(principal)
+        call_state().principal = principal
         return None
 
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:

@@ -27,15 +27,14 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import grpc
 import grpc.aio
 
+from meshcore.context import begin_call, current_call
 from meshcore.errors import InvalidArgument
 from meshcore.interceptors.decoding import decode_request, decode_stream
 
@@ -60,42 +59,34 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 """The ``method`` handed to ``intercept``: awaiting it runs the rest of the chain."""
 
 
-# ``intercept_service`` leaves (weak reference to the call's task, metadata). The task check
-# makes a stale value from another call unusable even if grpc ever looked up handlers outside
-# the call's own task. The reference is weak because the value lives in the task's own context:
-# a strong one would make every call's task part of a reference cycle that only the cyclic
-# garbage collector can free. The first read in the call's task claims the value for the call's
-# ServicerContext, (context, metadata), so later reads need only an identity check and no
-# second ``asyncio.current_task()`` (which, through ``get_running_loop``, costs a ``getpid``
-# system call on Python 3.11). The context does not refer to its task: that makes no cycle.
-_metadata: ContextVar[tuple[Any, Any] | None] = ContextVar("meshcore.metadata", default=None)
-
-
 def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     """The call's invocation metadata, read once per call.
 
-    ``context.invocation_metadata()`` builds a new tuple on every call (~4 µs); grpc already
-    built one for the interceptors, and meshcore keeps it for the rest of the call.
+    ``context.invocation_metadata()`` builds a new tuple on every call; grpc already built one
+    for the interceptors, which ``intercept_service`` keeps in the call's ``CallState``. It is
+    handed out only for the ServicerContext the handler's entry bound it to, so a task that a
+    handler starts cannot take it for a different call.
     """
-    stored = _metadata.get()
-    if stored is not None and stored[0] is context:
-        return stored[1]
-    task = asyncio.current_task()
-    if task is None:
-        return context.invocation_metadata() or ()
-    if stored is not None and isinstance(stored[0], weakref.ref) and stored[0]() is task:
-        metadata = stored[1]
-    else:
-        metadata = context.invocation_metadata() or ()
-    _metadata.set((context, metadata))
-    return metadata
+    state = current_call()
+    if state.servicer_context is context and state.metadata is not None:
+        return state.metadata
+    return context.invocation_metadata() or ()
 
 
 def set_call_metadata(metadata: Any) -> None:
-    """Keep the metadata grpc gave ``intercept_service`` for the rest of this call."""
-    task = asyncio.current_task()
-    if task is not None:
-        _metadata.set((weakref.ref(task), metadata or ()))
+    """Begin the call's state with the metadata grpc gave ``intercept_service``."""
+    begin_call(metadata or ())
+
+
+def _bind(context: Any) -> None:
+    """Tie the call's kept metadata to its ServicerContext.
+
+    The handler's entry calls it: it runs in the call's task right after ``intercept_service``
+    began the call's state, before any code of the application's could start a task.
+    """
+    state = current_call()
+    if state.servicer_context is None and state.metadata is not None:
+        state.servicer_context = context
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +239,7 @@ def _unary_entry(behavior: Behavior, deserializer: Any, request_streaming: bool)
     decode = _decoder(request_streaming)
 
     async def unary(raw: Any, context: Any) -> Any:
+        _bind(context)
         try:
             request = decode(raw, deserializer)
         except InvalidArgument as rejected:
@@ -265,6 +257,7 @@ def _stream_entry(
     decode = _decoder(request_streaming)
 
     async def stream(raw: Any, context: Any) -> AsyncIterator[Any]:
+        _bind(context)
         try:
             request = decode(raw, deserializer)
         except InvalidArgument as rejected:

@@ -14,7 +14,7 @@ from typing import Any
 import grpc.aio
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.context import new_request_id, set_deadline, set_request_id, set_traceparent
+from meshcore.context import call_state, new_request_id
 from meshcore.interceptors.base import RpcMethod, call_metadata
 from meshcore.interceptors.hooks import AdmissionInterceptor
 
@@ -35,15 +35,16 @@ class CallContextInterceptor(AdmissionInterceptor):
     def admit(
         self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
     ) -> Awaitable[None] | None:
+        state = call_state()
         request_id = None
         for key, value in call_metadata(context):
             if key == REQUEST_ID_HEADER:
                 if isinstance(value, str) and 0 < len(value) <= _MAX_REQUEST_ID_LENGTH:
                     request_id = value
             elif key == TRACEPARENT_HEADER and isinstance(value, str):
-                set_traceparent(value)
-        set_request_id(request_id or new_request_id())
+                state.traceparent = value
+        state.request_id = request_id or new_request_id()
         remaining = context.time_remaining()
         if remaining is not None:
-            set_deadline(self._clock.monotonic() + remaining)
+            state.deadline = self._clock.monotonic() + remaining
         return None

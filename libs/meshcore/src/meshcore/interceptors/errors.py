@@ -86,32 +86,35 @@ class ErrorMappingInterceptor(ServerInterceptor):
         try:
             result = await method(request_or_iterator, context)
         except Exception as error:
-            await self._abort(error, context, rpc)
+            await self.abort(error, context, rpc)
         if rpc.response_streaming:
-            return self._guard_stream(result, context, rpc)
+            return self.guard_stream(result, context, rpc)
         return result
 
-    async def _guard_stream(
+    async def guard_stream(
         self,
         responses: AsyncIterator[Any],
         context: grpc.aio.ServicerContext[Any, Any],
         rpc: RpcMethod,
     ) -> AsyncIterator[Any]:
+        """``responses``, with an exception raised while iterating them mapped like any other."""
         try:
             async for response in responses:
                 yield response
         except Exception as error:
-            await self._abort(error, context, rpc)
+            await self.abort(error, context, rpc)
 
-    async def _abort(
+    async def abort(
         self, error: Exception, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
-    ) -> Any:
+    ) -> NoReturn:
+        """End the call with the status ``error`` maps to (always raises)."""
         if isinstance(error, grpc.aio.AbortError):
             raise error  # the handler (or an inner library) already chose the status
         code, message, retry_after = self._status_for(error, rpc)
         await context.abort(
             code, message, trailing_metadata=status_trailers(code, message, retry_after=retry_after)
         )
+        raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
     def _status_for(
         self, error: Exception, rpc: RpcMethod

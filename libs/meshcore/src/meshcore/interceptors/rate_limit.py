@@ -22,7 +22,7 @@ import grpc.aio
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.context import current_principal
+from meshcore.context import current_call, current_principal
 from meshcore.errors import ResourceExhausted, Unavailable
 from meshcore.interceptors.base import RpcMethod, call_metadata
 from meshcore.interceptors.errors import abort_with
@@ -138,7 +138,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
         self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
     ) -> Awaitable[None] | None:
         if self._key_generator is key_by_caller:
-            principal = current_principal()
+            principal = current_call().principal
             key = (
                 principal.key
                 if principal is not None
