@@ -20,6 +20,9 @@ A load generator in this process measures each server in turn, interleaving the 
    same rate for every variant; its p99 is the latency the chain adds to a call (``p99_ms`` and
    ``p99_ratio`` in the summary; the saturated ones are ``saturated_p99_*``).
 
+Each ratio is the median of per-round ratios (a variant against bare in the same round), as in
+the other benchmarks; the per-round ratios are in the summary too.
+
 Every reply is checked (status OK and the expected payload); any failure aborts the run.
 
     uv run python benchmarks/interceptor_chain.py [--seconds 2] [--rounds 7] [--concurrency 32]
@@ -315,15 +318,28 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         entry["failed_calls"] = sum(r["failed"] for r in fixed_rate[variant])
         summary[variant] = entry
     for variant in variants[1:]:
-        mine, bare = summary[variant], summary["bare"]
+        # Paired, as every ratio in benchmarks/: each round's variant against bare in the same
+        # round (measured back to back), then the median of those ratios, so a slow stretch of
+        # the host moves both sides of a ratio instead of one median.
+        throughput = _paired(saturated, variant, "rps")
+        p99 = _paired(fixed_rate, variant, "p99_ms")
         summary[f"{variant}_vs_bare"] = {
-            "throughput_ratio": mine["rps"] / bare["rps"],
-            "p99_ratio": mine["p99_ms"] / bare["p99_ms"],
-            "saturated_p99_ratio": mine["saturated_p99_ms"] / bare["saturated_p99_ms"],
-            "server_cpu_per_call_ratio": mine["server_cpu_us_per_call"]
-            / bare["server_cpu_us_per_call"],
+            "throughput_ratio": statistics.median(throughput),
+            "p99_ratio": statistics.median(p99),
+            "saturated_p99_ratio": statistics.median(_paired(saturated, variant, "p99_ms")),
+            "server_cpu_per_call_ratio": statistics.median(
+                _paired(saturated, variant, "server_cpu_us_per_call")
+            ),
+            "throughput_round_ratios": throughput,
+            "p99_round_ratios": p99,
         }
     return summary
+
+
+def _paired(rounds: dict[str, list[dict[str, float]]], variant: str, key: str) -> list[float]:
+    return [
+        mine[key] / bare[key] for mine, bare in zip(rounds[variant], rounds["bare"], strict=True)
+    ]
 
 
 def _order(variants: tuple[str, ...], round_index: int) -> tuple[str, ...]:

@@ -65,9 +65,9 @@ def _interceptor_chain(result: dict[str, Any]) -> list[Row]:
     p99 = f"{result['chain']['p99_ms']:.2f} vs {result['bare']['p99_ms']:.2f} ms"
     return [
         Row("3", "full server chain / bare, throughput", chain["throughput_ratio"], ">=", 0.8,
-            rates),
+            rates, chain.get("throughput_round_ratios", ())),
         Row("3", "full server chain / bare, p99 latency at a fixed offered load",
-            chain["p99_ratio"], "<=", 1.3, p99),
+            chain["p99_ratio"], "<=", 1.3, p99, chain.get("p99_round_ratios", ())),
         Row("3", "chain with tracing on (default sampler) / bare, throughput",
             traced["throughput_ratio"], None, None, "diagnostic"),
     ]  # fmt: skip
