@@ -78,17 +78,6 @@ def set_call_metadata(metadata: Any) -> None:
     begin_call(metadata or ())
 
 
-def _bind(context: Any) -> None:
-    """Tie the call's kept metadata to its ServicerContext.
-
-    The handler's entry calls it: it runs in the call's task right after ``intercept_service``
-    began the call's state, before any code of the application's could start a task.
-    """
-    state = current_call()
-    if state.servicer_context is None and state.metadata is not None:
-        state.servicer_context = context
-
-
 @dataclass(frozen=True, slots=True)
 class RpcMethod:
     """A gRPC method, parsed once: ``/pkg.Service/Method`` into its parts and its shape."""
@@ -217,6 +206,12 @@ def handler_with_behavior(handler: Handler, rpc: RpcMethod, behavior: Behavior) 
     return grpc.unary_unary_rpc_method_handler(entry, **serializer)
 
 
+# _BINDING: each entry ties the metadata intercept_service kept to the call's ServicerContext.
+# The entry runs in the call's task right after intercept_service began the call's state, before
+# any code of the application's could start a task; inline in both entries, as a function call
+# per RPC would cost more than the two lines.
+
+
 def _decoder(request_streaming: bool) -> Callable[[Any, Any], Any]:
     """``decode(raw, deserializer)`` for the method's requests, chosen once per method.
 
@@ -239,7 +234,9 @@ def _unary_entry(behavior: Behavior, deserializer: Any, request_streaming: bool)
     decode = _decoder(request_streaming)
 
     async def unary(raw: Any, context: Any) -> Any:
-        _bind(context)
+        state = current_call()
+        if state.servicer_context is None and state.metadata is not None:
+            state.servicer_context = context  # see _BINDING
         try:
             request = decode(raw, deserializer)
         except InvalidArgument as rejected:
@@ -257,7 +254,9 @@ def _stream_entry(
     decode = _decoder(request_streaming)
 
     async def stream(raw: Any, context: Any) -> AsyncIterator[Any]:
-        _bind(context)
+        state = current_call()
+        if state.servicer_context is None and state.metadata is not None:
+            state.servicer_context = context  # see _BINDING
         try:
             request = decode(raw, deserializer)
         except InvalidArgument as rejected:

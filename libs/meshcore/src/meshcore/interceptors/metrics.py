@@ -99,12 +99,6 @@ class ServerMetrics:
             series = self.series[rpc.full_name] = _MethodSeries(labels, len(self.bounds))
         return series
 
-    def finish(self, series: _MethodSeries, code: str, started_at: float) -> None:
-        elapsed = time.perf_counter() - started_at
-        series.buckets[bisect_left(self.bounds, elapsed)] += 1
-        series.seconds_sum += elapsed
-        series.handled[code] = series.handled.get(code, 0) + 1
-
     def describe(self) -> list[Metric]:
         return []
 
@@ -159,6 +153,7 @@ class MetricsInterceptor(ObservingInterceptor):
             registry, "grpc_server", lambda: ServerMetrics(registry, buckets)
         )
         self._series: dict[str, _MethodSeries] = {}
+        self._bounds = self._metrics.bounds
 
     def applies_to(self, rpc: RpcMethod) -> bool:
         self._series[rpc.full_name] = self._metrics.series_for(rpc)
@@ -174,10 +169,14 @@ class MetricsInterceptor(ObservingInterceptor):
     def finish(
         self, state: _MethodSeries, record: CallRecord, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
+        elapsed = time.perf_counter() - record.started_at
         # Message counts land when the call ends (a long stream reports them at its end).
         state.received += record.messages_received
         state.sent += record.messages_sent
-        self._metrics.finish(state, record.code, record.started_at)
+        state.buckets[bisect_left(self._bounds, elapsed)] += 1
+        state.seconds_sum += elapsed
+        handled = state.handled
+        handled[record.code] = handled.get(record.code, 0) + 1
 
     def get_metrics(self) -> dict[str, Any]:
         """Totals and per-method counts, latency and errors (the seed's ``getMetrics()``)."""
