@@ -70,6 +70,17 @@ def _interceptor_chain(result: dict[str, Any]) -> list[Row]:
             chain["p99_ratio"], "<=", 1.3, p99, chain.get("p99_round_ratios", ())),
         Row("3", "chain with tracing on (default sampler) / bare, throughput",
             traced["throughput_ratio"], None, None, "diagnostic"),
+        Row("3", "same chain / bare, server CPU per call", chain["server_cpu_per_call_ratio"],
+            None, None, "diagnostic: the capacity a server loses to the chain"),
+    ]  # fmt: skip
+
+
+def _chain_instructions(result: dict[str, Any]) -> list[Row]:
+    per_call = result["instructions_per_call"]
+    return [
+        Row("3", "same chain / bare, instructions per call (callgrind)", result["ratio"], None,
+            None, f"{per_call['chain']:,.0f} vs {per_call['bare']:,.0f}; diagnostic, free of "
+            "host noise"),
     ]  # fmt: skip
 
 
@@ -130,6 +141,8 @@ BENCHMARKS = (
               ["--seconds", "1.5", "--rounds", "7", "--latency-seconds", "4"],
               ["--seconds", "0.3", "--rounds", "1", "--concurrency", "4",
                "--latency-seconds", "0.3"], _interceptor_chain),
+    Benchmark("chain_instructions", "benchmarks/chain_instructions.py",
+              ["--calls", "2000"], ["--calls", "200"], _chain_instructions),
     Benchmark("typed_client", "benchmarks/typed_client.py",
               ["--seconds", "0.5", "--rounds", "12"],
               ["--seconds", "0.1", "--rounds", "2", "--concurrency", "4"], _typed_client),
