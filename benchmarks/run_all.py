@@ -138,7 +138,7 @@ BENCHMARKS = (
               ["--seconds", "0.5", "--rounds", "1", "--warmup", "0.3", "--clients", "1",
                "--concurrency", "4"], _validate_token),
     Benchmark("interceptor_chain", "benchmarks/interceptor_chain.py",
-              ["--seconds", "1.5", "--rounds", "7", "--latency-seconds", "4"],
+              ["--seconds", "3", "--rounds", "7", "--latency-seconds", "4"],
               ["--seconds", "0.3", "--rounds", "1", "--concurrency", "4",
                "--latency-seconds", "0.3"], _interceptor_chain),
     Benchmark("chain_instructions", "benchmarks/chain_instructions.py",

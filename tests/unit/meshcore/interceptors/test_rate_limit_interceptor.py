@@ -52,6 +52,34 @@ async def test_keys_are_limited_independently() -> None:
     assert (await limiter.hit("b")).allowed
 
 
+def test_refusal_decides_exactly_as_hit_now_does() -> None:
+    """The interceptor's fast check gives hit_now's answers, near the limit and across windows.
+
+    Two limiters on one fake clock take the same calls; one is asked through ``refusal``, the
+    other through ``hit_now``. A fixed pseudo-random schedule drives both keys over and under
+    their limit many times.
+    """
+    import random
+
+    clock = FakeClock(start=0.0)
+    fast = InProcessRateLimiter(1_000, 5, clock=clock)
+    exact = InProcessRateLimiter(1_000, 5, clock=clock)
+    steps = random.Random(7)
+    refused = allowed = 0
+    for _ in range(2_000):
+        clock.advance(steps.choice((0.0, 0.0, 0.01, 0.05, 0.2, 0.7)))
+        key = steps.choice("ab")
+        retry_after = fast.refusal(key)
+        decision = exact.hit_now(key)
+        assert (retry_after is None) == decision.allowed
+        if retry_after is None:
+            allowed += 1
+        else:
+            refused += 1
+            assert retry_after == pytest.approx(decision.retry_after)
+    assert allowed > 200 and refused > 200  # both branches, many times
+
+
 def test_retry_after_is_when_one_more_call_fits() -> None:
     """After waiting retry_after, the same counts admit exactly one more call."""
     decision = sliding_window_decision(previous=10, current=3, elapsed=0.2, window=1.0, limit=10)

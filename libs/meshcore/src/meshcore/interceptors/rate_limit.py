@@ -149,11 +149,11 @@ class RateLimitInterceptor(AdmissionInterceptor):
         if self._in_process_limiter is None:
             return self._admit_remote(key, context)
         # The in-process check never waits: no coroutine on the hot path.
-        decision = self._in_process_limiter.hit_now(key)
-        if decision.allowed:
+        retry_after = self._in_process_limiter.refusal(key)
+        if retry_after is None:
             return None
         return abort_with(
-            context, ResourceExhausted("rate limit exceeded", retry_after=decision.retry_after)
+            context, ResourceExhausted("rate limit exceeded", retry_after=retry_after)
         )
 
     async def _admit_remote(self, key: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:

@@ -37,6 +37,45 @@ class InProcessRateLimiter:
 
     def hit_now(self, key: str) -> Decision:
         """``hit`` without the coroutine: the in-process check never waits."""
+        counter, elapsed = self._counter(key)
+        decision = sliding_window_decision(
+            previous=counter[2],
+            current=counter[1],
+            elapsed=elapsed,
+            window=self._window,
+            limit=self._limit,
+        )
+        if decision.allowed:
+            counter[1] += 1
+        return decision
+
+    def refusal(self, key: str) -> float | None:
+        """``hit_now`` for the interceptor's hot path: None when the call is allowed (and
+        counted), else the seconds to wait before retrying.
+
+        A key with fewer calls than the limit in this window and the one before is allowed
+        without computing the estimate: the estimate weighs the previous window by at most one,
+        so it cannot be more than their sum. Only callers near their limit pay for the exact
+        sliding-window decision.
+        """
+        counter, elapsed = self._counter(key)
+        if counter[1] + counter[2] < self._limit:
+            counter[1] += 1
+            return None
+        decision = sliding_window_decision(
+            previous=counter[2],
+            current=counter[1],
+            elapsed=elapsed,
+            window=self._window,
+            limit=self._limit,
+        )
+        if decision.allowed:
+            counter[1] += 1
+            return None
+        return decision.retry_after
+
+    def _counter(self, key: str) -> tuple[list[int], float]:
+        """``key``'s counters rolled over to the current window, and the seconds into it."""
         now = self._clock.monotonic()
         index = int(now // self._window)
         if index != self._swept_window:
@@ -50,16 +89,7 @@ class InProcessRateLimiter:
             counter[2] = counter[1] if counter[0] == index - 1 else 0
             counter[1] = 0
             counter[0] = index
-        decision = sliding_window_decision(
-            previous=counter[2],
-            current=counter[1],
-            elapsed=now - index * self._window,
-            window=self._window,
-            limit=self._limit,
-        )
-        if decision.allowed:
-            counter[1] += 1
-        return decision
+        return counter, now - index * self._window
 
     def _sweep(self, index: int) -> None:
         # Keys untouched for two windows count nothing any more: forget them.
