@@ -180,7 +180,8 @@ def new_request_id() -> str:
     caller may send its own ``x-request-id``), and ``os.urandom`` is a system call on every call
     that arrives without one.
     """
-    return f"{_random_bits(128):032x}"
+    # to_bytes().hex(): the same 32 lowercase hex digits as a "032x" format, in half the time.
+    return _random_bits(128).to_bytes(16, "big").hex()
 
 
 # A generator of its own, seeded from os.urandom: the global one belongs to the application,
