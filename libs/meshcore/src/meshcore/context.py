@@ -144,7 +144,7 @@ def current_principal() -> Principal | None:
 
 def require_principal() -> Principal:
     """The authenticated caller; UNAUTHENTICATED when the current call has none."""
-    principal = _call.get().principal
+    principal = current_call().principal
     if principal is None:
         raise Unauthenticated("this call requires credentials")
     return principal
@@ -152,22 +152,22 @@ def require_principal() -> Principal:
 
 def current_request_id() -> str | None:
     """The ``x-request-id`` of the current call (the caller's, or one made up on arrival)."""
-    return _call.get().request_id
+    return current_call().request_id
 
 
 def inbound_deadline() -> float | None:
     """Absolute deadline of the inbound call (monotonic seconds), or None when it has none."""
-    return _call.get().deadline
+    return current_call().deadline
 
 
 def inbound_traceparent() -> str | None:
     """The W3C ``traceparent`` the caller sent, if any."""
-    return _call.get().traceparent
+    return current_call().traceparent
 
 
 def time_remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
     """Seconds left on the inbound call (may be negative once spent), or None for no deadline."""
-    deadline = _call.get().deadline
+    deadline = current_call().deadline
     if deadline is None:
         return None
     return deadline - clock.monotonic()

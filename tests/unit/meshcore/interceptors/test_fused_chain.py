@@ -91,3 +91,22 @@ async def test_watchers_see_a_streams_messages_and_final_status(echo: EchoFactor
         [reply async for reply in client.server_stream(b"invalid")]
     await settle()
     assert journal.entries == ["w:start", "w:finish:INVALID_ARGUMENT:1/2"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [(b"invalid", "INVALID_ARGUMENT"), (b"boom", "INTERNAL")],
+)
+async def test_error_mapping_fused_into_the_chain_maps_what_a_unary_handler_raises(
+    echo: EchoFactory, payload: bytes, code: str
+) -> None:
+    """Innermost error mapping runs inside the fused coroutine: the client and the watchers
+    get the mapped status, and nothing internal leaks into the reply."""
+    journal = Journal()
+    client = await echo([InterceptorChain([Watcher("w", journal), ErrorMappingInterceptor()])])
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await client.unary(payload)
+    await settle()
+    assert raised.value.code().name == code
+    assert "hunter2" not in (raised.value.details() or "")
+    assert journal.entries == ["w:start", f"w:finish:{code}:1/0"]
