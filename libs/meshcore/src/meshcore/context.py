@@ -86,29 +86,23 @@ class Principal:
 
 
 class CallState:
-    """What meshcore knows about the current call; one per call, made by ``begin_call``."""
+    """What meshcore knows about the current call; one per call, made by ``begin_call``.
 
-    __slots__ = (
-        "deadline",
-        "metadata",
-        "principal",
-        "request_id",
-        "servicer_context",
-        "traceparent",
-    )
+    Its fields default at class level, and it has no ``__init__`` of its own: one is made for
+    every RPC, and making it is then a call into C instead of a Python frame. A field the call
+    sets lands on the instance.
+    """
 
-    def __init__(self, metadata: Any = None) -> None:
-        self.principal: Principal | None = None
-        self.request_id: str | None = None
-        # Absolute deadline of the inbound call on the monotonic clock of the interceptor that
-        # set it.
-        self.deadline: float | None = None
-        # The W3C traceparent the caller sent; forwarded as-is when tracing is off here.
-        self.traceparent: str | None = None
-        # The invocation metadata grpc gave the interceptors, and the ServicerContext of the call
-        # it belongs to (bound by the handler's entry, which runs next in the call's task).
-        self.metadata = metadata
-        self.servicer_context: Any = None
+    principal: Principal | None = None
+    request_id: str | None = None
+    # Absolute deadline of the inbound call on the monotonic clock of the interceptor that set it.
+    deadline: float | None = None
+    # The W3C traceparent the caller sent; forwarded as-is when tracing is off here.
+    traceparent: str | None = None
+    # The invocation metadata grpc gave the interceptors, and the ServicerContext of the call it
+    # belongs to (bound by the handler's entry, which runs next in the call's task).
+    metadata: Any = None
+    servicer_context: Any = None
 
 
 _NO_CALL = CallState()  # what readers see outside any call; never written to
@@ -116,8 +110,11 @@ _call: ContextVar[CallState] = ContextVar("meshcore.call", default=_NO_CALL)
 
 
 def begin_call(metadata: Any = None) -> CallState:
-    """A fresh state for the call this task is about to run (``intercept_service`` calls it)."""
-    state = CallState(metadata)
+    """A fresh state for the call this task is about to run (``intercept_service`` calls it with
+    the metadata grpc gave it)."""
+    state = CallState()
+    if metadata is not None:
+        state.metadata = metadata
     _call.set(state)
     return state
 

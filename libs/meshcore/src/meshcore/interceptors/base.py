@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import grpc
 import grpc.aio
 
-from meshcore.context import begin_call, current_call
+from meshcore.context import CallState, begin_call, call_state, current_call
 from meshcore.errors import InvalidArgument
 from meshcore.interceptors.decoding import decode_request, decode_stream
 
@@ -44,6 +44,7 @@ __all__ = [
     "RpcType",
     "ServerInterceptor",
     "call_metadata",
+    "served_call",
     "wrap_handler",
 ]
 
@@ -73,9 +74,12 @@ def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     return context.invocation_metadata() or ()
 
 
-def set_call_metadata(metadata: Any) -> None:
-    """Begin the call's state with the metadata grpc gave ``intercept_service``."""
-    begin_call(metadata or ())
+def served_call(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[CallState, Any]:
+    """The call's state, to write into, and its metadata: for interceptors, in one lookup."""
+    state = current_call()
+    if state.servicer_context is context:  # the state intercept_service began for this call
+        return state, state.metadata
+    return call_state(), call_metadata(context)  # a layer used without intercept_service
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         # intercept_service runs in the call's own task, before the handler: keep the metadata.
-        set_call_metadata(handler_call_details.invocation_metadata)
+        begin_call(handler_call_details.invocation_metadata)
         method_name: str = handler_call_details.method
         try:
             cache = self._wrapped

@@ -14,8 +14,8 @@ from typing import Any
 import grpc.aio
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.context import call_state, new_request_id
-from meshcore.interceptors.base import RpcMethod, call_metadata
+from meshcore.context import new_request_id
+from meshcore.interceptors.base import RpcMethod, served_call
 from meshcore.interceptors.hooks import AdmissionInterceptor
 
 __all__ = ["REQUEST_ID_HEADER", "TRACEPARENT_HEADER", "CallContextInterceptor"]
@@ -35,9 +35,9 @@ class CallContextInterceptor(AdmissionInterceptor):
     def admit(
         self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
     ) -> Awaitable[None] | None:
-        state = call_state()
+        state, metadata = served_call(context)
         request_id = None
-        for key, value in call_metadata(context):
+        for key, value in metadata:
             if key == REQUEST_ID_HEADER:
                 if isinstance(value, str) and 0 < len(value) <= _MAX_REQUEST_ID_LENGTH:
                     request_id = value

@@ -26,6 +26,7 @@ import grpc.aio
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.context import begin_call
 from meshcore.interceptors.auth import AuthInterceptor, Verifier
 from meshcore.interceptors.base import (
     Handler,
@@ -34,7 +35,6 @@ from meshcore.interceptors.base import (
     handler_with_behavior,
     innermost_behavior,
     nest,
-    set_call_metadata,
 )
 from meshcore.interceptors.call_context import CallContextInterceptor
 from meshcore.interceptors.errors import ErrorMappingInterceptor
@@ -98,7 +98,7 @@ class InterceptorChain(ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        set_call_metadata(handler_call_details.invocation_metadata)
+        begin_call(handler_call_details.invocation_metadata)
         method_name: str = handler_call_details.method
         cached = self._cache.get(method_name)
         if cached is not None and cached[0] is handler:
