@@ -190,12 +190,7 @@ async def run_observed(
             result = errors.guard_stream(result, context, rpc)
     except BaseException as error:
         if record is not None:
-            record.code = status_code_of(error, context)
-            record.error = error
-            try:
-                _finish(watchers, states, record, context)
-            finally:
-                record.error = None  # the traceback holds this frame: do not make a cycle of it
+            _finish_failed(watchers, states, record, error, context)
         raise
     if record is None:
         return result
@@ -222,6 +217,22 @@ def _finish(
         watchers[index].finish(states[index], record, context)
 
 
+def _finish_failed(
+    watchers: Sequence[ObservingInterceptor],
+    states: list[Any],
+    record: CallRecord,
+    error: BaseException,
+    context: Context,
+) -> None:
+    """``_finish`` for a call that ``error`` ended."""
+    record.code = status_code_of(error, context)
+    record.error = error
+    try:
+        _finish(watchers, states, record, context)
+    finally:
+        record.error = None  # the error's traceback holds the caller's frame: make no cycle
+
+
 async def _observe_stream(
     responses: AsyncIterator[Any],
     watchers: Sequence[ObservingInterceptor],
@@ -234,12 +245,7 @@ async def _observe_stream(
             record.messages_sent += 1
             yield response
     except BaseException as error:
-        record.code = status_code_of(error, context)
-        record.error = error
-        try:
-            _finish(watchers, states, record, context)
-        finally:
-            record.error = None  # the traceback holds this frame: do not make a cycle of it
+        _finish_failed(watchers, states, record, error, context)
         raise
     record.code = final_code(context)
     _finish(watchers, states, record, context)

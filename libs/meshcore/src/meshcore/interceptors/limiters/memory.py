@@ -38,16 +38,7 @@ class InProcessRateLimiter:
     def hit_now(self, key: str) -> Decision:
         """``hit`` without the coroutine: the in-process check never waits."""
         counter, elapsed = self._counter(key)
-        decision = sliding_window_decision(
-            previous=counter[2],
-            current=counter[1],
-            elapsed=elapsed,
-            window=self._window,
-            limit=self._limit,
-        )
-        if decision.allowed:
-            counter[1] += 1
-        return decision
+        return self._decide(counter, elapsed)
 
     def refusal(self, key: str) -> float | None:
         """``hit_now`` for the interceptor's hot path: None when the call is allowed (and
@@ -62,6 +53,11 @@ class InProcessRateLimiter:
         if counter[1] + counter[2] < self._limit:
             counter[1] += 1
             return None
+        decision = self._decide(counter, elapsed)
+        return None if decision.allowed else decision.retry_after
+
+    def _decide(self, counter: list[int], elapsed: float) -> Decision:
+        """The sliding-window decision for ``counter``'s key; an allowed call is counted."""
         decision = sliding_window_decision(
             previous=counter[2],
             current=counter[1],
@@ -71,8 +67,7 @@ class InProcessRateLimiter:
         )
         if decision.allowed:
             counter[1] += 1
-            return None
-        return decision.retry_after
+        return decision
 
     def _counter(self, key: str) -> tuple[list[int], float]:
         """``key``'s counters rolled over to the current window, and the seconds into it."""
