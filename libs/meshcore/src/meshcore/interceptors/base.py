@@ -210,10 +210,15 @@ def handler_with_behavior(handler: Handler, rpc: RpcMethod, behavior: Behavior) 
     return grpc.unary_unary_rpc_method_handler(entry, **serializer)
 
 
-# _BINDING: each entry ties the metadata intercept_service kept to the call's ServicerContext.
-# The entry runs in the call's task right after intercept_service began the call's state, before
-# any code of the application's could start a task; inline in both entries, as a function call
-# per RPC would cost more than the two lines.
+def _bind(context: Any) -> None:
+    """Tie the metadata ``intercept_service`` kept to the call's ServicerContext, once.
+
+    Both entries call it: an entry runs in the call's task right after ``intercept_service``
+    began the call's state, before any code of the application's could start a task.
+    """
+    state = current_call()
+    if state.servicer_context is None and state.metadata is not None:
+        state.servicer_context = context
 
 
 def _decoder(request_streaming: bool) -> Callable[[Any, Any], Any]:
@@ -238,9 +243,7 @@ def _unary_entry(behavior: Behavior, deserializer: Any, request_streaming: bool)
     decode = _decoder(request_streaming)
 
     async def unary(raw: Any, context: Any) -> Any:
-        state = current_call()
-        if state.servicer_context is None and state.metadata is not None:
-            state.servicer_context = context  # see _BINDING
+        _bind(context)
         try:
             request = decode(raw, deserializer)
         except InvalidArgument as rejected:
@@ -258,9 +261,7 @@ def _stream_entry(
     decode = _decoder(request_streaming)
 
     async def stream(raw: Any, context: Any) -> AsyncIterator[Any]:
-        state = current_call()
-        if state.servicer_context is None and state.metadata is not None:
-            state.servicer_context = context  # see _BINDING
+        _bind(context)
         try:
             request = decode(raw, deserializer)
         except InvalidArgument as rejected:

@@ -23,7 +23,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, NoReturn, Protocol
 
-import grpc
 import grpc.aio
 
 from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
@@ -198,11 +197,8 @@ async def run_observed(
         return _observe_stream(result, watchers, states, record, context)
     record.messages_sent = 1
     record.response = result
-    code = context.code()  # as final_code, inline on the path every successful call takes
-    if isinstance(code, grpc.StatusCode):
-        record.code = code.name
-    for index in range(len(watchers) - 1, -1, -1):  # as _finish: innermost first
-        watchers[index].finish(states[index], record, context)
+    record.code = final_code(context)
+    _finish(watchers, states, record, context)
     return result
 
 
