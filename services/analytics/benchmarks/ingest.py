@@ -5,7 +5,7 @@
    whose TrackEvent returns a fixed reply. Load comes from ``--clients`` client processes, each
    keeping ``--concurrency`` calls in flight; every reply is checked. One unmeasured warm-up
    round per server (connection pools, caches), then the variants alternate over ``--rounds``
-   rounds and the median round counts. Goal (issue 6): ratio >= 0.7.
+   rounds; the median of the per-round ratios counts. Goal (issue 6): ratio >= 0.7.
 2. Batch ingest into PostgreSQL: ``--events`` rows streamed through IngestEvents (chunks of
    1000) against asyncpg ``copy_records_to_table`` of the same number of rows into the same
    schema, alternating over ``--ingest-rounds`` rounds (fresh ids each round); the median of
@@ -323,17 +323,18 @@ def main() -> None:
                 )
     bare_rate = statistics.median(results["bare"]) / args.seconds
     served_rate = statistics.median(results["analytics"]) / args.seconds
+    # Ratios are medians of paired (same-round) ratios, in the printout as in the JSON.
+    paired = [a / b for a, b in zip(results["analytics"], results["bare"], strict=True)]
     ingest_ratios = [copy_s / ingest_s for ingest_s, copy_s in ingest_rounds]
     ingest_s = statistics.median(ingest_s for ingest_s, _ in ingest_rounds)
     copy_s = statistics.median(copy_s for _, copy_s in ingest_rounds)
     print(f"TrackEvent  bare {bare_rate:8.0f}/s  analytics {served_rate:8.0f}/s  "
-          f"ratio {served_rate / bare_rate:.2f}  (goal >= 0.7)")  # fmt: skip
+          f"ratio {statistics.median(paired):.2f}  (goal >= 0.7)")  # fmt: skip
     print(f"batch ingest  copy {args.events / copy_s:8.0f} rows/s  IngestEvents "
           f"{args.events / ingest_s:8.0f} rows/s  ratio {statistics.median(ingest_ratios):.2f}"
           "  (goal >= 0.5)")  # fmt: skip
     print(json.dumps({"rounds": results, "ingest_rounds": ingest_rounds}))
-    if args.json:  # for benchmarks/run_all.py: medians of paired (same-round) ratios
-        paired = [a / b for a, b in zip(results["analytics"], results["bare"], strict=True)]
+    if args.json:  # for benchmarks/run_all.py
         result = {
             "track_event_ratio": statistics.median(paired),
             "ingest_ratio": statistics.median(ingest_ratios),
