@@ -71,6 +71,7 @@ class BillingApp:
             sender,
             clock=clock,
             poll_interval=settings.notice_poll_seconds,
+            lease_seconds=settings.notice_lease_seconds,
             max_backoff=settings.notice_max_backoff_seconds,
         )
         self.service = BillingService(

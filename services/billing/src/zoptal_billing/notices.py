@@ -117,6 +117,11 @@ class ThresholdNoticeDispatcher:
         self._max_attempts = max_attempts
         self._waiter = PollWaiter(poll_interval, clock=clock)
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long this dispatcher holds a notice it is sending before another may take it."""
+        return self._lease.total_seconds()
+
     def wake(self) -> None:
         """Dispatch now rather than at the next poll (called after a notice is committed)."""
         self._waiter.wake()
