@@ -160,7 +160,8 @@ def main() -> None:
     if args.json:  # for benchmarks/run_all.py
         Path(args.json).write_text(json.dumps(result))
     for variant, count in per_call.items():
-        print(f"{variant:>12}: {count:,.0f} instructions per call, {count / per_call['bare']:.3f} of bare")
+        share = count / per_call["bare"]
+        print(f"{variant:>12}: {count:,.0f} instructions per call, {share:.3f} of bare")
 
 
 if __name__ == "__main__":

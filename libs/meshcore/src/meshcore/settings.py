@@ -288,7 +288,7 @@ class ServiceSettings:
         try:
             return self.peers[name]
         except KeyError:
-            raise KeyError(f"no address for peer {name!r}: set {name.upper()}_ADDR") from None
+            raise KeyError(f"no address for peer {name!r}: set {_peer_env_name(name)}") from None
 
     def safe_summary(self) -> dict[str, object]:
         """Every setting with secrets masked and URL passwords redacted: safe to log."""
@@ -313,10 +313,7 @@ class ServiceSettings:
         hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
         errors: list[str] = []
-        for item in dataclasses.fields(cls):
-            if not item.init or item.metadata.get("from_env", True) is False:
-                continue
-            env_name = _env_name(item)
+        for item, env_name in _read_fields(cls):
             raw = source.get(env_name, "").strip()
             if raw == "":
                 continue
@@ -327,7 +324,7 @@ class ServiceSettings:
                 errors.append(f"{env_name}: {exc} (got {shown})")
         peers: dict[str, tuple[str, ...]] = {}
         for name in cls.peer_defaults:
-            env_name = f"{name.upper()}_ADDR"
+            env_name = _peer_env_name(name)
             raw = source.get(env_name, "").strip()
             if raw:
                 try:
@@ -337,6 +334,24 @@ class ServiceSettings:
         if errors:
             raise SettingsError(f"invalid {cls.service_name} settings: " + "; ".join(errors))
         return cls(peers=peers, **values)
+
+    @classmethod
+    def environment_variables(cls) -> tuple[str, ...]:
+        """Every variable ``from_env`` reads, fields first, then the peers' ``<NAME>_ADDR``
+        (for a configuration reference, or a check that one is complete)."""
+        fields = tuple(env_name for _, env_name in _read_fields(cls))
+        return fields + tuple(_peer_env_name(name) for name in cls.peer_defaults)
+
+
+def _read_fields(cls: type) -> Iterator[tuple[dataclasses.Field[Any], str]]:
+    """The fields ``from_env`` reads, with the variable each one reads."""
+    for item in dataclasses.fields(cls):
+        if item.init and item.metadata.get("from_env", True) is not False:
+            yield item, _env_name(item)
+
+
+def _peer_env_name(peer: str) -> str:
+    return f"{peer.upper()}_ADDR"
 
 
 def _env_name(item: dataclasses.Field[Any]) -> str:
