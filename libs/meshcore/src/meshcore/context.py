@@ -72,6 +72,12 @@ class Principal:
         # the rate limiter keys on it.
         object.__setattr__(self, "key", f"{self.kind}:{self.subject}")
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Through the constructor, with the claims as a plain dict: the default empty claims
+        # are a read-only mapping proxy, which pickle cannot copy; ``key`` is derived again.
+        claims = dict(self.claims)
+        return (Principal, (self.subject, self.kind, self.permissions, self.roles, claims))
+
     @property
     def is_service(self) -> bool:
         return self.kind == "service"
