@@ -33,3 +33,14 @@ def test_a_principal_survives_pickling_and_copying(principal: Principal) -> None
         assert clone.key == principal.key
         assert clone.permissions == principal.permissions
         assert clone.roles == principal.roles
+
+
+def test_claims_are_a_read_only_copy() -> None:
+    """A principal is cached with its token and shared by its calls: one handler cannot change
+    the claims another call sees, nor can the dict it was built from."""
+    source = {"sub": "u-1", "plan": "free"}
+    principal = Principal("u-1", "user", claims=source)
+    source["plan"] = "enterprise"
+    assert principal.claims["plan"] == "free"
+    with pytest.raises(TypeError):
+        principal.claims["plan"] = "enterprise"  # type: ignore[index]

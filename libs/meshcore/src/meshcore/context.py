@@ -71,6 +71,10 @@ class Principal:
         # Built once per principal (they are cached with their token), not on every call that
         # the rate limiter keys on it.
         object.__setattr__(self, "key", f"{self.kind}:{self.subject}")
+        if not isinstance(self.claims, MappingProxyType):
+            # A read-only copy: the principal is cached and shared by every call with the same
+            # token, so a handler that changed its claims would change them for the others.
+            object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Through the constructor, with the claims as a plain dict: the default empty claims
