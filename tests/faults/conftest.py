@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -49,33 +49,47 @@ def private_redis() -> Iterator[PrivateRedis]:
         redis.destroy()
 
 
+HoldEnding = Literal["refused", "accepted", "accepted_unheard"]
+
+
 @dataclass
 class SelectiveSmtpSink(SmtpSink):
     """The Notification tests' sink, holding only the message for one recipient (other tests'
     emails keep flowing through the same session-wide sink meanwhile)."""
 
     hold_for: str | None = None
-    accept_after_hold: bool = False
+    ending: HoldEnding = "refused"
 
-    def arm(self, recipient: str, *, accept_after_hold: bool) -> None:
-        """Hold the next DATA for ``recipient`` until ``released``; then answer 451 (the
-        client was killed meanwhile) or, with ``accept_after_hold``, accept it (250)."""
+    def arm(self, recipient: str, *, then: HoldEnding) -> None:
+        """Hold the next DATA for ``recipient`` until ``released``, then:
+
+        * ``refused``: answer 451; the client was killed meanwhile, and the server never took
+          responsibility for the message;
+        * ``accepted``: take the message and answer 250, to a client still there to hear it;
+        * ``accepted_unheard``: the message is taken *before* the hold, so a client killed
+          during it dies after the server accepted the message but before it heard so: the one
+          window no SMTP client can close (its 250 may as well have been lost on the wire).
+        """
         self.held = threading.Event()
         self.released = threading.Event()
-        self.accept_after_hold = accept_after_hold
+        self.ending = then
         self.hold_for = recipient
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.hold_for is None or self.hold_for not in envelope.rcpt_tos:
             return await super().handle_DATA(server, session, envelope)
         self.hold_for = None
-        if not self.accept_after_hold:
+        if self.ending == "refused":
             self.hold = True  # the base class parks this DATA, then answers 451
             return await super().handle_DATA(server, session, envelope)
         self.attempts += 1
+        message = bytes(envelope.original_content or envelope.content)
+        if self.ending == "accepted_unheard":
+            self.messages.append(message)
         self.held.set()
         await asyncio.to_thread(self.released.wait)
-        self.messages.append(bytes(envelope.original_content or envelope.content))
+        if self.ending == "accepted":
+            self.messages.append(message)
         return "250 2.0.0 accepted"
 
 
