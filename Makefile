@@ -13,7 +13,8 @@ bootstrap:
 run: bootstrap
 	$(UV_RUN) python -m zoptal_platform run
 
-## test: unit, integration (real PostgreSQL and Redis on 127.0.0.1), e2e and deploy checks
+## test: every layer under tests/: unit, integration, e2e, faults, fuzz and deploy checks, on real
+## PostgreSQL and Redis (see the README for what each needs and when it skips)
 test: bootstrap
 	$(UV_RUN) pytest
 
