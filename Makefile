@@ -29,6 +29,11 @@ typecheck: bootstrap
 proto: bootstrap
 	$(UV_RUN) python scripts/generate_protos.py
 
+## proto-check: fail when buf lint fails or the committed code differs from what protos/ generates
+## (what tests/unit/api/test_generated_code.py runs); changes nothing
+proto-check: bootstrap
+	$(UV_RUN) python scripts/generate_protos.py --check
+
 ## migrate: apply every service's Alembic migrations to its DATABASE_URL
 migrate: bootstrap
 	$(UV_RUN) python -m zoptal_platform migrate
