@@ -13,7 +13,8 @@ bootstrap:
 run: bootstrap
 	$(UV_RUN) python -m zoptal_platform run
 
-## test: unit, integration (real PostgreSQL and Redis on 127.0.0.1), e2e and deploy checks
+## test: every layer under tests/: unit, integration, e2e, faults, fuzz and deploy checks, on real
+## PostgreSQL and Redis (see the README for what each needs and when it skips)
 test: bootstrap
 	$(UV_RUN) pytest
 
@@ -27,6 +28,11 @@ typecheck: bootstrap
 ## proto: regenerate libs/zoptal-api from protos/ (and lint the protos with buf)
 proto: bootstrap
 	$(UV_RUN) python scripts/generate_protos.py
+
+## proto-check: fail when buf lint fails or the committed code differs from what protos/ generates
+## (what tests/unit/api/test_generated_code.py runs); changes nothing
+proto-check: bootstrap
+	$(UV_RUN) python scripts/generate_protos.py --check
 
 ## migrate: apply every service's Alembic migrations to its DATABASE_URL
 migrate: bootstrap

@@ -15,12 +15,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 from zoptal_platform.catalogue import SERVICES, ServiceSpec
 
 from tests.faults.stores import PrivatePostgres, PrivateRedis, free_port
@@ -41,6 +43,7 @@ class ServiceProcess:
     env: dict[str, str]
     log: Path
     port: int | None = None
+    metrics_port: int | None = None
     health_service: str = ""
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -129,6 +132,24 @@ class ServiceProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.label} not SERVING within {within} s:\n{self.tail()}")
             time.sleep(0.1)
+
+    def answered_ok(self, method: str) -> int:
+        """Calls to ``method`` (e.g. ``RecordUsage``) this process has answered OK since it
+        last started, by its own ``/metrics``."""
+        assert self.metrics_port is not None, f"{self.label} serves no metrics"
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            text = reply.read().decode()
+        return int(
+            sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "grpc_server_handled_total"
+                and sample.labels.get("grpc_method") == method
+                and sample.labels.get("grpc_code") == "OK"
+            )
+        )
 
     def restart(self) -> None:
         """Start again on the same port (after a kill or a SIGTERM) and wait until SERVING."""
@@ -241,9 +262,12 @@ class Cluster:
             env=self.environment(service, service),
             log=self.root / f"{label}.log",
             port=free_port(),
+            # Its own /metrics, so a test can ask a replica what it served (see answered_ok).
+            metrics_port=free_port(),
             health_service=spec.full_service_name,
         )
         process.env["GRPC_PORT"] = str(process.port)
+        process.env["METRICS_PORT"] = str(process.metrics_port)
         self.processes[label] = process
         return process
 

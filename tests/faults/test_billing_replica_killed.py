@@ -37,6 +37,8 @@ class Stream:
     kill_point: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once ``KILL_AFTER`` creates have finished: the moment to kill a replica."""
     killed: asyncio.Event = field(default_factory=asyncio.Event)
+    usage_recorded_by_killed: int = 0
+    """RecordUsage calls billing-a answered OK during this stream, read just before the kill."""
 
 
 async def _create(clients: Clients, user: User, index: int, stream: Stream) -> None:
@@ -80,6 +82,8 @@ async def test_killing_one_billing_replica_loses_no_create_and_counts_none_twice
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(CALLS):
         queue.put_nowait(index)
+    billing_a = healthy_cluster["billing-a"]
+    recorded_before = await asyncio.to_thread(billing_a.answered_ok, "RecordUsage")
 
     async def worker() -> None:
         while not queue.empty():
@@ -88,14 +92,18 @@ async def test_killing_one_billing_replica_loses_no_create_and_counts_none_twice
 
     async def killer() -> None:
         await stream.kill_point.wait()
-        healthy_cluster["billing-a"].kill()
+        recorded = await asyncio.to_thread(billing_a.answered_ok, "RecordUsage")
+        stream.usage_recorded_by_killed = recorded - recorded_before
+        billing_a.kill()
         stream.killed.set()
 
     await asyncio.wait_for(
         asyncio.gather(killer(), *(worker() for _ in range(CONCURRENCY))), timeout=150
     )
     assert stream.killed.is_set()
-    assert not healthy_cluster["billing-a"].alive()
+    assert not billing_a.alive()
+    # The replica killed was carrying part of this stream's writes, not idling beside its twin.
+    assert stream.usage_recorded_by_killed > 0, (stream.final, stream.first_attempt)
     assert healthy_cluster["billing-b"].alive(), healthy_cluster["billing-b"].tail()
 
     successes = stream.final["OK"]

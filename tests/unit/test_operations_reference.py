@@ -1,4 +1,5 @@
-"""docs/operations.md's configuration reference names every variable a service reads.
+"""docs/operations.md's configuration reference names every variable a service or the
+embedded launcher reads.
 
 An operator configures the platform from that page; a setting missing from it is one nobody
 can find without reading the code.
@@ -10,11 +11,13 @@ import re
 from pathlib import Path
 
 import pytest
+import zoptal_platform
 from meshcore.settings import ServiceSettings
 from zoptal_analytics.settings import AnalyticsSettings
 from zoptal_auth.settings import AuthSettings
 from zoptal_billing.settings import BillingSettings
 from zoptal_notification.settings import NotificationSettings
+from zoptal_platform.__main__ import ENVIRONMENT_VARIABLES as LAUNCHER_VARIABLES
 from zoptal_project.settings import ProjectSettings
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
@@ -35,6 +38,24 @@ def _documented() -> set[str]:
 def test_every_variable_a_service_reads_is_documented(settings: type[ServiceSettings]) -> None:
     missing = [name for name in settings.environment_variables() if name not in _documented()]
     assert not missing, f"{settings.service_name} reads {missing}, not in docs/operations.md"
+
+
+def test_every_variable_the_launcher_reads_is_documented() -> None:
+    missing = [name for name in LAUNCHER_VARIABLES if name not in _documented()]
+    assert not missing, f"the launcher reads {missing}, not in docs/operations.md"
+
+
+def test_the_launcher_names_no_zoptal_variable_outside_its_list() -> None:
+    """A new launcher variable read as a literal instead of through the list shows up here."""
+    package = Path(zoptal_platform.__file__).parent
+    named = {
+        name
+        for module in package.glob("*.py")
+        for name in re.findall(r"\bZOPTAL_[A-Z0-9_]+\b", module.read_text())
+    }
+    # The launcher also passes on service variables such as ZOPTAL_ENV; those are not its own.
+    service_variables = {name for cls in SETTINGS for name in cls.environment_variables()}
+    assert named - service_variables <= set(LAUNCHER_VARIABLES)
 
 
 def test_environment_variables_are_what_from_env_reads() -> None:

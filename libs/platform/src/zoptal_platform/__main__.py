@@ -18,7 +18,19 @@ from zoptal_platform.launcher import (
     wait_until_serving,
 )
 from zoptal_platform.mail_sink import MailSink
-from zoptal_platform.stores import ExternalStores, StoreConfigError
+from zoptal_platform.stores import (
+    ENVIRONMENT_VARIABLES as STORE_VARIABLES,
+    ExternalStores,
+    StoreConfigError,
+)
+
+DATA_DIR_VARIABLE = "ZOPTAL_DATA_DIR"
+PORT_OFFSET_VARIABLE = "ZOPTAL_PORT_OFFSET"
+ENVIRONMENT_VARIABLES = (DATA_DIR_VARIABLE, PORT_OFFSET_VARIABLE, *STORE_VARIABLES)
+"""Every variable the launcher itself reads (docs/operations.md documents each one).
+
+The services' own variables pass through it to every process and are not listed here.
+"""
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -27,14 +39,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("ZOPTAL_DATA_DIR", "data")),
-        help="SQLite files, keys and logs (env ZOPTAL_DATA_DIR; default ./data)",
+        default=Path(os.environ.get(DATA_DIR_VARIABLE, "data")),
+        help=f"SQLite files, keys and logs (env {DATA_DIR_VARIABLE}; default ./data)",
     )
     parser.add_argument(
         "--port-offset",
         type=int,
-        default=int(os.environ.get("ZOPTAL_PORT_OFFSET", "0")),
-        help="added to every port, to run two platforms side by side (env ZOPTAL_PORT_OFFSET)",
+        default=int(os.environ.get(PORT_OFFSET_VARIABLE, "0")),
+        help=f"added to every port, to run two platforms side by side (env {PORT_OFFSET_VARIABLE})",
     )
     return parser.parse_args(argv)
 

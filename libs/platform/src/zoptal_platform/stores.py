@@ -18,8 +18,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg  # type: ignore[import-untyped]
 from meshcore.settings import redact_url
 
-__all__ = ["DEFAULT_DATABASE_PREFIX", "ExternalStores", "StoreConfigError", "create_databases"]
+__all__ = [
+    "DEFAULT_DATABASE_PREFIX",
+    "ENVIRONMENT_VARIABLES",
+    "ExternalStores",
+    "StoreConfigError",
+    "create_databases",
+]
 
+ENVIRONMENT_VARIABLES = ("ZOPTAL_POSTGRES_URL", "ZOPTAL_DATABASE_PREFIX", "ZOPTAL_REDIS_URL")
+"""What ``ExternalStores.from_env`` reads, in the order it unpacks them (docs/operations.md)."""
 DEFAULT_DATABASE_PREFIX = "zoptal_"
 _SERVICE_DRIVER = "postgresql+asyncpg"
 # Database names are interpolated into CREATE DATABASE (identifiers cannot be bound parameters),
@@ -40,23 +48,25 @@ class ExternalStores:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ExternalStores:
-        postgres = env.get("ZOPTAL_POSTGRES_URL") or None
-        prefix = env.get("ZOPTAL_DATABASE_PREFIX") or DEFAULT_DATABASE_PREFIX
-        redis = env.get("ZOPTAL_REDIS_URL") or None
+        # Read through the exported tuple, so the list the docs test checks is this very one.
+        postgres_variable, prefix_variable, redis_variable = ENVIRONMENT_VARIABLES
+        postgres = env.get(postgres_variable) or None
+        prefix = env.get(prefix_variable) or DEFAULT_DATABASE_PREFIX
+        redis = env.get(redis_variable) or None
         if postgres is not None:
             scheme = urlsplit(postgres).scheme
             if scheme not in ("postgresql", "postgres", _SERVICE_DRIVER):
                 raise StoreConfigError(
-                    f"ZOPTAL_POSTGRES_URL: expected {_SERVICE_DRIVER}://..., got {scheme}://"
+                    f"{postgres_variable}: expected {_SERVICE_DRIVER}://..., got {scheme}://"
                 )
             postgres = urlunsplit(urlsplit(postgres)._replace(scheme=_SERVICE_DRIVER))
         if not _PREFIX_PATTERN.fullmatch(prefix):
             raise StoreConfigError(
-                "ZOPTAL_DATABASE_PREFIX: lower-case letters, digits and underscores, "
+                f"{prefix_variable}: lower-case letters, digits and underscores, "
                 f"not starting with a digit; got {prefix!r}"
             )
         if redis is not None and urlsplit(redis).scheme not in ("redis", "rediss"):
-            raise StoreConfigError("ZOPTAL_REDIS_URL: expected redis://host:port/db")
+            raise StoreConfigError(f"{redis_variable}: expected redis://host:port/db")
         return cls(postgres_url=postgres, database_prefix=prefix, redis_url=redis)
 
     def database_name(self, service: str) -> str:
