@@ -42,10 +42,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         default=Path(os.environ.get(DATA_DIR_VARIABLE, "data")),
         help=f"SQLite files, keys and logs (env {DATA_DIR_VARIABLE}; default ./data)",
     )
+    raw_offset = os.environ.get(PORT_OFFSET_VARIABLE, "").strip() or "0"
+    try:
+        default_offset = int(raw_offset)
+    except ValueError:
+        parser.error(f"{PORT_OFFSET_VARIABLE}: expected an integer, got {raw_offset!r}")
     parser.add_argument(
         "--port-offset",
         type=int,
-        default=int(os.environ.get(PORT_OFFSET_VARIABLE, "0")),
+        default=default_offset,
         help=f"added to every port, to run two platforms side by side (env {PORT_OFFSET_VARIABLE})",
     )
     return parser.parse_args(argv)
