@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
 import asyncpg
 import pytest
+
+from tests.requirements import require_reachable
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -22,27 +23,10 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _require(service: str, host: str, port: int) -> None:
-    if _reachable(host, port):
-        return
-    message = f"{service} is not reachable on {host}:{port}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: failing instead of skipping)")
-    pytest.skip(message)
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, as a ``postgresql+asyncpg`` URL."""
-    _require("PostgreSQL", "127.0.0.1", 5432)
+    require_reachable("PostgreSQL", "127.0.0.1", 5432)
     name = f"zoptal_test_{uuid.uuid4().hex[:12]}"
     _admin(f'CREATE DATABASE "{name}"')
     try:
@@ -73,7 +57,7 @@ def redis_url() -> Iterator[str]:
     """The real Redis, with a database index flushed before and after the test."""
     import redis
 
-    _require("Redis", "127.0.0.1", 6379)
+    require_reachable("Redis", "127.0.0.1", 6379)
     url = REDIS_URL.rsplit("/", 1)[0] + "/15"
     client = redis.Redis.from_url(url)
     client.flushdb()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +19,7 @@ from tests.deploy.support import (
     find_kubectl,
     install_deploy_tools,
 )
+from tests.requirements import requirement_missing
 
 T = TypeVar("T")
 
@@ -33,10 +33,7 @@ def _tool(what: str, find: Callable[[], T | None]) -> T:
             find.cache_clear()
         found = find()
     if found is None:
-        message = f"{what} is missing; {INSTALL_HINT} said:\n{log}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        requirement_missing(f"{what} is missing; {INSTALL_HINT} said:\n{log}")
     return found
 
 

@@ -23,8 +23,8 @@ from tests.e2e.stores import (
     E2E_REDIS_DB,
     drop_databases,
     flushed_redis_db,
-    require_reachable,
 )
+from tests.requirements import require_reachable
 
 
 @pytest.fixture(scope="package")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 
 import asyncpg
-import pytest
 import redis
 
 __all__ = [
@@ -22,7 +20,6 @@ __all__ = [
     "existing_databases",
     "flushed_redis_db",
     "redis_key_count",
-    "require_reachable",
 ]
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -31,18 +28,6 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 E2E_POSTGRES_URL = POSTGRES_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://", 1)
 REDIS_SERVER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
 E2E_REDIS_DB = 14
-
-
-def require_reachable(service: str, host: str, port: int) -> None:
-    """Skip when the server is absent, except under CI=true, where that is a failure."""
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return
-    except OSError:
-        message = f"{service} is not reachable on {host}:{port}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: failing instead of skipping)")
-    pytest.skip(message)
 
 
 def flushed_redis_db(index: int) -> str:

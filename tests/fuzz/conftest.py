@@ -22,11 +22,12 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal.notification.v1 import notification_pb2
 from zoptal.project.v1 import project_pb2
 
-from tests.conftest import _admin, _require
+from tests.conftest import _admin
 from tests.fuzz.calls import Metadata, bearer, call, service_header
 from tests.fuzz.catalogue import ALL_RPCS, SERVICE_MODULES, Rpc
 from tests.fuzz.platform import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, BackgroundLoop, platform
 from tests.fuzz.tokens import service_token
+from tests.requirements import require_reachable
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def postgres_mesh(
     background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Mesh]:
     """All five services again, each on its own fresh PostgreSQL database, as deployed."""
-    _require("PostgreSQL", "127.0.0.1", 5432)
+    require_reachable("PostgreSQL", "127.0.0.1", 5432)
     names = {svc: f"zoptal_fuzz_{svc}_{uuid.uuid4().hex[:8]}" for svc in SERVICE_MODULES}
     for name in names.values():
         _admin(f'CREATE DATABASE "{name}"')

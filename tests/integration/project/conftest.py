@@ -7,13 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import _admin, _require
+from tests.conftest import _admin
+from tests.requirements import require_reachable
 
 
 @pytest.fixture
 def billing_postgres_url() -> Iterator[str]:
     """Another fresh PostgreSQL database: Billing and Project each own theirs, as deployed."""
-    _require("PostgreSQL", "127.0.0.1", 5432)
+    require_reachable("PostgreSQL", "127.0.0.1", 5432)
     name = f"zoptal_test_{uuid.uuid4().hex[:12]}"
     _admin(f'CREATE DATABASE "{name}"')
     try:
