@@ -13,10 +13,11 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal.billing.v1 import billing_pb2
 from zoptal.notification.v1 import notification_pb2
 from zoptal.project.v1 import project_pb2
-from zoptal_auth.app import PUBLIC_METHODS as AUTH_PUBLIC_METHODS
 
-__all__ = ["ALL_RPCS", "PROTECTED_RPCS", "SERVICE_MODULES", "Rpc"]
+__all__ = ["ALL_RPCS", "PROTECTED_RPCS", "PUBLIC_METHODS", "SERVICE_MODULES", "Rpc"]
 
+# Listed by hand to name each service's channel; test_fuzzing_covers_every_rpc_of_every_service
+# finds the generated services on its own and fails when one is missing here.
 SERVICE_MODULES: dict[str, ModuleType] = {
     "auth": auth_pb2,
     "project": project_pb2,
@@ -24,8 +25,20 @@ SERVICE_MODULES: dict[str, ModuleType] = {
     "notification": notification_pb2,
     "analytics": analytics_pb2,
 }
-# Methods any caller may use without credentials (Auth hands credentials out).
-PUBLIC_METHODS = frozenset(AUTH_PUBLIC_METHODS)
+# Methods any caller may use without credentials (Auth hands credentials out). Written out, not
+# read from the product: a method made public there would otherwise silently leave every token
+# attack; test_public_methods_are_exactly_the_pinned_ones makes widening them a deliberate edit.
+PUBLIC_METHODS = frozenset(
+    {
+        "/zoptal.auth.v1.AuthService/RegisterUser",
+        "/zoptal.auth.v1.AuthService/Login",
+        "/zoptal.auth.v1.AuthService/RefreshToken",
+        "/zoptal.auth.v1.AuthService/IssueServiceToken",
+        "/zoptal.auth.v1.AuthService/GetJwks",
+        "/zoptal.auth.v1.AuthService/ValidateToken",
+        "/zoptal.auth.v1.AuthService/HealthCheck",
+    }
+)
 
 
 @dataclass(frozen=True)

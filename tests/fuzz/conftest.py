@@ -25,7 +25,14 @@ from zoptal.project.v1 import project_pb2
 from tests.conftest import _admin
 from tests.fuzz.calls import Metadata, bearer, call, service_header
 from tests.fuzz.catalogue import ALL_RPCS, SERVICE_MODULES, Rpc
-from tests.fuzz.platform import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, BackgroundLoop, platform
+from tests.fuzz.platform import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    BackgroundLoop,
+    RunningPlatform,
+    platform,
+)
 from tests.fuzz.tokens import service_token
 from tests.requirements import require_reachable
 
@@ -44,6 +51,7 @@ class Identity:
 @dataclass(repr=False)
 class Mesh:
     channels: dict[str, grpc.Channel]
+    addresses: dict[str, str]  # host:port by service, for clients that are not grpc channels
     jwks_url: str
     signing_key: SigningKey
     admin: Identity
@@ -122,7 +130,7 @@ def running_mesh(
         name: grpc.insecure_channel(address) for name, address in addresses.by_service.items()
     }
     try:
-        yield _populate(channels, addresses.jwks_url, addresses.signing_key)
+        yield _populate(channels, addresses)
     finally:
         for channel in channels.values():
             channel.close()
@@ -159,11 +167,21 @@ def postgres_mesh(
             _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _populate(channels: dict[str, grpc.Channel], jwks_url: str, key: SigningKey) -> Mesh:
+def _populate(channels: dict[str, grpc.Channel], running: RunningPlatform) -> Mesh:
     admin = _login(channels, ADMIN_EMAIL, ADMIN_PASSWORD)
     alice = _register(channels, "alice@example.com")
     bob = _register(channels, "bob@example.com")
-    partial = Mesh(channels, jwks_url, key, admin, alice, bob, "", "")
+    partial = Mesh(
+        channels,
+        running.by_service,
+        running.jwks_url,
+        running.signing_key,
+        admin,
+        alice,
+        bob,
+        "",
+        "",
+    )
     project = partial.ok(
         "project",
         "CreateProject",

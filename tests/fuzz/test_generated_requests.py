@@ -7,9 +7,12 @@ token holding every permission) so requests get past authorization into validati
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 import pytest
+import zoptal
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, strategies as st
 
@@ -28,16 +31,25 @@ def test_generated_requests_get_no_internal_unknown_or_stack_trace(
     send_one_generated_request(mesh, rpc, data)
 
 
+def _rpcs_in_generated_code() -> set[str]:
+    """Full names of every method of every service in the installed ``zoptal`` API package.
+
+    Found by walking the package, not through the catalogue, so a service the catalogue does
+    not list still turns up here (tests/unit/api keeps this code in step with protos/).
+    """
+    names: set[str] = set()
+    for module in pkgutil.walk_packages(zoptal.__path__, "zoptal."):
+        if not module.name.endswith("_pb2"):
+            continue
+        descriptor = importlib.import_module(module.name).DESCRIPTOR
+        for service in descriptor.services_by_name.values():
+            names.update(f"/{service.full_name}/{method.name}" for method in service.methods)
+    return names
+
+
 def test_fuzzing_covers_every_rpc_of_every_service() -> None:
-    """Every method in the generated descriptors is in the fuzzed set (none silently skipped)."""
-    declared = {
-        f"/{service.full_name}/{method.name}"
-        for module in SERVICE_MODULES.values()
-        for service in module.DESCRIPTOR.services_by_name.values()
-        for method in service.methods
-    }
-    assert {rpc.full_name for rpc in ALL_RPCS} == declared
-    assert len(declared) >= 36
+    """Every method of every generated service is in the fuzzed set (none silently skipped)."""
+    assert {rpc.full_name for rpc in ALL_RPCS} == _rpcs_in_generated_code()
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_MODULES))

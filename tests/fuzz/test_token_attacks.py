@@ -19,9 +19,10 @@ from zoptal.analytics.v1 import analytics_pb2
 from zoptal.auth.v1 import auth_pb2
 from zoptal.billing.v1 import billing_pb2
 from zoptal.notification.v1 import notification_pb2
+from zoptal_auth.app import PUBLIC_METHODS as AUTH_PUBLIC_METHODS
 
 from tests.fuzz.calls import Metadata, bearer, call, describe, service_header
-from tests.fuzz.catalogue import PROTECTED_RPCS, Rpc
+from tests.fuzz.catalogue import PROTECTED_RPCS, PUBLIC_METHODS, Rpc
 from tests.fuzz.conftest import Identity, Mesh
 from tests.fuzz.tokens import (
     forged_es256,
@@ -109,6 +110,14 @@ def _refused(mesh: Mesh, metadata: Metadata, rpcs: tuple[Rpc, ...]) -> list[str]
         if outcome.code != grpc.StatusCode.UNAUTHENTICATED:
             wrong.append(describe(rpc, request, outcome))
     return wrong
+
+
+def test_public_methods_are_exactly_the_pinned_ones() -> None:
+    """Auth lets in without credentials exactly the methods pinned in the catalogue.
+
+    Every other RPC is attacked below, so a method made public must be a deliberate edit here.
+    """
+    assert frozenset(AUTH_PUBLIC_METHODS) == PUBLIC_METHODS
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
