@@ -76,7 +76,9 @@ DEFAULT_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_ping_strikes", 2),
     # Close each connection after ~5 min (+30 s for its calls to end) so clients reconnect and
-    # re-resolve: new replicas get traffic instead of long-lived connections staying put.
+    # re-resolve: new replicas get traffic instead of long-lived connections staying put. This is
+    # also what ends a unary call whose request stops inside its message: grpc.aio (1.85) never
+    # answers one, and no handler (so no interceptor) runs for it (tests/fuzz, framing).
     ("grpc.max_connection_age_ms", 300_000),
     ("grpc.max_connection_age_grace_ms", 30_000),
     # Never share a port silently with another process: a second server on the same port must
