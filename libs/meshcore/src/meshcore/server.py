@@ -50,6 +50,7 @@ __all__ = [
     "ShutdownHook",
     "run",
     "serve",
+    "server_options",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,18 @@ DEFAULT_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
+def server_options(overrides: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+    """``DEFAULT_SERVER_OPTIONS`` with ``overrides`` applied by name, each option once.
+
+    grpc keeps the *first* value of an option given twice, so overrides appended after the
+    defaults would change nothing, silently; and replacing the whole list would drop the
+    keepalive, connection-age and port-sharing defaults with it.
+    """
+    merged = dict(DEFAULT_SERVER_OPTIONS)
+    merged.update(overrides)
+    return list(merged.items())
+
+
 class BindError(OSError):
     """A port could not be bound (taken, or a bad host): the server cannot start."""
 
@@ -113,7 +126,11 @@ def default_interceptors() -> list[grpc.aio.ServerInterceptor]:
 
 
 class MeshServer:
-    """A grpc.aio server with health, reflection, metrics and graceful shutdown."""
+    """A grpc.aio server with health, reflection, metrics and graceful shutdown.
+
+    ``options`` are grpc server options laid over ``DEFAULT_SERVER_OPTIONS`` by name (see
+    ``server_options``): pass only what should differ.
+    """
 
     def __init__(
         self,
@@ -136,7 +153,7 @@ class MeshServer:
         )
         self.clock = clock
         self.metrics_registry = metrics_registry
-        self.options = list(options if options is not None else DEFAULT_SERVER_OPTIONS)
+        self.options = server_options(options or ())
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self.health = HealthServicer(service.name for service in self.services)
         self.monitor = HealthMonitor(

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshcore.errors import NotFound
-from meshcore.server import BindError, MeshServer, ServiceRegistration
+from meshcore.server import DEFAULT_SERVER_OPTIONS, BindError, MeshServer, ServiceRegistration
 from meshcore.settings import ServiceSettings
 from meshcore.testing import FakeClock
 from prometheus_client import CollectorRegistry, Counter
@@ -242,3 +242,38 @@ async def test_a_taken_metrics_port_fails_the_start_and_releases_the_grpc_port(
         server = MeshServer(make_settings(metrics_port=port), [echo_service])
         with pytest.raises(BindError, match=f"cannot bind metrics 127.0.0.1:{port}"):
             await server.start()
+
+
+def test_options_override_the_defaults_by_name_and_keep_the_rest() -> None:
+    """Only what differs is passed; each option appears once, with the override's value."""
+    server = MeshServer(make_settings(), [], options=[("grpc.max_receive_message_length", 123)])
+    names = [name for name, _ in server.options]
+    assert len(names) == len(set(names))
+    assert dict(server.options) == {
+        **dict(DEFAULT_SERVER_OPTIONS),
+        "grpc.max_receive_message_length": 123,
+    }
+    assert MeshServer(make_settings(), []).options == list(DEFAULT_SERVER_OPTIONS)
+
+
+async def test_an_option_override_takes_effect_on_the_wire(
+    echo_service: ServiceRegistration,
+) -> None:
+    """A raised receive limit admits a request over the default 4 MiB (grpc would have kept the
+    default, the first value it was given, had the override been appended after it)."""
+    request = b"x" * (5 * 1024 * 1024)
+    unlimited_client = [
+        ("grpc.max_send_message_length", -1),
+        ("grpc.max_receive_message_length", -1),
+    ]
+    codes = []
+    for options in ((), [("grpc.max_receive_message_length", 8 * 1024 * 1024)]):
+        server = MeshServer(make_settings(), [echo_service], options=options)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(server.address, options=unlimited_client) as ch:
+                call = ch.unary_unary(ECHO)(request, timeout=10)
+                codes.append(await call.code())
+        finally:
+            await server.stop()
+    assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OK]
