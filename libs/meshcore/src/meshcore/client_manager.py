@@ -113,7 +113,7 @@ class GrpcClientManager:
         discovery: ServiceDiscovery | None = None,
         interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
-        channel_options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+        channel_options: Sequence[tuple[str, Any]] = (),
         strategy: str = "p2c-ewma",
         retry: RetryPolicy | None = None,
         retry_budget: RetryBudget | None = None,

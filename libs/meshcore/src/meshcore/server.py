@@ -38,6 +38,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.grpc_options import merged_options
 from meshcore.health import HEALTH_SERVICE_NAME, DependencyCheck, HealthMonitor, HealthServicer
 from meshcore.http import HttpServer, metrics_routes
 from meshcore.settings import ServiceSettings, SettingsError
@@ -89,15 +90,8 @@ DEFAULT_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 
 
 def server_options(overrides: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
-    """``DEFAULT_SERVER_OPTIONS`` with ``overrides`` applied by name, each option once.
-
-    grpc keeps the *first* value of an option given twice, so overrides appended after the
-    defaults would change nothing, silently; and replacing the whole list would drop the
-    keepalive, connection-age and port-sharing defaults with it.
-    """
-    merged = dict(DEFAULT_SERVER_OPTIONS)
-    merged.update(overrides)
-    return list(merged.items())
+    """``DEFAULT_SERVER_OPTIONS`` with ``overrides`` applied by name (``meshcore.grpc_options``)."""
+    return merged_options(DEFAULT_SERVER_OPTIONS, overrides)
 
 
 class BindError(OSError):

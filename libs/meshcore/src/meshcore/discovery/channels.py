@@ -14,6 +14,8 @@ from typing import Any
 
 import grpc
 
+from meshcore.grpc_options import merged_options
+
 __all__ = ["DEFAULT_CHANNEL_OPTIONS", "ChannelPool", "Connection"]
 
 logger = logging.getLogger(__name__)
@@ -91,11 +93,12 @@ class ChannelPool:
     def __init__(
         self,
         *,
-        options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+        options: Sequence[tuple[str, Any]] = (),
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        self._options = list(options)
+        # Laid over the defaults by name: pass only what should differ (meshcore.grpc_options).
+        self._options = merged_options(DEFAULT_CHANNEL_OPTIONS, options)
         self._interceptors = list(interceptors)
         self._credentials = credentials
         self._connections: dict[str, Connection] = {}
