@@ -51,7 +51,6 @@ __all__ = [
     "ShutdownHook",
     "run",
     "serve",
-    "server_options",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,11 +88,6 @@ DEFAULT_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-def server_options(overrides: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
-    """``DEFAULT_SERVER_OPTIONS`` with ``overrides`` applied by name (``meshcore.grpc_options``)."""
-    return merged_options(DEFAULT_SERVER_OPTIONS, overrides)
-
-
 class BindError(OSError):
     """A port could not be bound (taken, or a bad host): the server cannot start."""
 
@@ -122,8 +116,8 @@ def default_interceptors() -> list[grpc.aio.ServerInterceptor]:
 class MeshServer:
     """A grpc.aio server with health, reflection, metrics and graceful shutdown.
 
-    ``options`` are grpc server options laid over ``DEFAULT_SERVER_OPTIONS`` by name (see
-    ``server_options``): pass only what should differ.
+    ``options`` are grpc server options laid over ``DEFAULT_SERVER_OPTIONS`` by name
+    (``meshcore.grpc_options``): pass only what should differ.
     """
 
     def __init__(
@@ -147,7 +141,7 @@ class MeshServer:
         )
         self.clock = clock
         self.metrics_registry = metrics_registry
-        self.options = server_options(options or ())
+        self.options = merged_options(DEFAULT_SERVER_OPTIONS, options or ())
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self.health = HealthServicer(service.name for service in self.services)
         self.monitor = HealthMonitor(
