@@ -123,7 +123,6 @@ def _interceptors(variant: str) -> list[Any]:
         )
     return build_server_chain(
         jwt_secret=SECRET,
-        service_token_secret=None,
         issuer="zoptal-auth",
         audience="zoptal",
         key_source=None,

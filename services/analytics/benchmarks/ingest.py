@@ -14,6 +14,8 @@
     uv run python services/analytics/benchmarks/ingest.py [--seconds 5] [--rounds 3]
 
 Needs the PostgreSQL of the test fixtures (``TEST_POSTGRES_DSN``, default postgres@127.0.0.1).
+A real Auth runs beside it: Analytics verifies the caller's token through Auth's JWKS and polls
+its revocations, and the caller's token comes from Project's own credential.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -50,21 +54,56 @@ def _runner() -> asyncio.Runner:
         return asyncio.Runner()
 
 
-def _token() -> str:
-    import jwt
-    from meshcore.settings import DEV_SERVICE_TOKEN_SECRET
+@contextlib.contextmanager
+def _auth(workdir: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """A real Auth (SQLite in ``workdir``) with Analytics' and Project's identities provisioned.
 
-    now = int(time.time())
-    claims = {
-        "sub": "bench",
-        "serviceId": "bench",
-        "serviceName": "bench",
-        "permissions": ["analytics:write", "analytics:read"],
-        "typ": "service",
-        "iat": now,
-        "exp": now + 3600,
+    Yields the variables that point Analytics at it (peer address, JWKS, its own credential) and
+    the token Project's credential buys: what a real caller of TrackEvent carries.
+    """
+    import grpc
+    from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
+
+    grpc_port, http_port = _free_port(), _free_port()
+    identities = workdir / "identities"
+    env = {
+        **os.environ,
+        "DATA_DIR": str(workdir),
+        "GRPC_PORT": str(grpc_port),
+        "AUTH_HTTP_PORT": str(http_port),
+        "METRICS_PORT": "0",
+        "LOG_LEVEL": "WARNING",
+        "SERVICE_TOKEN_TTL_SECONDS": "3600",  # outlives every round; renewal is not measured
     }
-    return jwt.encode(claims, DEV_SERVICE_TOKEN_SECRET, algorithm="HS256")
+    for variable in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(variable, None)
+    ensure = ["service-identity", "ensure", "--credentials-dir", str(identities)]
+    for command in (["migrate"], [*ensure, "analytics", "project"]):
+        subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "zoptal_auth", *command],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    with _process(["-m", "zoptal_auth", "serve"], env):
+        address = f"127.0.0.1:{grpc_port}"
+        asyncio.run(_wait_serving(address))
+        project = json.loads((identities / "project" / "credentials.json").read_text())
+        with grpc.insecure_channel(address) as channel:
+            issued = auth_pb2_grpc.AuthServiceStub(channel).IssueServiceToken(
+                auth_pb2.IssueServiceTokenRequest(
+                    client_id=project["client_id"], client_secret=project["client_secret"]
+                ),
+                timeout=30,
+            )
+        yield (
+            {
+                "AUTH_ADDR": address,
+                "AUTH_JWKS_URL": f"http://127.0.0.1:{http_port}/.well-known/jwks.json",
+                "SERVICE_CREDENTIALS_FILE": str(identities / "analytics" / "credentials.json"),
+            },
+            issued.access_token,
+        )
 
 
 # -------------------------------------------------------------------------- processes
@@ -275,9 +314,13 @@ def main() -> None:
     from meshcore.migrations import run_migrations
     from zoptal_analytics.app import MIGRATIONS_DIR
 
-    token = _token()
     bare_port, analytics_port = _free_port(), _free_port()
-    with _database() as service_dsn, _database() as copy_dsn:
+    with (
+        tempfile.TemporaryDirectory(prefix="zoptal-bench-auth-") as workdir,
+        _auth(Path(workdir)) as (auth_env, token),
+        _database() as service_dsn,
+        _database() as copy_dsn,
+    ):
         service_url = service_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
         run_migrations(service_url, MIGRATIONS_DIR)
         run_migrations(
@@ -290,6 +333,7 @@ def main() -> None:
             "METRICS_PORT": "0",
             "LOG_LEVEL": "WARNING",
             "RATE_LIMIT_MAX_REQUESTS": "100000000",
+            **auth_env,
         }
         env.pop("REDIS_URL", None)
         with (

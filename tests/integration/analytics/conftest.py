@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 from meshcore.migrations import upgrade_database
-from meshcore.settings import DEV_SERVICE_TOKEN_SECRET
 from meshcore.testing import serve_in_process
 from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal_analytics.app import MIGRATIONS_DIR, AnalyticsApp
 from zoptal_analytics.settings import AnalyticsSettings
 
+from tests.tokens import MINT, trusting_chain
 
-def service_token(*permissions: str) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": "project",
-        "serviceId": "project",
-        "serviceName": "Project Service",
-        "permissions": list(permissions),
-        "typ": "service",
-        "iat": now,
-        "exp": now + 600,
-    }
-    return jwt.encode(claims, DEV_SERVICE_TOKEN_SECRET, algorithm="HS256")
-
-
-CALLER = (("x-service-token", service_token("analytics:write", "analytics:read")),)
+CALLER = MINT.as_service("project", "analytics:write", "analytics:read")
 
 
 def closed_port() -> int:
@@ -67,7 +51,10 @@ async def running_analytics(settings: AnalyticsSettings) -> AsyncIterator[Runnin
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
     app = AnalyticsApp(settings)
     async with serve_in_process(
-        app.registrations, settings=settings, on_shutdown=[app.close]
+        app.registrations,
+        settings=settings,
+        interceptors=trusting_chain(settings),
+        on_shutdown=[app.close],
     ) as served:
         app.start_background()
         yield RunningAnalytics(analytics_pb2_grpc.AnalyticsServiceStub(served.channel), app)

@@ -5,20 +5,31 @@ from __future__ import annotations
 import grpc
 import jwt
 import pytest
-from meshcore.service_token import ServiceTokenSigner
+from meshcore.clock import SYSTEM_CLOCK
 from zoptal.auth.v1 import auth_pb2
+from zoptal_auth.tokens import TokenIssuer
 
 from tests.integration.auth.conftest import AuthUnderTest
 
 
 def _service(auth: AuthUnderTest, permissions: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    signer = ServiceTokenSigner(
-        auth.app.settings.service_token_secret,
-        service_id="project",
-        service_name="Project Service",
-        permissions=permissions,
+    """A service token as IssueServiceToken signs it, with exactly ``permissions``."""
+    settings = auth.app.settings
+    issuer = TokenIssuer(
+        auth.app.keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=settings.access_token_ttl_seconds,
+        service_ttl=settings.service_token_ttl_seconds,
+        clock=SYSTEM_CLOCK,
     )
-    return (("x-service-token", signer()),)
+    signed = issuer.service_token(
+        service_id="sa-project",
+        service_name="project",
+        permissions=permissions,
+        credential_id="credential-1",
+    )
+    return (("x-service-token", signed.token),)
 
 
 def _claims(token: str) -> dict[str, object]:

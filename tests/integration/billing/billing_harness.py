@@ -18,8 +18,9 @@ from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender
 from zoptal_billing.settings import BillingSettings
 
+from tests.tokens import MINT
+
 USER_TOKEN_SECRET = "user-token-secret-for-integration-tests-0123456789"
-SERVICE_TOKEN_SECRET = "service-token-secret-for-integration-tests-0123456789"
 
 
 def user_token(
@@ -40,35 +41,20 @@ def user_token(
     return jwt.encode(claims, USER_TOKEN_SECRET, algorithm="HS256")
 
 
-def service_token(service: str, permissions: Iterable[str]) -> str:
-    """A seed-style HS256 service token."""
-    now = int(time.time())
-    claims = {
-        "sub": service,
-        "serviceId": service,
-        "serviceName": service,
-        "permissions": list(permissions),
-        "typ": "service",
-        "iat": now,
-        "exp": now + 600,
-    }
-    return jwt.encode(claims, SERVICE_TOKEN_SECRET, algorithm="HS256")
-
-
 def as_user(subject: str, *permissions: str, roles: Iterable[str] = ("user",)) -> tuple:
     return (("authorization", f"Bearer {user_token(subject, permissions, roles)}"),)
 
 
 def as_service(service: str, *permissions: str) -> tuple:
-    return (("x-service-token", service_token(service, permissions)),)
+    """A service token as Auth would grant it (signed by the test suite's issuer key)."""
+    return MINT.as_service(service, *permissions)
 
 
 def billing_settings(database_url: str, **overrides: object) -> BillingSettings:
-    """Billing settings for tests: HS256 tokens only (no JWKS fetch), no metrics port."""
+    """Billing settings for tests: HS256 user tokens, no JWKS fetch, no metrics port."""
     values: dict[str, object] = {
         "database_url": database_url,
         "jwt_secret": Secret(USER_TOKEN_SECRET),
-        "service_token_secret": Secret(SERVICE_TOKEN_SECRET),
         "auth_jwks_url": "",
         "metrics_port": 0,
         "notice_poll_seconds": 0.2,
@@ -95,7 +81,7 @@ async def running_billing(
     async with serve_in_process(
         app.registrations,
         settings=settings,
-        interceptors=app.interceptors(metrics_registry=CollectorRegistry()),
+        interceptors=app.interceptors(metrics_registry=CollectorRegistry(), key_source=MINT.keys),
         on_shutdown=[app.close],
     ) as served:
         app.start_background()

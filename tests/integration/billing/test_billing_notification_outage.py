@@ -9,26 +9,27 @@ from pathlib import Path
 
 import grpc
 import pytest
-from meshcore.client_manager import BreakerSettings, GrpcClientManager
+from meshcore.client_manager import BreakerSettings
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.migrations import upgrade_database
 from meshcore.server import MeshServer
-from meshcore.service_token import ServiceTokenSigner
 from meshcore.testing import serve_in_process
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
+from zoptal.clients.service_identity import identified_clients
 from zoptal.notification.v1 import notification_pb2, notification_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
 from zoptal_auth.settings import AuthSettings
 from zoptal_billing.app import BillingApp
 from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.models import ThresholdNoticeRow
-from zoptal_billing.peer_permissions import BILLING_PERMISSIONS
 from zoptal_billing.settings import BillingSettings
 from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, NotificationApp
 from zoptal_notification.settings import NotificationSettings
+
+from tests.identities import issued_token, provision
 
 pytestmark = pytest.mark.postgres
 
@@ -64,6 +65,8 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
         argon2_parallelism=1,
     )
     await upgrade_database(auth_settings.database_url, AUTH_MIGRATIONS)
+    identities = tmp_path / "identities"
+    await provision(auth_settings, identities, "billing", "project")
     auth_app = await build_auth(auth_settings)
     jwks_url = f"http://127.0.0.1:{await auth_app.jwks_http.start()}/.well-known/jwks.json"
     notification_port = free_port()
@@ -84,6 +87,7 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
         settings = BillingSettings(
             database_url=postgres_url,
             auth_jwks_url=jwks_url,
+            service_credentials_file=identities / "billing" / "credentials.json",
             metrics_port=0,
             notice_poll_seconds=0.2,
             notice_max_backoff_seconds=0.5,
@@ -94,17 +98,12 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
         )
         # Fast breaker recovery and no health-check loop, so the test need not wait out
         # production timings once Notification is back.
-        clients = GrpcClientManager.from_settings(
+        clients, billing_token = identified_clients(
             settings,
-            service_token=ServiceTokenSigner(
-                settings.service_token_secret,
-                service_id="billing",
-                service_name="Billing Service",
-                permissions=BILLING_PERMISSIONS,
-            ),
             breaker=BreakerSettings(recovery_timeout=300, monitoring_period=1_000),
             health_checks=False,
         )
+        await billing_token.refresh()  # Billing's own token, from its own credential
         await upgrade_database(postgres_url, BILLING_MIGRATIONS)
         billing_app = BillingApp(settings, clients=clients)
         async with serve_in_process(
@@ -115,13 +114,7 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
         ) as billing_server:
             billing_app.start_background()
             billing = billing_pb2_grpc.BillingServiceStub(billing_server.channel)
-            project_token = ServiceTokenSigner(
-                settings.service_token_secret,
-                service_id="project",
-                service_name="Project Service",
-                permissions=["billing:write"],
-            )
-            meter = (("x-service-token", project_token()),)
+            meter = (("x-service-token", await issued_token(auth, identities, "project")),)
             for index in range(3):
                 await billing.RecordUsage(
                     pb.RecordUsageRequest(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -21,23 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 
-SECRET = "service-secret-for-integration-tests-0123456789"
+from tests.tokens import MINT
+
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-def _service_token() -> str:
-    import jwt
-
-    now = int(time.time())
-    claims = {
-        "sub": "front",
-        "serviceId": "front",
-        "typ": "service",
-        "permissions": [],
-        "iat": now,
-        "exp": now + 300,
-    }
-    return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
 def _identity(value: bytes) -> bytes:
@@ -71,8 +56,7 @@ async def _serve(stack: AsyncExitStack, name: str, behavior: Any, interceptors: 
 def _chain(provider: Any, registry: CollectorRegistry) -> list[grpc.aio.ServerInterceptor]:
     return build_server_chain(
         jwt_secret=None,
-        service_token_secret=SECRET,
-        key_source=None,
+        key_source=MINT.keys,
         redis_url=None,
         excluded_methods=["/test.v1.Front/Call"],
         metrics_registry=registry,
@@ -99,7 +83,7 @@ async def two_hops(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, An
         channel = grpc.aio.insecure_channel(
             leaf_address,
             interceptors=build_client_interceptors(
-                service_token=_service_token(),
+                service_token=MINT.service_token("front"),
                 default_timeout=30.0,
                 tracer_provider=provider,
                 metrics_registry=registry,

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from aiosmtpd.controller import Controller
 from meshcore.migrations import upgrade_database
-from meshcore.settings import DEV_SERVICE_TOKEN_SECRET
 from meshcore.testing import serve_in_process
 from zoptal.notification.v1 import notification_pb2_grpc
 from zoptal_notification.app import MIGRATIONS_DIR, NotificationApp
 from zoptal_notification.settings import NotificationSettings
+
+from tests.tokens import MINT, trusting_chain
 
 
 def _free_port() -> int:
@@ -162,21 +162,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerPr
         worker.stop()
 
 
-def service_token(permissions: list[str], secret: str = DEV_SERVICE_TOKEN_SECRET) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": "billing",
-        "serviceId": "billing",
-        "serviceName": "Billing Service",
-        "permissions": permissions,
-        "typ": "service",
-        "iat": now,
-        "exp": now + 600,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-SENDER = (("x-service-token", service_token(["notification:send", "notification:read"])),)
+SENDER = MINT.as_service("billing", "notification:send", "notification:read")
 
 
 @dataclass
@@ -194,7 +180,10 @@ async def running_notification(
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
     app = NotificationApp(settings)
     async with serve_in_process(
-        app.registrations, settings=settings, on_shutdown=[app.close]
+        app.registrations,
+        settings=settings,
+        interceptors=trusting_chain(settings),
+        on_shutdown=[app.close],
     ) as served:
         app.start_background()
         yield RunningNotification(

@@ -26,6 +26,7 @@ from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.notification.v1 import notification_pb2_grpc
 from zoptal.project.v1 import project_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
+from zoptal_auth.service_identity import credentials_path
 from zoptal_auth.settings import AuthSettings
 from zoptal_billing.app import BillingApp
 from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
@@ -35,6 +36,8 @@ from zoptal_notification.settings import NotificationSettings
 from zoptal_project.app import ProjectApp
 from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.settings import ProjectSettings
+
+from tests.identities import provision
 
 __all__ = ["PASSWORD", "Mesh", "RecordingAnalytics", "running_mesh"]
 
@@ -101,6 +104,9 @@ async def running_mesh(
             **COMMON,
         )
         await upgrade_database(auth_settings.database_url, AUTH_MIGRATIONS)
+        # Each service's own credential, provisioned as `service-identity ensure` does.
+        identities = tmp / "identities"
+        await provision(auth_settings, identities, "project", "billing", "notification")
         auth_app = await build_auth(auth_settings)
         jwks_port = await auth_app.jwks_http.start()
         auth_server = await stack.enter_async_context(
@@ -118,6 +124,8 @@ async def running_mesh(
             database_url=f"sqlite+aiosqlite:///{tmp / 'notification.db'}",
             celery_broker_url=f"sqla+sqlite:///{tmp / 'broker.db'}",
             auth_jwks_url=jwks_url,
+            service_credentials_file=credentials_path(identities, "notification"),
+            peers={"auth": (auth_server.address,)},
             **COMMON,
         )
         await upgrade_database(notification_settings.database_url, NOTIFICATION_MIGRATIONS)
@@ -135,6 +143,7 @@ async def running_mesh(
         billing_settings = BillingSettings(
             database_url=billing_url,
             auth_jwks_url=jwks_url,
+            service_credentials_file=credentials_path(identities, "billing"),
             notice_poll_seconds=0.2,
             peers={
                 "auth": (auth_server.address,),
@@ -171,6 +180,7 @@ async def running_mesh(
         project_settings = ProjectSettings(
             database_url=project_url,
             auth_jwks_url=jwks_url,
+            service_credentials_file=credentials_path(identities, "project"),
             billing_timeout_ms=1_500.0,
             usage_outbox_poll_seconds=0.2,
             peers={

@@ -63,7 +63,6 @@ def test_production_refuses_to_start_without_key_files(tmp_path):
     production = {
         "env": "production",
         "database_url": "postgresql+asyncpg://auth@db/auth",
-        "service_token_secret": AuthSettings().service_token_secret.__class__("s" * 40),
     }
     with pytest.raises(SettingsError, match="JWT_SIGNING_KEY_FILES"):
         AuthSettings(data_dir=tmp_path, **production)

@@ -125,25 +125,42 @@ async def test_token_from_a_foreign_key_is_unknown_key(app, clock):
     assert (await app.auth.validate(token)).reason == "unknown_key"
 
 
-async def test_seed_style_service_token_validates_as_a_service(app, clock):
-    """HS256 tokens signed with SERVICE_TOKEN_SECRET (the seed's x-service-token) are accepted."""
-    secret = app.settings.service_token_secret.reveal()
-    now = int(clock.time())
-    token = pyjwt.encode(
-        {
+async def test_no_shared_secret_makes_a_service_token(settings, clock):
+    """HS256 never proves a service: not the seed's form, not one signed with JWT_SECRET."""
+    secret = "a-configured-jwt-secret-that-is-long-enough"
+    configured = replace(settings, jwt_secret=Secret(secret))
+    await upgrade_database(configured.database_url, MIGRATIONS_DIR)
+    app = await build_app(configured, clock=clock, interceptors=[])
+    try:
+        now = int(clock.time())
+        seed_style = {
             "serviceId": "billing",
-            "serviceName": "Billing",
+            "serviceName": "billing",
             "permissions": ["user:read"],
             "iat": now,
             "exp": now + 60,
-        },
-        secret,
-        algorithm="HS256",
-    )
-    check = await app.auth.validate(token)
+        }
+        with_typ = {**_claims(app, clock), **seed_style, "typ": "service"}
+        for claims, reason in ((seed_style, "wrong_issuer"), (with_typ, "wrong_token_type")):
+            check = await app.auth.validate(pyjwt.encode(claims, secret, algorithm="HS256"))
+            assert check.reason == reason
+    finally:
+        await app.database.dispose()
+
+
+async def test_a_service_token_never_carries_roles(app, clock):
+    """A roles claim in a service token is dropped: a service's rights are its permissions."""
+    claims = {
+        **_claims(app, clock),
+        "typ": "service",
+        "serviceId": "sa-1",
+        "serviceName": "billing",
+        "roles": ["admin"],
+    }
+    check = await app.auth.validate(app.keys.current.sign(claims))
     assert check.valid
     assert check.verified.token_type == "service"
-    assert check.verified.subject == "billing"
+    assert check.verified.roles == frozenset()
 
 
 async def test_hs256_user_tokens_need_jwt_secret_configured(settings, clock):

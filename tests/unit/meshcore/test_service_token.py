@@ -1,58 +1,110 @@
-"""The seed-style service token a service signs for its own outgoing calls."""
+"""ServiceTokenSource: the service's own token, fetched from its issuer and renewed in time."""
 
 from __future__ import annotations
 
-import jwt
-from meshcore.service_token import ServiceTokenSigner
-from meshcore.settings import Secret, ServiceSettings
+import asyncio
+
+import pytest
+from meshcore.service_token import IssuedServiceToken, ServiceTokenSource
 from meshcore.testing import FakeClock
 
-SECRET = "a-test-service-token-secret-of-32-chars"
+
+class Issuer:
+    """Hands out numbered tokens living ``lifetime`` seconds; fails while ``down`` is set."""
+
+    def __init__(self, clock: FakeClock, lifetime: float = 300.0) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.issued = 0
+        self.down = False
+        self.asked = asyncio.Event()
+
+    async def fetch(self) -> IssuedServiceToken:
+        self.asked.set()
+        if self.down:
+            raise ConnectionError("issuer unreachable")
+        self.issued += 1
+        return IssuedServiceToken(f"token-{self.issued}", self.clock.time() + self.lifetime)
 
 
-def _signer(clock: FakeClock) -> ServiceTokenSigner:
-    return ServiceTokenSigner(
-        Secret(SECRET),
-        service_id="billing",
-        service_name="Billing Service",
-        permissions=["user:read", "notification:send"],
-        lifetime_seconds=600,
-        clock=clock,
-    )
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
-def test_token_carries_the_seed_claims() -> None:
-    """serviceId, serviceName and permissions travel as the seed's example signs them."""
+async def test_no_token_before_the_first_fetch_then_the_fetched_one() -> None:
+    """Calls made before the issuer answered carry no token (the peer says UNAUTHENTICATED)."""
     clock = FakeClock()
-    claims = jwt.decode(
-        _signer(clock)(), SECRET, algorithms=["HS256"], options={"verify_exp": False}
-    )
-    assert claims["serviceId"] == claims["sub"] == "billing"
-    assert claims["serviceName"] == "Billing Service"
-    assert claims["permissions"] == ["notification:send", "user:read"]
-    assert claims["typ"] == "service"
-    assert claims["exp"] - claims["iat"] == 600
+    issuer = Issuer(clock)
+    source = ServiceTokenSource(issuer.fetch, clock=clock)
+    assert source() is None
+    source.start()
+    async with asyncio.timeout(5):
+        await source.wait_ready()
+    assert source() == "token-1"
+    await source.stop()
 
 
-def test_token_is_reused_until_most_of_its_lifetime_has_passed() -> None:
-    """Signing happens once per 80 % of the lifetime, not once per call."""
+async def test_the_token_is_renewed_at_80_percent_of_its_life_not_per_call() -> None:
+    """One fetch per 80 % of the lifetime, however many calls ask."""
     clock = FakeClock()
-    signer = _signer(clock)
-    first = signer()
-    clock.advance(479)
-    assert signer() == first
-    clock.advance(2)
-    renewed = signer()
-    assert renewed != first
-    claims = jwt.decode(renewed, SECRET, algorithms=["HS256"], options={"verify_exp": False})
-    assert claims["iat"] == int(clock.time())
+    issuer = Issuer(clock, lifetime=300)
+    source = ServiceTokenSource(issuer.fetch, clock=clock)
+    source.start()
+    async with asyncio.timeout(5):
+        await source.wait_ready()
+    for _ in range(100):
+        assert source() == "token-1"
+    clock.advance(239)
+    await _settle()
+    assert issuer.issued == 1
+    clock.advance(1)
+    await _settle()
+    assert issuer.issued == 2
+    assert source() == "token-2"
+    await source.stop()
 
 
-def test_a_service_signs_with_its_own_name_and_secret() -> None:
-    """for_service takes serviceId and the secret from the service's settings."""
-    settings = ServiceSettings(service_token_secret=Secret(SECRET))
-    signer = ServiceTokenSigner.for_service(settings, "Some Service", ["user:read"])
-    claims = jwt.decode(signer(), SECRET, algorithms=["HS256"])
-    assert claims["serviceId"] == settings.service_name
-    assert claims["serviceName"] == "Some Service"
-    assert claims["permissions"] == ["user:read"]
+async def test_an_unreachable_issuer_is_retried_with_backoff_and_the_old_token_kept() -> None:
+    """While the issuer is down the current token keeps being sent until it expires."""
+    clock = FakeClock()
+    issuer = Issuer(clock, lifetime=100)
+    source = ServiceTokenSource(
+        issuer.fetch, first_retry_seconds=1, max_retry_seconds=4, clock=clock
+    )
+    source.start()
+    async with asyncio.timeout(5):
+        await source.wait_ready()
+    issuer.down = True
+    clock.advance(80)  # renewal due: fails
+    await _settle()
+    assert source() == "token-1"
+    for step in (1, 2, 4, 4):  # capped exponential backoff
+        issuer.asked.clear()
+        clock.advance(step)
+        await _settle()
+        assert issuer.asked.is_set()
+    clock.advance(20)  # past the token's expiry: nothing valid to send
+    await _settle()
+    assert source() is None
+    issuer.down = False
+    clock.advance(4)
+    await _settle()
+    assert source() == "token-2"
+    await source.stop()
+
+
+async def test_refresh_fetches_at_once_and_reports_failures() -> None:
+    clock = FakeClock()
+    issuer = Issuer(clock)
+    source = ServiceTokenSource(issuer.fetch, clock=clock)
+    assert (await source.refresh()).token == "token-1"
+    issuer.down = True
+    with pytest.raises(ConnectionError):
+        await source.refresh()
+    assert source() == "token-1"
+
+
+def test_renew_fraction_must_leave_time_to_renew() -> None:
+    with pytest.raises(ValueError, match="renew_fraction"):
+        ServiceTokenSource(Issuer(FakeClock()).fetch, renew_fraction=1.0)

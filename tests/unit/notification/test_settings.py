@@ -8,7 +8,7 @@ from zoptal_notification.settings import NotificationSettings
 
 PRODUCTION = {
     "ZOPTAL_ENV": "production",
-    "SERVICE_TOKEN_SECRET": "x" * 40,
+    "SERVICE_CREDENTIALS_FILE": "/run/zoptal/identity/credentials.json",
     "DATABASE_URL": "postgresql+asyncpg://db/notification",
 }
 

@@ -334,7 +334,9 @@ def _build_verified(
         subject=subject,
         token_type=kind,
         permissions=_string_set(claims, "permissions"),
-        roles=_string_set(claims, "roles"),
+        # Roles are a user's: a service holds only the permissions granted to it, so a "roles"
+        # claim in a service token must never pass a role check ("admin" included).
+        roles=_string_set(claims, "roles") if kind == "user" else frozenset(),
         claims=claims,
         expires_at=math.inf if exp is None else exp,
         key_id=kid,

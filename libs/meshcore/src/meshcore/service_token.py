@@ -1,76 +1,113 @@
-"""The seed's ``x-service-token``: an HS256 JWT a service signs for its own outgoing calls.
+"""The service's own ``x-service-token``: fetched from an issuer, renewed before it expires.
 
-Signed with ``SERVICE_TOKEN_SECRET`` (``{serviceId, serviceName, permissions}`` as in the seed,
-plus ``sub``, ``typ``, ``iat`` and ``exp``), cached, and re-signed when 80 % of its lifetime has
-passed, so the client interceptors can ask for it on every call at no cost. Each service declares
-the permissions it needs from its peers and nothing more.
+A service never signs its own token: it proves who it is to the issuer (for Zoptal, Auth's
+client-credentials RPC) and carries what the issuer signed. ``ServiceTokenSource`` is the
+``TokenProvider`` meshcore's client interceptors ask on every outgoing call: a plain attribute
+read, because the fetching happens in one background task that renews the token once
+``renew_fraction`` of its lifetime has passed, and retries failures with capped exponential
+backoff while the current token is still good.
+
+The fetch itself is injected (``fetch() -> IssuedServiceToken``), so meshcore knows nothing of
+the issuer's API; the fetch re-reads the credential each time, which is what makes rotating a
+credential a matter of replacing a file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import jwt
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.settings import Secret, ServiceSettings
 
-__all__ = ["ServiceTokenSigner"]
+__all__ = ["IssuedServiceToken", "ServiceTokenSource"]
+
+logger = logging.getLogger("meshcore.service_token")
 
 
-class ServiceTokenSigner:
+@dataclass(frozen=True, slots=True)
+class IssuedServiceToken:
+    token: str
+    expires_at: float
+    """Unix time after which the issuer's verifiers refuse the token."""
+
+
+class ServiceTokenSource:
+    """The current service token, kept fresh by ``start()``'s background task."""
+
     def __init__(
         self,
-        secret: Secret,
+        fetch: Callable[[], Awaitable[IssuedServiceToken]],
         *,
-        service_id: str,
-        service_name: str,
-        permissions: Iterable[str],
-        lifetime_seconds: float = 600.0,
+        renew_fraction: float = 0.8,
+        first_retry_seconds: float = 0.5,
+        max_retry_seconds: float = 30.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._secret = secret
-        self._service_id = service_id
-        self._service_name = service_name
-        self._permissions = sorted(permissions)
-        self._lifetime = lifetime_seconds
+        if not 0 < renew_fraction < 1:
+            raise ValueError("renew_fraction must be between 0 and 1")
+        self._fetch = fetch
+        self._renew_fraction = renew_fraction
+        self._first_retry = first_retry_seconds
+        self._max_retry = max_retry_seconds
         self._clock = clock
-        self._token: str | None = None
-        self._renew_at = 0.0
+        self._current: IssuedServiceToken | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    @classmethod
-    def for_service(
-        cls,
-        settings: ServiceSettings,
-        display_name: str,
-        permissions: Iterable[str],
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> ServiceTokenSigner:
-        """The signer a service uses for its own calls: its name as ``serviceId``, the secret
-        from its settings, and only the ``permissions`` it needs from its peers."""
-        return cls(
-            settings.service_token_secret,
-            service_id=settings.service_name,
-            service_name=display_name,
-            permissions=permissions,
-            clock=clock,
-        )
+    def __call__(self) -> str | None:
+        """The token to send now, or None when none is valid (the call then goes without one
+        and the peer answers UNAUTHENTICATED, which is the truth)."""
+        current = self._current
+        if current is None or current.expires_at <= self._clock.time():
+            return None
+        return current.token
 
-    def __call__(self) -> str:
-        """The current token (a ``TokenProvider`` for meshcore's client interceptors)."""
-        now = self._clock.time()
-        if self._token is None or now >= self._renew_at:
-            issued = int(now)
-            claims = {
-                "sub": self._service_id,
-                "serviceId": self._service_id,
-                "serviceName": self._service_name,
-                "permissions": self._permissions,
-                "typ": "service",
-                "iat": issued,
-                "exp": issued + int(self._lifetime),
-            }
-            self._token = jwt.encode(claims, self._secret.reveal(), algorithm="HS256")
-            self._renew_at = now + 0.8 * self._lifetime
-        return self._token
+    @property
+    def current(self) -> IssuedServiceToken | None:
+        return self._current
+
+    def start(self) -> None:
+        """Start renewing in the background (idempotent); needs a running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._renew_forever(), name="meshcore-service-token"
+            )
+
+    async def wait_ready(self) -> None:
+        """Return once a first token is there (bound it with ``asyncio.timeout``)."""
+        await self._ready.wait()
+
+    async def refresh(self) -> IssuedServiceToken:
+        """Fetch a token now (also what the background task does); raises what the fetch raises."""
+        issued = await self._fetch()
+        self._current = issued
+        self._ready.set()
+        return issued
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _renew_forever(self) -> None:
+        retry = self._first_retry
+        while True:
+            try:
+                issued = await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning(
+                    "could not renew the service token (retry in %.1fs): %s", retry, error
+                )
+                await self._clock.sleep(retry)
+                retry = min(retry * 2, self._max_retry)
+                continue
+            retry = self._first_retry
+            lifetime = issued.expires_at - self._clock.time()
+            await self._clock.sleep(max(lifetime * self._renew_fraction, self._first_retry))

@@ -22,7 +22,8 @@ place that needs the value. URL fields that may carry a password are left out of
 
 Production (``ZOPTAL_ENV=production``) refuses to start when:
 
-* ``SERVICE_TOKEN_SECRET`` is unset, the development value, or shorter than 32 characters;
+* a service that calls peers has no ``SERVICE_CREDENTIALS_FILE`` (its own identity towards the
+  token issuer; development defaults it to ``<DATA_DIR>/identities/<service>/credentials.json``);
 * ``JWT_SECRET`` is set to the development value or to anything shorter than 32 characters
   (unset is fine: HS256 user tokens are optional);
 * ``DATABASE_URL`` is SQLite (a file inside one pod loses data and cannot be shared by replicas).
@@ -43,7 +44,6 @@ from typing import Any, ClassVar, Literal, Self, Union
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
-    "DEV_SERVICE_TOKEN_SECRET",
     "MIN_SECRET_LENGTH",
     "PeerAddresses",
     "Secret",
@@ -54,16 +54,13 @@ __all__ = [
     "redact_url",
 ]
 
-DEV_SERVICE_TOKEN_SECRET = "zoptal-development-service-token-secret-NOT-FOR-PRODUCTION"  # noqa: S105
-"""The development default of ``SERVICE_TOKEN_SECRET``; production refuses it."""
-
 DEV_JWT_SECRET = "zoptal-development-jwt-secret-NOT-FOR-PRODUCTION"  # noqa: S105
 """A development ``JWT_SECRET`` that docs and compose may use; production refuses it."""
 
 MIN_SECRET_LENGTH = 32
 """HS256 keys shorter than the 256-bit hash output are refused in production (RFC 7518 §3.2)."""
 
-_KNOWN_DEV_SECRETS = frozenset({DEV_SERVICE_TOKEN_SECRET, DEV_JWT_SECRET, "secret", "changeme"})
+_KNOWN_DEV_SECRETS = frozenset({DEV_JWT_SECRET, "secret", "changeme"})
 
 Environment = Literal["development", "production"]
 MeshMode = Literal["standalone", "istio"]
@@ -186,7 +183,10 @@ class ServiceSettings:
     jwt_issuer: str = "zoptal-auth"
     jwt_audience: str = "zoptal"
     jwt_secret: Secret | None = None
-    service_token_secret: Secret = Secret(DEV_SERVICE_TOKEN_SECRET)  # noqa: RUF009 - immutable
+    service_credentials_file: Path | None = None
+    """This service's own credential for the token issuer (a service never signs its own
+    ``x-service-token``); development defaults it to
+    ``<data_dir>/identities/<service_name>/credentials.json``."""
     auth_jwks_url: str = "http://127.0.0.1:8080/.well-known/jwks.json"
     mesh_mode: MeshMode = "standalone"
     peers: Mapping[str, tuple[str, ...]] = field(default_factory=dict, metadata={"from_env": False})
@@ -214,6 +214,11 @@ class ServiceSettings:
         if not self.database_url:
             default = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
             object.__setattr__(self, "database_url", default)
+        if self.service_credentials_file is None and self.peer_defaults and not self.is_production:
+            default_credentials = (
+                self.data_dir / "identities" / self.service_name / "credentials.json"
+            )
+            object.__setattr__(self, "service_credentials_file", default_credentials)
         merged = {name: parse_addresses(addr) for name, addr in self.peer_defaults.items()}
         merged.update(self.peers)
         object.__setattr__(self, "peers", PeerAddresses(merged))
@@ -253,10 +258,11 @@ class ServiceSettings:
 
     def _production_problems(self) -> list[str]:
         problems: list[str] = []
-        for env_name, secret in (
-            ("SERVICE_TOKEN_SECRET", self.service_token_secret),
-            ("JWT_SECRET", self.jwt_secret),
-        ):
+        if self.peer_defaults and self.service_credentials_file is None:
+            problems.append(
+                "SERVICE_CREDENTIALS_FILE: a service that calls peers needs its own credential"
+            )
+        for env_name, secret in (("JWT_SECRET", self.jwt_secret),):
             if secret is None:
                 continue
             if secret.reveal() in _KNOWN_DEV_SECRETS:

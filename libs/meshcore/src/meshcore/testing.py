@@ -2,6 +2,8 @@
 
 ``FakeClock`` moves only when told to. ``serve_in_process`` starts servicers on ``127.0.0.1:0``
 behind the production interceptors (or the ones given) and yields the address and a channel.
+``TokenMint`` signs user and service tokens as an issuer would, with a key made for the test;
+servers trust it through ``key_source=mint.keys``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook
     from meshcore.settings import ServiceSettings
 
-__all__ = ["FakeClock", "InProcessServer", "serve_in_process"]
+__all__ = ["FakeClock", "InProcessServer", "TokenMint", "serve_in_process"]
 
 
 class FakeClock:
@@ -60,6 +62,76 @@ class FakeClock:
     @property
     def pending_sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())
+
+
+class TokenMint:
+    """An issuer for tests: a fresh ES256 key, and tokens with the claims meshcore checks.
+
+    Pass ``mint.keys`` as the server chain's ``key_source``; nothing signed by another mint (or
+    by anything in a repository) verifies there.
+    """
+
+    def __init__(
+        self, *, issuer: str = "zoptal-auth", audience: str = "zoptal", clock: Any = None
+    ) -> None:
+        from meshcore.clock import SYSTEM_CLOCK
+        from meshcore.jwt import SigningKey, StaticKeys
+
+        self.issuer = issuer
+        self.audience = audience
+        self.signing_key = SigningKey.generate()
+        self.keys = StaticKeys([self.signing_key.public_jwk()])
+        self._clock = clock if clock is not None else SYSTEM_CLOCK
+
+    def sign(self, claims: Mapping[str, Any], *, ttl: float = 600.0) -> str:
+        """``claims`` plus issuer, audience, ``iat`` and ``exp`` (each may be overridden)."""
+        now = int(self._clock.time())
+        full = {"iss": self.issuer, "aud": self.audience, "iat": now, "exp": now + int(ttl)}
+        full.update(claims)
+        return self.signing_key.sign(full)
+
+    def service_token(
+        self, service: str, permissions: Iterable[str] = (), *, ttl: float = 600.0, **claims: Any
+    ) -> str:
+        """A service token as an issuer grants it: ``serviceName`` is ``service``."""
+        base = {
+            "sub": service,
+            "serviceId": service,
+            "serviceName": service,
+            "permissions": sorted(permissions),
+            "typ": "service",
+        }
+        return self.sign({**base, **claims}, ttl=ttl)
+
+    def user_token(
+        self,
+        subject: str,
+        permissions: Iterable[str] = (),
+        roles: Iterable[str] = ("user",),
+        *,
+        ttl: float = 600.0,
+        **claims: Any,
+    ) -> str:
+        base = {
+            "sub": subject,
+            "typ": "access",
+            "permissions": sorted(permissions),
+            "roles": sorted(roles),
+        }
+        return self.sign({**base, **claims}, ttl=ttl)
+
+    def as_service(
+        self, service: str, *permissions: str, **claims: Any
+    ) -> tuple[tuple[str, str], ...]:
+        """Call metadata carrying a service token."""
+        return (("x-service-token", self.service_token(service, permissions, **claims)),)
+
+    def as_user(
+        self, subject: str, *permissions: str, roles: Iterable[str] = ("user",), **claims: Any
+    ) -> tuple[tuple[str, str], ...]:
+        """Call metadata carrying a user's bearer token."""
+        token = self.user_token(subject, permissions, roles, **claims)
+        return (("authorization", f"Bearer {token}"),)
 
 
 @dataclass

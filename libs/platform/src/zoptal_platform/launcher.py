@@ -47,6 +47,11 @@ class PlatformLayout:
     def mail_dir(self) -> Path:
         return self.data_dir / "mail"
 
+    @property
+    def identities_dir(self) -> Path:
+        """Each service's own credential (what its settings default to in development)."""
+        return self.data_dir / "identities"
+
     def grpc_address(self, spec: ServiceSpec) -> str:
         return f"127.0.0.1:{spec.grpc_port + self.port_offset}"
 
@@ -90,21 +95,40 @@ async def migrate_all(layout: PlatformLayout) -> None:
     except (OSError, asyncpg.PostgresError) as error:
         raise PlatformError(f"creating the PostgreSQL databases failed: {error}") from error
     for spec in layout.services:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            spec.module,
-            "migrate",
-            env=layout.environment(spec),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        await _run_once(
+            f"migrating {spec.name}", [spec.module, "migrate"], layout.environment(spec)
         )
-        output, _ = await process.communicate()
-        if process.returncode != 0:
-            raise PlatformError(
-                f"migrating {spec.name} failed (exit {process.returncode}):\n"
-                + output.decode(errors="replace")[-4000:]
-            )
+    await ensure_identities(layout)
+
+
+async def ensure_identities(layout: PlatformLayout) -> None:
+    """Give every service that calls peers its own credential, generated once per data folder
+    (``<data>/identities/<service>/credentials.json``) and registered in Auth's database."""
+    auth = next((spec for spec in layout.services if spec.name == FIRST_SERVICE), None)
+    callers = [spec.name for spec in layout.services if spec.name != FIRST_SERVICE]
+    if auth is None or not callers:
+        return
+    command = [auth.module, "service-identity", "ensure", "--credentials-dir"]
+    command += [str(layout.identities_dir), *callers]
+    await _run_once("creating the service identities", command, layout.environment(auth))
+
+
+async def _run_once(what: str, module_argv: list[str], env: Mapping[str, str]) -> None:
+    """``python -m <module_argv>`` to completion; PlatformError with its output if it fails."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        *module_argv,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise PlatformError(
+            f"{what} failed (exit {process.returncode}):\n"
+            + output.decode(errors="replace")[-4000:]
+        )
 
 
 async def _spawn(

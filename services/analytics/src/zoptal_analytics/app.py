@@ -7,17 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
-from meshcore.service_token import ServiceTokenSigner
 from zoptal.analytics.v1 import analytics_pb2_grpc
-from zoptal.clients.revocations import auth_revocation_feed
+from zoptal.clients.service_identity import PeerAccess
 
 from zoptal_analytics.buffer import EventBuffer
-from zoptal_analytics.peer_permissions import ANALYTICS_PERMISSIONS
 from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters, RedisRealTime
 from zoptal_analytics.records import EventRecord
 from zoptal_analytics.service import AnalyticsService
@@ -64,14 +61,9 @@ class AnalyticsApp:
         self.service = AnalyticsService(self.database, self.buffer, self.realtime, clock=clock)
         # Auth is this service's only peer: tokens revoked there are polled (ListRevocations)
         # and refused here on every call.
-        self.clients = GrpcClientManager.from_settings(
-            settings,
-            service_token=ServiceTokenSigner.for_service(
-                settings, "Analytics Service", ANALYTICS_PERMISSIONS, clock=clock
-            ),
-            clock=clock,
-        )
-        self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
+        self.peers = PeerAccess(settings, clock=clock)
+        self.clients = self.peers.clients
+        self.revocations = self.peers.revocations
         self._clock = clock
         self.registrations = [
             ServiceRegistration(
@@ -83,7 +75,7 @@ class AnalyticsApp:
 
     def start_background(self) -> None:
         """Start polling revocations and the buffer's flusher (call from the running loop)."""
-        self.revocations.start()
+        self.peers.start()
         self.buffer.start()
 
     async def close(self) -> None:
@@ -92,7 +84,7 @@ class AnalyticsApp:
         Runs after the server stopped taking calls and in-flight calls finished, so nothing
         new arrives while the last batches are written.
         """
-        await self.revocations.stop()
+        await self.peers.stop()
         await self.buffer.close()
         await self.service.close()
         await self.realtime.close()

@@ -1,4 +1,4 @@
-"""``python -m zoptal_auth [serve|migrate|generate-key]``: the Auth service's command line."""
+"""``python -m zoptal_auth [serve|migrate|generate-key|service-identity]``: Auth's command line."""
 
 from __future__ import annotations
 
@@ -45,6 +45,40 @@ def _generate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_service_identity(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    ensure = actions.add_parser(
+        "ensure", help="give every platform service an account and a credential file"
+    )
+    ensure.add_argument("--credentials-dir", type=Path, required=True)
+    ensure.add_argument("services", nargs="*", help="default: every platform service")
+    rotate = actions.add_parser(
+        "rotate", help="write a new credential; the old one works for a grace period"
+    )
+    rotate.add_argument("--credentials-dir", type=Path, required=True)
+    rotate.add_argument("service")
+    rotate.add_argument("--grace-seconds", type=float, default=600.0)
+    revoke = actions.add_parser("revoke", help="end a service's credentials and their tokens")
+    revoke.add_argument("service")
+
+
+def _service_identity(args: argparse.Namespace) -> int:
+    """Run with Auth's environment: the accounts live in Auth's database."""
+    import asyncio
+    import sys
+
+    from zoptal_auth.service_identity import IdentityError, run_identity_command
+
+    try:
+        outcomes = asyncio.run(run_identity_command(_settings(), args))
+    except IdentityError as error:
+        print(f"service-identity: {error}", file=sys.stderr)
+        return 2
+    for outcome in outcomes:
+        print(f"{outcome.service}: {outcome.action}")
+    return 0
+
+
 CLI = ServiceCli(
     "zoptal_auth",
     __doc__,
@@ -57,7 +91,12 @@ CLI = ServiceCli(
             "write a new private signing key (PEM, mode 0600) for rotation",
             _configure_generate_key,
             _generate_key,
-        )
+        ),
+        "service-identity": ExtraCommand(
+            "ensure, rotate or revoke the platform services' credentials (Auth's environment)",
+            _configure_service_identity,
+            _service_identity,
+        ),
     },
 )
 

@@ -118,7 +118,6 @@ async def build_app(
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         jwt_secret=settings.jwt_secret.reveal() if settings.jwt_secret else None,
-        service_token_secret=settings.service_token_secret.reveal(),
         leeway=settings.jwt_leeway_seconds,
         clock=clock,
         cache_size=settings.validation_cache_size,

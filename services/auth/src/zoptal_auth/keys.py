@@ -57,8 +57,8 @@ class KeyRing:
     def jwks_json(self) -> str:
         return self._jwks_json
 
-    def verification_keys(self, hmac_secret: str | None = None) -> StaticKeys:
-        return StaticKeys(self._jwks["keys"], hmac_secret=hmac_secret)
+    def verification_keys(self) -> StaticKeys:
+        return StaticKeys(self._jwks["keys"])
 
 
 def load_key_ring(settings: AuthSettings) -> KeyRing:

@@ -30,6 +30,7 @@ __all__ = [
     "Revocation",
     "Role",
     "ServiceAccount",
+    "ServiceCredential",
     "User",
     "UtcDateTime",
     "role_permissions",
@@ -157,7 +158,27 @@ class ServiceAccount(Base):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
-    secret_hash: Mapped[str] = mapped_column(String(255))
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ServiceCredential(Base):
+    """One client secret of a service account, stored only as its hash.
+
+    An account has one live credential, two while a rotation's grace period runs. The id is the
+    ``sid`` of every token issued under the credential, so revoking it (a session revocation on
+    the feed every verifier polls) cuts off those tokens too, before they expire.
+    """
+
+    __tablename__ = "service_credentials"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """End of a rotated-out credential's grace period; None while it is the current one."""
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -14,6 +14,7 @@ from zoptal_auth.models import (
     RefreshToken,
     Revocation,
     ServiceAccount,
+    ServiceCredential,
     User,
     role_permissions,
     user_roles,
@@ -22,17 +23,22 @@ from zoptal_auth.models import (
 __all__ = [
     "add_revocation",
     "add_user",
+    "all_credentials",
     "assign_role",
     "find_refresh_token",
+    "live_credentials",
     "mark_refresh_token_spent",
     "purge_expired",
     "replace_password_hash",
+    "retire_current_credentials",
     "revocation_page",
     "revocations_since",
+    "revoke_credentials",
     "revoke_family",
     "role_exists",
     "roles_and_permissions",
     "service_account_by_client_id",
+    "service_account_by_name",
     "service_account_name_taken",
     "user_by_email",
     "user_by_id",
@@ -215,3 +221,64 @@ async def service_account_by_client_id(
 
 async def service_account_name_taken(session: AsyncSession, name: str) -> bool:
     return bool(await session.scalar(select(exists().where(ServiceAccount.name == name))))
+
+
+async def service_account_by_name(session: AsyncSession, name: str) -> ServiceAccount | None:
+    return await session.scalar(select(ServiceAccount).where(ServiceAccount.name == name))
+
+
+async def all_credentials(session: AsyncSession, account_id: str) -> list[ServiceCredential]:
+    """Every credential the account ever had, revoked and expired ones included."""
+    rows = await session.scalars(
+        select(ServiceCredential).where(ServiceCredential.account_id == account_id)
+    )
+    return list(rows)
+
+
+async def live_credentials(
+    session: AsyncSession, account_id: str, now: datetime
+) -> list[ServiceCredential]:
+    """The account's credentials that may still be used, newest first."""
+    rows = await session.scalars(
+        select(ServiceCredential)
+        .where(
+            ServiceCredential.account_id == account_id,
+            ServiceCredential.revoked_at.is_(None),
+            or_(ServiceCredential.expires_at.is_(None), ServiceCredential.expires_at > now),
+        )
+        .order_by(ServiceCredential.created_at.desc())
+    )
+    return list(rows)
+
+
+async def retire_current_credentials(
+    session: AsyncSession, account_id: str, *, until: datetime
+) -> int:
+    """End every credential of the account by ``until`` at the latest (a rotation's grace
+    period): the current one, and an older one whose own grace would last longer."""
+    result = await session.execute(
+        update(ServiceCredential)
+        .where(
+            ServiceCredential.account_id == account_id,
+            ServiceCredential.revoked_at.is_(None),
+            or_(ServiceCredential.expires_at.is_(None), ServiceCredential.expires_at > until),
+        )
+        .values(expires_at=until)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_credentials(session: AsyncSession, account_id: str, now: datetime) -> list[str]:
+    """Revoke every credential of the account that is not revoked yet; their ids."""
+    ids = list(
+        await session.scalars(
+            select(ServiceCredential.id).where(
+                ServiceCredential.account_id == account_id, ServiceCredential.revoked_at.is_(None)
+            )
+        )
+    )
+    if ids:
+        await session.execute(
+            update(ServiceCredential).where(ServiceCredential.id.in_(ids)).values(revoked_at=now)
+        )
+    return ids

@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from zoptal_auth import repository
 from zoptal_auth.access import require_account_creator
-from zoptal_auth.models import ServiceAccount
+from zoptal_auth.models import ServiceAccount, ServiceCredential
 from zoptal_auth.passwords import SecretHasher
+from zoptal_auth.platform_services import PLATFORM_SERVICES
 from zoptal_auth.records import IssuedServiceToken, NewServiceAccount, ServiceAccountRecord
 from zoptal_auth.tokens import TokenIssuer
 from zoptal_auth.validation import (
@@ -26,7 +27,7 @@ from zoptal_auth.validation import (
     require_text,
 )
 
-__all__ = ["ServiceAccounts"]
+__all__ = ["ServiceAccounts", "new_account", "new_client_secret", "new_credential"]
 
 BAD_CLIENT_CREDENTIALS = "invalid client credentials"
 
@@ -54,27 +55,24 @@ class ServiceAccounts:
     ) -> NewServiceAccount:
         caller = require_account_creator(principal)
         name = check_service_account_name(name)
+        if name in PLATFORM_SERVICES:
+            raise AlreadyExists(f"name: {name!r} is reserved for the platform's own service")
         description = check_description(description)
         granted = check_permissions(permissions)
         not_held = sorted(set(granted) - caller.permissions)
         if not_held:
             raise PermissionDenied(f"cannot grant permissions you do not hold: {not_held}")
-        client_secret = secrets.token_urlsafe(32)
-        account = ServiceAccount(
-            id=str(uuid.uuid4()),
-            client_id="sa_" + secrets.token_hex(12),
-            name=name,
-            description=description,
-            secret_hash=await self._hasher.hash(client_secret),
-            permissions=granted,
-            disabled=False,
-            created_at=datetime.fromtimestamp(self._clock.time(), UTC),
-        )
+        client_secret = new_client_secret()
+        now = datetime.fromtimestamp(self._clock.time(), UTC)
+        account = new_account(name, description, granted, now)
+        credential = await new_credential(self._hasher, account.id, client_secret, now)
         try:
             async with self._database.session() as session:
                 if await repository.service_account_name_taken(session, name):
                     raise AlreadyExists(f"name: service account {name!r} already exists")
                 session.add(account)
+                await session.flush()  # the account row first: the credential refers to it
+                session.add(credential)
         except IntegrityError:
             raise AlreadyExists(f"name: service account {name!r} already exists") from None
         return NewServiceAccount(account=_record(account), client_secret=client_secret)
@@ -85,10 +83,16 @@ class ServiceAccounts:
         require_text("client_id", client_id, max_length=64)
         require_text("client_secret", client_secret, max_length=256)
         requested = check_permissions(permissions)
+        now = datetime.fromtimestamp(self._clock.time(), UTC)
         async with self._database.session() as session:
             account = await repository.service_account_by_client_id(session, client_id)
-        stored_hash = account.secret_hash if account is not None else None
-        if account is None or not await self._hasher.verify(stored_hash, client_secret):
+            live = (
+                await repository.live_credentials(session, account.id, now)
+                if account is not None
+                else []
+            )
+        credential = await self._matching(live, client_secret)
+        if account is None or credential is None:
             raise Unauthenticated(BAD_CLIENT_CREDENTIALS)
         if account.disabled:
             raise PermissionDenied("this service account is disabled")
@@ -97,7 +101,10 @@ class ServiceAccounts:
             raise PermissionDenied(f"permissions not granted to this account: {not_granted}")
         carried = requested or sorted(account.permissions)
         signed = self._issuer.service_token(
-            service_id=account.id, service_name=account.name, permissions=carried
+            service_id=account.id,
+            service_name=account.name,
+            permissions=carried,
+            credential_id=credential.id,
         )
         return IssuedServiceToken(
             access_token=signed.token,
@@ -106,6 +113,52 @@ class ServiceAccounts:
             service_name=account.name,
             permissions=tuple(carried),
         )
+
+    async def _matching(
+        self, live: Sequence[ServiceCredential], client_secret: str
+    ) -> ServiceCredential | None:
+        """The live credential ``client_secret`` belongs to; the dummy hash when there is none,
+        so an unknown client id costs as much as a wrong secret."""
+        if not live:
+            await self._hasher.verify(None, client_secret)
+            return None
+        for credential in live:  # newest first; two at most, during a rotation's grace period
+            if await self._hasher.verify(credential.secret_hash, client_secret):
+                return credential
+        return None
+
+
+async def new_credential(
+    hasher: SecretHasher, account_id: str, client_secret: str, now: datetime
+) -> ServiceCredential:
+    """A credential row for ``client_secret``, which is stored only as its hash."""
+    return ServiceCredential(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        secret_hash=await hasher.hash(client_secret),
+        created_at=now,
+        expires_at=None,
+        revoked_at=None,
+    )
+
+
+def new_client_secret() -> str:
+    """256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def new_account(
+    name: str, description: str, permissions: Sequence[str], now: datetime
+) -> ServiceAccount:
+    return ServiceAccount(
+        id=str(uuid.uuid4()),
+        client_id="sa_" + secrets.token_hex(12),
+        name=name,
+        description=description,
+        permissions=list(permissions),
+        disabled=False,
+        created_at=now,
+    )
 
 
 def _record(account: ServiceAccount) -> ServiceAccountRecord:

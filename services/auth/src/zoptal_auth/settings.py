@@ -30,7 +30,9 @@ class AuthSettings(ServiceSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     """Absolute lifetime of a login's refresh family: rotation never extends it."""
-    service_token_ttl_seconds: int = 3600
+    service_token_ttl_seconds: int = 300
+    """Short: a service renews its token at 80 % of this, and a token stolen off the wire is
+    useless soon after (revoking its credential cuts it off before that)."""
     jwt_leeway_seconds: float = 30.0
     validation_cache_size: int = 10_000
     """Verified tokens remembered by ValidateToken (0 turns the cache off)."""

@@ -76,8 +76,15 @@ class TokenIssuer:
         )
 
     def service_token(
-        self, *, service_id: str, service_name: str, permissions: Iterable[str]
+        self,
+        *,
+        service_id: str,
+        service_name: str,
+        permissions: Iterable[str],
+        credential_id: str,
     ) -> SignedToken:
+        """A service token; ``sid`` names the credential it was issued for, so revoking that
+        credential (a session revocation) kills the token too."""
         return self._sign(
             {
                 "sub": service_id,
@@ -85,6 +92,7 @@ class TokenIssuer:
                 "serviceName": service_name,
                 "permissions": sorted(permissions),
                 "typ": "service",
+                "sid": credential_id,
             },
             self._service_ttl,
         )

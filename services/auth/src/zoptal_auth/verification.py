@@ -1,11 +1,11 @@
 """Every access token the platform accepts, checked by one object.
 
-* ES256/EdDSA tokens signed by this service's keys (users and service accounts);
-* HS256 user tokens signed with ``JWT_SECRET``, only when it is configured (seed compatibility);
-* HS256 service tokens signed with ``SERVICE_TOKEN_SECRET`` (the seed's ``x-service-token``).
+* ES256/EdDSA tokens signed by this service's keys: users' access tokens and the service tokens
+  IssueServiceToken gives each service account (issuer, audience and ``typ`` checked alike);
+* HS256 user tokens signed with ``JWT_SECRET``, only when it is configured (seed compatibility).
 
-The two HMAC secrets are never interchangeable: a token that calls itself a service token is
-checked with the service secret only, anything else with the user secret only.
+There is no shared service-token secret: a service proves who it is with a credential of its
+own and carries what this service signed for it.
 
 ValidateToken is the platform's hottest RPC and the same token is validated again and again
 during its life, so successful verifications are cached by the exact token string (bounded,
@@ -15,11 +15,8 @@ expiry is checked against the clock on every call and revocation is checked by t
 
 from __future__ import annotations
 
-import base64
-import json
-
 from meshcore.clock import Clock
-from meshcore.jwt import HMAC_ALGORITHMS, InvalidToken, StaticKeys, TokenVerifier, VerifiedToken
+from meshcore.jwt import InvalidToken, StaticKeys, TokenVerifier, VerifiedToken
 
 from zoptal_auth.keys import KeyRing
 
@@ -34,7 +31,6 @@ class AccessTokenVerifier:
         issuer: str,
         audience: str,
         jwt_secret: str | None,
-        service_token_secret: str | None,
         leeway: float,
         clock: Clock,
         cache_size: int = 10_000,
@@ -45,26 +41,26 @@ class AccessTokenVerifier:
         self._cache_size = cache_size
         self.issuer = issuer
         self.audience = audience
-        algorithms = [*keys.algorithms, *(["HS256"] if jwt_secret else [])]
-        self._tokens = TokenVerifier(
-            keys.verification_keys(jwt_secret),
+        self._signed = TokenVerifier(
+            keys.verification_keys(),
             issuer=issuer,
             audience=audience,
-            algorithms=algorithms,
+            algorithms=keys.algorithms,
             leeway=leeway,
             clock=clock,
         )
-        # Seed service tokens carry neither iss nor aud; they must still expire.
-        self._seed_service_tokens = (
+        # HS256 only ever proves a user: whoever holds JWT_SECRET could otherwise mint any
+        # service's token, which is exactly the shared secret service identity must not be.
+        self._hmac_users = (
             TokenVerifier(
-                StaticKeys(hmac_secret=service_token_secret),
-                issuer=None,
-                audience=None,
+                StaticKeys(hmac_secret=jwt_secret),
+                issuer=issuer,
+                audience=audience,
                 algorithms=["HS256"],
                 leeway=leeway,
                 clock=clock,
             )
-            if service_token_secret
+            if jwt_secret
             else None
         )
 
@@ -83,33 +79,8 @@ class AccessTokenVerifier:
 
     async def _verify_uncached(self, token: str) -> VerifiedToken:
         try:
-            return await self._tokens.verify(token)
+            return await self._signed.verify(token)
         except InvalidToken as invalid:
-            # Only an HS* token that says it is a service token gets a second opinion, from the
-            # service secret; checked after the fact so the common path parses nothing twice.
-            if (
-                self._seed_service_tokens is None
-                or invalid.reason not in ("algorithm_not_allowed", "bad_signature")
-                or not _is_hmac_service_token(token)
-            ):
+            if self._hmac_users is None or invalid.reason != "algorithm_not_allowed":
                 raise
-        return await self._seed_service_tokens.verify(token, expected_type="service")
-
-
-def _is_hmac_service_token(token: str) -> bool:
-    """A cheap, unverified peek: HS* header and a payload that says it is a service token."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return False
-    try:
-        header = json.loads(_unpad(parts[0]))
-        if not isinstance(header, dict) or header.get("alg") not in HMAC_ALGORITHMS:
-            return False
-        payload = json.loads(_unpad(parts[1]))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(payload, dict) and (payload.get("typ") == "service" or "serviceId" in payload)
-
-
-def _unpad(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return await self._hmac_users.verify(token, expected_type="user")

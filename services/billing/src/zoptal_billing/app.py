@@ -13,14 +13,12 @@ from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.revocation import RevocationFeed
 from meshcore.server import MeshServer, ServiceRegistration
-from meshcore.service_token import ServiceTokenSigner
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.clients import AuthServiceClient, NotificationServiceClient
-from zoptal.clients.revocations import auth_revocation_feed
+from zoptal.clients.service_identity import PeerAccess
 
 from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
-from zoptal_billing.peer_permissions import BILLING_PERMISSIONS
 from zoptal_billing.peers import NotificationNoticeSender
 from zoptal_billing.service import BillingService
 from zoptal_billing.servicer import BillingServicer
@@ -49,23 +47,19 @@ class BillingApp:
         self.settings = settings
         self.database = Database(settings.database_url, application_name="zoptal-billing")
         self.clients: GrpcClientManager | None = None
-        # Tokens revoked through Auth, polled from ListRevocations (none when tests inject a
-        # sender: there is no Auth to poll then).
+        # Billing's own token for its peers, and the tokens revoked through Auth (polled from
+        # ListRevocations); neither when tests inject a sender: there is no Auth then.
+        self.peers: PeerAccess | None = None
         self.revocations: RevocationFeed | None = None
         if sender is None:
-            self.clients = clients or GrpcClientManager.from_settings(
-                settings,
-                service_token=ServiceTokenSigner.for_service(
-                    settings, "Billing Service", BILLING_PERMISSIONS, clock=clock
-                ),
-                clock=clock,
-            )
+            self.peers = PeerAccess(settings, clock=clock, clients=clients)
+            self.clients = self.peers.clients
+            self.revocations = self.peers.revocations
             sender = NotificationNoticeSender(
                 AuthServiceClient(self.clients),
                 NotificationServiceClient(self.clients),
                 timeout_ms=settings.peer_timeout_ms,
             )
-            self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
         self.dispatcher = ThresholdNoticeDispatcher(
             self.database,
             sender,
@@ -94,8 +88,8 @@ class BillingApp:
 
     def start_background(self) -> None:
         """Start polling revocations and delivering threshold emails (inside the running loop)."""
-        if self.revocations is not None:
-            self.revocations.start()
+        if self.peers is not None:
+            self.peers.start()
         if self._dispatch_task is None:
             self._dispatch_task = asyncio.get_running_loop().create_task(
                 self.dispatcher.run(), name="billing-threshold-notices"
@@ -103,8 +97,8 @@ class BillingApp:
 
     async def close(self) -> None:
         """Stop the dispatcher, close peer channels and the database (a shutdown hook)."""
-        if self.revocations is not None:
-            await self.revocations.stop()
+        if self.peers is not None:
+            await self.peers.stop()
         if self._dispatch_task is not None:
             self._dispatch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

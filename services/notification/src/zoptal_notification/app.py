@@ -10,18 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
-from meshcore.service_token import ServiceTokenSigner
-from zoptal.clients.revocations import auth_revocation_feed
+from zoptal.clients.service_identity import PeerAccess
 from zoptal.notification.v1 import notification_pb2_grpc
 
 from zoptal_notification.celery_app import create_celery_app
 from zoptal_notification.dispatch import CeleryDispatcher, OutboxRelay
-from zoptal_notification.peer_permissions import NOTIFICATION_PERMISSIONS
 from zoptal_notification.service import NotificationService
 from zoptal_notification.servicer import NotificationServicer
 from zoptal_notification.settings import NotificationSettings
@@ -58,14 +55,9 @@ class NotificationApp:
         )
         # Auth is this service's only peer: tokens revoked there are polled (ListRevocations)
         # and refused here on every call.
-        self.clients = GrpcClientManager.from_settings(
-            settings,
-            service_token=ServiceTokenSigner.for_service(
-                settings, "Notification Service", NOTIFICATION_PERMISSIONS, clock=clock
-            ),
-            clock=clock,
-        )
-        self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
+        self.peers = PeerAccess(settings, clock=clock)
+        self.clients = self.peers.clients
+        self.revocations = self.peers.revocations
         self._clock = clock
         self.registrations = [
             ServiceRegistration(
@@ -78,13 +70,13 @@ class NotificationApp:
 
     def start_background(self) -> None:
         """Start polling revocations and the outbox relay (call from the running event loop)."""
-        self.revocations.start()
+        self.peers.start()
         if self._relay_task is None:
             self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
 
     async def close(self) -> None:
         """Stop the relay and the revocation poll, then release the publisher, peers and pool."""
-        await self.revocations.stop()
+        await self.peers.stop()
         if self._relay_task is not None:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,15 +12,13 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
-from meshcore.service_token import ServiceTokenSigner
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
-from zoptal.clients.revocations import auth_revocation_feed
+from zoptal.clients.service_identity import PeerAccess
 from zoptal.project.v1 import project_pb2_grpc
 
 from zoptal_project.gateways import GrpcAnalyticsGateway, GrpcBillingGateway, GrpcUserDirectory
 from zoptal_project.members import MembershipService
 from zoptal_project.migrate import MIGRATIONS_DIR
-from zoptal_project.peer_permissions import PROJECT_PERMISSIONS
 from zoptal_project.service import ProjectService
 from zoptal_project.servicer import ProjectServicer
 from zoptal_project.settings import ProjectSettings
@@ -47,13 +45,11 @@ class ProjectApp:
     ) -> None:
         self.settings = settings
         self.database = Database(settings.database_url, application_name="zoptal-project")
-        self.clients = clients or GrpcClientManager.from_settings(
-            settings,
-            service_token=ServiceTokenSigner.for_service(
-                settings, "Project Service", PROJECT_PERMISSIONS, clock=clock
-            ),
-            clock=clock,
-        )
+        # Project's own token for its peers, and the tokens revoked through Auth (polled from
+        # ListRevocations, asked on every call).
+        self.peers = PeerAccess(settings, clock=clock, clients=clients)
+        self.clients = self.peers.clients
+        self.revocations = self.peers.revocations
         billing = GrpcBillingGateway(
             BillingServiceClient(self.clients), timeout_ms=settings.billing_timeout_ms
         )
@@ -81,8 +77,6 @@ class ProjectApp:
             clock=clock,
             on_usage_queued=self.outbox.wake,
         )
-        # Tokens revoked through Auth, polled from ListRevocations: asked on every call.
-        self.revocations = auth_revocation_feed(self.clients, settings, clock=clock)
         self.registrations = [
             ServiceRegistration(
                 ProjectServicer(self.projects, self.members),
@@ -100,7 +94,7 @@ class ProjectApp:
 
     def start_background(self) -> None:
         """Start polling revocations, delivering the usage outbox, sweeping abandoned creates."""
-        self.revocations.start()
+        self.peers.start()
         if self._outbox_task is None:
             self._outbox_task = asyncio.get_running_loop().create_task(
                 self.outbox.run(), name="project-usage-outbox"
@@ -108,7 +102,7 @@ class ProjectApp:
 
     async def close(self) -> None:
         """Stop background work, let analytics events finish, close peers and the database."""
-        await self.revocations.stop()
+        await self.peers.stop()
         if self._outbox_task is not None:
             self._outbox_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

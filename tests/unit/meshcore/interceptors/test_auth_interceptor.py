@@ -109,8 +109,10 @@ async def test_a_missing_permission_is_denied_by_name(echo: EchoFactory) -> None
     assert (await client.unary(b"x", metadata=allowed)).split(b"|")[1] == b"user-1"
 
 
-async def test_a_service_token_authenticates_the_calling_service(echo: EchoFactory) -> None:
-    """x-service-token signed with SERVICE_TOKEN_SECRET yields a service principal."""
+async def test_a_seed_hs256_service_token_works_only_where_its_secret_is_configured(
+    echo: EchoFactory,
+) -> None:
+    """The seed's shared-secret tokens are a legacy opt-in (``service_token_secret``)."""
     client = await echo([_auth()])
     metadata = (("x-service-token", service_token(time.time())),)
     assert (await client.unary(b"x", metadata=metadata)).split(b"|")[1] == b"billing"
@@ -225,3 +227,55 @@ async def test_service_tokens_without_expiry_are_refused_unless_allowed() -> Non
     principal = await _auth(service_tokens_expire=False).authenticate(metadata)
     assert principal.subject == "billing"
     assert principal.kind == "service"
+
+
+def _issuer_signed(key: SigningKey, **claims: Any) -> str:
+    now = int(time.time())
+    base = {
+        "sub": "sa-1",
+        "serviceId": "sa-1",
+        "serviceName": "billing",
+        "typ": "service",
+        "permissions": ["user:read"],
+        "iss": "zoptal-auth",
+        "aud": "zoptal",
+        "iat": now,
+        "exp": now + 60,
+    }
+    return key.sign({**base, **claims})
+
+
+async def test_issuer_signed_service_tokens_verify_through_the_same_keys(echo: EchoFactory) -> None:
+    """Service tokens take the user tokens' path: the issuer's public keys, iss and aud."""
+    key = SigningKey.generate("ES256")
+    keys = StaticKeys([key.public_jwk()])
+    client = await echo([_auth(jwt_secret=None, service_token_secret=None, key_source=keys)])
+    good = (("x-service-token", _issuer_signed(key)),)
+    assert (await client.unary(b"x", metadata=good)).split(b"|")[1] == b"sa-1"
+    for wrong, reason in (
+        (_issuer_signed(key, iss="someone-else"), "wrong_issuer"),
+        (_issuer_signed(key, aud="other-platform"), "wrong_audience"),
+        (_issuer_signed(SigningKey.generate("ES256")), "unknown_key"),
+        (hs256_token(SERVICE_SECRET, {"serviceId": "billing"}, now=time.time()), "algorithm"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.unary(b"x", metadata=(("x-service-token", wrong),))
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert reason in (raised.value.details() or "")
+
+
+async def test_a_roles_claim_in_a_service_token_is_never_a_role() -> None:
+    """roles:["admin"] in a service token gives no role: a service holds only its permissions."""
+    key = SigningKey.generate("ES256")
+    auth = _auth(
+        jwt_secret=None, service_token_secret=None, key_source=StaticKeys([key.public_jwk()])
+    )
+    token = _issuer_signed(key, roles=["admin"])
+    principal = await auth.authenticate((("x-service-token", token),))
+    assert principal.kind == "service"
+    assert principal.roles == frozenset()
+    seed_style = hs256_token(
+        SERVICE_SECRET, {"serviceId": "billing", "roles": ["admin"]}, now=time.time()
+    )
+    principal = await _auth().authenticate((("x-service-token", seed_style),))
+    assert principal.roles == frozenset()

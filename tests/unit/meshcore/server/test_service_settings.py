@@ -10,7 +10,6 @@ from typing import ClassVar, Literal
 
 import pytest
 from meshcore.settings import (
-    DEV_SERVICE_TOKEN_SECRET,
     Secret,
     ServiceSettings,
     SettingsError,
@@ -40,7 +39,7 @@ class OrdersSettings(ServiceSettings):
 def production(**overrides: str) -> dict[str, str]:
     env = {
         "ZOPTAL_ENV": "production",
-        "SERVICE_TOKEN_SECRET": STRONG,
+        "SERVICE_CREDENTIALS_FILE": "/run/secrets/orders/credentials.json",
         "DATABASE_URL": PG_URL,
     }
     env.update(overrides)
@@ -57,7 +56,8 @@ def test_defaults_follow_the_conventions() -> None:
     assert settings.redis_url is None
     assert settings.mesh_mode == "standalone"
     assert settings.rate_limit_fail_mode == "open"
-    assert settings.service_token_secret.reveal() == DEV_SERVICE_TOKEN_SECRET
+    # A service that calls peers has its own credential, generated per data folder.
+    assert settings.service_credentials_file == Path("data/identities/orders/credentials.json")
     assert settings.peer("billing") == ("127.0.0.1:4003",)
 
 
@@ -74,7 +74,7 @@ def test_every_documented_variable_is_read() -> None:
             "JWT_ISSUER": "issuer-x",
             "JWT_AUDIENCE": "aud-x",
             "JWT_SECRET": "jwt-secret",
-            "SERVICE_TOKEN_SECRET": "svc-secret",
+            "SERVICE_CREDENTIALS_FILE": "/run/orders/credentials.json",
             "AUTH_JWKS_URL": "http://auth:8080/.well-known/jwks.json",
             "MESH_MODE": "istio",
             "BILLING_ADDR": "billing-0:4003, billing-1:4003",
@@ -98,7 +98,7 @@ def test_every_documented_variable_is_read() -> None:
     assert settings.log_level == "DEBUG"
     assert (settings.jwt_issuer, settings.jwt_audience) == ("issuer-x", "aud-x")
     assert settings.jwt_secret == Secret("jwt-secret")
-    assert settings.service_token_secret.reveal() == "svc-secret"
+    assert settings.service_credentials_file == Path("/run/orders/credentials.json")
     assert settings.auth_jwks_url == "http://auth:8080/.well-known/jwks.json"
     assert settings.mesh_mode == "istio"
     assert settings.peer("billing") == ("billing-0:4003", "billing-1:4003")
@@ -169,14 +169,13 @@ def test_repr_and_summary_hide_secrets_and_url_passwords() -> None:
     settings = OrdersSettings.from_env(
         {
             "JWT_SECRET": "jwt-top-secret",
-            "SERVICE_TOKEN_SECRET": "svc-top-secret",
             "API_KEY": "api-top-secret",
             "DATABASE_URL": PG_URL,
             "REDIS_URL": "redis://:redis-pass@redis:6379/0",
         }
     )
     shown = repr(settings) + str(settings.safe_summary()) + str(settings.jwt_secret)
-    for secret in ("jwt-top-secret", "svc-top-secret", "api-top-secret", "hunter2", "redis-pass"):
+    for secret in ("jwt-top-secret", "api-top-secret", "hunter2", "redis-pass"):
         assert secret not in shown
     assert settings.safe_summary()["database_url"] == "postgresql+asyncpg://app:***@db:5432/orders"
 
@@ -201,12 +200,7 @@ def test_production_with_real_secrets_and_postgres_starts() -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"SERVICE_TOKEN_SECRET": ""}, "SERVICE_TOKEN_SECRET: the development value is refused"),
-        (
-            {"SERVICE_TOKEN_SECRET": DEV_SERVICE_TOKEN_SECRET},
-            "SERVICE_TOKEN_SECRET: the development value is refused",
-        ),
-        ({"SERVICE_TOKEN_SECRET": "short"}, "SERVICE_TOKEN_SECRET: at least 32 characters"),
+        ({"SERVICE_CREDENTIALS_FILE": ""}, "SERVICE_CREDENTIALS_FILE: a service that calls peers"),
         ({"JWT_SECRET": "changeme"}, "JWT_SECRET: the development value is refused"),
         ({"JWT_SECRET": "j" * 31}, "JWT_SECRET: at least 32 characters"),
         ({"DATABASE_URL": ""}, "DATABASE_URL: SQLite is refused in production"),
@@ -221,7 +215,7 @@ def test_production_refuses_development_settings(overrides: dict[str, str], expe
 
 def test_production_refusal_also_applies_to_direct_construction() -> None:
     """Building settings in code cannot bypass the production checks."""
-    with pytest.raises(SettingsError, match="SERVICE_TOKEN_SECRET"):
+    with pytest.raises(SettingsError, match="SERVICE_CREDENTIALS_FILE"):
         OrdersSettings(env="production", database_url=PG_URL)
 
 

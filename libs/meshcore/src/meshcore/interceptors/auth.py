@@ -18,9 +18,12 @@ Missing or invalid credentials end the call with UNAUTHENTICATED; a missing perm
 PERMISSION_DENIED naming it. Health and reflection are excluded by default; ``excluded_methods``
 takes full method names or whole services (``/pkg.Service/*``).
 
-Service tokens are checked without issuer/audience (the seed's HS256 tokens carry neither) but
-must expire: a seed-style token signed without ``exp`` is refused unless
-``service_tokens_expire=False`` is passed, a deliberate opt-in for old callers.
+Service tokens are verified like user tokens: signed by the issuer's asymmetric keys (the same
+``key_source``), with issuer, audience, ``typ: service`` and expiry checked. A shared
+``service_token_secret`` (the seed's HS256 service tokens, which carry no issuer or audience) is
+a legacy opt-in that nothing in Zoptal configures: anyone holding that secret can mint any
+service's token, so it is no identity at all. When given, such tokens must still expire unless
+``service_tokens_expire=False`` is passed as well.
 """
 
 from __future__ import annotations
@@ -156,14 +159,8 @@ class AuthInterceptor(AdmissionInterceptor):
         self._user_verifier = user_verifier or _build_verifier(
             user_secret, key_source, issuer, audience, leeway, clock, require_expiry=True
         )
-        self._service_verifier = service_verifier or _build_verifier(
-            service_secret,
-            key_source,
-            None,
-            None,
-            leeway,
-            clock,
-            require_expiry=service_tokens_expire,
+        self._service_verifier = service_verifier or _service_token_verifier(
+            service_secret, key_source, issuer, audience, leeway, clock, service_tokens_expire
         )
         excluded = list(excluded_methods)
         if exclude_health_and_reflection:
@@ -334,6 +331,40 @@ def _build_verifier(
         clock=clock,
         require_expiry=require_expiry,
     )
+
+
+def _service_token_verifier(
+    secret: bytes | None,
+    key_source: KeySource | None,
+    issuer: str | None,
+    audience: str | None,
+    leeway: float,
+    clock: Clock,
+    require_expiry: bool,
+) -> Verifier:
+    """Issuer-signed service tokens (issuer and audience checked), plus seed HS256 service tokens
+    only when a shared secret is deliberately configured (they carry no issuer or audience)."""
+    signed = _build_verifier(None, key_source, issuer, audience, leeway, clock, require_expiry=True)
+    if not secret:
+        return signed
+    seed = _build_verifier(secret, None, None, None, leeway, clock, require_expiry=require_expiry)
+    return _FirstThatAccepts(signed, seed)
+
+
+class _FirstThatAccepts:
+    """Asks ``primary``; only a token whose algorithm it does not take goes to ``fallback``."""
+
+    def __init__(self, primary: Verifier, fallback: Verifier) -> None:
+        self._primary = primary
+        self._fallback = fallback
+
+    async def verify(self, token: str, *, expected_type: str | None = None) -> VerifiedToken:
+        try:
+            return await self._primary.verify(token, expected_type=expected_type)
+        except InvalidToken as error:
+            if error.reason not in ("algorithm_not_allowed", "unknown_key"):
+                raise
+        return await self._fallback.verify(token, expected_type=expected_type)
 
 
 class _RefuseAll:

@@ -168,7 +168,7 @@ def build_server_chain(
     service_verifier: Verifier | None = None,
     key_source: KeySource | None = _UNSET,
     jwt_secret: Any = _UNSET,
-    service_token_secret: Any = _UNSET,
+    service_token_secret: Any = None,
     issuer: str | None = _UNSET,
     audience: str | None = _UNSET,
     excluded_methods: Iterable[str] = (),
@@ -290,11 +290,9 @@ def _auth_layer(
             key_source = None
     return AuthInterceptor(
         _setting(settings, "jwt_secret", None) if jwt_secret is _UNSET else jwt_secret,
-        (
-            _setting(settings, "service_token_secret", None)
-            if service_token_secret is _UNSET
-            else service_token_secret
-        ),
+        # Never read from settings: a shared service-token secret is a legacy opt-in (the seed's
+        # HS256 tokens) that only an explicit argument turns on.
+        service_token_secret,
         excluded_methods,
         required_permissions,
         key_source=key_source,
