@@ -62,6 +62,10 @@ class Pki:
         issue(self.ca, folder, CertificateRequest(service, **request))
         return self.files(service)
 
+    def serial(self, service: str) -> int:
+        """Serial of ``service``'s certificate on disk now."""
+        return serial_of((self.root / service / "tls.crt").read_bytes())
+
     def files(self, service: str) -> TlsFiles:
         folder = self.root / service
         return TlsFiles(folder / "tls.crt", folder / "tls.key", folder / "ca.crt")
