@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshcore.pki.authority import (
+from meshcore.pki import (
     DEFAULT_CA_DAYS,
     DEFAULT_LEAF_DAYS,
     CertificateAuthority,

@@ -88,7 +88,8 @@ class ReloadingChannelCredentials:
 def _channel_credentials(bundle: CertificateBundle) -> grpc.ChannelCredentials:
     # Server names are checked by grpc against the target's host: compose names (billing:5003)
     # and 127.0.0.1 both work because meshcore.pki puts them in the certificate's DNS and IP
-    # SANs, so no ssl_target_name_override is needed (it would turn off that check).
+    # SANs, so no ssl_target_name_override is needed (it would check every server against
+    # one fixed name instead of the host the channel was asked to reach).
     return grpc.ssl_channel_credentials(
         root_certificates=bundle.root_certificates,
         private_key=bundle.private_key,
