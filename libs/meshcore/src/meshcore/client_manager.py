@@ -13,11 +13,18 @@ Mesh modes (``MESH_MODE``):
   call to the service address it was given, runs no health-check loop and never retries (one
   retry layer per call path: retries at both layers multiply). Deadlines, metadata (client
   interceptors) and the breaker stay.
+
+Transport security: ``credentials`` (grpc's, or ``ReloadingChannelCredentials`` for certificate
+files, which the manager checks every ``tls_reload_seconds`` and follows when re-issued).
+``from_settings`` uses mutual TLS with the service's own certificate whenever ``TLS_*_FILE`` are
+set in standalone mode; under Istio the sidecar originates mTLS, so calls stay plaintext.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,6 +52,7 @@ from meshcore.resilience.calls import (
 )
 from meshcore.resilience.retry import RetryPolicy
 from meshcore.settings import ServiceSettings
+from meshcore.tls import ReloadingChannelCredentials, TlsFiles
 
 __all__ = [
     "DEFAULT_CHANNEL_OPTIONS",
@@ -63,6 +71,8 @@ __all__ = [
 ]
 
 MeshMode = Literal["standalone", "istio"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,8 @@ class GrpcClientManager:
         mode: MeshMode = "standalone",
         discovery: ServiceDiscovery | None = None,
         interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
+        credentials: grpc.ChannelCredentials | ReloadingChannelCredentials | None = None,
+        tls_reload_seconds: float = 30.0,
         channel_options: Sequence[tuple[str, Any]] = (),
         strategy: str = "p2c-ewma",
         retry: RetryPolicy | None = None,
@@ -148,6 +159,8 @@ class GrpcClientManager:
         if health_checks and mode == "standalone":
             self._grpc_probe = GrpcHealthProbe(self.channel_for)
             self._health = HealthChecker(self.discovery, self._probe_and_uneject, clock=clock)
+        self.tls_reload_seconds = tls_reload_seconds
+        self._tls_watch: asyncio.Task[None] | None = None
         self.started = False
         self._closing: list[asyncio.Task[None]] = []
         self.discovery.add_listener(self._on_discovery_change)
@@ -163,8 +176,12 @@ class GrpcClientManager:
         **options: Any,
     ) -> GrpcClientManager:
         """A manager for a service's peers (``<SVC>_ADDR``) in its ``MESH_MODE``, with
-        meshcore's client interceptors carrying ``service_token`` as ``x-service-token``."""
+        meshcore's client interceptors carrying ``service_token`` as ``x-service-token``, and
+        mutual TLS with the service's certificate when ``TLS_*_FILE`` are set (standalone)."""
         options.setdefault("mode", settings.mesh_mode)
+        files = TlsFiles.from_settings(settings)
+        if files is not None and options["mode"] == "standalone":
+            options.setdefault("credentials", ReloadingChannelCredentials(files))
         if "interceptors" not in options:
             options["interceptors"] = default_client_interceptors(service_token=service_token)
         return cls(dict(settings.peers), **options)
@@ -301,6 +318,24 @@ class GrpcClientManager:
         self.started = True
         if self._health is not None:
             self._health.start()
+        if self.pool.reloading is not None:
+            self._tls_watch = asyncio.get_running_loop().create_task(
+                self._watch_certificates(), name="meshcore-tls-reload"
+            )
+
+    async def reload_certificates(self) -> bool:
+        """Look at the certificate files now; True if re-issued ones are in use from now on."""
+        return await self.pool.reload_credentials()
+
+    async def _watch_certificates(self) -> None:
+        # A few stat calls per interval. Re-issued certificates overlap the old ones by a third
+        # of their life (meshcore.pki), so seconds of delay do not matter; failed calls would.
+        while True:
+            await self.clock.sleep(self.tls_reload_seconds)
+            try:
+                await self.reload_certificates()
+            except Exception:  # keep watching: the next look may succeed
+                logger.exception("following re-issued certificate files failed")
 
     async def start(self) -> None:
         self.ensure_started()
@@ -309,6 +344,10 @@ class GrpcClientManager:
         """Stop health checks and close every channel (``grace`` seconds for in-flight calls)."""
         if self._health is not None:
             await self._health.stop()
+        if self._tls_watch is not None:
+            self._tls_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tls_watch
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         await self.pool.close(grace)

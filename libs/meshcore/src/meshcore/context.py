@@ -25,10 +25,13 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import PermissionDenied, Unauthenticated
+
+if TYPE_CHECKING:
+    from meshcore.tls.identity import PeerCertificate
 
 __all__ = [
     "CallState",
@@ -113,6 +116,9 @@ class CallState:
     # belongs to (bound by the handler's entry, which runs next in the call's task).
     metadata: Any = None
     servicer_context: Any = None
+    # The caller's client certificate identity, once something asked for it
+    # (``meshcore.tls.identity.peer_certificate``): read at most once per call.
+    peer_certificate: PeerCertificate | None = None
 
 
 _NO_CALL = CallState()  # what readers see outside any call; never written to

@@ -38,6 +38,7 @@ from meshcore.client_manager import (
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.discovery.health import GrpcHealthProbe
 from meshcore.discovery.registry import ServiceDiscovery
+from meshcore.tls import ReloadingChannelCredentials, TlsFiles
 
 __all__ = ["ServiceMesh", "create_service_mesh", "credentials_from_security"]
 
@@ -69,27 +70,33 @@ def _option(section: Mapping[str, Any], snake: str, default: Any = None) -> Any:
     return section.get(snake, section.get(camel, default))
 
 
-def credentials_from_security(security: Mapping[str, Any]) -> grpc.ChannelCredentials | None:
+def credentials_from_security(
+    security: Mapping[str, Any],
+) -> ReloadingChannelCredentials | None:
     """Channel credentials for ``security``: None without TLS; server-authenticated TLS with
-    ``tls``; mutual TLS (client certificate) with ``mtls``, which needs cert and key files."""
+    ``tls``; mutual TLS (client certificate) with ``mtls``, which needs cert and key files.
+
+    The files are followed as ``TLS_*_FILE`` are (``meshcore.tls``): re-issued certificates
+    are used by new channels without a restart. No ``ca_file``: the system's trust store."""
     if not (security.get("tls") or security.get("mtls")):
         return None
     ca_file = _option(security, "ca_file")
-    cert_file = _option(security, "cert_file")
-    key_file = _option(security, "key_file")
-    root = Path(ca_file).read_bytes() if ca_file else None  # None: the system's trust store
+    cert_file = key_file = None
     if security.get("mtls"):
+        cert_file = _option(security, "cert_file")
+        key_file = _option(security, "key_file")
         missing = [
             name for name, value in (("cert_file", cert_file), ("key_file", key_file)) if not value
         ]
         if missing:
             raise ValueError(f"security.mtls needs {' and '.join(missing)}")
-        return grpc.ssl_channel_credentials(
-            root_certificates=root,
-            private_key=Path(key_file).read_bytes(),
-            certificate_chain=Path(cert_file).read_bytes(),
+    return ReloadingChannelCredentials(
+        TlsFiles(
+            cert_file=Path(cert_file) if cert_file else None,
+            key_file=Path(key_file) if key_file else None,
+            ca_file=Path(ca_file) if ca_file else None,
         )
-    return grpc.ssl_channel_credentials(root_certificates=root)
+    )
 
 
 class ServiceMesh:

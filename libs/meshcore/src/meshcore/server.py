@@ -10,7 +10,8 @@
     )
     raise SystemExit(run(server.serve()))
 
-It binds ``GRPC_HOST:GRPC_PORT`` (port 0 picks a free port: see ``server.port``), serves
+It binds ``GRPC_HOST:GRPC_PORT`` (port 0 picks a free port: see ``server.port``) and, with
+``MTLS_PORT`` set, ``GRPC_HOST:MTLS_PORT`` requiring client certificates (``mtls_port``), serves
 ``grpc.health.v1`` (a status per service name and ``""``, NOT_SERVING while a dependency check
 fails), server reflection for every service, and Prometheus ``/metrics`` on ``METRICS_PORT``
 (0 disables). ``serve()`` runs until SIGTERM or SIGINT, then shuts down gracefully:
@@ -42,6 +43,7 @@ from meshcore.grpc_options import merged_options
 from meshcore.health import HEALTH_SERVICE_NAME, DependencyCheck, HealthMonitor, HealthServicer
 from meshcore.http import HttpServer, metrics_routes
 from meshcore.settings import ServiceSettings, SettingsError
+from meshcore.tls import TlsFiles, server_credentials
 
 __all__ = [
     "DEFAULT_SERVER_OPTIONS",
@@ -158,6 +160,8 @@ class MeshServer:
         self._stop_requested: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
         self.port: int | None = None
+        self.mtls_port: int | None = None
+        """The mutual-TLS port bound (after ``start``), None when ``MTLS_PORT`` is 0."""
         self.metrics_port: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -172,7 +176,17 @@ class MeshServer:
         """``host:port`` actually bound (after ``start``)."""
         if self.port is None:
             raise RuntimeError("the server has not started")
-        return self.settings.grpc_address.rsplit(":", 1)[0] + f":{self.port}"
+        return self._address_on(self.port)
+
+    @property
+    def mtls_address(self) -> str:
+        """``host:port`` of the mutual-TLS listener (after ``start``, with ``MTLS_PORT``)."""
+        if self.mtls_port is None:
+            raise RuntimeError("the server has no mutual-TLS port")
+        return self._address_on(self.mtls_port)
+
+    def _address_on(self, port: int) -> str:
+        return self.settings.grpc_address.rsplit(":", 1)[0] + f":{port}"
 
     async def start(self) -> None:
         """Bind, check dependencies once, start serving. Raises ``OSError`` if a port is taken."""
@@ -194,6 +208,12 @@ class MeshServer:
         if port == 0:
             raise BindError(f"cannot bind gRPC {address}")
         self.port = port
+        if self.settings.mtls_port:
+            try:
+                self.mtls_port = self._bind_mtls(server)
+            except (BindError, SettingsError):  # unusable certificate files, or a taken port
+                await server.stop(None)
+                raise
         if self.settings.metrics_port:
             self._metrics = HttpServer(
                 self.settings.grpc_host,
@@ -214,11 +234,32 @@ class MeshServer:
         await self.monitor.check_now()
         self._monitor_task = asyncio.create_task(self._watch_dependencies(), name="health")
         logger.info(
-            "%s serving gRPC on %s (metrics %s)",
+            "%s serving gRPC on %s (mTLS %s, metrics %s)",
             self.settings.service_name,
             self.address,
+            f"on port {self.mtls_port}" if self.mtls_port else "off",
             f"on port {self.metrics_port}" if self.metrics_port else "off",
         )
+
+    def _bind_mtls(self, server: grpc.aio.Server) -> int:
+        """The second listener, on the same server (same services, same interceptors).
+
+        grpc python cannot make a client certificate optional on one port (it is required or
+        not requested), and GRPC_PORT must keep serving callers without one: users' bearer
+        tokens and health probes. Hence two listeners; the chain's peer-binding layer tells
+        their calls apart (``meshcore.interceptors.peer_binding``).
+        """
+        files = TlsFiles.from_settings(self.settings)
+        if files is None:  # settings refuse MTLS_PORT without the files; kept for type safety
+            raise SettingsError("MTLS_PORT needs TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE")
+        address = self._address_on(self.settings.mtls_port)
+        try:
+            port = server.add_secure_port(address, server_credentials(files))
+        except RuntimeError as exc:
+            raise BindError(f"cannot bind mTLS {address}: {exc}") from exc
+        if port == 0:
+            raise BindError(f"cannot bind mTLS {address}")
+        return port
 
     def request_stop(self) -> None:
         """Ask ``serve()`` to shut down gracefully (what SIGTERM and SIGINT do)."""

@@ -28,6 +28,11 @@ Production (``ZOPTAL_ENV=production``) refuses to start when:
   (unset is fine: HS256 user tokens are optional);
 * ``DATABASE_URL`` is SQLite (a file inside one pod loses data and cannot be shared by replicas).
 
+Transport security (``TLS_CERT_FILE``, ``TLS_KEY_FILE``, ``TLS_CA_FILE``: all three or none,
+each an existing file; ``MTLS_PORT`` needs them; ``TLS_TRUST_DOMAIN``): in standalone mode,
+peer calls use mutual TLS with the service's certificate, and ``MTLS_PORT`` (0 = off) serves
+a second port that requires one (``meshcore.tls``; certificates from ``meshcore.pki``).
+
 A missing ``REDIS_URL`` is allowed in production: rate limits then hold per replica, which is a
 weaker but still safe default, and the services that truly need Redis check it themselves.
 """
@@ -162,7 +167,13 @@ class PeerAddresses(Mapping[str, tuple[str, ...]]):
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
-    """What every meshcore server reads from the environment (see ``docs/conventions.md``)."""
+    """What every meshcore server reads from the environment (see ``docs/conventions.md``).
+
+    Transport security outside Istio: ``tls_cert_file``, ``tls_key_file``, ``tls_ca_file``
+    (``TLS_*_FILE``, all three or none) make standalone peer calls mutual TLS; ``mtls_port``
+    (``MTLS_PORT``, 0 = off) adds a server port that requires a client certificate;
+    ``tls_trust_domain`` (``TLS_TRUST_DOMAIN``) is the SPIFFE trust domain of service names.
+    """
 
     service_name: ClassVar[str] = "service"
     """Short name (``auth``): names the SQLite file, metrics labels and log records."""
@@ -189,6 +200,20 @@ class ServiceSettings:
     ``<data_dir>/identities/<service_name>/credentials.json``."""
     auth_jwks_url: str = "http://127.0.0.1:8080/.well-known/jwks.json"
     mesh_mode: MeshMode = "standalone"
+    tls_cert_file: Path | None = None
+    """This service's certificate (PEM; URI SAN ``spiffe://<trust domain>/service/<name>``).
+    With ``tls_key_file`` and ``tls_ca_file`` (all three or none): peer calls in standalone mode
+    use mutual TLS with it, and ``mtls_port`` serves it. Re-read when the file is replaced."""
+    tls_key_file: Path | None = None
+    """The certificate's private key (PEM)."""
+    tls_ca_file: Path | None = None
+    """The CA that signs every service's certificate: peers' servers and clients are verified
+    against it."""
+    mtls_port: int = 0
+    """Second gRPC port requiring a client certificate signed by ``tls_ca_file``; ``0`` (the
+    default) turns it off. ``grpc_port`` stays plaintext (user tokens, health probes)."""
+    tls_trust_domain: str = "zoptal.local"
+    """SPIFFE trust domain: only a client certificate's URI SAN in it names a calling service."""
     peers: Mapping[str, tuple[str, ...]] = field(default_factory=dict, metadata={"from_env": False})
     """Peer short name -> replica addresses, from ``peer_defaults`` and ``<NAME>_ADDR``."""
     health_check_interval_seconds: float = 5.0
@@ -251,10 +276,35 @@ class ServiceSettings:
             errors.append(
                 "DATABASE_URL: expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL"
             )
+        errors.extend(self._tls_problems())
         if self.is_production:
             errors.extend(self._production_problems())
         if errors:
             raise SettingsError(f"invalid {self.service_name} settings: " + "; ".join(errors))
+
+    def _tls_problems(self) -> list[str]:
+        names = ("tls_cert_file", "tls_key_file", "tls_ca_file")
+        given = [name for name in names if getattr(self, name) is not None]
+        variables = [_env_name_of(type(self), name) for name in names]
+        if not given:
+            if self.mtls_port:
+                mtls = _env_name_of(type(self), "mtls_port")
+                return [f"{mtls}: needs {', '.join(variables)}"]
+            return []
+        if len(given) < len(names):
+            unset = [_env_name_of(type(self), name) for name in names if name not in given]
+            return [f"{', '.join(variables)}: set all three or none ({', '.join(unset)} unset)"]
+        problems = [
+            f"{_env_name_of(type(self), name)}: no file at {getattr(self, name)}"
+            for name in names
+            if not getattr(self, name).is_file()
+        ]
+        if self.mtls_port and self.mtls_port == self.grpc_port:
+            problems.append(
+                f"{_env_name_of(type(self), 'mtls_port')}: must differ from "
+                f"{_env_name_of(type(self), 'grpc_port')} (that port stays plaintext)"
+            )
+        return problems
 
     def _production_problems(self) -> list[str]:
         problems: list[str] = []

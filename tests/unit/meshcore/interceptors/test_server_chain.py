@@ -123,3 +123,19 @@ def test_the_chain_reads_service_settings() -> None:
     assert isinstance(limiter, RedisRateLimiter)
     assert limiter._limit == 7
     assert limiter._prefix == "meshcore:ratelimit:service:"
+
+
+def test_peer_binding_sits_right_after_auth_only_when_mtls_is_configured() -> None:
+    """MTLS_PORT set: the binding layer follows auth; unset: the chain has no such layer."""
+    from types import SimpleNamespace
+
+    from meshcore.interceptors import PeerBindingInterceptor
+
+    with_mtls = _chain(
+        CollectorRegistry(), settings=SimpleNamespace(mtls_port=4200, tls_trust_domain="ex.org")
+    )
+    kinds = [type(layer) for layer in with_mtls.layers]
+    assert kinds[kinds.index(AuthInterceptor) + 1] is PeerBindingInterceptor
+    assert with_mtls.layer(PeerBindingInterceptor).trust_domain == "ex.org"
+    without = _chain(CollectorRegistry(), settings=SimpleNamespace(mtls_port=0))
+    assert PeerBindingInterceptor not in [type(layer) for layer in without.layers]

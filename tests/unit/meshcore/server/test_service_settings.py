@@ -237,3 +237,36 @@ def test_addresses_and_urls_helpers() -> None:
         parse_addresses("a:port")
     assert redact_url("redis://redis:6379/0") == "redis://redis:6379/0"
     assert redact_url("postgresql://u:p@h/d") == "postgresql://u:***@h/d"
+
+
+def _certificate_files(tmp_path: Path) -> dict[str, str]:
+    names = {"TLS_CERT_FILE": "tls.crt", "TLS_KEY_FILE": "tls.key", "TLS_CA_FILE": "ca.crt"}
+    for name in names.values():
+        (tmp_path / name).write_text("pem")
+    return {variable: str(tmp_path / name) for variable, name in names.items()}
+
+
+def test_tls_files_are_all_three_or_none(tmp_path: Path) -> None:
+    files = _certificate_files(tmp_path)
+    settings = OrdersSettings.from_env({**files, "MTLS_PORT": "4200"})
+    assert settings.tls_cert_file == tmp_path / "tls.crt"
+    assert settings.mtls_port == 4200
+    assert settings.tls_trust_domain == "zoptal.local"
+    del files["TLS_CA_FILE"]
+    with pytest.raises(SettingsError, match=r"set all three or none \(TLS_CA_FILE unset\)"):
+        OrdersSettings.from_env(files)
+
+
+def test_a_missing_tls_file_is_refused_by_its_variable(tmp_path: Path) -> None:
+    files = _certificate_files(tmp_path)
+    files["TLS_KEY_FILE"] = str(tmp_path / "absent.key")
+    with pytest.raises(SettingsError, match=r"TLS_KEY_FILE: no file at .*absent\.key"):
+        OrdersSettings.from_env(files)
+
+
+def test_mtls_port_needs_the_tls_files_and_its_own_port(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="MTLS_PORT: needs TLS_CERT_FILE"):
+        OrdersSettings.from_env({"MTLS_PORT": "4200"})
+    files = _certificate_files(tmp_path)
+    with pytest.raises(SettingsError, match="MTLS_PORT: must differ from GRPC_PORT"):
+        OrdersSettings.from_env({**files, "MTLS_PORT": "4100"})

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from meshcore.grpc_options import merged_options
+from meshcore.tls.credentials import ReloadingChannelCredentials
 
 __all__ = ["DEFAULT_CHANNEL_OPTIONS", "ChannelPool", "Connection"]
 
@@ -88,18 +89,27 @@ class Connection:
 
 
 class ChannelPool:
-    """Channels keyed by ``host:port``; TLS when ``credentials`` are given."""
+    """Channels keyed by ``host:port``; TLS when ``credentials`` are given.
+
+    ``ReloadingChannelCredentials`` (certificate files) are followed by ``reload_credentials``:
+    when the files changed, later calls get new channels made with the new certificate, and
+    the old channels are closed with a grace for the calls still on them.
+    """
 
     def __init__(
         self,
         *,
         options: Sequence[tuple[str, Any]] = (),
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-        credentials: grpc.ChannelCredentials | None = None,
+        credentials: grpc.ChannelCredentials | ReloadingChannelCredentials | None = None,
     ) -> None:
         # Laid over the defaults by name: pass only what should differ (meshcore.grpc_options).
         self._options = merged_options(DEFAULT_CHANNEL_OPTIONS, options)
         self._interceptors = list(interceptors)
+        self.reloading: ReloadingChannelCredentials | None = None
+        if isinstance(credentials, ReloadingChannelCredentials):
+            self.reloading = credentials
+            credentials = credentials.credentials
         self._credentials = credentials
         self._connections: dict[str, Connection] = {}
         self._closed = False
@@ -134,9 +144,22 @@ class ChannelPool:
         if connection is not None:
             await connection.channel.close(grace)
 
+    async def reload_credentials(self, grace: float | None = 5.0) -> bool:
+        """Follow re-issued certificate files: True if they changed and new channels will be
+        used from now on (the old ones get ``grace`` seconds for their calls, as ``discard``)."""
+        if self.reloading is None or not self.reloading.reload_if_changed():
+            return False
+        self._credentials = self.reloading.credentials
+        # Out of the pool before anything awaits: no call can pick an old channel any more.
+        await self._close_all(grace)
+        return True
+
     async def close(self, grace: float | None = None) -> None:
         """Close every channel; later ``connection`` calls raise."""
         self._closed = True
+        await self._close_all(grace)
+
+    async def _close_all(self, grace: float | None) -> None:
         connections = list(self._connections.values())
         self._connections.clear()
         results = await asyncio.gather(

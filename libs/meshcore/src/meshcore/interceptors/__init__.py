@@ -1,8 +1,9 @@
 """meshcore's server and client interceptors.
 
 Server order, outermost first (``build_server_chain``): call context, tracing, logging,
-metrics, auth, rate limit, error mapping. Every interceptor handles all four RPC shapes through
-the one override point of ``ServerInterceptor``; ``ClientInterceptor`` does the same for clients.
+metrics, auth, peer binding (with mTLS only), rate limit, error mapping. Every interceptor
+handles all four RPC shapes through the one override point of ``ServerInterceptor``;
+``ClientInterceptor`` does the same for clients.
 """
 
 from meshcore.interceptors.auth import AuthInterceptor
@@ -19,6 +20,7 @@ from meshcore.interceptors.errors import ErrorMappingInterceptor, abort_with, st
 from meshcore.interceptors.hooks import AdmissionInterceptor, CallRecord, ObservingInterceptor
 from meshcore.interceptors.logging import LoggingInterceptor
 from meshcore.interceptors.metrics import REGISTRY, MetricsInterceptor
+from meshcore.interceptors.peer_binding import PeerBindingInterceptor
 from meshcore.interceptors.rate_limit import RateLimitInterceptor, key_by_caller
 from meshcore.interceptors.tracing import TracingInterceptor
 
@@ -35,6 +37,7 @@ __all__ = [
     "LoggingInterceptor",
     "MetricsInterceptor",
     "ObservingInterceptor",
+    "PeerBindingInterceptor",
     "RateLimitInterceptor",
     "RpcMethod",
     "RpcType",

@@ -1,7 +1,8 @@
 """``build_server_chain``: the documented interceptor order, fused into one grpc interceptor.
 
 Order, outermost first: call context (request id, deadline, traceparent into ContextVars),
-tracing, logging, metrics, auth, rate limit, error mapping. Tracing sees everything; logging and
+tracing, logging, metrics, auth, peer binding (only with ``MTLS_PORT``: a service token must
+match the client certificate), rate limit, error mapping. Tracing sees everything; logging and
 metrics see the final status of rejected calls too; auth runs before rate limiting so limits are
 per principal; error mapping is innermost so every exception the handler raises becomes a status
 before the outer layers look at it.
@@ -42,6 +43,7 @@ from meshcore.interceptors.hooks import AdmissionInterceptor, ObservingIntercept
 from meshcore.interceptors.limiters import RateLimiter
 from meshcore.interceptors.logging import LoggingInterceptor
 from meshcore.interceptors.metrics import MetricsInterceptor
+from meshcore.interceptors.peer_binding import PeerBindingInterceptor
 from meshcore.interceptors.rate_limit import (
     FailMode,
     KeyGenerator,
@@ -216,22 +218,26 @@ def build_server_chain(
         MetricsInterceptor(registry=metrics_registry),
     ]
     if auth:
-        layers.append(
-            _auth_layer(
-                settings,
-                verifier,
-                service_verifier,
-                key_source,
-                jwt_secret,
-                service_token_secret,
-                issuer,
-                audience,
-                excluded_methods,
-                required_permissions,
-                revocations,
-                clock,
-            )
+        auth_layer = _auth_layer(
+            settings,
+            verifier,
+            service_verifier,
+            key_source,
+            jwt_secret,
+            service_token_secret,
+            issuer,
+            audience,
+            excluded_methods,
+            required_permissions,
+            revocations,
+            clock,
         )
+        layers.append(auth_layer)
+        if _setting(settings, "mtls_port", 0):
+            # Only a server with an mTLS port gets the layer: without one it would cost every
+            # call something, and every service token would be refused.
+            trust_domain = _setting(settings, "tls_trust_domain", "zoptal.local")
+            layers.append(PeerBindingInterceptor(trust_domain, applies_to=auth_layer.applies_to))
     if rate_limit:
         window = window_ms or _setting(settings, "rate_limit_window_ms", 60_000)
         limit = max_requests or _setting(settings, "rate_limit_max_requests", 1_000)
