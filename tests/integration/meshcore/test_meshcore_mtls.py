@@ -11,6 +11,7 @@ from meshcore.client_manager import GrpcClientManager
 from meshcore.mesh import create_service_mesh
 from meshcore.pki import CertificateRequest, ensure_ca, issue
 from meshcore.server import MeshServer
+from meshcore.testing import TokenMint
 from meshcore.tls import TlsFiles, server_credentials
 
 from .tls_harness import (
@@ -18,7 +19,6 @@ from .tls_harness import (
     BillingSettings,
     Pki,
     ProjectSettings,
-    Tokens,
     channel_credentials,
     free_port,
     identity,
@@ -33,12 +33,12 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @pytest.fixture
-def tokens() -> Tokens:
-    return Tokens()
+def tokens() -> TokenMint:
+    return TokenMint()
 
 
 @pytest.fixture
-async def billing(pki: Pki, tokens: Tokens) -> AsyncIterator[MeshServer]:
+async def billing(pki: Pki, tokens: TokenMint) -> AsyncIterator[MeshServer]:
     """Billing with GRPC_PORT (plaintext) and MTLS_PORT, verifying ES256 tokens of ``tokens``."""
     settings = pki.settings(
         BillingSettings, pki.issue("billing"), grpc_port=0, mtls_port=free_port()
@@ -64,12 +64,12 @@ async def _call(
         return reply
 
 
-def _service(tokens: Tokens, name: str) -> tuple[tuple[str, str], ...]:
-    return (("x-service-token", tokens.service(name)),)
+def _service(tokens: TokenMint, name: str) -> tuple[tuple[str, str], ...]:
+    return (("x-service-token", tokens.service_token(name)),)
 
 
-def _user(tokens: Tokens) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {tokens.user()}"),)
+def _user(tokens: TokenMint) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {tokens.user_token('user-1')}"),)
 
 
 async def test_tls_end_to_end_verifies_the_server_against_the_ca(pki: Pki) -> None:
@@ -98,7 +98,7 @@ async def test_tls_end_to_end_verifies_the_server_against_the_ca(pki: Pki) -> No
 
 
 async def test_mtls_end_to_end_with_a_matching_service_token(
-    billing: MeshServer, pki: Pki, tokens: Tokens
+    billing: MeshServer, pki: Pki, tokens: TokenMint
 ) -> None:
     """project's certificate and project's service token: accepted, the cert seen by billing."""
     project = pki.issue("project")
@@ -106,11 +106,11 @@ async def test_mtls_end_to_end_with_a_matching_service_token(
     reply = await _call(
         billing.mtls_address, channel_credentials(project), _service(tokens, "project")
     )
-    assert reply == f"service:project-id|{serial_of(project.cert_file.read_bytes())}".encode()
+    assert reply == f"service:project|{serial_of(project.cert_file.read_bytes())}".encode()
 
 
 async def test_a_client_without_a_certificate_is_refused_at_the_handshake(
-    billing: MeshServer, pki: Pki, tokens: Tokens
+    billing: MeshServer, pki: Pki, tokens: TokenMint
 ) -> None:
     credentials = channel_credentials(pki.issue("project"), client_cert=False)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -119,7 +119,7 @@ async def test_a_client_without_a_certificate_is_refused_at_the_handshake(
 
 
 async def test_a_certificate_from_another_ca_is_refused(
-    billing: MeshServer, pki: Pki, tmp_path: Path, tokens: Tokens
+    billing: MeshServer, pki: Pki, tmp_path: Path, tokens: TokenMint
 ) -> None:
     other_ca = ensure_ca(tmp_path / "other-ca")[0]
     issue(other_ca, tmp_path / "intruder", CertificateRequest("project"))
@@ -135,7 +135,7 @@ async def test_a_certificate_from_another_ca_is_refused(
 
 
 async def test_a_service_token_with_another_services_certificate_is_unauthenticated(
-    billing: MeshServer, pki: Pki, tokens: Tokens
+    billing: MeshServer, pki: Pki, tokens: TokenMint
 ) -> None:
     """analytics' certificate cannot carry project's token."""
     credentials = channel_credentials(pki.issue("analytics"))
@@ -146,7 +146,7 @@ async def test_a_service_token_with_another_services_certificate_is_unauthentica
 
 
 async def test_a_service_token_on_the_plaintext_port_of_an_mtls_server_is_unauthenticated(
-    billing: MeshServer, tokens: Tokens
+    billing: MeshServer, tokens: TokenMint
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _call(billing.address, None, _service(tokens, "project"))
@@ -155,7 +155,7 @@ async def test_a_service_token_on_the_plaintext_port_of_an_mtls_server_is_unauth
 
 
 async def test_a_user_token_is_accepted_on_both_ports(
-    billing: MeshServer, pki: Pki, tokens: Tokens
+    billing: MeshServer, pki: Pki, tokens: TokenMint
 ) -> None:
     assert await _call(billing.address, None, _user(tokens)) == b"user:user-1|-"
     project = channel_credentials(pki.issue("project"))
@@ -173,16 +173,18 @@ async def test_health_stays_plaintext_on_grpc_port(billing: MeshServer) -> None:
 
 
 async def test_from_settings_calls_the_peers_mtls_port_with_the_services_certificate(
-    billing: MeshServer, pki: Pki, tokens: Tokens
+    billing: MeshServer, pki: Pki, tokens: TokenMint
 ) -> None:
     """TLS_*_FILE in standalone mode: the client manager speaks mTLS with its own certificate."""
     settings = pki.settings(
         ProjectSettings, pki.issue("project"), peers={"billing": (billing.mtls_address,)}
     )
-    manager = GrpcClientManager.from_settings(settings, service_token=tokens.service("project"))
+    manager = GrpcClientManager.from_settings(
+        settings, service_token=tokens.service_token("project")
+    )
     async with manager:
         who = manager.service("billing").unary(WHO, identity, identity, idempotent=True)
-        assert (await who(b"")).startswith(b"service:project-id|")
+        assert (await who(b"")).startswith(b"service:project|")
 
 
 async def test_istio_mode_keeps_plaintext_even_with_certificate_files(pki: Pki) -> None:
@@ -193,7 +195,7 @@ async def test_istio_mode_keeps_plaintext_even_with_certificate_files(pki: Pki) 
 
 
 async def test_the_seed_security_section_reaches_the_mtls_port(
-    billing: MeshServer, pki: Pki, tokens: Tokens
+    billing: MeshServer, pki: Pki, tokens: TokenMint
 ) -> None:
     """create_service_mesh({... security: {tls, mtls, ca_file, cert_file, key_file}})."""
     project = pki.issue("project")
@@ -207,14 +209,14 @@ async def test_the_seed_security_section_reaches_the_mtls_port(
                 "ca_file": str(project.ca_file),
                 "cert_file": str(project.cert_file),
                 "key_file": str(project.key_file),
-                "service_token": tokens.service("project"),
+                "service_token": tokens.service_token("project"),
             },
         },
         environ={},
     )
     async with mesh:
         who = mesh.manager.service("billing").unary(WHO, identity, identity, idempotent=True)
-        assert (await who(b"")).startswith(b"service:project-id|")
+        assert (await who(b"")).startswith(b"service:project|")
 
 
 def test_certificate_files_give_tls_files(pki: Pki) -> None:

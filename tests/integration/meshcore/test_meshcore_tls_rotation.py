@@ -6,14 +6,13 @@ import asyncio
 from pathlib import Path
 
 from meshcore.client_manager import GrpcClientManager
-from meshcore.testing import FakeClock
+from meshcore.testing import FakeClock, TokenMint
 
 from .tls_harness import (
     WHO,
     BillingSettings,
     Pki,
     ProjectSettings,
-    Tokens,
     free_port,
     identity,
     server_certificate_serial,
@@ -24,7 +23,7 @@ from .tls_harness import (
 async def test_server_and_client_certificates_rotate_under_a_stream_of_calls(
     tmp_path: Path,
 ) -> None:
-    pki, tokens = Pki(tmp_path), Tokens()
+    pki, tokens = Pki(tmp_path), TokenMint()
     billing_files = pki.issue("billing")
     project_files = pki.issue("project")
     server = await start_server(
@@ -35,7 +34,7 @@ async def test_server_and_client_certificates_rotate_under_a_stream_of_calls(
         ProjectSettings, project_files, peers={"billing": (server.mtls_address,)}
     )
     manager = GrpcClientManager.from_settings(
-        settings, service_token=tokens.service("project"), clock=clock
+        settings, service_token=tokens.service_token("project"), clock=clock
     )
     who = manager.service("billing").unary(WHO, identity, identity, idempotent=False)
     replies: list[bytes] = []

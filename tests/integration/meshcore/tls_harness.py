@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import grpc
-import jwt
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 from meshcore.context import current_principal
 from meshcore.interceptors import build_server_chain
-from meshcore.jwt import StaticKeys
 from meshcore.pki import CertificateAuthority, CertificateRequest, ensure_ca, issue
 from meshcore.server import MeshServer, ServiceRegistration
 from meshcore.settings import ServiceSettings
+from meshcore.testing import TokenMint
 from meshcore.tls import TlsFiles
 from prometheus_client import CollectorRegistry
 
@@ -100,30 +95,10 @@ def _add_who(servicer: object, server: grpc.aio.Server) -> None:
     )
 
 
-class Tokens:
-    """ES256 user and service tokens, and the key source that verifies them."""
-
-    def __init__(self) -> None:
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        jwk: Mapping[str, Any] = ECAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
-        self.key_source = StaticKeys([{**jwk, "kid": _KID, "alg": "ES256"}])
-
-    def _sign(self, claims: dict[str, Any]) -> str:
-        now = int(time.time())  # real time: the server verifies against the system clock
-        body = {"iat": now, "nbf": now, "exp": now + 600, **claims}
-        return jwt.encode(body, self._key, algorithm="ES256", headers={"kid": _KID})
-
-    def service(self, name: str) -> str:
-        return self._sign({"sub": f"{name}-id", "typ": "service", "serviceName": name})
-
-    def user(self) -> str:
-        return self._sign({"sub": "user-1", "typ": "access", "iss": "zoptal-auth", "aud": "zoptal"})
-
-
-async def start_server(settings: ServiceSettings, tokens: Tokens) -> MeshServer:
+async def start_server(settings: ServiceSettings, tokens: TokenMint) -> MeshServer:
     chain = build_server_chain(
         settings,
-        key_source=tokens.key_source,
+        key_source=tokens.keys,
         jwt_secret=None,
         service_token_secret=None,
         rate_limit=False,
