@@ -60,10 +60,13 @@ def read_secret_file(path: Path) -> str:
     return text
 
 
-def private_directory(path: Path) -> Path:
+def private_directory(path: Path, *, restrict_existing: bool = True) -> Path:
     """``path`` as a folder only its owner can enter: created 0700 with any missing parents,
-    or, when it exists and is ours, stripped of group and other access. Returns ``path``."""
+    or, when it existed, is ours and ``restrict_existing``, stripped of group and other access.
+    Returns ``path``."""
     missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    if missing[:1] != [path] and not restrict_existing:
+        return path
     for folder in reversed(missing):  # parents first; each one we create is ours to make private
         # Another process may make it between the check and here: then it is there, as wanted.
         with contextlib.suppress(FileExistsError):
