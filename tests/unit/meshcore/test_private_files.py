@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +15,11 @@ from meshcore.private_files import (
 )
 from sqlalchemy import text
 
+pytestmark = pytest.mark.usefixtures("usual_umask")
+
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture(autouse=True)
-def usual_umask() -> Iterator[None]:
-    """The umask most shells and images run with: new files 0644, new folders 0755."""
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 async def test_a_sqlite_database_and_its_wal_files_are_private(tmp_path: Path) -> None:

@@ -36,8 +36,10 @@ def test_generated_secrets_are_accepted(generate) -> None:
         ("this-is-a-test-example-sample-password-placeholder", "too little left"),
         ("s" * 40, "too little left"),
         ("abcdefghijklmnopqrstuvwxyz0123456789", "too little left"),
+        ("a-configured-jwt-secret-that-is-long-enough", "a phrase somebody wrote"),
+        ("correct horse battery staple orbit lantern", "a phrase somebody wrote"),
         ("Xk9$" * 10, "low entropy: a short pattern repeated"),
-        ("abababab-cdcdcdcd-abababab-cdcdcdcd-ab", "low entropy"),
+        ("ababababcdcdcdcd" * 2 + "ab", "low entropy"),
     ],
 )
 def test_weak_values_are_refused_with_a_reason(value: str, reason: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,11 @@ from zoptal_platform.catalogue import SERVICES
 from zoptal_platform.launcher import PlatformLayout, _spawn, prepare_folders
 from zoptal_platform.mail_sink import _SaveToFolder
 
+pytestmark = pytest.mark.usefixtures("usual_umask")
+
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture(autouse=True)
-def usual_umask() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def test_the_data_folder_and_its_subfolders_are_0700(tmp_path: Path) -> None:
