@@ -1,4 +1,5 @@
-"""Fixtures every test layer shares: the real PostgreSQL and Redis of this machine.
+"""Fixtures every test layer shares: the real PostgreSQL and Redis of this machine, and the
+umask most shells and images run with (for tests of file modes).
 
 Outside CI a missing server skips the tests that need it; with ``CI=true`` it fails them, so a
 broken CI machine can never pass by skipping.
@@ -21,6 +22,16 @@ POSTGRES_ADMIN_DSN = os.environ.get(
     "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """umask 022 for one test, as most shells and images have it: new files 0644, folders 0755."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 @pytest.fixture

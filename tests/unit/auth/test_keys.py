@@ -78,3 +78,25 @@ def test_settings_read_key_files_and_ports_from_the_environment(tmp_path):
     assert settings.jwt_signing_key_files == ("/a.pem", "/b.pem")
     assert settings.auth_http_port == 18080
     assert replace(settings, auth_http_port=0).auth_http_port == 0
+
+
+def test_production_refuses_a_key_file_others_can_read(tmp_path, caplog):
+    """0644 stops a production start naming the file; group access (0640, 0440) is allowed."""
+    key = generate_key_file(tmp_path / "keys")
+    production = AuthSettings(
+        env="production",
+        data_dir=tmp_path,
+        database_url="postgresql+asyncpg://auth@db/auth",
+        jwt_signing_key_files=(str(key),),
+    )
+    key.chmod(0o644)
+    with pytest.raises(SettingsError, match=f"JWT signing key: {key} is accessible by others"):
+        load_key_ring(production)
+    with pytest.raises(SettingsError, match="accessible by others"):
+        load_key_ring(replace(production, jwt_signing_key_files=(), jwt_signing_key_dir=key.parent))
+    development = AuthSettings(data_dir=tmp_path, jwt_signing_key_files=(str(key),))
+    assert load_key_ring(development)  # development: a warning only
+    assert "accessible by others" in caplog.text
+    for mode in (0o640, 0o440):
+        key.chmod(mode)
+        assert load_key_ring(production).current

@@ -8,6 +8,10 @@ client sees UNAVAILABLE, never INTERNAL, while the database is away.
 SQLite is tuned for a server: WAL (readers never block the writer), foreign keys on, a busy
 timeout, and ``BEGIN IMMEDIATE`` for every transaction so read-modify-write blocks cannot lose
 updates (each service has its own file and modest write rates, so serialising writers is cheap).
+The SQLite file is created 0600 in a 0700 folder before SQLite first opens it (whatever the
+umask: user rows, Auth's password hashes), and SQLite gives its ``-wal`` and ``-shm`` files the
+database file's mode.
+
 PostgreSQL gets bounded pools and timeouts on connect, pool checkout and statements, so no call
 waits forever when the server stops.
 """
@@ -33,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from meshcore.errors import MeshError, Unavailable
+from meshcore.private_files import private_directory, private_file
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -171,9 +176,13 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self.ping_timeout = connect_timeout + 1.0
         options: dict[str, Any] = {"echo": echo}
+        sqlite_file: Path | None = None
         if self.dialect == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            sqlite_file = _sqlite_file(parsed.database, parsed.query)
+            if sqlite_file is not None:
+                # Missing folders are made 0700; an existing one is the caller's (a service's
+                # data folder is made private by whoever prepares it, the launcher here).
+                private_directory(sqlite_file.parent, restrict_existing=False)
             # Python's sqlite3 default would wait 5 s for a lock too; say so explicitly.
             options["connect_args"] = {"timeout": sqlite_busy_timeout}
         elif self.dialect == "postgresql":
@@ -198,7 +207,7 @@ class Database:
             raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.dialect == "sqlite":
-            _tune_sqlite(self.engine, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
+            _tune_sqlite(self.engine, sqlite_file, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
@@ -259,7 +268,23 @@ class Database:
         await self.engine.dispose()
 
 
-def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+def _sqlite_file(database: str | None, query: Any) -> Path | None:
+    """The file a SQLite URL names, or ``None`` for in-memory and ``file:`` URI databases."""
+    if not database or database == ":memory:" or query.get("uri") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _tune_sqlite(engine: AsyncEngine, sqlite_file: Path | None, *, busy_timeout_ms: int) -> None:
+    if sqlite_file is not None:
+
+        @event.listens_for(engine.sync_engine, "do_connect")
+        def _create_private(*_args: Any) -> None:
+            # Before every connect, not once: a file deleted while the service runs comes back
+            # private too. SQLite would create it 0644 under the usual umask, and a chmod after
+            # that would leave a moment in which another user could open it (private_files).
+            private_file(sqlite_file)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to SQLAlchemy (the "begin" hook below) instead of the

@@ -18,14 +18,24 @@ parsing (``str``, ``int``, ``float``, ``bool``, ``Path``, ``Secret``, ``Literal[
 ``tuple[str, ...]``, and ``X | None``); a bad value raises ``SettingsError`` naming the variable.
 
 Secrets are ``Secret`` objects whose ``repr``/``str`` are masked: call ``reveal()`` at the one
-place that needs the value. URL fields that may carry a password are left out of ``repr``.
+place that needs the value. URL fields that may carry a password (``url_field()``:
+``DATABASE_URL``, ``REDIS_URL``, ...) are left out of ``repr`` and redacted in ``safe_summary``.
+
+Secrets from files (the Docker and Kubernetes convention): every ``Secret`` field and every
+``url_field()`` also reads ``<VAR>_FILE``, the path of a file holding the value (for a URL, the
+whole URL: the password is part of it). One trailing newline is stripped; anything else is part
+of the value. Setting both ``<VAR>`` and ``<VAR>_FILE`` is an error, as is an empty or unreadable
+file. In production the file must not be accessible by others (``mode & 0o007``; group access is
+fine, Kubernetes secret volumes with ``fsGroup`` are 0440): ``meshcore.private_files``.
 
 Production (``ZOPTAL_ENV=production``) refuses to start when:
 
 * a service that calls peers has no ``SERVICE_CREDENTIALS_FILE`` (its own identity towards the
-  token issuer; development defaults it to ``<DATA_DIR>/identities/<service>/credentials.json``);
-* ``JWT_SECRET`` is set to the development value or to anything shorter than 32 characters
-  (unset is fine: HS256 user tokens are optional);
+  token issuer; development defaults it to ``<DATA_DIR>/identities/<service>/credentials.json``),
+  or that file is accessible by others;
+* any ``Secret`` (``JWT_SECRET``, ...; unset is fine where the setting is optional) or the
+  password inside a ``url_field()`` URL fails ``meshcore.secret_policy``: shorter than 32
+  characters, a published sample, mostly sample words or low-entropy;
 * ``DATABASE_URL`` is SQLite (a file inside one pod loses data and cannot be shared by replicas).
 
 Transport security (``TLS_CERT_FILE``, ``TLS_KEY_FILE``, ``TLS_CA_FILE``: all three or none,
@@ -46,7 +56,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from meshcore.private_files import others_access_problem, read_secret_file
+from meshcore.secret_policy import MIN_SECRET_LENGTH, secret_problem
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -57,15 +70,13 @@ __all__ = [
     "env_field",
     "parse_addresses",
     "redact_url",
+    "url_field",
 ]
 
-DEV_JWT_SECRET = "zoptal-development-jwt-secret-NOT-FOR-PRODUCTION"  # noqa: S105
-"""A development ``JWT_SECRET`` that docs and compose may use; production refuses it."""
 
-MIN_SECRET_LENGTH = 32
-"""HS256 keys shorter than the 256-bit hash output are refused in production (RFC 7518 §3.2)."""
-
-_KNOWN_DEV_SECRETS = frozenset({DEV_JWT_SECRET, "secret", "changeme"})
+_URL_WITH_LOGIN = "url_with_login"
+"""Field metadata key set by ``url_field``."""
+_FILE_SUFFIX = "_FILE"
 
 Environment = Literal["development", "production"]
 MeshMode = Literal["standalone", "istio"]
@@ -112,6 +123,12 @@ def env_field(default: Any = dataclasses.MISSING, *, env: str | None = None, **k
     if default is not dataclasses.MISSING:
         kwargs["default"] = default
     return field(metadata=metadata, **kwargs)
+
+
+def url_field(default: str | None, *, env: str | None = None) -> Any:
+    """A URL setting that may carry a password: kept out of ``repr``, redacted in
+    ``safe_summary``, readable from ``<VAR>_FILE``, and its password checked in production."""
+    return env_field(default, env=env, repr=False, metadata={_URL_WITH_LOGIN: True})
 
 
 def parse_addresses(value: str) -> tuple[str, ...]:
@@ -187,9 +204,9 @@ class ServiceSettings:
     metrics_port: int = 0
     """Prometheus ``/metrics`` port; ``0`` disables the endpoint."""
     data_dir: Path = Path("data")
-    database_url: str = field(default="", repr=False)
+    database_url: str = url_field("")
     """Empty means ``sqlite+aiosqlite:///<data_dir>/<service_name>.db``."""
-    redis_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = url_field(None)
     log_level: LogLevel = "INFO"
     jwt_issuer: str = "zoptal-auth"
     jwt_audience: str = "zoptal"
@@ -308,21 +325,41 @@ class ServiceSettings:
 
     def _production_problems(self) -> list[str]:
         problems: list[str] = []
-        if self.peer_defaults and self.service_credentials_file is None:
+        credentials = self.service_credentials_file
+        if self.peer_defaults and credentials is None:
             problems.append(
                 "SERVICE_CREDENTIALS_FILE: a service that calls peers needs its own credential"
             )
-        for env_name, secret in (("JWT_SECRET", self.jwt_secret),):
-            if secret is None:
-                continue
-            if secret.reveal() in _KNOWN_DEV_SECRETS:
-                problems.append(f"{env_name}: the development value is refused in production")
-            elif len(secret) < MIN_SECRET_LENGTH:
-                problems.append(
-                    f"{env_name}: at least {MIN_SECRET_LENGTH} characters required in production"
-                )
+        elif credentials is not None and credentials.exists():
+            # Existence is the running service's to check (migrations and workers share these
+            # settings without the file); a file that is there must be private.
+            too_open = others_access_problem(credentials)
+            if too_open is not None:
+                problems.append(f"SERVICE_CREDENTIALS_FILE: {too_open}")
+        problems.extend(self._secret_policy_problems())
         if self.database_url.startswith("sqlite"):
             problems.append("DATABASE_URL: SQLite is refused in production; use PostgreSQL")
+        return problems
+
+    def _secret_policy_problems(self) -> list[str]:
+        """Every ``Secret`` and URL password that ``meshcore.secret_policy`` refuses."""
+        problems: list[str] = []
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if value is None:
+                continue
+            if _is_secret_type(hints[item.name]):
+                reason = secret_problem(value.reveal())
+            elif item.metadata.get(_URL_WITH_LOGIN):
+                password = urlsplit(value).password
+                reason = None if password is None else secret_problem(unquote(password))
+                if reason is not None:
+                    reason = f"its password is {reason}"
+            else:
+                continue
+            if reason is not None:
+                problems.append(f"{_env_name(item)}: refused in production, {reason}")
         return problems
 
     # -- conveniences ---------------------------------------------------------------------
@@ -351,7 +388,7 @@ class ServiceSettings:
         summary: dict[str, object] = {"service": self.service_name}
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if item.name in ("database_url", "redis_url"):
+            if item.metadata.get(_URL_WITH_LOGIN):
                 value = redact_url(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
@@ -369,8 +406,20 @@ class ServiceSettings:
         hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
         errors: list[str] = []
+        secret_files: dict[str, Path] = {}
         for item, env_name in _read_fields(cls):
             raw = source.get(env_name, "").strip()
+            file_name = source.get(env_name + _FILE_SUFFIX, "").strip()
+            if file_name and _reads_file_variant(item, hints[item.name]):
+                if raw:
+                    errors.append(f"{env_name} and {env_name}{_FILE_SUFFIX}: set one, not both")
+                    continue
+                secret_files[env_name + _FILE_SUFFIX] = path = Path(file_name)
+                try:
+                    raw = read_secret_file(path)
+                except (OSError, ValueError) as exc:
+                    errors.append(f"{env_name}{_FILE_SUFFIX}: cannot use {path}: {exc}")
+                    continue
             if raw == "":
                 continue
             try:
@@ -378,6 +427,8 @@ class ServiceSettings:
             except ValueError as exc:
                 shown = "***" if _is_secret_type(hints[item.name]) else repr(raw)
                 errors.append(f"{env_name}: {exc} (got {shown})")
+        if values.get("env", cls.env) == "production":
+            errors.extend(_secret_file_problems(secret_files))
         peers: dict[str, tuple[str, ...]] = {}
         for name in cls.peer_defaults:
             env_name = _peer_env_name(name)
@@ -393,10 +444,34 @@ class ServiceSettings:
 
     @classmethod
     def environment_variables(cls) -> tuple[str, ...]:
-        """Every variable ``from_env`` reads, fields first, then the peers' ``<NAME>_ADDR``
-        (for a configuration reference, or a check that one is complete)."""
-        fields = tuple(env_name for _, env_name in _read_fields(cls))
-        return fields + tuple(_peer_env_name(name) for name in cls.peer_defaults)
+        """Every variable ``from_env`` reads, fields first (each secret one followed by its
+        ``<VAR>_FILE``), then the peers' ``<NAME>_ADDR`` (for a configuration reference, or a
+        check that one is complete)."""
+        hints = typing.get_type_hints(cls)
+        fields: list[str] = []
+        for item, env_name in _read_fields(cls):
+            fields.append(env_name)
+            if _reads_file_variant(item, hints[item.name]):
+                fields.append(env_name + _FILE_SUFFIX)
+        return (*fields, *(_peer_env_name(name) for name in cls.peer_defaults))
+
+
+def _reads_file_variant(item: dataclasses.Field[Any], annotation: Any) -> bool:
+    """Whether the field also reads ``<VAR>_FILE``: secrets and URLs that may hold a password."""
+    return _is_secret_type(annotation) or bool(item.metadata.get(_URL_WITH_LOGIN))
+
+
+def _secret_file_problems(files: Mapping[str, Path]) -> list[str]:
+    """Production problems of the ``<VAR>_FILE`` files read (the mode; reading already worked)."""
+    problems: list[str] = []
+    for variable, path in files.items():
+        try:
+            problem = others_access_problem(path)
+        except OSError as exc:
+            problem = f"cannot check {path}: {exc}"
+        if problem is not None:
+            problems.append(f"{variable}: {problem}")
+    return problems
 
 
 def _read_fields(cls: type) -> Iterator[tuple[dataclasses.Field[Any], str]]:

@@ -3,6 +3,9 @@
 Each service is a real ``python -m zoptal_<svc>`` process on its real port, with its SQLite file
 under the data folder; the launcher migrates them, starts them, waits until each reports SERVING
 over grpc.health.v1, and on Ctrl-C (or SIGTERM) stops them gracefully in one go.
+
+Everything it writes under the data folder is private (0700 folders, 0600 files, whatever the
+umask): the folder holds SQLite databases with password hashes, signing keys, logs and mail.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 from meshcore import health_probe
+from meshcore.private_files import open_private, private_directory
 
 from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, installed_services
 from zoptal_platform.stores import ExternalStores, create_databases
@@ -51,6 +55,10 @@ class PlatformLayout:
     def identities_dir(self) -> Path:
         """Each service's own credential (what its settings default to in development)."""
         return self.data_dir / "identities"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
 
     def grpc_address(self, spec: ServiceSpec) -> str:
         return f"127.0.0.1:{spec.grpc_port + self.port_offset}"
@@ -87,9 +95,17 @@ class RunningProcess:
     log_path: Path
 
 
+def prepare_folders(layout: PlatformLayout) -> None:
+    """The data folder and the folders the launcher writes into, private (0700): created so, or
+    restricted when an older run left them open. Services create theirs the same way (Auth's
+    keys, the SQLite files, the Celery broker)."""
+    for folder in (layout.data_dir, layout.log_dir, layout.mail_dir):
+        private_directory(folder)
+
+
 async def migrate_all(layout: PlatformLayout) -> None:
     """Apply every service's migrations, one after the other, failing loudly on the first error."""
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_folders(layout)
     try:
         await create_databases(layout.stores, [spec.name for spec in layout.services])
     except (OSError, asyncpg.PostgresError) as error:
@@ -135,7 +151,7 @@ async def _spawn(
     label: str, argv: list[str], env: Mapping[str, str], log_dir: Path
 ) -> RunningProcess:
     log_path = log_dir / f"{label}.log"
-    log_file = log_path.open("ab")
+    log_file = os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND), "ab")
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -159,8 +175,8 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
     that list has synced once. A first poll that finds no Auth yet trips the caller's breaker,
     so that service would start refusing calls right after the platform said SERVING.
     """
-    log_dir = layout.data_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    prepare_folders(layout)
+    log_dir = layout.log_dir
     first = tuple(spec for spec in layout.services if spec.name == FIRST_SERVICE)
     rest = [spec for spec in layout.services if spec.name != FIRST_SERVICE]
     running: list[RunningProcess] = []

@@ -7,12 +7,14 @@ other end of that exchange, so emails can be read under ``<data dir>/mail`` with
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from meshcore.private_files import open_private, private_directory
 
 __all__ = ["MailSink", "read_mailbox"]
 
@@ -25,8 +27,10 @@ class _SaveToFolder:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         name = f"{time.time_ns()}-{next(self._sequence):06d}.eml"
         temporary = self._folder / f".{name}.part"
-        # Written whole, then renamed: a reader never sees half a message.
-        temporary.write_bytes(envelope.original_content or envelope.content)
+        # Written whole, then renamed: a reader never sees half a message. Private, since
+        # messages carry password-reset and verification links.
+        with os.fdopen(open_private(temporary, os.O_WRONLY | os.O_EXCL), "wb") as handle:
+            handle.write(envelope.original_content or envelope.content)
         temporary.rename(self._folder / name)
         return "250 Message accepted for delivery"
 
@@ -35,8 +39,7 @@ class MailSink:
     """Runs in its own thread (aiosmtpd's Controller) for as long as the platform runs."""
 
     def __init__(self, folder: Path, port: int, host: str = "127.0.0.1") -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
+        self.folder = private_directory(folder)
         self.port = port
         self._controller = Controller(_SaveToFolder(folder), hostname=host, port=port)
 

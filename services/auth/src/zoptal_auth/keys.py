@@ -1,5 +1,8 @@
 """The signing keys: loaded from files in production, generated once per data folder otherwise.
 
+Key files others can read are refused in production (``meshcore.private_files``); group access
+stays allowed, since Kubernetes secret volumes with ``fsGroup`` are 0440.
+
 Rotation: deploy a new key file next to the old ones. The newest key signs; every key is
 published in the JWKS, so tokens signed by a retiring key keep verifying until they expire and
 the old file can be removed.
@@ -12,13 +15,14 @@ import fcntl
 import json
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from meshcore.jwt import SigningKey, StaticKeys
+from meshcore.private_files import open_private, others_access_problem, private_directory
+from meshcore.settings import SettingsError
 
 from zoptal_auth.settings import AuthSettings
 
@@ -63,13 +67,14 @@ class KeyRing:
 
 def load_key_ring(settings: AuthSettings) -> KeyRing:
     """Keys from JWT_SIGNING_KEY_FILES, else JWT_SIGNING_KEY_DIR, else the development folder."""
+    production = settings.is_production
     if settings.jwt_signing_key_files:
-        return KeyRing([_load(Path(path)) for path in settings.jwt_signing_key_files])
+        return KeyRing([_load(Path(path), production) for path in settings.jwt_signing_key_files])
     if settings.jwt_signing_key_dir is not None:
         files = sorted(settings.jwt_signing_key_dir.glob("*.pem"))
         if not files:
             raise FileNotFoundError(f"no *.pem signing keys in {settings.jwt_signing_key_dir}")
-        return KeyRing([_load(path) for path in files])
+        return KeyRing([_load(path, production) for path in files])
     return _development_key_ring(settings.keys_dir, settings.jwt_signing_algorithm)
 
 
@@ -78,11 +83,11 @@ def generate_key_file(folder: Path, algorithm: Literal["ES256", "EdDSA"] = "ES25
 
     The timestamp prefix makes "sorts last" mean "newest", which is the rotation rule.
     """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_directory(folder)
     key = SigningKey.generate(algorithm)
     path = folder / f"{int(time.time()):010d}-{key.kid[:12]}.pem"
     temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = open_private(temporary, os.O_WRONLY | os.O_EXCL)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(key.private_pem())
     os.replace(temporary, path)
@@ -91,20 +96,21 @@ def generate_key_file(folder: Path, algorithm: Literal["ES256", "EdDSA"] = "ES25
 
 
 def _development_key_ring(folder: Path, algorithm: Literal["ES256", "EdDSA"]) -> KeyRing:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_directory(folder)
     # Several processes may start against one data folder; only one of them generates.
     with _locked(folder / ".lock"):
         files = sorted(folder.glob("*.pem"))
         if not files:
             files = [generate_key_file(folder, algorithm)]
-    return KeyRing([_load(path) for path in files])
+    return KeyRing([_load(path, production=False) for path in files])
 
 
-def _load(path: Path) -> SigningKey:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        # Kubernetes secret volumes default to 0644 inside a pod-private mount; say it, not fail.
-        logger.warning("signing key %s is readable by group or others (mode %o)", path, mode)
+def _load(path: Path, production: bool) -> SigningKey:
+    problem = others_access_problem(path)
+    if problem is not None and production:
+        raise SettingsError(f"JWT signing key: {problem}")
+    if problem is not None:
+        logger.warning("signing key: %s", problem)
     try:
         return SigningKey.from_pem(path.read_bytes())
     except ValueError as error:
@@ -113,7 +119,7 @@ def _load(path: Path) -> SigningKey:
 
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
-    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    descriptor = open_private(lock_path, os.O_RDWR)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery  # type: ignore[import-untyped]
+from meshcore.private_files import private_directory, private_file
 
 from zoptal_notification.settings import NotificationSettings
 
@@ -23,8 +24,11 @@ def create_celery_app(settings: NotificationSettings) -> Celery:
     broker = settings.celery_broker_url
     transport_options: dict[str, Any] = {}
     if broker.startswith(_SQLITE_BROKER_PREFIX):
-        # kombu creates the database file, not its folder.
-        Path(broker.removeprefix(_SQLITE_BROKER_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+        # kombu creates the database file (0644 under the usual umask), not its folder: both
+        # are made private here first, as meshcore.db does for the services' own databases.
+        broker_file = Path(broker.removeprefix(_SQLITE_BROKER_PREFIX))
+        private_directory(broker_file.parent, restrict_existing=False)
+        private_file(broker_file)
         # These options go to SQLAlchemy's create_engine: the server's publisher and the worker
         # share the file, so wait for each other's write locks instead of failing at once.
         transport_options["connect_args"] = {"timeout": 15.0}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from meshcore.settings import Secret, ServiceSettings, SettingsError, env_field
+from meshcore.settings import Secret, ServiceSettings, SettingsError, url_field
 
 __all__ = ["NotificationSettings"]
 
@@ -37,7 +37,7 @@ class NotificationSettings(ServiceSettings):
     """When set, webhook bodies carry an HMAC-SHA256 signature in ``X-Zoptal-Signature``."""
     webhook_timeout_seconds: float = 5.0
 
-    celery_broker_url: str = env_field("", repr=False)
+    celery_broker_url: str = url_field("")
     """Empty means ``REDIS_URL`` when set, else kombu's SQLAlchemy transport on
     ``sqla+sqlite:///<DATA_DIR>/celery-broker.db`` (the embedded mode)."""
     celery_queue: str = "notifications"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import pytest
+from meshcore.secret_policy import DEV_JWT_SECRET
 from meshcore.settings import (
     Secret,
     ServiceSettings,
@@ -20,6 +22,9 @@ from meshcore.settings import (
 
 STRONG = "s" * 40
 PG_URL = "postgresql+asyncpg://app:hunter2-password@db:5432/orders"
+# Generated per run: a literal strong value would be a committed secret that production accepts
+# (tests/unit/test_repository_secrets.py refuses those).
+PROD_PG_URL = f"postgresql+asyncpg://app:{secrets.token_urlsafe(32)}@db:5432/orders"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +45,7 @@ def production(**overrides: str) -> dict[str, str]:
     env = {
         "ZOPTAL_ENV": "production",
         "SERVICE_CREDENTIALS_FILE": "/run/secrets/orders/credentials.json",
-        "DATABASE_URL": PG_URL,
+        "DATABASE_URL": PROD_PG_URL,
     }
     env.update(overrides)
     return env
@@ -192,7 +197,9 @@ def test_settings_are_immutable_and_hashable() -> None:
 
 def test_production_with_real_secrets_and_postgres_starts() -> None:
     """Production accepts strong secrets, PostgreSQL, and no Redis."""
-    settings = OrdersSettings.from_env(production(JWT_SECRET="j" * 32))
+    settings = OrdersSettings.from_env(
+        production(JWT_SECRET=secrets.token_urlsafe(32), API_KEY=secrets.token_hex(32))
+    )
     assert settings.is_production
     assert settings.redis_url is None
 
@@ -201,8 +208,19 @@ def test_production_with_real_secrets_and_postgres_starts() -> None:
     ("overrides", "expected"),
     [
         ({"SERVICE_CREDENTIALS_FILE": ""}, "SERVICE_CREDENTIALS_FILE: a service that calls peers"),
-        ({"JWT_SECRET": "changeme"}, "JWT_SECRET: the development value is refused"),
-        ({"JWT_SECRET": "j" * 31}, "JWT_SECRET: at least 32 characters"),
+        ({"JWT_SECRET": "changeme"}, "JWT_SECRET: refused in production, shorter than 32"),
+        ({"JWT_SECRET": "j" * 31}, "JWT_SECRET: refused in production, shorter than 32"),
+        ({"JWT_SECRET": DEV_JWT_SECRET}, "JWT_SECRET: refused in production, a sample value"),
+        ({"JWT_SECRET": "j" * 40}, "JWT_SECRET: refused in production, too little left"),
+        ({"API_KEY": "Xk9$" * 10}, "API_KEY: refused in production, low entropy"),
+        (
+            {"DATABASE_URL": PG_URL},
+            "DATABASE_URL: refused in production, its password is shorter than 32",
+        ),
+        (
+            {"REDIS_URL": "redis://:example-redis-password-change-me-please@redis:6379/0"},
+            "REDIS_URL: refused in production, its password is too little left",
+        ),
         ({"DATABASE_URL": ""}, "DATABASE_URL: SQLite is refused in production"),
         ({"DATABASE_URL": "sqlite+aiosqlite:///x.db"}, "DATABASE_URL: SQLite is refused"),
     ],
@@ -216,7 +234,7 @@ def test_production_refuses_development_settings(overrides: dict[str, str], expe
 def test_production_refusal_also_applies_to_direct_construction() -> None:
     """Building settings in code cannot bypass the production checks."""
     with pytest.raises(SettingsError, match="SERVICE_CREDENTIALS_FILE"):
-        OrdersSettings(env="production", database_url=PG_URL)
+        OrdersSettings(env="production", database_url=PROD_PG_URL)
 
 
 def test_an_ipv6_host_is_bracketed_in_the_bind_address() -> None:

@@ -32,7 +32,7 @@ class _TokenTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TokenType.V
     TOKEN_TYPE_USER: _TokenType.ValueType  # 1
     """A user access token (Login, RefreshToken)."""
     TOKEN_TYPE_SERVICE: _TokenType.ValueType  # 2
-    """A service token (IssueServiceToken, or an HS256 token signed with `SERVICE_TOKEN_SECRET`)."""
+    """A service token, issued by IssueServiceToken to a service account for its own credential."""
 
 class TokenType(_TokenType, metaclass=_TokenTypeEnumTypeWrapper):
     """The kind of principal an access token identifies."""
@@ -42,7 +42,7 @@ TOKEN_TYPE_UNSPECIFIED: TokenType.ValueType  # 0
 TOKEN_TYPE_USER: TokenType.ValueType  # 1
 """A user access token (Login, RefreshToken)."""
 TOKEN_TYPE_SERVICE: TokenType.ValueType  # 2
-"""A service token (IssueServiceToken, or an HS256 token signed with `SERVICE_TOKEN_SECRET`)."""
+"""A service token, issued by IssueServiceToken to a service account for its own credential."""
 Global___TokenType: _TypeAlias = TokenType  # noqa: Y015
 
 class _InvalidTokenReason:
