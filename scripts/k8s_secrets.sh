@@ -8,7 +8,8 @@
 #   scripts/k8s_secrets.sh --rotate-credential SVC
 #                                                 a new credential for SVC, applied and registered
 #
-# Options: --dir DIR (default .secrets/k8s, git-ignored), --namespace NS (default zoptal).
+# Options: --dir DIR (default .secrets/k8s, git-ignored), --namespace NS (default zoptal),
+# --kustomization DIR (what you installed, default k8s/; re-applied to re-run the registration).
 # KUBECTL overrides the kubectl command.
 #
 # What it keeps in DIR (folders 0700, files 0600; keep DIR as safe as the cluster's Secrets):
@@ -29,15 +30,17 @@ KUBECTL=${KUBECTL:-kubectl}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir="$repo/.secrets/k8s"
 namespace=zoptal
+kustomization="$repo/k8s"
 mode=apply
 rotate_service=""
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir) dir=$2; shift 2 ;;
         --namespace) namespace=$2; shift 2 ;;
+        --kustomization) kustomization=$2; shift 2 ;;
         --render) mode=render; shift ;;
         --rotate-signing-key) mode=rotate-key; shift ;;
         --rotate-credential) mode=rotate-credential; rotate_service=$2; shift 2 ;;
@@ -98,13 +101,12 @@ apply() {
     render | "$KUBECTL" apply -f -
 }
 
-# Re-run the registration Job (a Job's pod template cannot change, so it is replaced), when the
-# platform is installed; on a first install `kubectl apply -k k8s/` runs it.
+# Re-run the registration Job: a finished Job never runs again (and is gone an hour after it
+# finished), so delete it if it is still there and apply the install again, which recreates it
+# and leaves everything else as it is.
 register() {
-    if "$KUBECTL" -n "$namespace" get job auth-service-identity >/dev/null 2>&1; then
-        "$KUBECTL" -n "$namespace" get job auth-service-identity -o yaml \
-            | "$KUBECTL" replace --force -f -
-    fi
+    "$KUBECTL" -n "$namespace" delete job auth-service-identity --ignore-not-found
+    "$KUBECTL" apply -k "$kustomization"
 }
 
 case "$mode" in
