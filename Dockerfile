@@ -37,12 +37,18 @@ RUN --mount=type=cache,target=/root/.cache/uv deploy/build_runtime_env.sh /opt/v
 
 
 FROM ${PYTHON_IMAGE} AS runtime
-# /var/lib/zoptal/keys is where compose mounts Auth's signing-key volume: created here, owned by
-# the runtime user, so a fresh named volume inherits that owner.
+# The folders under /var/lib/zoptal are where compose mounts its secret volumes (Auth's signing
+# keys, the CA, each service's identity, the database password): created here, owned by the
+# runtime user, so a fresh named volume inherits that owner and mode on its first mount. Only the
+# database password's folder lets the group in (PostgreSQL reads the file through GID 1000).
 RUN groupadd --gid 1000 zoptal \
     && useradd --uid 1000 --gid 1000 --home-dir /tmp --no-create-home \
         --shell /usr/sbin/nologin zoptal \
-    && install -d -o 1000 -g 1000 -m 0700 /var/lib/zoptal/keys
+    && install -d -o 1000 -g 1000 -m 0700 /var/lib/zoptal/keys /var/lib/zoptal/ca \
+        /var/lib/zoptal/identity /var/lib/zoptal/identities/auth \
+        /var/lib/zoptal/identities/project /var/lib/zoptal/identities/billing \
+        /var/lib/zoptal/identities/notification /var/lib/zoptal/identities/analytics \
+    && install -d -o 1000 -g 1000 -m 0750 /var/lib/zoptal/db
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \

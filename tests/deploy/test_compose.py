@@ -1,4 +1,6 @@
-"""docker-compose.yml: valid against the Compose specification, and `up --wait` can succeed."""
+"""docker-compose.yml: valid against the Compose specification, `up --wait` can succeed, and no
+secret is in the file: every one is generated at first start into a volume, and each service
+mounts only its own identity."""
 
 from __future__ import annotations
 
@@ -17,6 +19,13 @@ from tests.deploy.support import REPO, SERVICES, is_convention_env
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 WORKER = "notification-worker"
+# Contract A: the services that call peers hold a credential; Auth and the worker do not.
+CREDENTIAL_HOLDERS = ("project", "billing", "notification", "analytics")
+# MTLS_PORT of each service: 5000 + n, mirroring GRPC_PORT 4000 + n (docs/conventions.md).
+MTLS_PORTS = {svc: grpc_port + 1000 for svc, (grpc_port, _, _) in SERVICES.items()}
+IDENTITY_MOUNT = "/var/lib/zoptal/identity"
+# The only ${...} substitutions the file may use: none of them is a secret.
+ALLOWED_INTERPOLATIONS = {"LOG_LEVEL", "ZOPTAL_TAG"}
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +121,9 @@ def test_service_settings_follow_the_conventions(compose: dict[str, Any], svc: s
     env = service["environment"]
     assert (env["GRPC_PORT"], env["METRICS_PORT"]) == (str(grpc_port), str(metrics_port))
     assert env["DATABASE_URL"].startswith("postgresql+asyncpg://")
-    assert env["DATABASE_URL"].endswith(f"@postgres:5432/{svc}")
-    for peer, (peer_port, _, _) in SERVICES.items():
-        assert env[f"{peer.upper()}_ADDR"] == f"{peer}:{peer_port}"
+    assert env["DATABASE_URL"] == f"postgresql+asyncpg://zoptal@postgres:5432/{svc}"
+    for peer in SERVICES:
+        assert env[f"{peer.upper()}_ADDR"] == f"{peer}:{MTLS_PORTS[peer]}"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
     probe = service["healthcheck"]["test"]
     assert probe[:4] == ["CMD", "python", "-m", "meshcore.health_probe"]
@@ -182,3 +191,142 @@ def test_auth_signs_with_a_generated_key_file(compose: dict[str, Any]) -> None:
     assert services["auth"]["depends_on"]["auth-keygen"]["condition"] == (
         "service_completed_successfully"
     )
+
+
+def volume_names(service: dict[str, Any]) -> dict[str, str]:
+    """Named volume -> mount path (bind mounts, whose source is a path, are left out)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        if not source.startswith((".", "/")):
+            mounts[source] = target
+    return mounts
+
+
+def test_no_secret_value_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    """No password, key or token in the text, and no ${VAR:-default} that could carry one."""
+    text = COMPOSE_FILE.read_text()
+    used = set(re.findall(r"\$\{(\w+)", text))
+    assert used <= ALLOWED_INTERPOLATIONS, f"substitutions beyond {ALLOWED_INTERPOLATIONS}: {used}"
+    assert "SERVICE_TOKEN_SECRET" not in text
+    assert "PRIVATE KEY" not in text
+    for name, service in compose["services"].items():
+        env = service.get("environment", {})
+        assert "POSTGRES_PASSWORD" not in env, name
+        for key, value in env.items():
+            if key.endswith("_URL"):
+                # scheme://user@host: a password would sit between a ':' and the '@'
+                assert not re.match(r"\w[\w+.-]*://[^/@]*:[^/@]*@", str(value)), f"{name}.{key}"
+            assert not re.search(r"SECRET|PASSWORD$|TOKEN", key), f"{name}.{key}"
+
+
+def test_every_secret_lives_in_a_generated_volume(compose: dict[str, Any]) -> None:
+    """The password files and the identity files point into volumes a one-shot writes."""
+    services = compose["services"]
+    writers = {
+        "db-password": "db-password",
+        "zoptal-ca": "pki-init",
+        **{f"{svc}-identity": "pki-init" for svc in SERVICES},
+    }
+    for volume, writer in writers.items():
+        assert volume in compose["volumes"], volume
+        assert volume in volume_names(services[writer]), f"{writer} does not write {volume}"
+    postgres = services["postgres"]
+    password_dir = volume_names(postgres)["db-password"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == f"{password_dir}/password"
+    for name, service in zoptal_services(compose).items():
+        env = service.get("environment", {})
+        if "DATABASE_URL" in env:
+            mounted = volume_names(service).get("db-password")
+            assert env["DATABASE_PASSWORD_FILE"] == f"{mounted}/password", name
+
+
+def test_only_the_ca_init_container_sees_the_ca_key(compose: dict[str, Any]) -> None:
+    """zoptal-ca (ca.key) is mounted by pki-init alone."""
+    holders = [n for n, s in compose["services"].items() if "zoptal-ca" in volume_names(s)]
+    assert holders == ["pki-init"]
+
+
+def test_each_service_mounts_only_its_own_identity(compose: dict[str, Any]) -> None:
+    """<svc>-identity is mounted read-only by <svc> alone among the long-running containers; the
+    worker has none; its TLS files and credential are read from that mount."""
+    finished = one_shots(compose)
+    for name, service in compose["services"].items():
+        if name in finished:
+            continue
+        identities = {v for v in volume_names(service) if v.endswith("-identity")}
+        expected = {f"{name}-identity"} if name in SERVICES else set()
+        assert identities == expected, name
+    for svc in SERVICES:
+        service = compose["services"][svc]
+        assert f"{svc}-identity:{IDENTITY_MOUNT}:ro" in service["volumes"]
+        env = service["environment"]
+        for variable in ("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"):
+            assert env[variable].startswith(f"{IDENTITY_MOUNT}/tls/"), f"{svc}.{variable}"
+        if svc in CREDENTIAL_HOLDERS:
+            assert env["SERVICE_CREDENTIALS_FILE"] == f"{IDENTITY_MOUNT}/credentials.json"
+        else:
+            assert "SERVICE_CREDENTIALS_FILE" not in env, svc
+    assert "SERVICE_CREDENTIALS_FILE" not in compose["services"][WORKER]["environment"]
+
+
+def test_init_containers_write_every_identity(compose: dict[str, Any]) -> None:
+    """pki-init issues a certificate into each <svc>-identity; auth-service-identity runs the
+    contract's `service-identity ensure` over the four credential holders' volumes, with Auth's
+    database settings, after Auth's migration."""
+    services = compose["services"]
+    pki = services["pki-init"]
+    script = pki["command"][0]
+    assert "python -m meshcore.pki ensure-ca --dir /var/lib/zoptal/ca" in script
+    assert "python -m meshcore.pki ensure --ca-dir /var/lib/zoptal/ca" in script
+    for svc in SERVICES:
+        assert volume_names(pki)[f"{svc}-identity"] == f"/var/lib/zoptal/identities/{svc}"
+        assert svc in script.split("for svc in", 1)[1].split(";", 1)[0], svc
+
+    ensure = services["auth-service-identity"]
+    assert ensure["image"] == services["auth"]["image"]
+    command = ensure["command"]
+    assert command[:4] == [
+        "service-identity",
+        "ensure",
+        "--credentials-dir",
+        "/var/lib/zoptal/identities",
+    ]
+    assert set(command[4:]) == set(CREDENTIAL_HOLDERS)
+    assert {v for v in volume_names(ensure) if v.endswith("-identity")} == {
+        f"{svc}-identity" for svc in CREDENTIAL_HOLDERS
+    }
+    for svc in CREDENTIAL_HOLDERS:
+        assert volume_names(ensure)[f"{svc}-identity"] == f"/var/lib/zoptal/identities/{svc}"
+    assert ensure["environment"]["DATABASE_URL"] == services["auth"]["environment"]["DATABASE_URL"]
+    assert ensure["depends_on"]["auth-migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_init_order_is_enforced_by_depends_on(compose: dict[str, Any]) -> None:
+    """PostgreSQL after its password; every service after its certificate; callers after their
+    credential is registered; Auth after its signing key."""
+    services = compose["services"]
+    done = "service_completed_successfully"
+    assert services["postgres"]["depends_on"]["db-password"]["condition"] == done
+    for svc in SERVICES:
+        assert services[svc]["depends_on"]["pki-init"]["condition"] == done, svc
+        if svc in CREDENTIAL_HOLDERS:
+            assert services[svc]["depends_on"]["auth-service-identity"]["condition"] == done
+    assert services["auth"]["depends_on"]["auth-keygen"]["condition"] == done
+
+
+def test_peers_are_called_on_mtls_ports_that_are_not_published(compose: dict[str, Any]) -> None:
+    """Every <PEER>_ADDR names the peer's MTLS_PORT; that port is never published, and the
+    plaintext ports are published on 127.0.0.1 only."""
+    services = compose["services"]
+    for svc, port in MTLS_PORTS.items():
+        assert services[svc]["environment"]["MTLS_PORT"] == str(port)
+    for name, service in zoptal_services(compose).items():
+        for peer, port in MTLS_PORTS.items():
+            address = service.get("environment", {}).get(f"{peer.upper()}_ADDR")
+            assert address in (None, f"{peer}:{port}"), f"{name}: {address}"
+    for name, service in compose["services"].items():
+        for published in service.get("ports", []):
+            host, _, container = published.rpartition(":")
+            assert host.startswith("127.0.0.1:"), f"{name} publishes {published} beyond localhost"
+            assert int(container) not in MTLS_PORTS.values(), f"{name} publishes its mTLS port"

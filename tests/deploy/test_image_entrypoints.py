@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from zoptal.clients.service_identity import ServiceCredential
 
 from tests.deploy.support import REPO, SERVICES
 
@@ -50,12 +52,19 @@ def container_env(tmp_path: Path, svc: str, database_url: str, redis_url: str) -
         "METRICS_PORT": str(free_port()),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "SERVICE_TOKEN_SECRET": "entrypoint-test-service-token-secret-0123456789",
         "MESH_MODE": "standalone",
         "AUTH_JWKS_URL": f"http://127.0.0.1:{free_port()}/.well-known/jwks.json",
     }
     for peer in SERVICES:
         env[f"{peer.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
+    if svc != "auth":
+        # Its own credential, as the identity init container writes it (no Auth runs here, so
+        # the token fetch just retries: serving does not wait for it).
+        credential = ServiceCredential(
+            svc, "sa_" + secrets.token_hex(12), secrets.token_urlsafe(32)
+        )
+        credential.write(tmp_path / "identity" / "credentials.json")
+        env["SERVICE_CREDENTIALS_FILE"] = str(tmp_path / "identity" / "credentials.json")
     if svc == "auth":
         env["JWT_SIGNING_KEY_DIR"] = str(tmp_path / "keys")
         env["AUTH_HTTP_PORT"] = str(free_port())

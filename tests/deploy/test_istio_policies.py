@@ -8,6 +8,7 @@ call path missing, none extra.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -30,9 +31,10 @@ PROMETHEUS = "cluster.local/ns/istio-system/sa/prometheus"
 EXTERNAL_PRINCIPALS = {INGRESS, PROMETHEUS}
 
 # Who calls whom inside the mesh (DESIGN.md §3, docs/architecture.md): every call the services'
-# code makes (test_call_graph_covers_the_calls_in_the_code), plus token checks against Auth
-# (verifying keys, and polling revocations through zoptal.clients.revocations).
-TOKEN_CHECKS = {"ValidateToken", "GetJwks", "ListRevocations"}
+# code makes (test_call_graph_covers_the_calls_in_the_code), plus what every service does with
+# Auth: get its own service token (IssueServiceToken), verify keys, poll revocations
+# (zoptal.clients.service_identity.PeerAccess).
+TOKEN_CHECKS = {"IssueServiceToken", "ValidateToken", "GetJwks", "ListRevocations"}
 CALL_GRAPH: dict[tuple[str, str], set[str]] = {
     ("project", "billing"): {"CheckSubscriptionLimits", "RecordUsage"},
     ("project", "analytics"): {"TrackEvent"},
@@ -232,7 +234,7 @@ def allowed_calls(full_install: list[Resource]) -> set[tuple[str, str, str, str]
     calls = set()
     for policy in of_kind(full_install, "AuthorizationPolicy"):
         spec = policy["spec"]
-        if not spec:
+        if not spec or spec["action"] == "DENY":
             continue
         assert spec["action"] == "ALLOW"
         callee = spec["selector"]["matchLabels"]["app"]
@@ -311,8 +313,10 @@ def test_policy_selectors_select_workloads(full_install: list[Resource]) -> None
         for w in of_kind(full_install, kind)
     }
     for policy in of_kind(full_install, "AuthorizationPolicy"):
-        if policy["spec"]:
+        if policy["spec"] and "selector" in policy["spec"]:
             assert policy["spec"]["selector"]["matchLabels"]["app"] in apps
+        elif policy["spec"]:
+            assert policy["spec"]["action"] == "DENY", "only a DENY may cover the whole namespace"
 
 
 def test_request_authentication_uses_the_auth_jwks(full_install: list[Resource]) -> None:
@@ -337,3 +341,95 @@ def test_tracing_samples_and_tags_like_the_seed(full_install: list[Resource]) ->
     assert tracing["providers"] == [{"name": "jaeger"}]
     assert 0 < tracing["randomSamplingPercentage"] <= 100
     assert {"user_id", "request_id"} <= set(tracing["customTags"])
+
+
+SERVICE_TOKEN_HEADER = "x-service-token"
+HEADER_CONDITION = re.compile(r"request\.headers\[([^\]]+)\]")
+
+
+def value_matches(pattern: str, value: str) -> bool:
+    """Istio's string match: exact, prefix `abc*`, suffix `*abc`, presence `*` (non-empty)."""
+    if pattern == "*":
+        return value != ""
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
+
+
+def rule_matches(rule: dict[str, Any], request: dict[str, Any]) -> bool:
+    """One AuthorizationPolicy rule against a request (principal, app, port, path, headers):
+    any `from` source, any `to` operation, and every `when` condition."""
+    sources = [f["source"] for f in rule.get("from", [])]
+    if sources and not any(
+        any(value_matches(p, request["principal"]) for p in s.get("principals", ["*"]))
+        for s in sources
+    ):
+        return False
+    operations = [t["operation"] for t in rule.get("to", [])]
+    if operations and not any(
+        request["port"] in o.get("ports", [request["port"]])
+        and any(value_matches(p, request["path"]) for p in o.get("paths", ["*"]))
+        and "POST" in o.get("methods", ["POST"])
+        for o in operations
+    ):
+        return False
+    for condition in rule.get("when", []):
+        header = HEADER_CONDITION.fullmatch(condition["key"])
+        assert header, f"unexpected condition key {condition['key']}"
+        value = request["headers"].get(header.group(1).lower())
+        if "values" in condition and not (
+            value is not None and any(value_matches(v, value) for v in condition["values"])
+        ):
+            return False
+        if "notValues" in condition and (
+            value is not None and any(value_matches(v, value) for v in condition["notValues"])
+        ):
+            return False
+    return True
+
+
+def denied(full_install: list[Resource], request: dict[str, Any]) -> bool:
+    """Whether a DENY policy of the install refuses the request (DENY is checked before ALLOW)."""
+    for policy in of_kind(full_install, "AuthorizationPolicy"):
+        spec = policy["spec"]
+        if spec.get("action") != "DENY":
+            continue
+        selector = spec.get("selector", {}).get("matchLabels", {})
+        if selector and selector.get("app") != request["app"]:
+            continue
+        if any(rule_matches(rule, request) for rule in spec["rules"]):
+            return True
+    return False
+
+
+def test_the_ingress_gateway_can_not_send_service_tokens(full_install: list[Resource]) -> None:
+    """Every call the gateway may make is refused when it carries x-service-token, and allowed
+    without it; every service-to-service call of CALL_GRAPH keeps its token."""
+    calls = expected_calls()
+    checked = 0
+    for principal, app, port, path in sorted(calls):
+        if app not in SERVICES or port != str(SERVICES[app][0]):
+            continue
+        request = {"principal": principal, "app": app, "port": port, "path": path}
+        with_token = {**request, "headers": {SERVICE_TOKEN_HEADER: "eyJ.token.sig"}}
+        without = {**request, "headers": {"authorization": "Bearer eyJ.token.sig"}}
+        assert not denied(full_install, without), f"{principal} -> {app} {path}"
+        assert denied(full_install, with_token) == (principal == INGRESS), (
+            f"{principal} -> {app} {path} with {SERVICE_TOKEN_HEADER}"
+        )
+        checked += 1
+    ingress_calls = {c for c in calls if c[0] == INGRESS}
+    assert checked >= len(ingress_calls) + sum(len(r) for r in CALL_GRAPH.values())
+
+
+def test_the_service_token_deny_covers_every_service(full_install: list[Resource]) -> None:
+    """The DENY has no selector (the whole namespace) and tests the header Istio's way."""
+    policy = named(full_install, "AuthorizationPolicy", "deny-service-token-from-ingress")
+    spec = policy["spec"]
+    assert spec["action"] == "DENY"
+    assert "selector" not in spec
+    (rule,) = spec["rules"]
+    assert rule["from"] == [{"source": {"principals": [INGRESS]}}]
+    assert rule["when"] == [{"key": f"request.headers[{SERVICE_TOKEN_HEADER}]", "values": ["*"]}]

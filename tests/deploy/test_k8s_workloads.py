@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,9 @@ from tests.deploy.support import (
 )
 
 THIRD_PARTY_APPS = {"postgres", "redis", "mailpit"}
+# Identity contract A: the services that call peers hold a credential; Auth and the worker do not.
+CREDENTIAL_HOLDERS = ("project", "billing", "notification", "analytics")
+SECRET_FILE_MODE = 0o440
 POD_KINDS = ("Deployment", "StatefulSet", "Job")
 
 
@@ -183,10 +188,12 @@ def test_celery_worker_is_deployed(full_install: list[Resource]) -> None:
 
 @pytest.mark.parametrize("directory", kustomizations(), ids=lambda d: str(d.relative_to(REPO)))
 def test_every_build_is_namespaced_and_its_references_resolve(
-    kubectl: str, directory: Path
+    kubectl: str, generated_secrets: list[Resource], directory: Path
 ) -> None:
-    """Everything lands in zoptal, and every envFrom ConfigMap, secretKeyRef and Secret or
-    ConfigMap volume names a resource of the same build (generated hash suffixes included)."""
+    """Everything lands in zoptal, and every envFrom ConfigMap, configMapKeyRef and ConfigMap
+    volume names a resource of the same build (generated hash suffixes included); every Secret
+    volume names one scripts/k8s_secrets.sh makes, and none is optional, so a missing Secret
+    stops the pod instead of starting it without its credential."""
     resources = build(kubectl, directory)
     outside = [
         f"{r['kind']}/{r['metadata']['name']}"
@@ -194,23 +201,29 @@ def test_every_build_is_namespaced_and_its_references_resolve(
         if r["kind"] != "Namespace" and r["metadata"].get("namespace") != NAMESPACE
     ]
     assert not outside, f"not in namespace {NAMESPACE}: {outside}"
-    config_maps = {c["metadata"]["name"] for c in of_kind(resources, "ConfigMap")}
-    secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(resources, "Secret")}
+    config_maps = {c["metadata"]["name"]: c["data"] for c in of_kind(resources, "ConfigMap")}
+    secrets = {s["metadata"]["name"]: s["data"] for s in generated_secrets}
     problems = []
     for where, _, spec in pod_specs(resources):
         for volume in spec.get("volumes", []):
             if "configMap" in volume and volume["configMap"]["name"] not in config_maps:
                 problems.append(f"{where}: volume ConfigMap {volume['configMap']['name']}")
-            if "secret" in volume and volume["secret"]["secretName"] not in secrets:
-                problems.append(f"{where}: volume Secret {volume['secret']['secretName']}")
+            if "secret" in volume:
+                if volume["secret"]["secretName"] not in secrets:
+                    problems.append(f"{where}: volume Secret {volume['secret']['secretName']}")
+                if volume["secret"].get("optional"):
+                    problems.append(f"{where}: optional Secret {volume['secret']['secretName']}")
         for container in spec.get("initContainers", []) + spec["containers"]:
             for ref in container.get("envFrom", []):
                 if ref["configMapRef"]["name"] not in config_maps:
                     problems.append(f"{where}: ConfigMap {ref['configMapRef']['name']}")
             for env in container.get("env", []):
-                key_ref = env.get("valueFrom", {}).get("secretKeyRef")
-                if key_ref and key_ref["key"] not in secrets.get(key_ref["name"], {}):
-                    problems.append(f"{where}: Secret {key_ref['name']}/{key_ref['key']}")
+                value_from = env.get("valueFrom", {})
+                if "secretKeyRef" in value_from:
+                    problems.append(f"{where}: {env['name']} from a Secret (mount it as a file)")
+                key_ref = value_from.get("configMapKeyRef")
+                if key_ref and key_ref["key"] not in config_maps.get(key_ref["name"], {}):
+                    problems.append(f"{where}: ConfigMap {key_ref['name']}/{key_ref['key']}")
     assert not problems, "\n".join(problems)
 
 
@@ -218,7 +231,8 @@ def test_every_env_name_is_a_convention(full_install: list[Resource]) -> None:
     """ConfigMap keys and container env of Zoptal pods are names docs/conventions.md lists."""
     names = set()
     for config_map in of_kind(full_install, "ConfigMap"):
-        if not config_map["metadata"]["name"].startswith("postgres-init"):
+        # postgres-init holds a script and zoptal-databases the keys configMapKeyRefs look up.
+        if not config_map["metadata"]["name"].startswith(("postgres-init", "zoptal-databases")):
             names |= set(config_map["data"])
     for _, meta, spec in pod_specs(full_install):
         if meta["labels"]["app"] not in THIRD_PARTY_APPS:
@@ -236,22 +250,52 @@ def test_service_specific_variables_are_read_by_their_service(name: str, module:
     assert f"    {name.lower()}:" in settings.read_text()
 
 
-def test_development_secrets_are_marked(full_install: list[Resource]) -> None:
-    """The committed Secret says it holds development values, in the build and in its source."""
-    secret = next(
-        s
-        for s in of_kind(full_install, "Secret")
-        if s["metadata"]["name"].startswith("zoptal-secrets")
-    )
-    assert secret["metadata"]["annotations"]["zoptal.dev/development-values"] == "true"
-    assert "DEVELOPMENT VALUES ONLY" in (K8S / "base" / "secrets.dev.env").read_text()
-    urls = [
-        base64.b64decode(v).decode()
-        for k, v in secret["data"].items()
-        if k.endswith("_DATABASE_URL")
-    ]
-    assert len(urls) == len(SERVICES)
-    assert all(u.startswith("postgresql+asyncpg://") for u in urls)
+@pytest.mark.parametrize("directory", kustomizations(), ids=lambda d: str(d.relative_to(REPO)))
+def test_no_build_carries_a_secret(kubectl: str, directory: Path) -> None:
+    """No Secret is rendered and no ConfigMap holds a database password: every secret comes from
+    scripts/k8s_secrets.sh at install time."""
+    resources = build(kubectl, directory)
+    assert not of_kind(resources, "Secret")
+    for config_map in of_kind(resources, "ConfigMap"):
+        for key, value in config_map.get("data", {}).items():
+            if key.endswith("_URL"):
+                assert not re.match(r"\w[\w+.-]*://[^/@]*:[^/@]*@", value), f"{key}: a password"
+
+
+def test_the_repository_holds_no_secret_for_k8s() -> None:
+    """No private key, no secret env file, no SERVICE_TOKEN_SECRET under k8s/; the script's
+    output folder is git-ignored."""
+    for path in K8S.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert "PRIVATE KEY" not in text, path
+            assert "SERVICE_TOKEN_SECRET" not in text, path
+            assert not path.name.endswith((".pem", ".key")), path
+            assert "secret" not in path.name.lower(), path
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert "/.secrets/" in ignored
+
+
+def test_generated_secrets_follow_the_contract(generated_secrets: list[Resource]) -> None:
+    """The script makes Auth's signing key, the database password and one credential per caller,
+    in the format of identity contract A (client_id sa_ + 24 hex, a 256-bit secret)."""
+    secrets = {s["metadata"]["name"]: s for s in generated_secrets}
+    assert set(secrets) == {"auth-jwt-keys", "postgres-password"} | {
+        f"{svc}-identity" for svc in CREDENTIAL_HOLDERS
+    }
+    assert all(s["metadata"]["namespace"] == NAMESPACE for s in generated_secrets)
+    (key_file,) = secrets["auth-jwt-keys"]["data"]
+    assert key_file.endswith(".pem")
+    assert "PRIVATE KEY" in base64.b64decode(secrets["auth-jwt-keys"]["data"][key_file]).decode()
+    password = base64.b64decode(secrets["postgres-password"]["data"]["password"])
+    assert len(password) >= 43
+    for svc in CREDENTIAL_HOLDERS:
+        data = secrets[f"{svc}-identity"]["data"]
+        credential = json.loads(base64.b64decode(data["credentials.json"]))
+        assert set(credential) == {"service", "client_id", "client_secret"}
+        assert credential["service"] == svc
+        assert re.fullmatch(r"sa_[0-9a-f]{24}", credential["client_id"])
+        assert len(base64.urlsafe_b64decode(credential["client_secret"] + "=")) == 32
 
 
 def test_namespace_and_mesh_mode_follow_istio(kubectl: str, full_install: list[Resource]) -> None:
@@ -281,13 +325,12 @@ def test_external_postgres_scenario_drops_the_statefulset(kubectl: str) -> None:
     """The external-postgres scenario has no in-cluster PostgreSQL and points URLs elsewhere."""
     resources = build(kubectl, K8S / "tests" / "external-postgres")
     assert [s["metadata"]["name"] for s in of_kind(resources, "StatefulSet")] == ["redis"]
-    secret = next(
-        s
-        for s in of_kind(resources, "Secret")
-        if s["metadata"]["name"].startswith("zoptal-secrets")
+    databases = next(
+        c
+        for c in of_kind(resources, "ConfigMap")
+        if c["metadata"]["name"].startswith("zoptal-databases")
     )
-    url = base64.b64decode(secret["data"]["AUTH_DATABASE_URL"]).decode()
-    assert "@postgres:" not in url
+    assert "@postgres:" not in databases["data"]["AUTH_DATABASE_URL"]
 
 
 def test_discovery_rbac_reads_only_endpointslices(full_install: list[Resource]) -> None:
@@ -304,7 +347,9 @@ def test_discovery_rbac_reads_only_endpointslices(full_install: list[Resource]) 
     assert {s["name"] for s in binding["subjects"]} == {caller for caller, _, _ in calls_in_code()}
 
 
-def test_auth_loads_its_signing_keys_from_a_secret(full_install: list[Resource]) -> None:
+def test_auth_loads_its_signing_keys_from_a_secret(
+    full_install: list[Resource], generated_secrets: list[Resource]
+) -> None:
     """JWT_SIGNING_KEY_DIR is the read-only mount of the auth-jwt-keys Secret holding a *.pem."""
     for kind, name in (("Deployment", "auth"), ("Job", "auth-migrate")):
         spec = named(full_install, kind, name)["spec"]["template"]["spec"]
@@ -313,7 +358,7 @@ def test_auth_loads_its_signing_keys_from_a_secret(full_install: list[Resource])
         mount = next(m for m in container["volumeMounts"] if m["mountPath"] == key_dir)
         assert mount["readOnly"] is True
         volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
-        secret = named(full_install, "Secret", volume["secret"]["secretName"])
+        secret = named(generated_secrets, "Secret", volume["secret"]["secretName"])
         assert any(key.endswith(".pem") for key in secret["data"])
 
 
@@ -325,3 +370,126 @@ def test_only_api_clients_mount_a_service_account_token(full_install: list[Resou
     for account in of_kind(full_install, "ServiceAccount"):
         mounts = account.get("automountServiceAccountToken", True)
         assert mounts == (account["metadata"]["name"] in bound), account["metadata"]["name"]
+
+
+def secret_volumes(spec: Resource) -> dict[str, Resource]:
+    return {v["name"]: v["secret"] for v in spec.get("volumes", []) if "secret" in v}
+
+
+def mounted_secrets(spec: Resource, container: Resource) -> dict[str, str]:
+    """Secret name -> mount path, for one container of the pod."""
+    volumes = secret_volumes(spec)
+    return {
+        volumes[m["name"]]["secretName"]: m["mountPath"]
+        for m in container.get("volumeMounts", [])
+        if m["name"] in volumes
+    }
+
+
+def test_secret_files_are_readable_by_the_pod_user_only(full_install: list[Resource]) -> None:
+    """Secret volumes are mode 0440 with the pod's fsGroup as their group: the service's user
+    reads them, other users cannot; every mount of one is read-only."""
+    problems = []
+    for where, _, spec in pod_specs(full_install):
+        volumes = secret_volumes(spec)
+        for name, secret in volumes.items():
+            if secret.get("defaultMode") != SECRET_FILE_MODE:
+                problems.append(f"{where}: {name} mode {oct(secret.get('defaultMode', 0o644))}")
+        if volumes:
+            pod = spec["securityContext"]
+            if pod.get("fsGroup") != pod.get("runAsGroup"):
+                problems.append(f"{where}: fsGroup is not the pod's group")
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] in volumes and mount.get("readOnly") is not True:
+                    problems.append(f"{where}/{container['name']}: {mount['name']} writable")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("svc", [*SERVICES, "notification-worker"])
+def test_each_workload_mounts_only_its_own_credential(
+    full_install: list[Resource], svc: str
+) -> None:
+    """A caller's server container mounts its own <svc>-identity and reads it through
+    SERVICE_CREDENTIALS_FILE; its migration and every other workload mount no credential."""
+    spec = named(full_install, "Deployment", svc)["spec"]["template"]["spec"]
+    (main,) = spec["containers"]
+    identities = {n for n in mounted_secrets(spec, main) if n.endswith("-identity")}
+    env = {e["name"]: e.get("value") for e in main.get("env", [])}
+    if svc in CREDENTIAL_HOLDERS:
+        assert identities == {f"{svc}-identity"}
+        path = mounted_secrets(spec, main)[f"{svc}-identity"]
+        assert env["SERVICE_CREDENTIALS_FILE"] == f"{path}/credentials.json"
+    else:
+        assert not identities
+        assert "SERVICE_CREDENTIALS_FILE" not in env
+    for init in spec.get("initContainers", []):
+        assert not [n for n in mounted_secrets(spec, init) if n.endswith("-identity")]
+    if svc in SERVICES:
+        job = named(full_install, "Job", f"{svc}-migrate")["spec"]["template"]["spec"]
+        assert not [
+            n for n in secret_volumes(job).values() if n["secretName"].endswith("-identity")
+        ]
+
+
+def test_credentials_are_registered_by_the_auth_cli_job(full_install: list[Resource]) -> None:
+    """Job auth-service-identity: Auth's image and database settings, migrate first, then the
+    contract's `service-identity ensure` over the four Secrets mounted at /identities/<svc>."""
+    job = named(full_install, "Job", "auth-service-identity")["spec"]["template"]["spec"]
+    auth = named(full_install, "Deployment", "auth")["spec"]["template"]["spec"]
+    assert job["serviceAccountName"] == "auth"
+    (migrate,) = job["initContainers"]
+    assert migrate["args"] == ["migrate"]
+    (ensure,) = job["containers"]
+    assert ensure["image"] == migrate["image"] == auth["containers"][0]["image"]
+    assert ensure["args"] == [
+        "service-identity",
+        "ensure",
+        "--credentials-dir",
+        "/identities",
+        *CREDENTIAL_HOLDERS,
+    ]
+    mounts = mounted_secrets(job, ensure)
+    assert {n: p for n, p in mounts.items() if n.endswith("-identity")} == {
+        f"{svc}-identity": f"/identities/{svc}" for svc in CREDENTIAL_HOLDERS
+    }
+
+    def database_env(container: Resource) -> list[Resource]:
+        return [e for e in container["env"] if e["name"].startswith("DATABASE_")]
+
+    assert database_env(ensure) == database_env(auth["containers"][0])
+    assert database_env(migrate) == database_env(ensure)
+
+
+def test_database_password_is_a_file_everywhere(full_install: list[Resource]) -> None:
+    """Every container with a DATABASE_URL reads the password from the mounted postgres-password
+    Secret; PostgreSQL initialises from the same file."""
+    for where, _, spec in pod_specs(full_install):
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            if "DATABASE_URL" in env:
+                path = mounted_secrets(spec, container)["postgres-password"]
+                assert env["DATABASE_PASSWORD_FILE"]["value"] == f"{path}/password", where
+    postgres = named(full_install, "StatefulSet", "postgres")["spec"]["template"]["spec"]
+    (container,) = postgres["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    path = mounted_secrets(postgres, container)["postgres-password"]
+    assert env["POSTGRES_PASSWORD_FILE"]["value"] == f"{path}/password"
+    assert "POSTGRES_PASSWORD" not in env
+
+
+def test_meshcore_stays_plaintext_behind_the_sidecars(full_install: list[Resource]) -> None:
+    """Under Istio the sidecars do mTLS: no TLS_* files or MTLS_PORT for meshcore."""
+    names = {
+        e["name"]
+        for _, _, spec in pod_specs(full_install)
+        for c in spec.get("initContainers", []) + spec["containers"]
+        for e in c.get("env", [])
+    }
+    names |= {
+        key
+        for c in of_kind(full_install, "ConfigMap")
+        if c["metadata"]["name"].startswith("zoptal-config")
+        for key in c["data"]
+    }
+    assert not {n for n in names if n.startswith("TLS_") or n == "MTLS_PORT"}

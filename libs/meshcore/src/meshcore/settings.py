@@ -27,12 +27,14 @@ whole URL: the password is part of it). One trailing newline is stripped; anythi
 of the value. Setting both ``<VAR>`` and ``<VAR>_FILE`` is an error, as is an empty or unreadable
 file. In production the file must not be accessible by others (``mode & 0o007``; group access is
 fine, Kubernetes secret volumes with ``fsGroup`` are 0440): ``meshcore.private_files``.
+``DATABASE_PASSWORD_FILE`` is the one narrower form: a ``DATABASE_URL`` written without a password
+gets it from that file (what compose and Kubernetes generate once, for every service's database).
 
 Production (``ZOPTAL_ENV=production``) refuses to start when:
 
-* a service that calls peers has no ``SERVICE_CREDENTIALS_FILE`` (its own identity towards the
-  token issuer; development defaults it to ``<DATA_DIR>/identities/<service>/credentials.json``),
-  or that file is accessible by others;
+* ``SERVICE_CREDENTIALS_FILE`` (the service's own identity towards the token issuer; development
+  defaults it to ``<DATA_DIR>/identities/<service>/credentials.json``) is accessible by others
+  (a serving process that calls peers refuses to start without one: ``zoptal.clients``);
 * any ``Secret`` (``JWT_SECRET``, ...; unset is fine where the setting is optional) or the
   password inside a ``url_field()`` URL fails ``meshcore.secret_policy``: shorter than 32
   characters, a published sample, mostly sample words or low-entropy;
@@ -56,7 +58,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, Union
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from meshcore.private_files import others_access_problem, read_secret_file
 from meshcore.secret_policy import MIN_SECRET_LENGTH, secret_problem
@@ -206,6 +208,9 @@ class ServiceSettings:
     data_dir: Path = Path("data")
     database_url: str = url_field("")
     """Empty means ``sqlite+aiosqlite:///<data_dir>/<service_name>.db``."""
+    database_password_file: Path | None = None
+    """The password of a ``DATABASE_URL`` written without one (one generated password, many
+    database URLs); refused together with a password in the URL."""
     redis_url: str | None = url_field(None)
     log_level: LogLevel = "INFO"
     jwt_issuer: str = "zoptal-auth"
@@ -256,6 +261,8 @@ class ServiceSettings:
         if not self.database_url:
             default = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
             object.__setattr__(self, "database_url", default)
+        if self.database_password_file is not None:
+            object.__setattr__(self, "database_url", self._url_with_password_file())
         if self.service_credentials_file is None and self.peer_defaults and not self.is_production:
             default_credentials = (
                 self.data_dir / "identities" / self.service_name / "credentials.json"
@@ -265,6 +272,27 @@ class ServiceSettings:
         merged.update(self.peers)
         object.__setattr__(self, "peers", PeerAddresses(merged))
         self._validate()
+
+    def _url_with_password_file(self) -> str:
+        path = self.database_password_file
+        assert path is not None
+        variable = _env_name_of(type(self), "database_password_file")
+        parts = urlsplit(self.database_url)
+        if parts.password is not None:
+            raise SettingsError(f"{variable}: DATABASE_URL already carries a password")
+        if parts.username is None or parts.hostname is None:
+            raise SettingsError(f"{variable}: DATABASE_URL must name a user and a host")
+        try:
+            password = read_secret_file(path)
+        except (OSError, ValueError) as error:
+            raise SettingsError(f"{variable}: cannot read {path} ({error})") from None
+        if self.is_production:
+            too_open = others_access_problem(path)
+            if too_open is not None:
+                raise SettingsError(f"{variable}: {too_open}")
+        login, _, host = parts.netloc.rpartition("@")
+        netloc = f"{login}:{quote(password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     # -- validation -----------------------------------------------------------------------
 
@@ -326,13 +354,10 @@ class ServiceSettings:
     def _production_problems(self) -> list[str]:
         problems: list[str] = []
         credentials = self.service_credentials_file
-        if self.peer_defaults and credentials is None:
-            problems.append(
-                "SERVICE_CREDENTIALS_FILE: a service that calls peers needs its own credential"
-            )
-        elif credentials is not None and credentials.exists():
-            # Existence is the running service's to check (migrations and workers share these
-            # settings without the file); a file that is there must be private.
+        if credentials is not None and credentials.exists():
+            # Whether one is needed is the serving process's to say (``zoptal.clients`` refuses to
+            # build peer clients without it): migrations and workers share these settings and
+            # call no peer. A file that is there must be private.
             too_open = others_access_problem(credentials)
             if too_open is not None:
                 problems.append(f"SERVICE_CREDENTIALS_FILE: {too_open}")

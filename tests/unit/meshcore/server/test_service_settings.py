@@ -207,7 +207,6 @@ def test_production_with_real_secrets_and_postgres_starts() -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"SERVICE_CREDENTIALS_FILE": ""}, "SERVICE_CREDENTIALS_FILE: a service that calls peers"),
         ({"JWT_SECRET": "changeme"}, "JWT_SECRET: refused in production, shorter than 32"),
         ({"JWT_SECRET": "j" * 31}, "JWT_SECRET: refused in production, shorter than 32"),
         ({"JWT_SECRET": DEV_JWT_SECRET}, "JWT_SECRET: refused in production, a sample value"),
@@ -233,8 +232,8 @@ def test_production_refuses_development_settings(overrides: dict[str, str], expe
 
 def test_production_refusal_also_applies_to_direct_construction() -> None:
     """Building settings in code cannot bypass the production checks."""
-    with pytest.raises(SettingsError, match="SERVICE_CREDENTIALS_FILE"):
-        OrdersSettings(env="production", database_url=PROD_PG_URL)
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        OrdersSettings(env="production", database_url="sqlite+aiosqlite:///orders.db")
 
 
 def test_an_ipv6_host_is_bracketed_in_the_bind_address() -> None:

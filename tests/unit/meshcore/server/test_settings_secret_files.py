@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from meshcore.settings import Secret, ServiceSettings, SettingsError
@@ -95,3 +96,36 @@ def test_every_file_variant_is_listed_after_its_variable() -> None:
     for name in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "API_KEY"):
         assert names[names.index(name) + 1] == f"{name}_FILE"
     assert "GRPC_PORT_FILE" not in names
+
+
+def test_the_database_password_comes_from_its_file(tmp_path) -> None:
+    """A password-less DATABASE_URL gets the generated password (quoted) from its file."""
+    password = secrets.token_urlsafe(32) + "/@:"
+    path = _write(tmp_path / "db-password", password + "\n", 0o440)
+    settings = VaultSettings.from_env(
+        {
+            "ZOPTAL_ENV": "production",
+            "DATABASE_URL": "postgresql+asyncpg://zoptal@postgres:5432/vault",
+            "DATABASE_PASSWORD_FILE": str(path),
+        }
+    )
+    parts = urlsplit(settings.database_url)
+    assert unquote(parts.password or "") == password
+    assert (parts.hostname, parts.path) == ("postgres", "/vault")
+    assert password not in repr(settings) + str(settings.safe_summary())
+
+
+@pytest.mark.parametrize(
+    ("url", "mode", "expected"),
+    [
+        ("postgresql+asyncpg://zoptal:inline@postgres/vault", 0o600, "already carries a password"),
+        ("postgresql+asyncpg://zoptal@postgres/vault", 0o644, "accessible by others"),
+    ],
+)
+def test_the_database_password_file_is_refused_when_it_cannot_be_trusted(
+    tmp_path, url: str, mode: int, expected: str
+) -> None:
+    path = _write(tmp_path / "db-password", secrets.token_urlsafe(32), mode)
+    env = {"ZOPTAL_ENV": "production", "DATABASE_URL": url, "DATABASE_PASSWORD_FILE": str(path)}
+    with pytest.raises(SettingsError, match=f"DATABASE_PASSWORD_FILE: .*{expected}"):
+        VaultSettings.from_env(env)

@@ -24,7 +24,7 @@ from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import Unauthenticated
 from meshcore.service_token import IssuedServiceToken, ServiceTokenSource
-from meshcore.settings import ServiceSettings
+from meshcore.settings import ServiceSettings, SettingsError
 
 from zoptal.clients.auth import AuthServiceClient
 from zoptal.clients.revocations import auth_revocation_feed
@@ -96,7 +96,10 @@ def identified_clients(
     which needs no token.
     """
     if settings.service_credentials_file is None:
-        raise ValueError("SERVICE_CREDENTIALS_FILE: this service calls peers and needs its own")
+        raise SettingsError(
+            f"invalid {settings.service_name} settings: SERVICE_CREDENTIALS_FILE: a service that"
+            " calls peers needs its own credential"
+        )
     credentials_file = settings.service_credentials_file
 
     async def fetch() -> IssuedServiceToken:

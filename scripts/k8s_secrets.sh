@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The Kubernetes Secrets of one Zoptal install, made on this machine: nothing secret is in k8s/.
+#
+#   scripts/k8s_secrets.sh                        generate what is missing, apply every Secret
+#   scripts/k8s_secrets.sh --render               generate what is missing, print the Secrets
+#   scripts/k8s_secrets.sh --rotate-signing-key   add a new Auth signing key (the old one stays
+#                                                 published until you delete its file)
+#   scripts/k8s_secrets.sh --rotate-credential SVC
+#                                                 a new credential for SVC, applied and registered
+#
+# Options: --dir DIR (default .secrets/k8s, git-ignored), --namespace NS (default zoptal),
+# --kustomization DIR (what you installed, default k8s/; re-applied to re-run the registration).
+# KUBECTL overrides the kubectl command.
+#
+# What it keeps in DIR (folders 0700, files 0600; keep DIR as safe as the cluster's Secrets):
+#   auth-jwt-keys/<unix time>-<hex>.pem      Secret auth-jwt-keys: Auth's ES256 keys (P-256,
+#                                            PKCS#8); every file is published, the newest signs
+#   postgres-password/password               Secret postgres-password (key `password`): 256 bits;
+#                                            for a managed database, write its password here first
+#   identities/<svc>/credentials.json        Secret <svc>-identity (key credentials.json), for the
+#                                            services that call peers: {"service", "client_id":
+#                                            "sa_" + 24 hex, "client_secret": 256 bits, base64url}
+# The Job auth-service-identity registers the credentials in Auth's database (their hashes).
+# Generation is idempotent: an existing file is never overwritten except by a --rotate-* option.
+set -euo pipefail
+umask 077
+
+CALLERS=(project billing notification analytics)
+KUBECTL=${KUBECTL:-kubectl}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir="$repo/.secrets/k8s"
+namespace=zoptal
+kustomization="$repo/k8s"
+mode=apply
+rotate_service=""
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dir) dir=$2; shift 2 ;;
+        --namespace) namespace=$2; shift 2 ;;
+        --kustomization) kustomization=$2; shift 2 ;;
+        --render) mode=render; shift ;;
+        --rotate-signing-key) mode=rotate-key; shift ;;
+        --rotate-credential) mode=rotate-credential; rotate_service=$2; shift 2 ;;
+        -h|--help) usage ;;
+        *) echo "k8s_secrets.sh: unknown argument $1" >&2; usage ;;
+    esac
+done
+
+# 256 random bits, base64url without padding (43 characters).
+random_secret() { openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n'; }
+
+new_signing_key() {
+    mkdir -p "$dir/auth-jwt-keys"
+    # The time prefix makes the newest key sort last, which is the one Auth signs with.
+    local file
+    file="$dir/auth-jwt-keys/$(date -u +%s)-$(openssl rand -hex 6).pem"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$file" 2>/dev/null
+    echo "k8s_secrets.sh: new signing key $(basename "$file")" >&2
+}
+
+new_credential() {
+    local svc=$1 folder="$dir/identities/$1"
+    mkdir -p "$folder"
+    # Written beside and renamed, so an interrupted run never leaves half a file.
+    printf '{"service": "%s", "client_id": "sa_%s", "client_secret": "%s"}\n' \
+        "$svc" "$(openssl rand -hex 12)" "$(random_secret)" >"$folder/.credentials.json.new"
+    mv "$folder/.credentials.json.new" "$folder/credentials.json"
+    echo "k8s_secrets.sh: new credential for $svc" >&2
+}
+
+generate_missing() {
+    mkdir -p "$dir"
+    if ! ls "$dir"/auth-jwt-keys/*.pem >/dev/null 2>&1; then new_signing_key; fi
+    if [ ! -s "$dir/postgres-password/password" ]; then
+        mkdir -p "$dir/postgres-password"
+        random_secret >"$dir/postgres-password/password"
+    fi
+    for svc in "${CALLERS[@]}"; do
+        if [ ! -s "$dir/identities/$svc/credentials.json" ]; then new_credential "$svc"; fi
+    done
+}
+
+# Every Secret as YAML documents, built offline by kubectl (--dry-run=client).
+render() {
+    local create=("$KUBECTL" create secret generic --namespace "$namespace" --dry-run=client -o yaml)
+    "${create[@]}" auth-jwt-keys --from-file="$dir/auth-jwt-keys"
+    echo "---"
+    "${create[@]}" postgres-password --from-file=password="$dir/postgres-password/password"
+    for svc in "${CALLERS[@]}"; do
+        echo "---"
+        "${create[@]}" "$svc-identity" \
+            --from-file=credentials.json="$dir/identities/$svc/credentials.json"
+    done
+}
+
+apply() {
+    "$KUBECTL" create namespace "$namespace" --dry-run=client -o yaml | "$KUBECTL" apply -f -
+    render | "$KUBECTL" apply -f -
+}
+
+# Re-run the registration Job: a finished Job never runs again (and is gone an hour after it
+# finished), so delete it if it is still there and apply the install again, which recreates it
+# and leaves everything else as it is.
+register() {
+    "$KUBECTL" -n "$namespace" delete job auth-service-identity --ignore-not-found
+    "$KUBECTL" apply -k "$kustomization"
+}
+
+case "$mode" in
+    render)
+        generate_missing
+        render
+        ;;
+    apply)
+        generate_missing
+        apply
+        ;;
+    rotate-key)
+        generate_missing
+        new_signing_key
+        apply
+        "$KUBECTL" -n "$namespace" rollout restart deployment/auth
+        ;;
+    rotate-credential)
+        case " ${CALLERS[*]} " in
+            *" $rotate_service "*) ;;
+            *) echo "k8s_secrets.sh: $rotate_service holds no credential (${CALLERS[*]})" >&2; exit 2 ;;
+        esac
+        generate_missing
+        new_credential "$rotate_service"
+        apply
+        register
+        ;;
+esac
