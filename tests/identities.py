@@ -12,7 +12,6 @@ from pathlib import Path
 from meshcore.db import Database
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 from zoptal.clients.service_identity import ServiceCredential
-from zoptal_auth.passwords import SecretHasher
 from zoptal_auth.service_identity import PlatformIdentities, credentials_path
 from zoptal_auth.settings import AuthSettings
 
@@ -22,18 +21,9 @@ __all__ = ["credential_of", "issued_token", "provision"]
 async def provision(auth_settings: AuthSettings, credentials_dir: Path, *services: str) -> None:
     database = Database(auth_settings.database_url)
     try:
-        hasher = SecretHasher(
-            time_cost=auth_settings.argon2_time_cost,
-            memory_kib=auth_settings.argon2_memory_kib,
-            parallelism=auth_settings.argon2_parallelism,
+        await PlatformIdentities.for_settings(database, auth_settings).ensure(
+            credentials_dir, services
         )
-        identities = PlatformIdentities(
-            database,
-            hasher,
-            service_token_ttl=auth_settings.service_token_ttl_seconds,
-            leeway=auth_settings.jwt_leeway_seconds,
-        )
-        await identities.ensure(credentials_dir, services)
     finally:
         await database.dispose()
 

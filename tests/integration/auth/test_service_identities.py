@@ -27,17 +27,7 @@ from tests.integration.auth.conftest import AuthUnderTest
 
 
 def _identities(auth: AuthUnderTest) -> PlatformIdentities:
-    settings = auth.app.settings
-    return PlatformIdentities(
-        auth.app.database,
-        SecretHasher(
-            time_cost=settings.argon2_time_cost,
-            memory_kib=settings.argon2_memory_kib,
-            parallelism=settings.argon2_parallelism,
-        ),
-        service_token_ttl=settings.service_token_ttl_seconds,
-        leeway=settings.jwt_leeway_seconds,
-    )
+    return PlatformIdentities.for_settings(auth.app.database, auth.app.settings)
 
 
 async def _issue(

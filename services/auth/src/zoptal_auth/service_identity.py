@@ -78,6 +78,21 @@ class PlatformIdentities:
         self._token_window = service_token_ttl + leeway
         self._clock = clock
 
+    @classmethod
+    def for_settings(cls, database: Database, settings: AuthSettings) -> PlatformIdentities:
+        """Hashing and token lifetimes as Auth's own settings have them."""
+        hasher = SecretHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        return cls(
+            database,
+            hasher,
+            service_token_ttl=settings.service_token_ttl_seconds,
+            leeway=settings.jwt_leeway_seconds,
+        )
+
     async def ensure(self, credentials_dir: Path, services: Iterable[str]) -> list[Outcome]:
         return [await self._ensure_one(credentials_dir, name) for name in _known(services)]
 
@@ -218,17 +233,7 @@ async def run_identity_command(settings: AuthSettings, args: argparse.Namespace)
     """One ``service-identity`` command against Auth's database."""
     database = Database(settings.database_url, application_name="zoptal-auth-identity")
     try:
-        hasher = SecretHasher(
-            time_cost=settings.argon2_time_cost,
-            memory_kib=settings.argon2_memory_kib,
-            parallelism=settings.argon2_parallelism,
-        )
-        identities = PlatformIdentities(
-            database,
-            hasher,
-            service_token_ttl=settings.service_token_ttl_seconds,
-            leeway=settings.jwt_leeway_seconds,
-        )
+        identities = PlatformIdentities.for_settings(database, settings)
         if args.action == "ensure":
             return await identities.ensure(args.credentials_dir, args.services)
         if args.action == "rotate":
