@@ -2,13 +2,12 @@
 
 Every call is a real gRPC call over a channel to the platform's ports. Users authenticate with the
 access token Auth gives them at login; reads only an operator may make (aggregate and real-time
-analytics) carry a seed-style ``x-service-token`` signed with the platform's
-``SERVICE_TOKEN_SECRET`` (the development value, as ``make run`` uses it).
+analytics) carry an ``x-service-token`` Auth issued for a service account the platform's admin
+created (the admin Auth bootstraps from ``AUTH_BOOTSTRAP_ADMIN_*``), as an operator's tool would.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
-import jwt
-from meshcore.settings import DEV_SERVICE_TOKEN_SECRET
 from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 from zoptal.billing.v1 import billing_pb2_grpc
@@ -105,20 +102,34 @@ def register_and_login(auth: auth_pb2_grpc.AuthServiceStub, name: str = "journey
     return User(login.user.id, email, login.access_token)
 
 
-def operator_metadata(permissions: Sequence[str]) -> Metadata:
-    """A short-lived service token, as another service of the platform would present."""
-    secret = os.environ.get("SERVICE_TOKEN_SECRET") or DEV_SERVICE_TOKEN_SECRET
-    now = int(time.time())
-    claims = {
-        "sub": "e2e-operator",
-        "serviceId": "e2e-operator",
-        "serviceName": "End-to-end tests",
-        "permissions": list(permissions),
-        "typ": "service",
-        "iat": now,
-        "exp": now + 600,
-    }
-    return (("x-service-token", jwt.encode(claims, secret, algorithm="HS256")),)
+def operator_metadata(
+    platform: EmbeddedPlatform, auth: auth_pb2_grpc.AuthServiceStub, permissions: Sequence[str]
+) -> Metadata:
+    """A service token for an operator's tool: the admin creates a service account holding
+    ``permissions`` (CreateServiceAccount), whose client credentials Auth exchanges for a
+    short-lived token (IssueServiceToken)."""
+    login = auth.Login(
+        auth_pb2.LoginRequest(email=platform.admin_email, password=platform.admin_password),
+        timeout=CALL_TIMEOUT,
+    )
+    created = auth.CreateServiceAccount(
+        auth_pb2.CreateServiceAccountRequest(
+            name=f"e2e-operator-{uuid.uuid4().hex[:8]}",
+            description="end-to-end tests reading analytics",
+            permissions=list(permissions),
+        ),
+        metadata=bearer(login.access_token),
+        timeout=CALL_TIMEOUT,
+    )
+    issued = auth.IssueServiceToken(
+        auth_pb2.IssueServiceTokenRequest(
+            client_id=created.service_account.client_id, client_secret=created.client_secret
+        ),
+        timeout=CALL_TIMEOUT,
+    )
+    assert issued.service_name == created.service_account.name
+    assert list(issued.permissions) == sorted(permissions)
+    return (("x-service-token", issued.access_token),)
 
 
 def mail_to(mail_dir: Path, address: str) -> list[EmailMessage]:

@@ -7,6 +7,7 @@ tests can run beside a developer's own ``make run``.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -56,6 +57,20 @@ class EmbeddedPlatform:
         return self.address(4005)
 
     @property
+    def admin_email(self) -> str:
+        """The operator Auth bootstraps (``AUTH_BOOTSTRAP_ADMIN_EMAIL``), made for this run."""
+        return self.extra_env["AUTH_BOOTSTRAP_ADMIN_EMAIL"]
+
+    @property
+    def admin_password(self) -> str:
+        return self.extra_env["AUTH_BOOTSTRAP_ADMIN_PASSWORD"]
+
+    @property
+    def identities_dir(self) -> Path:
+        """Where ``make run`` keeps each service's own credential."""
+        return self.data_dir / "identities"
+
+    @property
     def jwks_url(self) -> str:
         return f"http://127.0.0.1:{8080 + self.port_offset}/.well-known/jwks.json"
 
@@ -68,13 +83,20 @@ def launch_platform(
 ) -> EmbeddedPlatform:
     """``make run`` in ``data_dir`` on shifted ports; returns once it is SERVING.
 
+    Auth bootstraps an admin whose password is made for this run (an operator's account, which
+    creates the service accounts the tests read analytics with).
     Raises ``PlatformDidNotStart`` (after stopping it) with the output when it never got there.
     """
+    extra_env = {
+        "AUTH_BOOTSTRAP_ADMIN_EMAIL": f"operator-{secrets.token_hex(4)}@example.com",
+        "AUTH_BOOTSTRAP_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+        **(extra_env or {}),
+    }
     env = dict(
         os.environ,
         ZOPTAL_PORT_OFFSET=str(port_offset),
         ZOPTAL_DATA_DIR=str(data_dir),
-        **(extra_env or {}),
+        **extra_env,
     )
     process = subprocess.Popen(
         ["make", "run"],
@@ -85,7 +107,7 @@ def launch_platform(
         text=True,
         start_new_session=True,  # its own process group, so Ctrl-C can be imitated exactly
     )
-    platform = EmbeddedPlatform(process, data_dir, port_offset, dict(extra_env or {}))
+    platform = EmbeddedPlatform(process, data_dir, port_offset, extra_env)
     ready = threading.Event()
     platform.reader = threading.Thread(
         target=pump_output, args=(process.stdout, platform.output, ready)

@@ -26,6 +26,7 @@ from zoptal_platform.catalogue import installed_services
 
 from tests.e2e.journey import (
     CALL_TIMEOUT,
+    Metadata,
     Stubs,
     User,
     mail_to,
@@ -157,7 +158,9 @@ def _track(stubs: Stubs, user: User, event_name: str, page_url: str) -> None:
         )
 
 
-def _read_aggregate(stubs: Stubs, user: User, event_name: str, page_url: str) -> None:
+def _read_aggregate(
+    stubs: Stubs, user: User, event_name: str, page_url: str, reader: Metadata
+) -> None:
     now = datetime.now(UTC)
     start, end = Timestamp(), Timestamp()
     start.FromDatetime(now - timedelta(hours=1))
@@ -169,7 +172,6 @@ def _read_aggregate(stubs: Stubs, user: User, event_name: str, page_url: str) ->
         event_names=[event_name, "page_view"],
         user_id=user.user_id,
     )
-    reader = operator_metadata(["analytics:read"])
     expected = EVENTS_TRACKED + PAGE_VIEWS_TRACKED
     reply = poll(
         lambda: stubs.analytics.GetAnalytics(request, metadata=reader, timeout=CALL_TIMEOUT),
@@ -184,9 +186,8 @@ def _read_aggregate(stubs: Stubs, user: User, event_name: str, page_url: str) ->
     assert sum(bucket.total_events for bucket in reply.buckets) == expected
 
 
-def _read_real_time(stubs: Stubs, event_name: str) -> None:
+def _read_real_time(stubs: Stubs, event_name: str, reader: Metadata) -> None:
     request = analytics_pb2.GetRealTimeAnalyticsRequest(window_minutes=5)
-    reader = operator_metadata(["analytics:read"])
 
     def journey_events(reply: analytics_pb2.GetRealTimeAnalyticsResponse) -> int:
         return sum(item.count for item in reply.top_events if item.name == event_name)
@@ -302,8 +303,10 @@ def test_user_journey_across_all_five_services(platform: EmbeddedPlatform, stubs
     event_name = f"journey.step_{tag}"
     page_url = f"https://app.zoptal.test/journey/{tag}"
     _track(stubs, user, event_name, page_url)
-    _read_aggregate(stubs, user, event_name, page_url)
-    _read_real_time(stubs, event_name)
+    # An operator's tool reads analytics with a service account the admin created for it.
+    reader = operator_metadata(platform, stubs.auth, ["analytics:read"])
+    _read_aggregate(stubs, user, event_name, page_url, reader)
+    _read_real_time(stubs, event_name, reader)
 
     _read_notification_history(stubs, user, limit, platform)
     _revoke(stubs, user)

@@ -5,33 +5,79 @@ the environment of docs/conventions.md, on free ports of 127.0.0.1: Auth, Projec
 replicas (Project's ``BILLING_ADDR`` lists both), Notification with its Celery worker (Redis
 broker, as in compose), and Analytics. Module names, health service names and ``<SVC>_ADDR``
 variables come from the embedded launcher's catalogue, so this harness and ``make run`` agree.
+
+Each platform service has its own identity, provisioned as an install's is: after the
+migrations ``python -m zoptal_auth service-identity ensure`` runs with Auth's environment and
+writes one credential file per service, which that service's processes get as
+``SERVICE_CREDENTIALS_FILE`` (both Billing replicas share Billing's). Auth bootstraps an admin
+with a password made for this run; the tests' operator tool is a service account it creates.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
+from zoptal.analytics.v1 import analytics_pb2, analytics_pb2_grpc
+from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
+from zoptal.billing.v1 import billing_pb2, billing_pb2_grpc
+from zoptal.notification.v1 import notification_pb2, notification_pb2_grpc
+from zoptal.project.v1 import project_pb2, project_pb2_grpc
+from zoptal_auth.service_identity import credentials_path
 from zoptal_platform.catalogue import SERVICES, ServiceSpec
 
+from tests.faults.operator import Metadata, Operator
 from tests.faults.stores import PrivatePostgres, PrivateRedis, free_port
 
-__all__ = ["SERVICE_TOKEN_SECRET", "Cluster", "ServiceProcess"]
+__all__ = ["Cluster", "ServiceProcess"]
 
 SPECS: dict[str, ServiceSpec] = {spec.name: spec for spec in SERVICES}
-SERVICE_TOKEN_SECRET = "fault-tests-service-token-secret-0123456789abcdef"
 READY_SECONDS = 60.0
+# A call each service authenticates (any answer but UNAVAILABLE, UNAUTHENTICATED or a timeout
+# shows the service has its own token and has synced Auth's revocation list once).
+AUTHENTICATED_PROBES: dict[str, Callable[[grpc.Channel], Callable[..., object]]] = {
+    "auth": lambda ch: partial(
+        auth_pb2_grpc.AuthServiceStub(ch).GetUser, auth_pb2.GetUserRequest(user_id="nobody")
+    ),
+    "project": lambda ch: partial(
+        project_pb2_grpc.ProjectServiceStub(ch).GetProject,
+        project_pb2.GetProjectRequest(project_id="nothing"),
+    ),
+    "billing": lambda ch: partial(
+        billing_pb2_grpc.BillingServiceStub(ch).GetSubscriptionPlans,
+        billing_pb2.GetSubscriptionPlansRequest(),
+    ),
+    "notification": lambda ch: partial(
+        notification_pb2_grpc.NotificationServiceStub(ch).GetNotification,
+        notification_pb2.GetNotificationRequest(notification_id="nothing"),
+    ),
+    "analytics": lambda ch: partial(
+        analytics_pb2_grpc.AnalyticsServiceStub(ch).GetRealTimeAnalytics,
+        analytics_pb2.GetRealTimeAnalyticsRequest(window_minutes=5),
+    ),
+}
+NOT_READY = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
+IDENTITY_HOLDERS = ("project", "billing", "notification", "analytics")
+"""The services that call peers, each with its own credential (Auth issues, it needs none)."""
 
 
 @dataclass
@@ -133,6 +179,31 @@ class ServiceProcess:
                 raise AssertionError(f"{self.label} not SERVING within {within} s:\n{self.tail()}")
             time.sleep(0.1)
 
+    def wait_authenticating(self, metadata: Metadata, within: float = READY_SECONDS) -> None:
+        """Until an authenticated call is admitted: SERVING comes before the service holds its
+        own token and has synced Auth's revocation list, and until then every authenticated
+        call waits (and may fail UNAVAILABLE), which a test breaking Redis or PostgreSQL right
+        away would mistake for the fault's doing."""
+        service = self.label.split("-")[0]
+        deadline = time.monotonic() + within
+        code: grpc.StatusCode | None = None
+        with grpc.insecure_channel(self.address) as channel:
+            probe = AUTHENTICATED_PROBES[service](channel)
+            while True:
+                try:
+                    probe(metadata=metadata, timeout=10)
+                    return
+                except grpc.RpcError as error:
+                    code = error.code()  # type: ignore[attr-defined]
+                    if code not in NOT_READY:
+                        return
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"{self.label} admitted no authenticated call within {within} s "
+                        f"(last {code}):\n{self.tail()}"
+                    )
+                time.sleep(0.2)
+
     def answered_ok(self, method: str) -> int:
         """Calls to ``method`` (e.g. ``RecordUsage``) this process has answered OK since it
         last started, by its own ``/metrics``."""
@@ -180,6 +251,14 @@ class Cluster:
     smtp_port: int
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     auth_http_port: int = 0
+    admin_email: str = field(default_factory=lambda: f"admin-{secrets.token_hex(4)}@example.com")
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    operator: Operator | None = None
+    """The operator's service account (``start`` creates it once Auth serves)."""
+
+    @property
+    def identities_dir(self) -> Path:
+        return self.root / "identities"
 
     def __getitem__(self, label: str) -> ServiceProcess:
         return self.processes[label]
@@ -205,8 +284,11 @@ class Cluster:
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("CELERY_", "DATABASE_", "REDIS_", "SMTP_", "OTEL_", "GRPC_"))
+            if not key.startswith(
+                ("CELERY_", "DATABASE_", "REDIS_", "SMTP_", "OTEL_", "GRPC_", "AUTH_BOOTSTRAP_")
+            )
             and not key.endswith("_ADDR")
+            and key != "SERVICE_CREDENTIALS_FILE"
         }
         env.update(
             ZOPTAL_ENV="development",
@@ -218,7 +300,6 @@ class Cluster:
             CELERY_BROKER_URL=f"redis://127.0.0.1:{self.redis.port}/1",
             AUTH_JWKS_URL=self.jwks_url,
             AUTH_HTTP_PORT=str(self.auth_http_port),
-            SERVICE_TOKEN_SECRET=SERVICE_TOKEN_SECRET,
             LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
             # Dependency checks run often, so a database outage shows in health within a second.
@@ -251,6 +332,11 @@ class Cluster:
             OUTBOX_DISPATCH_GRACE_SECONDS="1",
             OUTBOX_REDISPATCH_AFTER_SECONDS="5",
         )
+        if service in IDENTITY_HOLDERS:
+            env["SERVICE_CREDENTIALS_FILE"] = str(credentials_path(self.identities_dir, service))
+        if service == "auth":
+            env["AUTH_BOOTSTRAP_ADMIN_EMAIL"] = self.admin_email
+            env["AUTH_BOOTSTRAP_ADMIN_PASSWORD"] = self.admin_password
         (self.root / "data" / service).mkdir(parents=True, exist_ok=True)
         return env
 
@@ -295,6 +381,22 @@ class Cluster:
             output, _ = process.communicate(timeout=120)
             if process.returncode != 0:
                 raise RuntimeError(f"migrating {service} failed:\n{output}")
+        self.ensure_identities()
+
+    def ensure_identities(self) -> None:
+        """``python -m zoptal_auth service-identity ensure`` with Auth's environment, as the
+        launcher runs it: one credential file per service under ``identities_dir``."""
+        command = [sys.executable, "-m", SPECS["auth"].module, "service-identity", "ensure"]
+        ensured = subprocess.run(
+            [*command, "--credentials-dir", str(self.identities_dir), *IDENTITY_HOLDERS],
+            env=self.environment("auth", "auth"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if ensured.returncode != 0:
+            raise RuntimeError(f"service-identity ensure failed:\n{ensured.stdout}{ensured.stderr}")
 
     def start(self) -> None:
         """Auth first, then the rest at once, as the platform launcher and compose order them
@@ -307,6 +409,17 @@ class Cluster:
                 proc.start()
         for proc in self.replicas():
             proc.wait_serving()
+        if self.operator is None:
+            self.operator = Operator.created_by_admin(
+                auth.address, self.admin_email, self.admin_password
+            )
+        self.wait_authenticating()
+
+    def wait_authenticating(self) -> None:
+        """Every replica admits an authenticated call (``ServiceProcess.wait_authenticating``)."""
+        assert self.operator is not None
+        for proc in self.replicas():
+            proc.wait_authenticating(self.operator.metadata)
 
     def stop(self) -> None:
         """SIGTERM everyone at once, then wait (SIGKILL what outlives the wait)."""

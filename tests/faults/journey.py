@@ -3,21 +3,19 @@
 Calls go through ``GrpcClientManager`` and the typed clients of ``zoptal.clients``: discovery
 of every replica, p2c balancing, per-endpoint breakers, the retry policy each proto declares,
 deadlines. Users are registered and logged in through Auth; operator-style calls (reading
-analytics, sending email) carry a seed-style ``x-service-token`` signed with the cluster's
-``SERVICE_TOKEN_SECRET``.
+analytics, sending email) carry the token Auth issued for the operator's service account, which
+the cluster's admin created (``clients.operator``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import jwt
 from meshcore.client_manager import GrpcClientManager, create_grpc_client_manager
 from meshcore.discovery import ServiceDiscovery
 from zoptal.clients import (
@@ -28,38 +26,13 @@ from zoptal.clients import (
     ProjectServiceClient,
 )
 
-from tests.faults.cluster import SERVICE_TOKEN_SECRET, Cluster
+from tests.faults.cluster import Cluster
+from tests.faults.operator import Operator
 
-__all__ = ["Clients", "User", "open_clients", "rpc_code", "service_metadata"]
+__all__ = ["Clients", "User", "open_clients", "rpc_code"]
 
 PASSWORD = "violet tractor harbour 42"
 Metadata = Sequence[tuple[str, str]]
-
-
-def service_metadata(permissions: Sequence[str], service_id: str = "fault-tests") -> Metadata:
-    now = int(time.time())
-    claims = {
-        "sub": service_id,
-        "serviceId": service_id,
-        "serviceName": "Fault tests",
-        "permissions": list(permissions),
-        "typ": "service",
-        "iat": now,
-        "exp": now + 3600,
-    }
-    return (("x-service-token", jwt.encode(claims, SERVICE_TOKEN_SECRET, algorithm="HS256")),)
-
-
-OPERATOR = service_metadata(
-    [
-        "analytics:read",
-        "analytics:write",
-        "notification:send",
-        "notification:read",
-        "billing:read",
-        "project:read",
-    ]
-)
 
 
 def rpc_code(error: BaseException) -> grpc.StatusCode | None:
@@ -91,6 +64,12 @@ class Clients:
     billing: BillingServiceClient
     notification: NotificationServiceClient
     analytics: AnalyticsServiceClient
+    operator_tool: Operator
+
+    @property
+    def operator(self) -> Metadata:
+        """The operator's current service token (renewed before each test, see conftest)."""
+        return self.operator_tool.metadata
 
     async def new_user(self, *, plan: str = "enterprise") -> User:
         """Register, log in and (by default) move to the plan without project limits."""
@@ -120,6 +99,7 @@ async def open_clients(cluster: Cluster, **manager_options: Any) -> AsyncIterato
     options: dict[str, Any] = {"discovery": discovery, "timeout": 10_000}
     options.update(manager_options)
     manager = create_grpc_client_manager(services, **options)
+    assert cluster.operator is not None, "the cluster creates its operator when it starts"
     async with manager:
         yield Clients(
             manager,
@@ -128,4 +108,5 @@ async def open_clients(cluster: Cluster, **manager_options: Any) -> AsyncIterato
             BillingServiceClient(manager),
             NotificationServiceClient(manager),
             AnalyticsServiceClient(manager),
+            cluster.operator,
         )

@@ -13,7 +13,7 @@ import grpc
 from zoptal.analytics.v1 import analytics_pb2
 
 from tests.faults.cluster import Cluster
-from tests.faults.journey import OPERATOR, PASSWORD, Clients, User, rpc_code
+from tests.faults.journey import PASSWORD, Clients, User, rpc_code
 
 __all__ = ["Outcome", "eventually", "probes_for", "timed"]
 
@@ -68,12 +68,12 @@ def probes_for(clients: Clients, user: User) -> dict[str, Probe]:
 
     def history(ms: int) -> Awaitable[object]:
         return clients.notification.get_notification_history(
-            user.user_id, metadata=OPERATOR, timeout_ms=ms
+            user.user_id, metadata=clients.operator, timeout_ms=ms
         )
 
     def track(ms: int) -> Awaitable[object]:
         return clients.analytics.track_event(
-            "fault.probe", user_id=user.user_id, metadata=OPERATOR, timeout_ms=ms
+            "fault.probe", user_id=user.user_id, metadata=clients.operator, timeout_ms=ms
         )
 
     def aggregate(ms: int) -> Awaitable[object]:
@@ -81,7 +81,7 @@ def probes_for(clients: Clients, user: User) -> dict[str, Probe]:
             now - dt.timedelta(hours=1),
             now + dt.timedelta(hours=1),
             bucket=analytics_pb2.BUCKET_SIZE_HOUR,
-            metadata=OPERATOR,
+            metadata=clients.operator,
             timeout_ms=ms,
         )
 

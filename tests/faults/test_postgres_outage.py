@@ -16,7 +16,7 @@ from meshcore.client_manager import BreakerSettings
 from meshcore.resilience import RetryPolicy
 
 from tests.faults.cluster import Cluster
-from tests.faults.journey import OPERATOR, Clients, open_clients, rpc_code
+from tests.faults.journey import Clients, open_clients, rpc_code
 from tests.faults.ledger import read_ledger, wait_for_outbox_drained
 from tests.faults.probes import eventually, probes_for, service_pids, timed
 from tests.integration.notification.conftest import SmtpSink
@@ -83,7 +83,7 @@ async def test_database_outage_fails_fast_with_unavailable_and_heals_without_res
         "After the outage",
         "still here",
         idempotency_key=uuid.uuid4().hex,
-        metadata=OPERATOR,
+        metadata=clients.operator,
     )
 
     async def delivered() -> bool:

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from tests.faults.cluster import Cluster
-from tests.faults.journey import OPERATOR, PASSWORD, Clients
+from tests.faults.journey import PASSWORD, Clients
 from tests.faults.probes import eventually, service_pids, timed
 from tests.integration.notification.conftest import SmtpSink
 
@@ -27,8 +27,10 @@ async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
     aggregates work; an email sent meanwhile is kept. No process dies, and after Redis returns
     everything works again, the email included."""
     user = await clients.new_user()
-    await clients.analytics.track_event("fault.redis", user_id=user.user_id, metadata=OPERATOR)
-    baseline = await timed(clients.analytics.get_real_time_analytics(5, metadata=OPERATOR))
+    await clients.analytics.track_event(
+        "fault.redis", user_id=user.user_id, metadata=clients.operator
+    )
+    baseline = await timed(clients.analytics.get_real_time_analytics(5, metadata=clients.operator))
     assert baseline.code == grpc.StatusCode.OK, baseline
     pids = service_pids(healthy_cluster)
 
@@ -44,10 +46,14 @@ async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
         clients.billing.get_user_subscription(user.user_id, metadata=user.metadata)
     )
     tracked = await timed(
-        clients.analytics.track_event("fault.redis", user_id=user.user_id, metadata=OPERATOR)
+        clients.analytics.track_event(
+            "fault.redis", user_id=user.user_id, metadata=clients.operator
+        )
     )
     real_time = await timed(
-        clients.analytics.get_real_time_analytics(5, metadata=OPERATOR, timeout_ms=DEADLINE_MS)
+        clients.analytics.get_real_time_analytics(
+            5, metadata=clients.operator, timeout_ms=DEADLINE_MS
+        )
     )
     recipient = f"redis-outage-{uuid.uuid4().hex[:8]}@example.com"
     sent = await timed(
@@ -57,7 +63,7 @@ async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
             "kept in the outbox",
             idempotency_key=uuid.uuid4().hex,
             user_id=user.user_id,
-            metadata=OPERATOR,
+            metadata=clients.operator,
         )
     )
     await asyncio.sleep(1.0)  # a second of outage for background loops to trip over
@@ -67,8 +73,15 @@ async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
     assert login.code == grpc.StatusCode.UNAVAILABLE, login
     assert "rate limiter" in login.detail, login
     assert login.seconds < DEADLINE_MS / 1000, login
-    for outcome in (listing, create, subscription, tracked, sent):
-        assert outcome.code == grpc.StatusCode.OK, outcome
+    served = {
+        "ListUserProjects": listing,
+        "CreateProject": create,
+        "GetUserSubscription": subscription,
+        "TrackEvent": tracked,
+        "SendEmail": sent,
+    }
+    for name, outcome in served.items():
+        assert outcome.code == grpc.StatusCode.OK, (name, outcome)
     assert real_time.code == grpc.StatusCode.UNAVAILABLE, real_time
     assert "Redis" in real_time.detail, real_time
     assert real_time.seconds < DEADLINE_MS / 1000, real_time
@@ -77,7 +90,9 @@ async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
     async def recovered() -> bool:
         relogin = await timed(clients.auth.login(user.email, PASSWORD, timeout_ms=DEADLINE_MS))
         live = await timed(
-            clients.analytics.get_real_time_analytics(5, metadata=OPERATOR, timeout_ms=1_000)
+            clients.analytics.get_real_time_analytics(
+                5, metadata=clients.operator, timeout_ms=1_000
+            )
         )
         return relogin.code == live.code == grpc.StatusCode.OK
 
@@ -85,9 +100,9 @@ async def test_redis_outage_follows_fail_modes_degrades_real_time_and_recovers(
 
     async def real_time_counts_again() -> bool:
         await clients.analytics.track_event(
-            "fault.redis.after", user_id=user.user_id, metadata=OPERATOR
+            "fault.redis.after", user_id=user.user_id, metadata=clients.operator
         )
-        reply = await clients.analytics.get_real_time_analytics(5, metadata=OPERATOR)
+        reply = await clients.analytics.get_real_time_analytics(5, metadata=clients.operator)
         return any(top.name == "fault.redis.after" for top in reply.top_events)
 
     await eventually(real_time_counts_again, within=20, what="real-time counts to resume")

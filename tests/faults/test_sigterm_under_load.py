@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshcore.resilience import RetryPolicy
 
 from tests.faults.cluster import Cluster
-from tests.faults.journey import OPERATOR, PASSWORD, Clients, User, open_clients, rpc_code
+from tests.faults.journey import PASSWORD, Clients, User, open_clients, rpc_code
 from tests.faults.ledger import read_ledger, wait_for_outbox_drained
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
@@ -57,10 +57,10 @@ def _call_for(label: str, clients: Clients, user: User) -> Callable[[], Awaitabl
             "SIGTERM load",
             "drain me",
             idempotency_key=uuid.uuid4().hex,
-            metadata=OPERATOR,
+            metadata=clients.operator,
         )
     return lambda: clients.analytics.track_event(
-        "fault.sigterm", user_id=user.user_id, metadata=OPERATOR
+        "fault.sigterm", user_id=user.user_id, metadata=clients.operator
     )
 
 

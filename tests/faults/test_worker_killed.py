@@ -16,7 +16,7 @@ from zoptal_notification.providers.smtp import message_id_for
 
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import HoldEnding, SelectiveSmtpSink
-from tests.faults.journey import OPERATOR, Clients
+from tests.faults.journey import Clients
 from tests.faults.probes import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(150)]
@@ -39,7 +39,7 @@ async def _queue_held_batch(
             f"Delivery {tag}",
             "exactly once, please",
             idempotency_key=f"{tag}-{index}",
-            metadata=OPERATOR,
+            metadata=clients.operator,
         )
         ids.append(reply.notification_id)
     assert await asyncio.to_thread(smtp_sink.held.wait, 60), "the worker never reached DATA"
@@ -49,7 +49,9 @@ async def _queue_held_batch(
 async def _wait_all_sent(clients: Clients, ids: list[str]) -> None:
     async def all_sent() -> bool:
         for notification_id in ids:
-            reply = await clients.notification.get_notification(notification_id, metadata=OPERATOR)
+            reply = await clients.notification.get_notification(
+                notification_id, metadata=clients.operator
+            )
             if reply.notification.status != pb.NOTIFICATION_STATUS_SENT:
                 return False
         return True
@@ -69,7 +71,7 @@ def _message_id(message: bytes) -> bytes:
 
 
 async def _attempts(clients: Clients, notification_id: str) -> int:
-    reply = await clients.notification.get_notification(notification_id, metadata=OPERATOR)
+    reply = await clients.notification.get_notification(notification_id, metadata=clients.operator)
     return reply.notification.attempts
 
 

@@ -3,11 +3,15 @@
 Alice owns a project, has a subscription, a notification and an analytics event; Bob is another
 ordinary user; the admin is Auth's bootstrap admin. Their tokens come from Auth (RegisterUser,
 Login), never from a hand-made JWT, so every attack below starts from the genuine article.
+Service tokens come from Auth too (IssueServiceToken): a platform service's own credential from
+the data folder (``mesh.as_service("billing")``), or the operator's service account, which the
+admin created holding every permission (``mesh.service_metadata``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,8 +37,12 @@ from tests.fuzz.platform import (
     RunningPlatform,
     platform,
 )
-from tests.fuzz.tokens import service_token
+from tests.fuzz.tokens import ALL_SERVICE_PERMISSIONS
+from tests.identities import credential_of
 from tests.requirements import require_reachable
+
+RENEW_BEFORE_SECONDS = 60.0
+"""A cached service token is re-issued once it has less than this left (tokens live 300 s)."""
 
 
 @dataclass(frozen=True)
@@ -48,18 +56,73 @@ class Identity:
         return bearer(self.access_token)
 
 
+@dataclass(frozen=True)
+class ClientCredentials:
+    """A service account's client id and secret (an operator's, or one read from a file)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
 @dataclass(repr=False)
 class Mesh:
     channels: dict[str, grpc.Channel]
     addresses: dict[str, str]  # host:port by service, for clients that are not grpc channels
     jwks_url: str
     signing_key: SigningKey
+    running: RunningPlatform
     admin: Identity
     alice: Identity
     bob: Identity
-    alice_project_id: str
-    alice_notification_id: str
-    service_metadata: Metadata = field(default_factory=lambda: service_header(service_token()))
+    alice_project_id: str = ""
+    alice_notification_id: str = ""
+    operator: ClientCredentials | None = None
+    """The admin-created service account holding every permission (set up by ``_populate``)."""
+    _issued: dict[ClientCredentials, tuple[str, float]] = field(default_factory=dict)
+
+    def issue(self, credentials: ClientCredentials) -> str:
+        """Auth's IssueServiceToken for ``credentials``; cached until it nears expiry."""
+        cached = self._issued.get(credentials)
+        if cached is not None and cached[1] - time.time() > RENEW_BEFORE_SECONDS:
+            return cached[0]
+        reply: Any = self.ok(
+            "auth",
+            "IssueServiceToken",
+            auth_pb2.IssueServiceTokenRequest(
+                client_id=credentials.client_id, client_secret=credentials.client_secret
+            ),
+            (),
+        )
+        self._issued[credentials] = (reply.access_token, float(reply.expires_at.seconds))
+        return str(reply.access_token)
+
+    def credentials_of(self, service: str) -> ClientCredentials:
+        """A platform service's own credential, read from its file in the data folder."""
+        credential = credential_of(self.running.identities_dir, service)
+        return ClientCredentials(credential.client_id, credential.client_secret)
+
+    def service_token(self, service: str) -> str:
+        """The token a platform service holds: issued for its own credential (all its grants)."""
+        return self.issue(self.credentials_of(service))
+
+    def as_service(self, service: str) -> Metadata:
+        return service_header(self.service_token(service))
+
+    @property
+    def service_metadata(self) -> Metadata:
+        """The operator's service token: every permission there is, granted by the admin."""
+        assert self.operator is not None, "the operator account is made by _populate"
+        return service_header(self.issue(self.operator))
+
+    def create_service_account(self, name: str, permissions: tuple[str, ...]) -> ClientCredentials:
+        """A service account the admin creates (CreateServiceAccount), as an operator would."""
+        created: Any = self.ok(
+            "auth",
+            "CreateServiceAccount",
+            auth_pb2.CreateServiceAccountRequest(name=name, permissions=list(permissions)),
+            self.admin.metadata,
+        )
+        return ClientCredentials(created.service_account.client_id, created.client_secret)
 
     def __repr__(self) -> str:  # hypothesis prints fixtures: keep tokens out of reports
         return f"Mesh(alice={self.alice.user_id}, bob={self.bob.user_id})"
@@ -176,11 +239,13 @@ def _populate(channels: dict[str, grpc.Channel], running: RunningPlatform) -> Me
         running.by_service,
         running.jwks_url,
         running.signing_key,
+        running,
         admin,
         alice,
         bob,
-        "",
-        "",
+    )
+    partial.operator = partial.create_service_account(
+        f"fuzz-operator-{uuid.uuid4().hex[:8]}", ALL_SERVICE_PERMISSIONS
     )
     project = partial.ok(
         "project",
@@ -198,7 +263,7 @@ def _populate(channels: dict[str, grpc.Channel], running: RunningPlatform) -> Me
             body_text="private",
             idempotency_key="fuzz-setup",
         ),
-        partial.service_metadata,
+        partial.as_service("billing"),  # Billing is who sends the platform's emails
     )
     partial.ok(
         "analytics",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from prometheus_client import CollectorRegistry
 from zoptal_analytics.app import MIGRATIONS_DIR as ANALYTICS_MIGRATIONS, AnalyticsApp
 from zoptal_analytics.settings import AnalyticsSettings
 from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
+from zoptal_auth.platform_services import PLATFORM_SERVICES
+from zoptal_auth.service_identity import credentials_path
 from zoptal_auth.settings import AuthSettings
 from zoptal_billing.app import BillingApp
 from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
@@ -34,6 +37,8 @@ from zoptal_notification.settings import NotificationSettings
 from zoptal_project.app import ProjectApp
 from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.settings import ProjectSettings
+
+from tests.identities import provision
 
 __all__ = [
     "ADMIN_EMAIL",
@@ -47,7 +52,8 @@ __all__ = [
 T = TypeVar("T")
 
 ADMIN_EMAIL = "fuzz-admin@example.com"
-ADMIN_PASSWORD = "admin passphrase for fuzzing"
+ADMIN_PASSWORD = secrets.token_urlsafe(24)
+"""Made for this run: Auth bootstraps the admin with it (AUTH_BOOTSTRAP_ADMIN_PASSWORD)."""
 PASSWORD = "violet tractor harbour"
 CHEAP_ARGON2: dict[str, Any] = {
     "argon2_time_cost": 1,
@@ -63,11 +69,16 @@ class RunningPlatform:
     """Where each service listens (``host:port``, keyed by short name) and Auth's signing key.
 
     The real signing key lets token attacks change one claim of an otherwise valid token.
+    ``identities_dir`` holds each platform service's own credential, provisioned as
+    ``service-identity ensure`` does; ``auth_environment`` is what Auth's command line needs to
+    act on this platform (``DATA_DIR``, ``DATABASE_URL``), as the launcher sets them.
     """
 
     by_service: dict[str, str]
     jwks_url: str
     signing_key: SigningKey
+    identities_dir: Path
+    auth_environment: dict[str, str]
 
 
 class BackgroundLoop:
@@ -115,6 +126,9 @@ async def platform(
             **COMMON,
         )
         await upgrade_database(auth_settings.database_url, AUTH_MIGRATIONS)
+        # Every platform service's own account and credential file, as the launcher makes them.
+        identities = data_dir / "identities"
+        await provision(auth_settings, identities, *PLATFORM_SERVICES)
         auth_app = await build_auth(auth_settings)
         await auth_app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
         jwks_port = await auth_app.jwks_http.start()
@@ -132,6 +146,7 @@ async def platform(
         notification_settings = NotificationSettings(
             data_dir=data_dir,
             database_url=database("notification"),
+            service_credentials_file=credentials_path(identities, "notification"),
             celery_broker_url=f"sqla+sqlite:///{data_dir / 'broker.db'}",
             auth_jwks_url=jwks_url,
             peers={"auth": (auth.address,)},
@@ -152,6 +167,7 @@ async def platform(
         billing_settings = BillingSettings(
             data_dir=data_dir,
             database_url=database("billing"),
+            service_credentials_file=credentials_path(identities, "billing"),
             auth_jwks_url=jwks_url,
             notice_poll_seconds=0.5,
             peers={"auth": (auth.address,), "notification": (notification.address,)},
@@ -172,6 +188,7 @@ async def platform(
         analytics_settings = AnalyticsSettings(
             data_dir=data_dir,
             database_url=database("analytics"),
+            service_credentials_file=credentials_path(identities, "analytics"),
             redis_url=None,
             auth_jwks_url=jwks_url,
             peers={"auth": (auth.address,)},
@@ -192,6 +209,7 @@ async def platform(
         project_settings = ProjectSettings(
             data_dir=data_dir,
             database_url=database("project"),
+            service_credentials_file=credentials_path(identities, "project"),
             auth_jwks_url=jwks_url,
             usage_outbox_poll_seconds=0.5,
             peers={
@@ -223,4 +241,10 @@ async def platform(
             },
             jwks_url=jwks_url,
             signing_key=auth_app.keys.current,
+            identities_dir=identities,
+            auth_environment={
+                "DATA_DIR": str(data_dir),
+                "DATABASE_URL": auth_settings.database_url,
+                **{name.upper(): str(value) for name, value in CHEAP_ARGON2.items()},
+            },
         )

@@ -1,4 +1,4 @@
-"""Cross-user access: Bob (and a service token holding no permissions) aims at Dave's things.
+"""Cross-user access: Bob (and service tokens granting nothing relevant) aims at Dave's things.
 
 Every RPC that takes a user, project, notification or token id is called with Dave's ids. The
 answer must be PERMISSION_DENIED or NOT_FOUND, and Dave's data must be exactly as before. The
@@ -7,6 +7,7 @@ admin reading the same ids gets OK, which proves the requests themselves are wel
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +20,9 @@ from zoptal.project.v1 import project_pb2 as P
 
 from tests.fuzz.calls import Metadata, call, describe, service_header
 from tests.fuzz.catalogue import ALL_RPCS, Rpc
-from tests.fuzz.conftest import Mesh
+from tests.fuzz.conftest import ClientCredentials, Mesh
 from tests.fuzz.platform import PASSWORD
 from tests.fuzz.targets import CASES, Victim
-from tests.fuzz.tokens import service_token
 
 REFUSALS = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND})
 ID_FIELDS = frozenset({"user_id", "owner_id", "project_id", "notification_id"})
@@ -75,14 +75,27 @@ def victim(mesh: Mesh) -> Victim:
             body_text="private",
             idempotency_key="dave-setup",
         ),
-        mesh.service_metadata,
+        mesh.as_service("billing"),  # Billing is who sends the platform's emails
     )
     return Victim(first.user.id, spare.access_token, created.project.id, sent.notification_id)
 
 
+_NO_GRANTS: dict[int, ClientCredentials] = {}
+
+
+def _no_grants(mesh: Mesh) -> Metadata:
+    """A service account the admin created with no permissions at all (one per mesh)."""
+    if id(mesh) not in _NO_GRANTS:
+        name = f"fuzz-no-grants-{uuid.uuid4().hex[:8]}"
+        _NO_GRANTS[id(mesh)] = mesh.create_service_account(name, ())
+    return service_header(mesh.issue(_NO_GRANTS[id(mesh)]))
+
+
 ATTACKERS: dict[str, Callable[[Mesh], Metadata]] = {
     "bob": lambda mesh: mesh.bob.metadata,
-    "service without permissions": lambda mesh: service_header(service_token(permissions=())),
+    "service without permissions": _no_grants,
+    # A real platform service whose grants are about none of these RPCs (revocation:read only).
+    "analytics service": lambda mesh: mesh.as_service("analytics"),
 }
 
 

@@ -27,9 +27,9 @@ from tests.fuzz.conftest import Identity, Mesh
 from tests.fuzz.tokens import (
     forged_es256,
     hand_signed_hs256,
+    hs256_service_token,
     public_key_pem,
     service_claims,
-    service_token,
     unsigned,
     user_claims,
 )
@@ -84,15 +84,23 @@ ATTACKS: dict[str, Callable[[Mesh], Metadata]] = {
             user_claims(mesh.admin.user_id), public_key_pem(mesh.signing_key), mesh.signing_key.kid
         )
     ),
-    "service token as bearer": lambda mesh: bearer(service_token()),
+    "service token as bearer": lambda mesh: bearer(mesh.service_token("project")),
     "user token as service token": lambda mesh: service_header(mesh.admin.access_token),
     "refresh token as bearer": lambda mesh: bearer(mesh.admin.refresh_token),
-    "service token with a wrong secret": lambda mesh: service_header(
-        service_token(secret="guessed-secret-" + "x" * 32)
+    "service token HS256 with a guessed secret": lambda mesh: service_header(
+        hs256_service_token("guessed-secret-" + "x" * 32)
     ),
     "service token alg none": lambda mesh: service_header(unsigned(service_claims())),
     "expired service token": lambda mesh: service_header(
-        service_token(iat=_now() - 2 * HOUR, exp=_now() - HOUR)
+        mesh.signing_key.sign(
+            service_claims(iat=_now() - 2 * HOUR, nbf=_now() - 2 * HOUR, exp=_now() - HOUR)
+        )
+    ),
+    "service token for another audience": lambda mesh: service_header(
+        mesh.signing_key.sign(service_claims(aud="some-other-api"))
+    ),
+    "service token from another issuer": lambda mesh: service_header(
+        mesh.signing_key.sign(service_claims(iss="https://evil.example"))
     ),
     "service token signed by an attacker ES256 key": lambda mesh: service_header(
         forged_es256(service_claims(), mesh.signing_key.kid)

@@ -19,19 +19,19 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from meshcore.jwt import SigningKey
-from meshcore.settings import DEV_SERVICE_TOKEN_SECRET
 
 __all__ = [
     "ALL_SERVICE_PERMISSIONS",
     "hand_signed_hs256",
+    "hs256_service_token",
     "service_claims",
-    "service_token",
     "unsigned",
     "user_claims",
 ]
 
 ALL_SERVICE_PERMISSIONS = (
     "user:read",
+    "user:validate",
     "service_account:create",
     "project:create",
     "project:read",
@@ -77,30 +77,33 @@ def user_claims(subject: str, **overrides: Any) -> dict[str, Any]:
     return claims
 
 
-def service_claims(service_id: str = "project", **overrides: Any) -> dict[str, Any]:
+def service_claims(service: str = "project", **overrides: Any) -> dict[str, Any]:
+    """Claims of a plausible service token as Auth's IssueServiceToken signs them, now, for the
+    platform service ``service`` (claiming every permission and, for good measure, admin)."""
     now = int(time.time())
     claims: dict[str, Any] = {
-        "sub": service_id,
-        "serviceId": service_id,
-        "serviceName": f"{service_id} service",
+        "sub": service,
+        "serviceId": service,
+        "serviceName": service,
         "permissions": list(ALL_SERVICE_PERMISSIONS),
+        "roles": ["admin"],
         "typ": "service",
+        "sid": str(uuid.uuid4()),
+        "iss": "zoptal-auth",
+        "aud": "zoptal",
         "iat": now,
-        "exp": now + 600,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
     }
     claims.update(overrides)
     return claims
 
 
-def service_token(
-    permissions: tuple[str, ...] = ALL_SERVICE_PERMISSIONS,
-    secret: str = DEV_SERVICE_TOKEN_SECRET,
-    **overrides: Any,
-) -> str:
-    """An HS256 service token as the seed's services sign them (``SERVICE_TOKEN_SECRET``)."""
-    return jwt.encode(
-        service_claims(permissions=list(permissions), **overrides), secret, algorithm="HS256"
-    )
+def hs256_service_token(secret: str | bytes, **overrides: Any) -> str:
+    """A service token signed HS256 with ``secret``: what a shared service secret used to mint."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hand_signed_hs256(service_claims(**overrides), key)
 
 
 def unsigned(claims: Mapping[str, Any], kid: str | None = None) -> str:
