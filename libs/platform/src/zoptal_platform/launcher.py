@@ -29,6 +29,8 @@ from zoptal_platform.stores import ExternalStores, create_databases
 READY_TIMEOUT_SECONDS = 90.0
 FIRST_SERVICE = "auth"
 """Started and SERVING before the others (see ``start_all``)."""
+AUTH_ONLY_PREFIX = "AUTH_BOOTSTRAP_"
+"""Variables the launcher passes to Auth only (``AUTH_BOOTSTRAP_ADMIN_PASSWORD`` is a secret)."""
 SMTP_SINK_PORT = 1025
 STOP_TIMEOUT_SECONDS = 40.0
 
@@ -84,6 +86,10 @@ class PlatformLayout:
         if spec is not None:
             env["GRPC_PORT"] = str(spec.grpc_port + self.port_offset)
             env["METRICS_PORT"] = str(spec.metrics_port + self.port_offset)
+        if spec is None or spec.name != FIRST_SERVICE:
+            # Auth's own secrets (the bootstrap admin's password) reach Auth and nothing else.
+            for variable in [name for name in env if name.startswith(AUTH_ONLY_PREFIX)]:
+                del env[variable]
         env.update(self.stores.variables(spec.name if spec is not None else None))
         return env
 

@@ -8,6 +8,8 @@ hold ``REVOCATION_READ``), starts it with the server and hands it to ``build_ser
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from meshcore.client_manager import GrpcClientManager
@@ -30,17 +32,23 @@ def auth_revocation_feed(
     *,
     clock: Clock = SYSTEM_CLOCK,
     timeout_ms: float = FETCH_TIMEOUT_MS,
+    token_ready: Callable[[], Awaitable[object]] | None = None,
 ) -> RevocationFeed:
     """A feed polling Auth through ``clients`` every ``settings.revocation_sync_seconds``
     (not yet started; ``clients`` must carry a service token with ``REVOCATION_READ``).
 
     ``settings`` is a ``meshcore.settings.ServiceSettings``: its ``REVOCATION_*`` values give
-    the interval, the staleness limit and the fail mode.
+    the interval, the staleness limit and the fail mode. ``token_ready`` (the token source's
+    ``wait_ready``) holds each poll until the service has its token, at most ``timeout_ms``:
+    a poll without one could only be refused, and the first sync would wait a whole interval.
     """
 
     auth = AuthServiceClient(clients)
 
     async def fetch(cursor: str) -> RevocationPage:
+        if token_ready is not None:
+            async with asyncio.timeout(timeout_ms / 1000):
+                await token_ready()
         reply = await auth.list_revocations(cursor, timeout_ms=timeout_ms)
         return RevocationPage(
             [
