@@ -52,7 +52,7 @@ class AnyExport(grpc.GenericRpcHandler):
 
 
 class Http(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _send(self, code: int, body: bytes, kind: str = "application/json") -> None:

@@ -97,13 +97,15 @@ def _matches(entry: dict[str, Any], query: str) -> bool:
 
 
 class Http(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _send(self, code: int, body: Any) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "text/plain" if isinstance(body, bytes) else "application/json")
+        self.send_header(
+            "Content-Type", "text/plain" if isinstance(body, bytes) else "application/json"
+        )
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         if self.command != "HEAD":
@@ -122,8 +124,17 @@ class Http(BaseHTTPRequestHandler):
             query = parse_qs(url.query).get("query", [""])[0]
             found = [m for m in newest_first if _matches(m, query)] if query else newest_first
             listed = [_summary(m) for m in found]
-            self._send(200, {"total": len(newest_first), "unread": 0, "count": len(listed),
-                             "messages_count": len(listed), "start": 0, "messages": listed})
+            self._send(
+                200,
+                {
+                    "total": len(newest_first),
+                    "unread": 0,
+                    "count": len(listed),
+                    "messages_count": len(listed),
+                    "start": 0,
+                    "messages": listed,
+                },
+            )
         elif url.path.startswith("/api/v1/message/"):
             wanted = unquote(url.path.rsplit("/", 1)[1])
             found = [m for m in newest_first if m["ID"] == wanted]

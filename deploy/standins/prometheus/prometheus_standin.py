@@ -47,7 +47,11 @@ def load() -> tuple[float, list[dict[str, Any]]]:
         path = job.get("metrics_path", "/metrics")
         for group in job.get("static_configs") or []:
             for address in group.get("targets") or []:
-                labels = {"job": job["job_name"], "instance": address, **(group.get("labels") or {})}
+                labels = {
+                    "job": job["job_name"],
+                    "instance": address,
+                    **(group.get("labels") or {}),
+                }
                 found.append({"scrapeUrl": f"http://{address}{path}", "labels": labels})
     return interval, found
 
@@ -64,7 +68,7 @@ def scrape_forever() -> None:
                     text = reply.read().decode("utf-8", "replace")
                 lines = [line for line in text.splitlines() if line and not line.startswith("#")]
                 result.update(health="up", samples=len(lines))
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 result["lastError"] = str(error)
             result["lastScrape"] = datetime.now(UTC).isoformat()
             result["lastScrapeDuration"] = time.monotonic() - started
@@ -78,7 +82,7 @@ def scrape_forever() -> None:
 
 
 class Http(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _send(self, code: int, body: bytes, kind: str = "application/json") -> None:
