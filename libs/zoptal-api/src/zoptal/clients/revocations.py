@@ -8,6 +8,9 @@ hold ``REVOCATION_READ``), starts it with the server and hands it to ``build_ser
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from meshcore.client_manager import GrpcClientManager
@@ -30,9 +33,15 @@ def auth_revocation_feed(
     *,
     clock: Clock = SYSTEM_CLOCK,
     timeout_ms: float = FETCH_TIMEOUT_MS,
+    token_ready: Callable[[], Awaitable[object]] | None = None,
 ) -> RevocationFeed:
     """A feed polling Auth through ``clients`` every ``settings.revocation_sync_seconds``
     (not yet started; ``clients`` must carry a service token with ``REVOCATION_READ``).
+
+    ``token_ready`` (the token source's ``wait_ready``) is awaited, for at most ``timeout_ms``,
+    before each poll: started together with the token source, the first poll would otherwise go
+    out before the service's first token and be refused (UNAUTHENTICATED, logged as a failed
+    sync, retried an interval later) on every start.
 
     ``settings`` is a ``meshcore.settings.ServiceSettings``: its ``REVOCATION_*`` values give
     the interval, the staleness limit and the fail mode.
@@ -41,6 +50,9 @@ def auth_revocation_feed(
     auth = AuthServiceClient(clients)
 
     async def fetch(cursor: str) -> RevocationPage:
+        if token_ready is not None:
+            with contextlib.suppress(TimeoutError):  # then poll anyway: Auth says what is wrong
+                await asyncio.wait_for(token_ready(), timeout_ms / 1000.0)
         reply = await auth.list_revocations(cursor, timeout_ms=timeout_ms)
         return RevocationPage(
             [

@@ -141,7 +141,12 @@ class PeerAccess:
         if clients is None:
             clients, self.tokens = identified_clients(settings, clock=clock)
         self.clients = clients
-        self.revocations = auth_revocation_feed(clients, settings, clock=clock)
+        self.revocations = auth_revocation_feed(
+            clients,
+            settings,
+            clock=clock,
+            token_ready=None if self.tokens is None else self.tokens.wait_ready,
+        )
 
     def start(self) -> None:
         if self.tokens is not None:
