@@ -3,6 +3,7 @@
 Not Prometheus: it reads the same --config.file, scrapes every static target of every scrape job
 at the configured interval and keeps only each target's last result. On 9090:
   GET/HEAD /-/ready, /-/healthy   200
+  GET /metrics                    its own scrape counts (the config's self-scrape job finds it)
   POST /-/reload                  re-read the config (--web.enable-lifecycle)
   GET /api/v1/targets             {"status": "success", "data": {"activeTargets": [...]}} with
                                   labels, scrapeUrl, health ("up"/"down"), lastError, and the
@@ -99,6 +100,16 @@ class Http(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path in ("/-/ready", "/-/healthy"):
             self._send(200, b"Prometheus stand-in is Ready.\n", "text/plain")
+        elif self.path == "/metrics":
+            with lock:
+                up = sum(1 for t in targets.values() if t["health"] == "up")
+                lines = [
+                    "# TYPE standin_targets gauge",
+                    f"standin_targets {len(targets)}",
+                    "# TYPE standin_targets_up gauge",
+                    f"standin_targets_up {up}",
+                ]
+            self._send(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
         elif self.path.startswith("/api/v1/targets"):
             with lock:
                 active = sorted(targets.values(), key=lambda t: t["scrapeUrl"])
