@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # One Dockerfile, one target per deployable (auth, project, billing, notification,
 # notification-worker, analytics). All targets share the same runtime layers:
 #
@@ -8,13 +7,20 @@
 # deploy/build_runtime_env.sh, the same script CI replays without Docker. The runtime stage holds
 # only the interpreter and that venv, runs as UID 1000 and writes nothing outside /tmp, so it works
 # with a read-only root filesystem (mount a tmpfs or emptyDir on /tmp).
+#
+# Needs BuildKit (RUN --mount), with the engine's built-in Dockerfile frontend: no `# syntax=` line,
+# so a build never has to pull a frontend image. Behind a proxy that re-signs TLS, pass its CA
+# bundle as the build secret `build_ca` (`docker build --secret id=build_ca,src=FILE`); pip and uv
+# then trust it. Without the secret they use the image's own CA certificates.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG UV_VERSION=0.13.9
 
 FROM ${PYTHON_IMAGE} AS build
 ARG UV_VERSION
-RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+RUN --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export PIP_CERT=/run/secrets/build_ca; fi \
+    && pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
 
 # Third-party dependencies first: this layer is reused until uv.lock or a pyproject changes.
@@ -28,12 +34,16 @@ COPY services/billing/pyproject.toml services/billing/
 COPY services/notification/pyproject.toml services/notification/
 COPY services/analytics/pyproject.toml services/analytics/
 COPY deploy/build_runtime_env.sh deploy/
-RUN --mount=type=cache,target=/root/.cache/uv deploy/build_runtime_env.sh /opt/venv --deps-only
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export SSL_CERT_FILE=/run/secrets/build_ca; fi \
+    && deploy/build_runtime_env.sh /opt/venv --deps-only
 
 # Then the workspace itself, installed non-editable so /opt/venv does not point back at /src.
 COPY libs libs
 COPY services services
-RUN --mount=type=cache,target=/root/.cache/uv deploy/build_runtime_env.sh /opt/venv
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export SSL_CERT_FILE=/run/secrets/build_ca; fi \
+    && deploy/build_runtime_env.sh /opt/venv
 
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -9,6 +9,7 @@ hold ``REVOCATION_READ``), starts it with the server and hands it to ``build_ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,18 +38,21 @@ def auth_revocation_feed(
     """A feed polling Auth through ``clients`` every ``settings.revocation_sync_seconds``
     (not yet started; ``clients`` must carry a service token with ``REVOCATION_READ``).
 
+    ``token_ready`` (the token source's ``wait_ready``) is awaited, for at most ``timeout_ms``,
+    before each poll: started together with the token source, the first poll would otherwise go
+    out before the service's first token and be refused (UNAUTHENTICATED, logged as a failed
+    sync, retried an interval later) on every start.
+
     ``settings`` is a ``meshcore.settings.ServiceSettings``: its ``REVOCATION_*`` values give
-    the interval, the staleness limit and the fail mode. ``token_ready`` (the token source's
-    ``wait_ready``) holds each poll until the service has its token, at most ``timeout_ms``:
-    a poll without one could only be refused, and the first sync would wait a whole interval.
+    the interval, the staleness limit and the fail mode.
     """
 
     auth = AuthServiceClient(clients)
 
     async def fetch(cursor: str) -> RevocationPage:
         if token_ready is not None:
-            async with asyncio.timeout(timeout_ms / 1000):
-                await token_ready()
+            with contextlib.suppress(TimeoutError):  # then poll anyway: Auth says what is wrong
+                await asyncio.wait_for(token_ready(), timeout_ms / 1000.0)
         reply = await auth.list_revocations(cursor, timeout_ms=timeout_ms)
         return RevocationPage(
             [

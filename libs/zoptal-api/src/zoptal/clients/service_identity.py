@@ -145,7 +145,7 @@ class PeerAccess:
             clients,
             settings,
             clock=clock,
-            token_ready=self.tokens.wait_ready if self.tokens is not None else None,
+            token_ready=None if self.tokens is None else self.tokens.wait_ready,
         )
 
     def start(self) -> None:
