@@ -4,8 +4,7 @@ Needs a Docker engine with Compose v2 and every image the stack does not build (
 Jaeger, Prometheus, Mailpit, and the Dockerfile's Python base) already present: pulled from a
 registry, or the stand-ins of scripts/build_standin_images.sh on a machine without one (then
 deploy/standins/compose.standins.yml is layered on, as its header says). Without them every test
-here is skipped, under CI=true too: CI does not run this module (it needs an engine and several
-minutes), see docs/deployment.md.
+here is skipped, or fails under CI=true: `.ci/run` prepares all of it (scripts/ci_docker.sh).
 
 The stack runs as its own Compose project (``zoptal-e2e``), from this checkout, and is removed
 with its volumes (`down -v`) at the end. Everything is checked from outside, as an operator would:
@@ -43,6 +42,7 @@ from zoptal.billing.v1 import billing_pb2, billing_pb2_grpc
 from zoptal.project.v1 import project_pb2, project_pb2_grpc
 
 from tests.deploy.support import REPO
+from tests.requirements import requirement_missing
 
 PROJECT = "zoptal-e2e"
 STANDINS_OVERRIDE = "deploy/standins/compose.standins.yml"
@@ -194,15 +194,15 @@ def _busy(ports: dict[str, int]) -> list[int]:
 def stack() -> Iterator[Stack]:
     reason, standins = _not_ready()
     if reason is not None:
-        # Skipped under CI=true as well: CI does not run a Docker engine (module docstring).
-        pytest.skip(f"docker compose stack not available: {reason}")
+        # .ci/run prepares all of it (scripts/ci_docker.sh): under CI=true a gap fails the run.
+        requirement_missing(f"docker compose stack not available: {reason}")
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     files = ["docker-compose.yml"] + ([STANDINS_OVERRIDE] if standins else [])
     env["COMPOSE_FILE"] = os.pathsep.join(files)
     ports = _published_ports(env)
     busy = _busy(ports)
     if busy:
-        pytest.skip(f"host ports already in use (another stack running?): {busy}")
+        requirement_missing(f"host ports already in use (another stack running?): {busy}")
     stack = Stack(env=env, ports=ports, up_seconds=0.0)
     started = time.monotonic()
     up = stack.compose("up", "--build", "--wait", timeout=UP_TIMEOUT)

