@@ -47,6 +47,7 @@ from tests.requirements import requirement_missing
 PROJECT = "zoptal-e2e"
 STANDINS_OVERRIDE = "deploy/standins/compose.standins.yml"
 PROBE = Path(__file__).with_name("compose_probe.py")
+FORGERY_PROBE = Path(__file__).with_name("compose_forgery_probe.py")
 PASSWORD = "correct-horse-battery-9"
 CALL_TIMEOUT = 15.0
 UP_TIMEOUT = 1500
@@ -371,6 +372,62 @@ def test_peers_accept_only_mtls_bound_to_the_callers_identity(stack: Stack) -> N
     assert found["cert_no_token"] == "UNAUTHENTICATED", found
     assert found["other_cert"] == "UNAUTHENTICATED", found
     assert found["plaintext_token"] == "UNAUTHENTICATED", found
+
+
+# Each service's mTLS port inside the compose network (its MTLS_PORT).
+MTLS_TARGETS = {
+    "auth": "auth:5000",
+    "project": "project:5001",
+    "billing": "billing:5003",
+    "notification": "notification:5004",
+    "analytics": "analytics:5005",
+}
+
+
+def test_forged_service_tokens_are_refused_over_mtls_by_every_rpc(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Every secret and key in the repository, HS256 with Auth's public key, a stranger's key with
+    Auth's kid, alg none: sent with Project's real client certificate (so the certificate is not
+    what refuses them) to every protected RPC of every service, each is UNAUTHENTICATED."""
+    from tests.fuzz.catalogue import PROTECTED_RPCS
+    from tests.fuzz.forgeries import forgeries_for
+
+    jwks_url = f"http://{stack.address('auth:8080')}/.well-known/jwks.json"
+    with urllib.request.urlopen(jwks_url, timeout=10) as reply:
+        forged = forgeries_for(json.loads(reply.read()))
+    rpcs = PROTECTED_RPCS
+    plan = [
+        {
+            "target": MTLS_TARGETS[rpc.service],
+            "path": rpc.full_name,
+            "client_streaming": rpc.method.client_streaming,
+            "metadata": [list(item) for item in forgery.metadata],
+        }
+        for forgery, rpc in (
+            (forged[i % len(forged)], rpcs[i % len(rpcs)])
+            for i in range(max(len(forged), len(rpcs)))
+        )
+    ]
+    plan_file = tmp_path / "forged.json"
+    plan_file.write_text(json.dumps(plan))
+    plan_file.chmod(0o644)  # read by the image's UID 1000 through the bind mount
+    tmp_path.chmod(0o755)
+    done = stack.compose(
+        "run", "--rm", "-T", "--no-deps", "--entrypoint", "python",
+        "-v", f"{tmp_path}:/plan:ro", "project", "-", "/plan/forged.json",
+        stdin=FORGERY_PROBE.read_text(),
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    codes = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(codes) == len(plan) >= len(rpcs)
+    wrong = [
+        f"{forged[i % len(forged)].label} -> {plan[i]['path']}: {code}"
+        for i, code in enumerate(codes)
+        if code != "UNAUTHENTICATED"
+    ]
+    assert not wrong, f"{len(wrong)} forged calls not refused:\n" + "\n".join(wrong[:40])
 
 
 class CallLoop:

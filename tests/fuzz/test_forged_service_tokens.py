@@ -20,35 +20,21 @@ from __future__ import annotations
 import json
 import random
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from meshcore.jwt import SigningKey
 from zoptal.auth.v1 import auth_pb2
-from zoptal_auth.platform_services import PLATFORM_SERVICES
 
-from tests.fuzz.calls import Metadata, Outcome, bearer, call, describe, service_header
+from tests.fuzz.calls import Outcome, call, describe
 from tests.fuzz.catalogue import ALL_RPCS, PROTECTED_RPCS, Rpc
 from tests.fuzz.conftest import Mesh
+from tests.fuzz.forgeries import SERVICES, Forgery, forgeries_for
 from tests.fuzz.repository_secrets import KNOWN_OLD_SECRETS, repository_secrets
-from tests.fuzz.tokens import forged_es256, hand_signed_hs256, service_claims, unsigned
 
 SEED = 20_261_128
 EXTRA_CALLS = 1_500
 """Random (token, RPC) pairs on top of the round robin, to vary which token meets which RPC."""
-SERVICES = tuple(PLATFORM_SERVICES)
-
-
-@dataclass(frozen=True)
-class Forgery:
-    label: str  # names the candidate and the claimed service, never the secret itself
-    metadata: Metadata
 
 
 def _jwks(mesh: Mesh) -> dict[str, Any]:
@@ -57,80 +43,9 @@ def _jwks(mesh: Mesh) -> dict[str, Any]:
     return document
 
 
-def _public_key_materials(jwks: dict[str, Any]) -> Iterator[tuple[str, str, bytes]]:
-    """(label, kid, bytes) an attacker can make of each published key, to use as an HMAC key."""
-    yield "the JWKS document", "", json.dumps(jwks).encode()
-    for jwk in jwks["keys"]:
-        kid = jwk["kid"]
-        public = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps(jwk))
-        pem = public.public_bytes(  # type: ignore[union-attr]
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        der = public.public_bytes(  # type: ignore[union-attr]
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        point = public.public_bytes(  # type: ignore[union-attr]
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        yield f"public key {kid[:8]} as PEM", kid, pem
-        yield f"public key {kid[:8]} as PEM without newline", kid, pem.strip()
-        yield f"public key {kid[:8]} as DER", kid, der
-        yield f"public key {kid[:8]} as point", kid, point
-        yield f"public key {kid[:8]} as JWK", kid, json.dumps(jwk).encode()
-
-
-def _both_headers(label: str, token: str) -> Iterator[Forgery]:
-    yield Forgery(f"{label} in x-service-token", service_header(token))
-    yield Forgery(f"{label} as bearer", bearer(token))
-
-
-def _forgeries(mesh: Mesh) -> list[Forgery]:
-    secrets = repository_secrets()
-    jwks = _jwks(mesh)
-    auth_kids = [jwk["kid"] for jwk in jwks["keys"]]
-    forged: list[Forgery] = []
-    for index, secret in enumerate(secrets.strings):
-        for service in SERVICES:
-            token = hand_signed_hs256(service_claims(service), secret.encode())
-            forged.extend(_both_headers(f"HS256 repository string #{index} as {service}", token))
-    for label, kid, material in _public_key_materials(jwks):
-        for service in SERVICES:
-            for claimed_kid in {kid or None, None}:
-                token = hand_signed_hs256(service_claims(service), material, claimed_kid)
-                forged.extend(_both_headers(f"HS256 keyed with {label} as {service}", token))
-    for index, pem in enumerate(secrets.private_keys):
-        private = serialization.load_pem_private_key(pem, password=None)
-        algorithm = "ES256" if isinstance(private, ec.EllipticCurvePrivateKey) else "RS256"
-        if isinstance(private, ed25519.Ed25519PrivateKey):
-            algorithm = "EdDSA"
-        own_kid = SigningKey.from_pem(pem).kid if algorithm != "RS256" else f"committed-{index}"
-        for service in SERVICES:
-            for kid in (own_kid, *auth_kids):  # its own id, and Auth's
-                token = jwt.encode(
-                    service_claims(service),
-                    private,  # type: ignore[arg-type]
-                    algorithm=algorithm,
-                    headers={"kid": kid},
-                )
-                forged.extend(
-                    _both_headers(f"committed key #{index} ({kid[:8]}) as {service}", token)
-                )
-    for service in SERVICES:
-        for kid in auth_kids:
-            token = forged_es256(service_claims(service), kid)
-            forged.extend(_both_headers(f"ES256 fresh key claiming Auth's kid as {service}", token))
-            forged.extend(
-                _both_headers(
-                    f"alg none with Auth's kid as {service}", unsigned(service_claims(service), kid)
-                )
-            )
-        forged.extend(_both_headers(f"alg none as {service}", unsigned(service_claims(service))))
-    return forged
-
-
 @pytest.fixture(scope="module")
 def forgeries(mesh: Mesh) -> list[Forgery]:
-    return _forgeries(mesh)
+    return forgeries_for(_jwks(mesh))
 
 
 def _empty_request(rpc: Rpc) -> Any:
