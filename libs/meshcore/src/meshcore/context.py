@@ -117,7 +117,7 @@ class CallState:
     metadata: Any = None
     servicer_context: Any = None
     # The caller's client certificate identity, once something asked for it
-    # (``meshcore.tls.identity.peer_certificate``): read at most once per call.
+    # (``meshcore.interceptors.peer_binding``): read at most once per call.
     peer_certificate: PeerCertificate | None = None
 
 

@@ -27,7 +27,7 @@ from meshcore.errors import Unauthenticated
 from meshcore.interceptors.base import RpcMethod
 from meshcore.interceptors.errors import abort_with
 from meshcore.interceptors.hooks import AdmissionInterceptor
-from meshcore.tls.identity import peer_certificate
+from meshcore.tls.identity import read_peer_certificate
 
 __all__ = ["PeerBindingInterceptor"]
 
@@ -56,10 +56,13 @@ class PeerBindingInterceptor(AdmissionInterceptor):
     def admit(
         self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
     ) -> Awaitable[None] | None:
-        principal = current_call().principal
+        state = current_call()
+        principal = state.principal
         if principal is None or principal.kind != "service":
             return None
-        peer = peer_certificate(context, self.trust_domain)
+        peer = state.peer_certificate
+        if peer is None:  # read once per call, only for the service principals that need it
+            peer = state.peer_certificate = read_peer_certificate(context, self.trust_domain)
         if not peer.verified:
             return abort_with(
                 context, Unauthenticated("service tokens are accepted only over mTLS")

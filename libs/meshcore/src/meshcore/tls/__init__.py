@@ -3,7 +3,7 @@
 * ``TlsFiles``: where a service's certificate, key and CA are (``TLS_CERT_FILE``, ...).
 * ``server_credentials``: a server port requiring client certificates, re-reading the files
   on each handshake; ``ReloadingChannelCredentials``: the client side, remade on change.
-* ``peer_certificate``: the calling service named by a verified client certificate's URI SAN
+* ``read_peer_certificate``: the calling service named by a verified client certificate's URI SAN
   ``spiffe://<trust domain>/service/<name>``.
 
 ``meshcore.pki`` issues the certificates.
@@ -18,7 +18,7 @@ from meshcore.tls.files import (
 )
 from meshcore.tls.identity import (
     PeerCertificate,
-    peer_certificate,
+    read_peer_certificate,
     service_from_spiffe_id,
     spiffe_id,
 )
@@ -30,7 +30,7 @@ __all__ = [
     "PeerCertificate",
     "ReloadingChannelCredentials",
     "TlsFiles",
-    "peer_certificate",
+    "read_peer_certificate",
     "server_credentials",
     "service_from_spiffe_id",
     "spiffe_id",

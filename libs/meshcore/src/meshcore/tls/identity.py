@@ -11,11 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from meshcore.context import call_state
-
 __all__ = [
     "PeerCertificate",
-    "peer_certificate",
+    "read_peer_certificate",
     "service_from_spiffe_id",
     "spiffe_id",
     "validate_service_name",
@@ -63,17 +61,14 @@ class PeerCertificate:
 NO_CLIENT_CERTIFICATE = PeerCertificate(verified=False, service=None)
 
 
-def peer_certificate(context: Any, trust_domain: str) -> PeerCertificate:
-    """The caller's certificate identity for the current call (read once, kept in its state).
+def read_peer_certificate(context: Any, trust_domain: str) -> PeerCertificate:
+    """The caller's certificate identity, from the call's ``ServicerContext``.
 
-    ``context`` is the call's ``ServicerContext``. Reading it costs one ``auth_context()`` (a
-    dict built by grpc), so it is done at most once per call, and only by what needs it.
+    Reading it costs one ``auth_context()`` (a dict built by grpc): a caller that may ask more
+    than once per call keeps the answer (``CallState.peer_certificate``, as the peer binding
+    layer does).
     """
-    state = call_state()
-    known = state.peer_certificate
-    if known is None:
-        known = state.peer_certificate = _read(context.auth_context(), trust_domain)
-    return known
+    return _read(context.auth_context(), trust_domain)
 
 
 def _read(auth_context: dict[str, list[bytes]], trust_domain: str) -> PeerCertificate:
