@@ -78,11 +78,20 @@ async def test_listing_needs_a_service_token_with_revocation_read(auth: AuthUnde
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_a_foreign_cursor_is_invalid_argument(auth: AuthUnderTest) -> None:
-    """A cursor this service did not issue is INVALID_ARGUMENT naming the field."""
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "DROP TABLE",
+        "99999999999999999999999.0.0",  # digits, but past year 9999
+        "0.99999999999999999999.0",  # a row id past 64 bits
+        "0.0.253402300800000",
+    ],
+)
+async def test_a_foreign_cursor_is_invalid_argument(auth: AuthUnderTest, cursor: str) -> None:
+    """A cursor this service did not issue is INVALID_ARGUMENT naming the field, never INTERNAL."""
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await auth.stub.ListRevocations(
-            auth_pb2.ListRevocationsRequest(cursor="DROP TABLE"),
+            auth_pb2.ListRevocationsRequest(cursor=cursor),
             metadata=_service(auth, ("revocation:read",)),
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

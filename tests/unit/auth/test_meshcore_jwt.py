@@ -174,6 +174,10 @@ async def test_unknown_kid_is_rejected(key, clock):
         ({"aud": ["x", "y"]}, "wrong_audience"),
         ({"exp": None}, "malformed"),
         ({"exp": "tomorrow"}, "malformed"),
+        ({"exp": 10**400}, "malformed"),  # too large for a float
+        ({"exp": 1e308}, "malformed"),  # a float, but past any representable timestamp
+        ({"nbf": -(10**20)}, "malformed"),
+        ({"iat": 253_402_300_800}, "malformed"),  # the first second of year 10000
         ({"sub": None}, "malformed"),
         ({"permissions": "project:read"}, "malformed"),
         ({"typ": "refresh"}, "wrong_token_type"),

@@ -44,6 +44,26 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(app):
     assert wrong.value.message == unknown.value.message
 
 
+async def test_an_unknown_email_costs_the_same_password_verification(app, monkeypatch):
+    """Unknown and registered emails each run exactly one Argon2id verification, so how long a
+    login takes says nothing about whether the email is registered."""
+    await app.auth.register_user("alice@example.com", PASSWORD)
+    verified: list[str | None] = []
+    real_verify = app.auth._hasher.verify
+
+    async def counting(stored_hash: str | None, password: str) -> bool:
+        verified.append(stored_hash)
+        return await real_verify(stored_hash, password)
+
+    monkeypatch.setattr(app.auth._hasher, "verify", counting)
+    for email in ("nobody@example.com", "alice@example.com"):
+        with pytest.raises(Unauthenticated):
+            await app.auth.login(email, PASSWORD + "!")
+    assert len(verified) == 2
+    assert verified[0] is None  # the dummy hash stands in for the unknown user
+    assert verified[1] is not None
+
+
 async def test_empty_login_fields_are_invalid_argument(app):
     """Login with an empty email or password names the field."""
     with pytest.raises(InvalidArgument) as caught:

@@ -192,3 +192,10 @@ async def test_a_cached_verdict_still_expires_and_still_sees_revocation(app, clo
     owner = Principal(subject=fresh.user.id, kind="user")
     assert await app.auth.revoke(fresh.access_token, owner)
     assert (await app.auth.validate(fresh.access_token)).reason == "revoked"
+
+
+@pytest.mark.parametrize("exp", [10**400, 1e308])
+async def test_an_expiry_no_timestamp_can_hold_is_malformed_not_a_server_error(app, clock, exp):
+    """ValidateToken answers `malformed` for exp = 10**400 or 1e308 (it used to raise)."""
+    token = app.keys.current.sign(_claims(app, clock, exp=exp))
+    assert (await app.auth.validate(token)).reason == "malformed"

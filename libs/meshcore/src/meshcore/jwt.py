@@ -76,6 +76,9 @@ _THUMBPRINT_MEMBERS = {
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 # A bound on what we are willing to parse at all; real tokens are well under 2 KiB.
 MAX_TOKEN_LENGTH = 16 * 1024
+# The last second of year 9999 (the end of google.protobuf.Timestamp's range): time claims past it
+# are refused as malformed.
+MAX_TIME_CLAIM = 253_402_300_799
 
 
 class InvalidToken(Exception):
@@ -299,8 +302,13 @@ def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken("malformed", f"{name} is not a number")
+    # An int as large as 10**400 does not fit a float, and a time past year 9999 fits no
+    # timestamp anyone can represent (google.protobuf.Timestamp included): both are malformed,
+    # not a server error.
+    if not -MAX_TIME_CLAIM <= value <= MAX_TIME_CLAIM:
+        raise InvalidToken("malformed", f"{name} is out of range")
     return float(value)
 
 

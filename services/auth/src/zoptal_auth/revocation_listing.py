@@ -27,6 +27,8 @@ __all__ = ["PAGE_SIZE", "RevocationListing", "RevocationsPage", "RevokedItem"]
 
 PAGE_SIZE = 1_000
 MAX_CURSOR_LENGTH = 128
+MAX_CURSOR_MS = 253_402_300_799_999  # the last millisecond of year 9999
+MAX_ROW_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,12 @@ class _Cursor:
         parts = text.split(".")
         if len(text) > MAX_CURSOR_LENGTH or len(parts) != 3 or not all(p.isdigit() for p in parts):
             raise InvalidArgument("cursor", "is not a cursor this service issued")
-        return cls(int(parts[0]), int(parts[1]), int(parts[2]))
+        since_ms, after_seq, scan_start_ms = (int(part) for part in parts)
+        # Digits alone are not enough: a time past year 9999 or a row id past 64 bits cannot
+        # come from us, and would overflow the datetime or the SQL integer they are turned into.
+        if max(since_ms, scan_start_ms) > MAX_CURSOR_MS or after_seq > MAX_ROW_ID:
+            raise InvalidArgument("cursor", "is not a cursor this service issued")
+        return cls(since_ms, after_seq, scan_start_ms)
 
 
 class RevocationListing:

@@ -108,9 +108,12 @@ class AuthService:
         require_text("password", password, max_length=128)
         async with self._database.session() as session:
             user = await repository.user_by_email(session, email.strip().lower())
-        # Unknown users cost one Argon2id verification too, and get the very same answer.
+        # Unknown users cost one Argon2id verification too (against a dummy hash), and get the
+        # very same answer: the verification runs before the check, so how long a login takes
+        # does not tell whether the email is registered.
         stored_hash = user.password_hash if user is not None else None
-        if user is None or not await self._hasher.verify(stored_hash, password):
+        matched = await self._hasher.verify(stored_hash, password)
+        if user is None or not matched:
             raise Unauthenticated(BAD_CREDENTIALS)
         if user.disabled:
             raise PermissionDenied("this user is disabled")
