@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from meshcore.db import Database
-from meshcore.errors import AlreadyExists, FailedPrecondition, ResourceExhausted
+from meshcore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
 from meshcore.testing import FakeClock
 from sqlalchemy import func, select
 from zoptal_billing.domain import UsageRequest
@@ -121,6 +121,15 @@ async def test_release_below_zero_is_failed_precondition(billing: BillingService
     await billing.record_usage(projects("ada", "p1:release", quantity=-1))
     with pytest.raises(FailedPrecondition, match="below zero"):
         await billing.record_usage(projects("ada", "p1:release-again", quantity=-1))
+
+
+async def test_usage_past_a_64_bit_total_is_invalid_argument(billing: BillingService) -> None:
+    """quantity = 2**63-1 twice: the second is refused naming the field, and nothing is kept."""
+    largest = 2**63 - 1
+    await billing.record_usage(projects("ada", "huge-1", quantity=largest, enforce=False))
+    with pytest.raises(InvalidArgument, match="quantity"):
+        await billing.record_usage(projects("ada", "huge-2", quantity=largest, enforce=False))
+    assert (await billing.check_limits("ada", Metric.PROJECTS, 0)).usage.used == largest
 
 
 async def test_check_limits_reports_usage_limit_and_remaining(billing: BillingService) -> None:

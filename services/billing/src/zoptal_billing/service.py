@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.errors import AlreadyExists, FailedPrecondition, NotFound, ResourceExhausted
+from meshcore.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 
 from zoptal_billing.domain import (
     LimitCheck,
@@ -42,6 +48,8 @@ __all__ = ["DEFAULT_PLAN_ID", "BillingService"]
 
 DEFAULT_PLAN_ID = "free"
 """The plan every user starts on (created on first use)."""
+MAX_USAGE = 2**63 - 1
+"""The largest running total the usage column (BIGINT) holds."""
 
 
 class BillingService:
@@ -191,6 +199,12 @@ class BillingService:
                 request.user_id, request.metric, request.scope_id, total_period
             )
             after = before + request.quantity
+            if after > MAX_USAGE:
+                # The running total is a 64-bit column: a record that would overflow it is the
+                # caller's mistake, named as such, and nothing of it is kept.
+                raise InvalidArgument(
+                    "quantity", f"would take {request.metric.value} usage past {MAX_USAGE}"
+                )
             if after < 0:
                 raise FailedPrecondition(
                     f"{request.metric.value} usage cannot go below zero (it is {before})"
