@@ -127,8 +127,9 @@ async def test_usage_past_a_64_bit_total_is_invalid_argument(billing: BillingSer
     """quantity = 2**63-1 twice: the second is refused naming the field, and nothing is kept."""
     largest = 2**63 - 1
     await billing.record_usage(projects("ada", "huge-1", quantity=largest, enforce=False))
-    with pytest.raises(InvalidArgument, match="quantity"):
-        await billing.record_usage(projects("ada", "huge-2", quantity=largest, enforce=False))
+    for _ in range(2):  # a retry with the same key ends the same way: nothing was kept
+        with pytest.raises(InvalidArgument, match="quantity"):
+            await billing.record_usage(projects("ada", "huge-2", quantity=largest, enforce=False))
     assert (await billing.check_limits("ada", Metric.PROJECTS, 0)).usage.used == largest
 
 

@@ -9,6 +9,10 @@ descriptor. The umask can only remove bits from that mode, never add them. An ex
 own (left by an older version, or a wider umask) loses its group and other bits; one owned by
 somebody else (a mounted volume) is left as it is, since we could not change it anyway.
 
+Replacing: ``write_atomic`` writes a temporary file in the same folder (0600 from its first byte,
+then given its final mode), syncs it, renames it over the old one and syncs the folder, so a
+reader sees the old file or the new one, never half of one, even across a crash.
+
 Reading: a secret file that others may read (``mode & 0o007``) is refused in production. Group
 access stays allowed, because Kubernetes mounts secret volumes as ``0440`` with ``fsGroup``.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +32,7 @@ __all__ = [
     "private_directory",
     "private_file",
     "read_secret_file",
+    "write_atomic",
 ]
 
 _GROUP_AND_OTHERS = stat.S_IRWXG | stat.S_IRWXO
@@ -98,3 +104,24 @@ def _restrict(status: os.stat_result, chmod: Callable[[int], None]) -> None:
     mode = stat.S_IMODE(status.st_mode)
     if mode & _GROUP_AND_OTHERS and status.st_uid == os.geteuid():
         chmod(mode & ~_GROUP_AND_OTHERS)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically; the file has ``mode`` from its first byte."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            os.fchmod(stream.fileno(), mode)  # mkstemp made it 0600; public files widen here
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself survives a crash
+    finally:
+        os.close(folder)

@@ -65,10 +65,6 @@ class ServiceTokenSource:
             return None
         return current.token
 
-    @property
-    def current(self) -> IssuedServiceToken | None:
-        return self._current
-
     def start(self) -> None:
         """Start renewing in the background (idempotent); needs a running event loop."""
         if self._task is None:

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from meshcore.jwt import SigningKey, StaticKeys
-from meshcore.private_files import open_private, others_access_problem, private_directory
+from meshcore.private_files import (
+    open_private,
+    others_access_problem,
+    private_directory,
+    write_atomic,
+)
 from meshcore.settings import SettingsError
 
 from zoptal_auth.settings import AuthSettings
@@ -86,11 +91,7 @@ def generate_key_file(folder: Path, algorithm: Literal["ES256", "EdDSA"] = "ES25
     private_directory(folder)
     key = SigningKey.generate(algorithm)
     path = folder / f"{int(time.time()):010d}-{key.kid[:12]}.pem"
-    temporary = path.with_suffix(".tmp")
-    descriptor = open_private(temporary, os.O_WRONLY | os.O_EXCL)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key.private_pem())
-    os.replace(temporary, path)
+    write_atomic(path, key.private_pem())
     logger.info("generated signing key %s (%s) in %s", key.kid, algorithm, folder)
     return path
 

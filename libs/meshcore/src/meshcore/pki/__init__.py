@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.pki.files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, private_dir, write_atomic
+from meshcore.private_files import private_directory, write_atomic
 from meshcore.tls.identity import spiffe_id
 
 __all__ = [
@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
+PRIVATE_KEY_MODE = 0o600
+CERTIFICATE_MODE = 0o644  # certificates are public
 DEFAULT_LEAF_DAYS = 30
 DEFAULT_CA_DAYS = 3650
 # Certificates start a little in the past, so hosts whose clocks lag still accept them.
@@ -146,7 +148,8 @@ def ensure_ca(
         return CertificateAuthority.load(directory), False
     if days <= 0:
         raise PkiError(f"days must be positive, got {days}")
-    private_dir(directory)
+    # An existing folder keeps its mode: it may be a mounted volume whose owner decides.
+    private_directory(directory, restrict_existing=False)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Zoptal mesh CA")])
     now = _now(clock)
@@ -158,9 +161,9 @@ def ensure_ca(
         .sign(key, hashes.SHA256())
     )
     # The key before the certificate: ca.crt's presence is what says "a CA is here".
-    write_atomic(directory / CA_KEY, _key_pem(key), PRIVATE_FILE_MODE)
+    write_atomic(directory / CA_KEY, _key_pem(key), PRIVATE_KEY_MODE)
     write_atomic(
-        directory / CA_CERT, certificate.public_bytes(serialization.Encoding.PEM), PUBLIC_FILE_MODE
+        directory / CA_CERT, certificate.public_bytes(serialization.Encoding.PEM), CERTIFICATE_MODE
     )
     return CertificateAuthority(certificate, key), True
 
@@ -194,11 +197,11 @@ def issue(
         )
         .sign(ca.key, hashes.SHA256())
     )
-    private_dir(out_dir)
-    write_atomic(out_dir / CA_CERT, ca.pem(), PUBLIC_FILE_MODE)
-    write_atomic(out_dir / TLS_KEY, _key_pem(key), PRIVATE_FILE_MODE)
+    private_directory(out_dir, restrict_existing=False)
+    write_atomic(out_dir / CA_CERT, ca.pem(), CERTIFICATE_MODE)
+    write_atomic(out_dir / TLS_KEY, _key_pem(key), PRIVATE_KEY_MODE)
     write_atomic(
-        out_dir / TLS_CERT, certificate.public_bytes(serialization.Encoding.PEM), PUBLIC_FILE_MODE
+        out_dir / TLS_CERT, certificate.public_bytes(serialization.Encoding.PEM), CERTIFICATE_MODE
     )
     return certificate
 

@@ -13,9 +13,7 @@ credential is used from the next renewal on without a restart.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import Unauthenticated
+from meshcore.private_files import private_directory, write_atomic
 from meshcore.service_token import IssuedServiceToken, ServiceTokenSource
 from meshcore.settings import ServiceSettings, SettingsError
 
@@ -61,28 +60,13 @@ class ServiceCredential:
 
     def write(self, path: Path) -> None:
         """Write atomically as 0600 in a 0700 folder: a reader sees the old file or the new one."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkdir's mode is masked by the umask and an existing folder keeps its own; a volume's
-        # root may belong to someone else, and then the file's own 0600 is what protects it.
-        with contextlib.suppress(PermissionError):
-            os.chmod(path.parent, 0o700)
-        body = json.dumps(
-            {
-                "service": self.service,
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-            },
-            indent=2,
-        ).encode()
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)
-            os.write(descriptor, body + b"\n")
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
+        private_directory(path.parent)
+        body = {
+            "service": self.service,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+        write_atomic(path, json.dumps(body, indent=2).encode() + b"\n")
 
 
 def identified_clients(
