@@ -13,8 +13,9 @@
 It binds ``GRPC_HOST:GRPC_PORT`` (port 0 picks a free port: see ``server.port``) and, with
 ``MTLS_PORT`` set, ``GRPC_HOST:MTLS_PORT`` requiring client certificates (``mtls_port``), serves
 ``grpc.health.v1`` (a status per service name and ``""``, NOT_SERVING while a dependency check
-fails), server reflection for every service, and Prometheus ``/metrics`` on ``METRICS_PORT``
-(0 disables). ``serve()`` runs until SIGTERM or SIGINT, then shuts down gracefully:
+fails), server reflection (``v1`` and ``v1alpha``) for every service, and Prometheus ``/metrics``
+on ``METRICS_PORT`` (0 disables). ``serve()`` runs until SIGTERM or SIGINT, then shuts down
+gracefully:
 
 1. every health status goes NOT_SERVING (load balancers and probes stop sending new calls);
 2. ``shutdown_drain_seconds`` pass while the server still accepts calls, so they notice;
@@ -350,11 +351,9 @@ class MeshServer:
             await self.monitor.check_now()
 
     def _enable_reflection(self, server: grpc.aio.Server) -> None:
-        from grpc_reflection.v1alpha import reflection
+        from meshcore.reflection import add_reflection
 
-        names = [service.name for service in self.services]
-        names += [HEALTH_SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, server)
+        add_reflection(server, [*(service.name for service in self.services), HEALTH_SERVICE_NAME])
 
 
 async def serve(

@@ -1,4 +1,4 @@
-"""Health (Check and Watch) and reflection of a MeshServer, over a real channel."""
+"""Health (Check and Watch) of a MeshServer, over a real channel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from meshcore.errors import Unavailable
 from meshcore.server import ServiceRegistration
 from meshcore.settings import ServiceSettings
@@ -154,22 +153,6 @@ async def test_a_check_returning_false_counts_as_failing(echo_service: ServiceRe
         [echo_service], dependency_checks={"redis": says_no}, clock=FakeClock()
     ) as (_, channel):
         assert await check(channel) == NOT_SERVING
-
-
-async def test_reflection_lists_every_service(echo_service: ServiceRegistration) -> None:
-    """Reflection names the application services, health and reflection itself."""
-    async with serve_in_process([echo_service]) as (_, channel):
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        call = stub.ServerReflectionInfo()
-        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
-        reply = await call.read()
-        await call.done_writing()
-        names = {service.name for service in reply.list_services_response.service}
-    assert names == {
-        ECHO_SERVICE,
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection",
-    }
 
 
 async def test_liveness_ignores_dependencies_until_shutdown(
