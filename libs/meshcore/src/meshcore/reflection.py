@@ -13,8 +13,8 @@ and fields but not methods, and clients ask by method name to describe one call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, cast
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -28,28 +28,59 @@ V1ALPHA_SERVICE_NAME = "grpc.reflection.v1alpha.ServerReflection"
 REFLECTION_SERVICE_NAMES = (V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME)
 
 
-class _Reflection(ReflectionServicer):  # type: ignore[misc]  # grpcio-reflection is untyped
-    """grpcio-reflection's servicer, plus ``Service.Method`` symbols."""
+Request = reflection_pb2.ServerReflectionRequest
+Response = reflection_pb2.ServerReflectionResponse
+
+
+class _Reflection(reflection_pb2_grpc.ServerReflectionServicer):
+    """grpcio-reflection's servicer, plus ``Service.Method`` symbols.
+
+    A method's name is asked as its service's name (the file is the same); the reply still
+    quotes the request as the client sent it.
+    """
 
     def __init__(self, service_names: Iterable[str]) -> None:
-        super().__init__(tuple(service_names))
+        self._served = ReflectionServicer(tuple(service_names))
         self._descriptors = descriptor_pool.Default()
 
-    def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
-        service_name, _, method = fully_qualified_name.rpartition(".")
+    async def ServerReflectionInfo(
+        self, request_iterator: AsyncIterable[Request], unused_context: Any
+    ) -> AsyncIterator[Response]:
+        async for request in request_iterator:
+            asked = self._as_served_symbol(request)
+            # An async generator; the type stubs wrongly declare it a coroutine.
+            replies = cast(
+                AsyncIterable[Response],
+                self._served.ServerReflectionInfo(_one(asked), unused_context),
+            )
+            async for reply in replies:
+                reply.original_request.CopyFrom(request)
+                yield reply
+
+    def _as_served_symbol(self, request: Request) -> Request:
+        if not request.HasField("file_containing_symbol"):
+            return request
+        service_name, _, method = request.file_containing_symbol.rpartition(".")
         try:
             service = self._descriptors.FindServiceByName(service_name)
         except KeyError:
-            return super()._file_containing_symbol(request, fully_qualified_name)
+            return request
         if method not in service.methods_by_name:
-            return super()._file_containing_symbol(request, fully_qualified_name)
-        return super()._file_containing_symbol(request, service_name)
+            return request
+        return Request(host=request.host, file_containing_symbol=service_name)
+
+
+async def _one(request: Request) -> AsyncIterator[Request]:
+    yield request
 
 
 def add_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
     """Serve reflection over ``service_names`` (the reflection services are listed too)."""
     servicer = _Reflection([*service_names, *REFLECTION_SERVICE_NAMES])
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    # The stubs leave this generated function untyped; its signature is (servicer, server).
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
+        servicer, server
+    )
     v1 = grpc.method_handlers_generic_handler(
         V1_SERVICE_NAME,
         {
