@@ -3,8 +3,9 @@
 #
 #   scripts/k8s_secrets.sh                        generate what is missing, apply every Secret
 #   scripts/k8s_secrets.sh --render               generate what is missing, print the Secrets
-#   scripts/k8s_secrets.sh --rotate-signing-key   add a new Auth signing key (the old one stays
-#                                                 published until you delete its file)
+#   scripts/k8s_secrets.sh --rotate-signing-key   add a new Auth signing key: published at once,
+#                                                 signing after PUBLISH_SECONDS (default 1800);
+#                                                 the old one stays published until you delete it
 #   scripts/k8s_secrets.sh --rotate-credential SVC
 #                                                 a new credential for SVC, applied and registered
 #
@@ -14,7 +15,8 @@
 #
 # What it keeps in DIR (folders 0700, files 0600; keep DIR as safe as the cluster's Secrets):
 #   auth-jwt-keys/<unix time>-<hex>.pem      Secret auth-jwt-keys: Auth's ES256 keys (P-256,
-#                                            PKCS#8); every file is published, the newest signs
+#                                            PKCS#8); every file is published, the newest whose
+#                                            time (the name's prefix) has come signs
 #   postgres-password/password               Secret postgres-password (key `password`): 256 bits;
 #                                            for a managed database, write its password here first
 #   identities/<svc>/credentials.json        Secret <svc>-identity (key credentials.json), for the
@@ -34,7 +36,7 @@ kustomization="$repo/k8s"
 mode=apply
 rotate_service=""
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,11 +54,13 @@ done
 # 256 random bits, base64url without padding (43 characters).
 random_secret() { openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n'; }
 
+# $1: seconds the key is only published before it signs (zoptal_auth.keys): 0 for a first key,
+# else longer than every verifier's JWKS cache (istiod refetches a jwksUri every 20 min).
 new_signing_key() {
     mkdir -p "$dir/auth-jwt-keys"
-    # The time prefix makes the newest key sort last, which is the one Auth signs with.
+    # The name's time is when Auth starts signing with the key; it also sorts the keys.
     local file
-    file="$dir/auth-jwt-keys/$(date -u +%s)-$(openssl rand -hex 6).pem"
+    file="$dir/auth-jwt-keys/$(( $(date -u +%s) + ${1:-0} ))-$(openssl rand -hex 6).pem"
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$file" 2>/dev/null
     echo "k8s_secrets.sh: new signing key $(basename "$file")" >&2
 }
@@ -120,8 +124,10 @@ case "$mode" in
         ;;
     rotate-key)
         generate_missing
-        new_signing_key
+        new_signing_key "${PUBLISH_SECONDS:-1800}"
         apply
+        # Every replica publishes the key after the rollout; each starts signing with it at the
+        # time in its name, on its own clock, with no further restart.
         "$KUBECTL" -n "$namespace" rollout restart deployment/auth
         ;;
     rotate-credential)
