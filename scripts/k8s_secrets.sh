@@ -9,9 +9,8 @@
 #   scripts/k8s_secrets.sh --rotate-credential SVC
 #                                                 a new credential for SVC, applied and registered
 #
-# Options: --dir DIR (default .secrets/k8s, git-ignored), --namespace NS (default zoptal),
-# --kustomization DIR (what you installed, default k8s/; re-applied to re-run the registration).
-# KUBECTL overrides the kubectl command.
+# Options: --dir DIR (default .secrets/k8s, git-ignored), --namespace NS (default zoptal).
+# KUBECTL overrides the kubectl command; PUBLISH_SECONDS the signing-key publish delay.
 #
 # What it keeps in DIR (folders 0700, files 0600; keep DIR as safe as the cluster's Secrets):
 #   auth-jwt-keys/<unix time>-<hex>.pem      Secret auth-jwt-keys: Auth's ES256 keys (P-256,
@@ -22,7 +21,7 @@
 #   identities/<svc>/credentials.json        Secret <svc>-identity (key credentials.json), for the
 #                                            services that call peers: {"service", "client_id":
 #                                            "sa_" + 24 hex, "client_secret": 256 bits, base64url}
-# The Job auth-service-identity registers the credentials in Auth's database (their hashes).
+# Auth's init container service-identity registers the credentials in Auth's database (hashes).
 # Generation is idempotent: an existing file is never overwritten except by a --rotate-* option.
 set -euo pipefail
 umask 077
@@ -32,17 +31,15 @@ KUBECTL=${KUBECTL:-kubectl}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir="$repo/.secrets/k8s"
 namespace=zoptal
-kustomization="$repo/k8s"
 mode=apply
 rotate_service=""
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir) dir=$2; shift 2 ;;
         --namespace) namespace=$2; shift 2 ;;
-        --kustomization) kustomization=$2; shift 2 ;;
         --render) mode=render; shift ;;
         --rotate-signing-key) mode=rotate-key; shift ;;
         --rotate-credential) mode=rotate-credential; rotate_service=$2; shift 2 ;;
@@ -105,12 +102,11 @@ apply() {
     render | "$KUBECTL" apply -f -
 }
 
-# Re-run the registration Job: a finished Job never runs again (and is gone an hour after it
-# finished), so delete it if it is still there and apply the install again, which recreates it
-# and leaves everything else as it is.
+# Register a new credential: every Auth pod runs `service-identity ensure` as an init container,
+# so a rolling restart registers it (no Job: its immutable pod template would break re-applies).
 register() {
-    "$KUBECTL" -n "$namespace" delete job auth-service-identity --ignore-not-found
-    "$KUBECTL" apply -k "$kustomization"
+    "$KUBECTL" -n "$namespace" rollout restart deployment/auth
+    "$KUBECTL" -n "$namespace" rollout status deployment/auth --timeout=300s
 }
 
 case "$mode" in
