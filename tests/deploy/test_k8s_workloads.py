@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -551,3 +553,38 @@ def test_applying_again_after_a_change_touches_no_immutable_field(
         f"{kind}/{name}" for kind, name in first if first[kind, name] != second[kind, name]
     )
     assert not changed, f"the second apply would be refused for {changed}"
+
+
+def test_the_registry_override_points_every_image_at_the_registry(
+    kubectl: str, tmp_path: Path
+) -> None:
+    """`scripts/k8s_load_images.sh registry` prints an `images:` block that, in an overlay of
+    k8s/, moves every Zoptal image of the install to $REGISTRY at the pinned tag, and the six
+    images it (and kind/minikube loading) knows are exactly the install's."""
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "k8s_load_images.sh"), "registry"],
+        env={**os.environ, "REGISTRY": "registry.example.com/team"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    overlay = tmp_path / "install"
+    overlay.mkdir()
+    # kustomize takes a base by relative path only
+    base = os.path.relpath(K8S, overlay)
+    (overlay / "kustomization.yaml").write_text(f"resources:\n  - {base}\n{done.stdout}")
+    installed = {
+        c["image"]
+        for _, _, spec in pod_specs(build(kubectl, K8S))
+        for c in spec.get("initContainers", []) + spec["containers"]
+        if c["image"].startswith("zoptal/")
+    }
+    moved = {
+        c["image"]
+        for _, _, spec in pod_specs(build(kubectl, overlay))
+        for c in spec.get("initContainers", []) + spec["containers"]
+        if "zoptal/" in c["image"]
+    }
+    assert len(installed) == 6
+    assert moved == {f"registry.example.com/team/{image}" for image in installed}

@@ -37,8 +37,10 @@ def _free_port() -> int:
 
 def _generate_key(folder: Path, publish_seconds: float) -> Path:
     done = subprocess.run(
-        [sys.executable, "-m", "zoptal_auth", "generate-key", str(folder)]
-        + ["--publish-seconds", str(publish_seconds)],
+        [
+            *(sys.executable, "-m", "zoptal_auth", "generate-key", str(folder)),
+            *("--publish-seconds", str(publish_seconds)),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,7 +7,6 @@ Errors are raised as ``meshcore.errors`` and mapped by the error interceptor; no
 from __future__ import annotations
 
 import json
-
 from datetime import UTC, datetime
 from typing import Any
 
