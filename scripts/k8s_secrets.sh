@@ -3,24 +3,25 @@
 #
 #   scripts/k8s_secrets.sh                        generate what is missing, apply every Secret
 #   scripts/k8s_secrets.sh --render               generate what is missing, print the Secrets
-#   scripts/k8s_secrets.sh --rotate-signing-key   add a new Auth signing key (the old one stays
-#                                                 published until you delete its file)
+#   scripts/k8s_secrets.sh --rotate-signing-key   add a new Auth signing key: published at once,
+#                                                 signing after PUBLISH_SECONDS (default 1800);
+#                                                 the old one stays published until you delete it
 #   scripts/k8s_secrets.sh --rotate-credential SVC
 #                                                 a new credential for SVC, applied and registered
 #
-# Options: --dir DIR (default .secrets/k8s, git-ignored), --namespace NS (default zoptal),
-# --kustomization DIR (what you installed, default k8s/; re-applied to re-run the registration).
-# KUBECTL overrides the kubectl command.
+# Options: --dir DIR (default .secrets/k8s, git-ignored), --namespace NS (default zoptal).
+# KUBECTL overrides the kubectl command; PUBLISH_SECONDS the signing-key publish delay.
 #
 # What it keeps in DIR (folders 0700, files 0600; keep DIR as safe as the cluster's Secrets):
 #   auth-jwt-keys/<unix time>-<hex>.pem      Secret auth-jwt-keys: Auth's ES256 keys (P-256,
-#                                            PKCS#8); every file is published, the newest signs
+#                                            PKCS#8); every file is published, the newest whose
+#                                            time (the name's prefix) has come signs
 #   postgres-password/password               Secret postgres-password (key `password`): 256 bits;
 #                                            for a managed database, write its password here first
 #   identities/<svc>/credentials.json        Secret <svc>-identity (key credentials.json), for the
 #                                            services that call peers: {"service", "client_id":
 #                                            "sa_" + 24 hex, "client_secret": 256 bits, base64url}
-# The Job auth-service-identity registers the credentials in Auth's database (their hashes).
+# Auth's init container service-identity registers the credentials in Auth's database (hashes).
 # Generation is idempotent: an existing file is never overwritten except by a --rotate-* option.
 set -euo pipefail
 umask 077
@@ -30,7 +31,6 @@ KUBECTL=${KUBECTL:-kubectl}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir="$repo/.secrets/k8s"
 namespace=zoptal
-kustomization="$repo/k8s"
 mode=apply
 rotate_service=""
 
@@ -40,7 +40,6 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --dir) dir=$2; shift 2 ;;
         --namespace) namespace=$2; shift 2 ;;
-        --kustomization) kustomization=$2; shift 2 ;;
         --render) mode=render; shift ;;
         --rotate-signing-key) mode=rotate-key; shift ;;
         --rotate-credential) mode=rotate-credential; rotate_service=$2; shift 2 ;;
@@ -52,11 +51,13 @@ done
 # 256 random bits, base64url without padding (43 characters).
 random_secret() { openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n'; }
 
+# $1: seconds the key is only published before it signs (zoptal_auth.keys): 0 for a first key,
+# else longer than every verifier's JWKS cache (istiod refetches a jwksUri every 20 min).
 new_signing_key() {
     mkdir -p "$dir/auth-jwt-keys"
-    # The time prefix makes the newest key sort last, which is the one Auth signs with.
+    # The name's time is when Auth starts signing with the key; it also sorts the keys.
     local file
-    file="$dir/auth-jwt-keys/$(date -u +%s)-$(openssl rand -hex 6).pem"
+    file="$dir/auth-jwt-keys/$(( $(date -u +%s) + ${1:-0} ))-$(openssl rand -hex 6).pem"
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$file" 2>/dev/null
     echo "k8s_secrets.sh: new signing key $(basename "$file")" >&2
 }
@@ -101,12 +102,11 @@ apply() {
     render | "$KUBECTL" apply -f -
 }
 
-# Re-run the registration Job: a finished Job never runs again (and is gone an hour after it
-# finished), so delete it if it is still there and apply the install again, which recreates it
-# and leaves everything else as it is.
+# Register a new credential: every Auth pod runs `service-identity ensure` as an init container,
+# so a rolling restart registers it (no Job: its immutable pod template would break re-applies).
 register() {
-    "$KUBECTL" -n "$namespace" delete job auth-service-identity --ignore-not-found
-    "$KUBECTL" apply -k "$kustomization"
+    "$KUBECTL" -n "$namespace" rollout restart deployment/auth
+    "$KUBECTL" -n "$namespace" rollout status deployment/auth --timeout=300s
 }
 
 case "$mode" in
@@ -120,8 +120,10 @@ case "$mode" in
         ;;
     rotate-key)
         generate_missing
-        new_signing_key
+        new_signing_key "${PUBLISH_SECONDS:-1800}"
         apply
+        # Every replica publishes the key after the rollout; each starts signing with it at the
+        # time in its name, on its own clock, with no further restart.
         "$KUBECTL" -n "$namespace" rollout restart deployment/auth
         ;;
     rotate-credential)

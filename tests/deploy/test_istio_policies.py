@@ -166,7 +166,8 @@ def test_scenarios_keep_the_retry_rules(kubectl: str, scenario: str) -> None:
 
 
 def test_canary_splits_billing_90_10_by_version(kubectl: str) -> None:
-    """Every billing route sends 90 % to subset v1 and 10 % to v2, and both subsets exist."""
+    """Every route to billing, in the mesh and at the ingress gateway, sends 90 % to subset v1
+    and 10 % to v2, and both subsets exist."""
     resources = build(kubectl, K8S / "tests" / "canary")
     rule = named(resources, "DestinationRule", "billing")
     assert {s["name"]: s["labels"]["version"] for s in rule["spec"]["subsets"]} == {
@@ -179,11 +180,26 @@ def test_canary_splits_billing_90_10_by_version(kubectl: str) -> None:
         ]
         == "v2"
     )
-    for route in named(resources, "VirtualService", "billing")["spec"]["http"]:
+    # Every route to billing, the mesh's (from Project) and the ingress gateway's (from outside):
+    # a gateway-bound VirtualService and a mesh one never apply to each other's traffic.
+    billing_routes = [
+        (virtual_service["metadata"]["name"], route)
+        for virtual_service in of_kind(resources, "VirtualService")
+        for route in virtual_service["spec"]["http"]
+        if any(d["destination"]["host"] == fqdn("billing") for d in route["route"])
+    ]
+    assert {name for name, _ in billing_routes} == {"billing", "zoptal-ingress"}
+    for name, route in billing_routes:
         assert {d["destination"]["subset"]: d["weight"] for d in route["route"]} == {
             "v1": 90,
             "v2": 10,
-        }
+        }, f"{name}/{route['name']}"
+    ingress = named(resources, "VirtualService", "zoptal-ingress")
+    for rpc in proto_rpcs("billing"):
+        route = first_route(ingress, grpc_path("billing", rpc))
+        assert route is not None
+        assert {d["destination"].get("subset") for d in route["route"]} == {"v1", "v2"}, rpc
+        assert {d["destination"]["port"]["number"] for d in route["route"]} == {4003}
 
 
 def test_canary_deployment_differs_from_billing_only_by_version(kubectl: str) -> None:

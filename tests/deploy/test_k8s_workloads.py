@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -152,8 +155,11 @@ def test_every_service_port_names_its_protocol(full_install: list[Resource]) -> 
 
 
 @pytest.mark.parametrize("svc", SERVICES)
-def test_each_service_has_pdb_hpa_and_migration_job(full_install: list[Resource], svc: str) -> None:
-    """A PDB and an HPA (min 2) on the Deployment; a Job running `migrate` on the same image."""
+def test_each_service_has_pdb_hpa_and_migrates_first(
+    full_install: list[Resource], svc: str
+) -> None:
+    """A PDB and an HPA (min 2) on the Deployment, whose first init container runs `migrate` on
+    the server's image with the server's database settings."""
     deployment = named(full_install, "Deployment", svc)
     pdb = named(full_install, "PodDisruptionBudget", svc)
     assert (
@@ -168,13 +174,25 @@ def test_each_service_has_pdb_hpa_and_migration_job(full_install: list[Resource]
     }
     assert hpa["spec"]["minReplicas"] >= 2
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
-    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
-    assert init["args"] == ["migrate"]
-    job = named(full_install, "Job", f"{svc}-migrate")
-    migrate = job["spec"]["template"]["spec"]["containers"][0]
+    spec = deployment["spec"]["template"]["spec"]
+    migrate = spec["initContainers"][0]
     assert migrate["args"] == ["migrate"]
-    assert migrate["image"] == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert job["spec"]["template"]["spec"]["serviceAccountName"] == svc
+    (server,) = spec["containers"]
+    assert migrate["image"] == server["image"]
+    database = [e for e in server["env"] if e["name"].startswith("DATABASE_")]
+    assert [e for e in migrate["env"] if e["name"].startswith("DATABASE_")] == database
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_replicas_spread_over_zones_and_nodes(full_install: list[Resource], svc: str) -> None:
+    """Each service's replicas spread by zone and by node, softly, per ReplicaSet."""
+    spec = named(full_install, "Deployment", svc)["spec"]["template"]["spec"]
+    spreads = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+    assert set(spreads) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in spreads.values():
+        assert constraint["labelSelector"] == {"matchLabels": {"app": svc}}
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
 
 
 def test_celery_worker_is_deployed(full_install: list[Resource]) -> None:
@@ -351,9 +369,8 @@ def test_auth_loads_its_signing_keys_from_a_secret(
     full_install: list[Resource], generated_secrets: list[Resource]
 ) -> None:
     """JWT_SIGNING_KEY_DIR is the read-only mount of the auth-jwt-keys Secret holding a *.pem."""
-    for kind, name in (("Deployment", "auth"), ("Job", "auth-migrate")):
-        spec = named(full_install, kind, name)["spec"]["template"]["spec"]
-        container = spec["containers"][0]
+    spec = named(full_install, "Deployment", "auth")["spec"]["template"]["spec"]
+    for container in spec["initContainers"] + spec["containers"]:
         key_dir = next(e["value"] for e in container["env"] if e["name"] == "JWT_SIGNING_KEY_DIR")
         mount = next(m for m in container["volumeMounts"] if m["mountPath"] == key_dir)
         assert mount["readOnly"] is True
@@ -424,24 +441,20 @@ def test_each_workload_mounts_only_its_own_credential(
         assert not identities
         assert "SERVICE_CREDENTIALS_FILE" not in env
     for init in spec.get("initContainers", []):
-        assert not [n for n in mounted_secrets(spec, init) if n.endswith("-identity")]
-    if svc in SERVICES:
-        job = named(full_install, "Job", f"{svc}-migrate")["spec"]["template"]["spec"]
-        assert not [
-            n for n in secret_volumes(job).values() if n["secretName"].endswith("-identity")
-        ]
+        if init["name"] != "service-identity":  # Auth's registration of the credentials
+            assert not [n for n in mounted_secrets(spec, init) if n.endswith("-identity")]
 
 
-def test_credentials_are_registered_by_the_auth_cli_job(full_install: list[Resource]) -> None:
-    """Job auth-service-identity: Auth's image and database settings, migrate first, then the
-    contract's `service-identity ensure` over the four Secrets mounted at /identities/<svc>."""
-    job = named(full_install, "Job", "auth-service-identity")["spec"]["template"]["spec"]
+def test_credentials_are_registered_before_auth_serves(full_install: list[Resource]) -> None:
+    """Auth's init containers: `migrate`, then the contract's `service-identity ensure` over the
+    four Secrets mounted at /identities/<svc>, with Auth's image and database settings; the
+    server container mounts none of them."""
     auth = named(full_install, "Deployment", "auth")["spec"]["template"]["spec"]
-    assert job["serviceAccountName"] == "auth"
-    (migrate,) = job["initContainers"]
+    assert auth["serviceAccountName"] == "auth"
+    migrate, ensure = auth["initContainers"]
     assert migrate["args"] == ["migrate"]
-    (ensure,) = job["containers"]
-    assert ensure["image"] == migrate["image"] == auth["containers"][0]["image"]
+    (server,) = auth["containers"]
+    assert ensure["image"] == migrate["image"] == server["image"]
     assert ensure["args"] == [
         "service-identity",
         "ensure",
@@ -449,16 +462,24 @@ def test_credentials_are_registered_by_the_auth_cli_job(full_install: list[Resou
         "/identities",
         *CREDENTIAL_HOLDERS,
     ]
-    mounts = mounted_secrets(job, ensure)
+    mounts = mounted_secrets(auth, ensure)
     assert {n: p for n, p in mounts.items() if n.endswith("-identity")} == {
         f"{svc}-identity": f"/identities/{svc}" for svc in CREDENTIAL_HOLDERS
     }
+    assert not [n for n in mounted_secrets(auth, server) if n.endswith("-identity")]
 
     def database_env(container: Resource) -> list[Resource]:
         return [e for e in container["env"] if e["name"].startswith("DATABASE_")]
 
-    assert database_env(ensure) == database_env(auth["containers"][0])
-    assert database_env(migrate) == database_env(ensure)
+    assert database_env(ensure) == database_env(server) == database_env(migrate)
+
+
+@pytest.mark.parametrize("directory", kustomizations(), ids=lambda d: str(d.relative_to(REPO)))
+def test_no_build_has_a_job(kubectl: str, directory: Path) -> None:
+    """No Job: its pod template is immutable, and one naming a generated ConfigMap or an image
+    tag would make the next `kubectl apply -k` fail after any change (migrations and the
+    credential registration are init containers instead)."""
+    assert not of_kind(build(kubectl, directory), "Job")
 
 
 def test_database_password_is_a_file_everywhere(full_install: list[Resource]) -> None:
@@ -493,3 +514,77 @@ def test_meshcore_stays_plaintext_behind_the_sidecars(full_install: list[Resourc
         for key in c["data"]
     }
     assert not {n for n in names if n.startswith("TLS_") or n == "MTLS_PORT"}
+
+
+# What the API server refuses to change on `kubectl apply` (kind -> immutable spec fields).
+IMMUTABLE = {
+    "Deployment": ("selector",),
+    "StatefulSet": ("selector", "serviceName", "volumeClaimTemplates", "podManagementPolicy"),
+    "Job": ("selector", "template"),
+    "Service": ("clusterIP",),
+}
+
+
+def test_applying_again_after_a_change_touches_no_immutable_field(
+    kubectl: str, tmp_path: Path
+) -> None:
+    """`kubectl apply -k k8s/` twice, with a config value and every image tag changed in between,
+    only updates resources: no immutable field of any workload or Service differs between the
+    two builds (the generated ConfigMaps get new hash-suffixed names and new rollouts)."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    config = copy / "base" / "config.env"
+    config.write_text(config.read_text().replace("LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG"))
+    kustomization = copy / "base" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("newTag: 0.1.0", "newTag: 0.1.1"))
+    before, after = build(kubectl, K8S), build(kubectl, copy)
+    assert before != after, "the change changed nothing: the test would prove nothing"
+
+    def immutable(resources: list[Resource]) -> dict[tuple[str, str], list[object]]:
+        return {
+            (r["kind"], r["metadata"]["name"]): [r["spec"].get(f) for f in IMMUTABLE[r["kind"]]]
+            for r in resources
+            if r["kind"] in IMMUTABLE
+        }
+
+    first, second = immutable(before), immutable(after)
+    assert first.keys() == second.keys()
+    changed = sorted(
+        f"{kind}/{name}" for kind, name in first if first[kind, name] != second[kind, name]
+    )
+    assert not changed, f"the second apply would be refused for {changed}"
+
+
+def test_the_registry_override_points_every_image_at_the_registry(
+    kubectl: str, tmp_path: Path
+) -> None:
+    """`scripts/k8s_load_images.sh registry` prints an `images:` block that, in an overlay of
+    k8s/, moves every Zoptal image of the install to $REGISTRY at the pinned tag, and the six
+    images it (and kind/minikube loading) knows are exactly the install's."""
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "k8s_load_images.sh"), "registry"],
+        env={**os.environ, "REGISTRY": "registry.example.com/team"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    overlay = tmp_path / "install"
+    overlay.mkdir()
+    # kustomize takes a base by relative path only
+    base = os.path.relpath(K8S, overlay)
+    (overlay / "kustomization.yaml").write_text(f"resources:\n  - {base}\n{done.stdout}")
+    installed = {
+        c["image"]
+        for _, _, spec in pod_specs(build(kubectl, K8S))
+        for c in spec.get("initContainers", []) + spec["containers"]
+        if c["image"].startswith("zoptal/")
+    }
+    moved = {
+        c["image"]
+        for _, _, spec in pod_specs(build(kubectl, overlay))
+        for c in spec.get("initContainers", []) + spec["containers"]
+        if "zoptal/" in c["image"]
+    }
+    assert len(installed) == 6
+    assert moved == {f"registry.example.com/team/{image}" for image in installed}

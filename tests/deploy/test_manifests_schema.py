@@ -74,7 +74,13 @@ def test_every_scenario_and_the_root_are_built() -> None:
 def test_root_includes_base_and_the_istio_component(full_install: list[Resource]) -> None:
     """`kubectl apply -k k8s/` brings the platform and its Istio policies together."""
     kinds = {r["kind"] for r in full_install}
-    assert {"Deployment", "StatefulSet", "Job", "AuthorizationPolicy", "Telemetry"} <= kinds
+    assert {
+        "Deployment",
+        "StatefulSet",
+        "NetworkPolicy",
+        "AuthorizationPolicy",
+        "Telemetry",
+    } <= kinds
     component = (K8S / "components" / "istio" / "kustomization.yaml").read_text()
     assert "kind: Component" in component
 

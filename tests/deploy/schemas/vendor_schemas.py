@@ -36,6 +36,7 @@ K8S_FILES = [
     "horizontalpodautoscaler-autoscaling-v2.json",
     "role-rbac-v1.json",
     "rolebinding-rbac-v1.json",
+    "networkpolicy-networking-v1.json",
 ]
 REF = re.compile(r"#/\$defs/([A-Za-z0-9_.\-]+)")
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import stat
+import time
 from dataclasses import replace
 
 import pytest
+from meshcore.jwt import SigningKey
 from meshcore.settings import SettingsError
-from zoptal_auth.keys import generate_key_file, load_key_ring
+from meshcore.testing import FakeClock
+from zoptal_auth.keys import KeyRing, generate_key_file, load_key_ring, signs_from
 from zoptal_auth.settings import AuthSettings
 
 
@@ -22,18 +25,57 @@ def test_development_key_is_generated_once_with_private_file_mode(settings):
 
 
 def test_newest_key_signs_and_every_key_is_published(tmp_path):
-    """Rotation: with two files the last one signs, and the JWKS lists both, current first."""
+    """Rotation: with two started files the last one signs, and the JWKS lists both, current
+    first."""
     old = generate_key_file(tmp_path / "keys")
-    new = tmp_path / "keys" / "9999999999-new.pem"
+    new = tmp_path / "keys" / f"{int(time.time()) + 1:010d}-new.pem"
     generate_key_file(tmp_path / "other").rename(new)
     ring = load_key_ring(
         AuthSettings(data_dir=tmp_path, jwt_signing_key_files=(str(old), str(new)))
     )
     kids = [key["kid"] for key in ring.jwks()["keys"]]
     assert len(kids) == 2
+    assert ring.current.kid == SigningKey.from_pem(old.read_bytes()).kid  # new starts in 1 s
     assert kids[0] == ring.current.kid
     by_dir = load_key_ring(AuthSettings(data_dir=tmp_path, jwt_signing_key_dir=tmp_path / "keys"))
     assert by_dir.current.kid == ring.current.kid
+    assert [k.kid for k, _ in by_dir.pending] == [SigningKey.from_pem(new.read_bytes()).kid]
+
+
+def test_a_published_key_signs_only_from_its_time_and_moves_first_in_the_jwks():
+    """A key added ahead of its time is published at once and signs once its time comes; the
+    JWKS (GetJwks and HTTP) then lists it first, and every key stays published."""
+    clock = FakeClock(wall_start=1_000.0)
+    old, new = SigningKey.generate(), SigningKey.generate()
+    ring = KeyRing([old, new], starts=[0.0, 1_600.0], now=clock.time)
+    assert ring.current.kid == old.kid
+    assert [k["kid"] for k in ring.jwks()["keys"]] == [old.kid, new.kid]
+    assert [k.kid for k, _ in ring.pending] == [new.kid]
+    clock.advance(599)
+    assert ring.current.kid == old.kid
+    clock.advance(1)
+    assert ring.current.kid == new.kid
+    assert [k["kid"] for k in ring.jwks()["keys"]] == [new.kid, old.kid]
+    assert not ring.pending
+
+
+def test_start_times_come_from_file_names_and_files_without_one_sign_at_once(tmp_path):
+    """`<unix time>-...pem` starts at that time; other names start at 0 and keep their order."""
+    assert signs_from(tmp_path / "1700000000-abc.pem") == 1_700_000_000.0
+    assert signs_from(tmp_path / "key.pem") == 0.0
+    first, second = SigningKey.generate(), SigningKey.generate()
+    assert KeyRing([first, second]).current.kid == second.kid
+
+
+def test_generate_key_names_the_file_after_its_start(tmp_path):
+    """publish_seconds puts the start time in the name; the default is now."""
+    before = time.time()
+    now = generate_key_file(tmp_path / "keys")
+    later = generate_key_file(tmp_path / "keys", publish_seconds=1_800)
+    assert before - 1 <= signs_from(now) <= time.time()
+    assert signs_from(later) - signs_from(now) >= 1_799
+    with pytest.raises(ValueError, match="publish_seconds"):
+        generate_key_file(tmp_path / "keys", publish_seconds=-1)
 
 
 def test_published_keys_are_public_only(settings):

@@ -3,9 +3,12 @@
 * The HTTP fetch runs in a worker thread (``asyncio.to_thread``), never on the event loop.
 * Keys are cached and refreshed every ``refresh_interval`` seconds; concurrent callers share one
   fetch (single flight).
-* A token naming an unknown ``kid`` (a key rotated in since the last fetch) triggers a refetch,
-  but at most once per ``min_refetch_interval``: a client spraying random ``kid``s cannot turn
-  every call into a request to the Auth service.
+* A token naming an unknown ``kid`` (a key rotated in since the last fetch) triggers a refetch at
+  once, but at most one fetch per ``min_refetch_interval`` (5 s) and one at a time: a client
+  spraying random ``kid``s costs the Auth service one request per verifier every 5 s, never one
+  per call. Auth publishes a rotated-in key long before it signs with it (longer than
+  ``refresh_interval``), so this refetch is the fallback for a key that went live early, not
+  the rotation path.
 * When a refresh fails, the keys we already have stay in use; with no keys at all the verifier
   gets ``Unavailable`` (a dependency is down), not "bad token".
 """
@@ -54,7 +57,7 @@ class RemoteJwks:
         url: str,
         *,
         refresh_interval: float = 300.0,
-        min_refetch_interval: float = 30.0,
+        min_refetch_interval: float = 5.0,
         timeout: float = 5.0,
         clock: Clock = SYSTEM_CLOCK,
         fetcher: JwksFetcher = fetch_jwks_over_http,

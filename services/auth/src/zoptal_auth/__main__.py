@@ -36,12 +36,33 @@ async def _serve(settings: AuthSettings) -> None:
 def _configure_generate_key(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="folder to write <time>-<kid>.pem into")
     parser.add_argument("--algorithm", choices=("ES256", "EdDSA"), default="ES256")
+    parser.add_argument(
+        "--publish-seconds",
+        type=float,
+        default=None,
+        help="publish the key this long before it signs (default: 0 for the first key of the "
+        "folder, else 1800, longer than every verifier's JWKS cache)",
+    )
 
 
 def _generate_key(args: argparse.Namespace) -> int:
-    from zoptal_auth.keys import generate_key_file
+    import sys
+    import time
 
-    print(generate_key_file(args.folder, args.algorithm))
+    from zoptal_auth.keys import DEFAULT_PUBLISH_SECONDS, generate_key_file, signs_from
+
+    publish = args.publish_seconds
+    if publish is None:
+        # The folder's first key: nobody can hold an older key set, so it signs at once.
+        first = not any(Path(args.folder).glob("*.pem"))
+        publish = 0.0 if first else DEFAULT_PUBLISH_SECONDS
+    if publish < 0:
+        print("generate-key: --publish-seconds must be >= 0", file=sys.stderr)
+        return 2
+    path = generate_key_file(args.folder, args.algorithm, publish_seconds=publish)
+    print(path)
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(signs_from(path)))
+    print(f"published once Auth restarts; signs from {start}", file=sys.stderr)
     return 0
 
 

@@ -229,12 +229,15 @@ def server_interceptors(
 
 
 def _jwks_route(keys: KeyRing) -> Route:
-    body = keys.jwks_json.encode()
-
     def jwks() -> HttpResponse:
-        # Verifiers cache keys; five minutes keeps a rotation visible soon enough.
+        # Read per request: the current key (listed first) changes when a published key's
+        # time comes. Verifiers cache keys; a rotated-in key is published long before it signs
+        # (zoptal_auth.keys), so five minutes of caching never hides a key in use.
         return HttpResponse(
-            200, body, "application/json", headers={"Cache-Control": "public, max-age=300"}
+            200,
+            keys.jwks_json.encode(),
+            "application/json",
+            headers={"Cache-Control": "public, max-age=300"},
         )
 
     return jwks

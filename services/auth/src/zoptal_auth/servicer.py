@@ -6,6 +6,7 @@ Errors are raised as ``meshcore.errors`` and mapped by the error interceptor; no
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,13 +131,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._keys = keys
         self._health = health
         self._clock = clock
-        jwks = keys.jwks()
-        # The key set only changes with a restart (rotation deploys a new file), so the reply
-        # is built once.
-        self._jwks_reply = auth_pb2.GetJwksResponse(
-            keys=[auth_pb2.Jwk(**key) for key in jwks["keys"]],
-            jwks_json=keys.jwks_json,
-        )
+        # The key set only changes with a restart; its order (current first) changes when a
+        # published key starts signing (zoptal_auth.keys), so the reply is rebuilt only then.
+        self._jwks_reply = auth_pb2.GetJwksResponse()
 
     async def RegisterUser(self, request: Any, context: Any) -> auth_pb2.RegisterUserResponse:
         user = await self._auth.register_user(request.email, request.password, request.display_name)
@@ -208,6 +205,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def GetJwks(self, request: Any, context: Any) -> auth_pb2.GetJwksResponse:
+        document = self._keys.jwks_json
+        if self._jwks_reply.jwks_json != document:
+            keys = json.loads(document)["keys"]
+            self._jwks_reply = auth_pb2.GetJwksResponse(
+                keys=[auth_pb2.Jwk(**key) for key in keys], jwks_json=document
+            )
         return self._jwks_reply
 
     async def ListRevocations(self, request: Any, context: Any) -> auth_pb2.ListRevocationsResponse:

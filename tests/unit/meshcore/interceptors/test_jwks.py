@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,3 +73,25 @@ async def test_hmac_algorithms_never_use_the_jwks() -> None:
     jwks = RemoteJwks("http://auth/jwks", clock=FakeClock(), fetcher=FakeJwksEndpoint())
     with pytest.raises(InvalidToken):
         await jwks.key_for(None, "HS256")
+
+
+async def test_a_burst_of_unknown_kids_costs_one_fetch() -> None:
+    """Concurrent tokens with forged kids share one refetch (single flight), then wait out the
+    interval; a real new key is found at once after it."""
+    clock = FakeClock()
+    old, new = SigningKey.generate(), SigningKey.generate()
+    endpoint = FakeJwksEndpoint(old)
+    jwks = RemoteJwks("http://auth/jwks", clock=clock, fetcher=endpoint)
+    await jwks.key_for(old.kid, "ES256")
+    clock.advance(5)
+    results = await asyncio.gather(
+        *(jwks.key_for(f"forged-{index}", "ES256") for index in range(50)), return_exceptions=True
+    )
+    assert all(isinstance(result, InvalidToken) for result in results)
+    assert endpoint.requests == 2
+    endpoint.keys.append(new)
+    with pytest.raises(InvalidToken):
+        await jwks.key_for(new.kid, "ES256")  # within 5 s of the last fetch
+    clock.advance(5)
+    assert await jwks.key_for(new.kid, "ES256") is not None
+    assert endpoint.requests == 3
