@@ -1,7 +1,9 @@
 """Test kit: a real in-process grpc.aio server with one method of each RPC shape, over bytes.
 
-Requests steer the handler: ``b"invalid"`` raises InvalidArgument, ``b"boom"`` a RuntimeError,
-``b"limit"`` ResourceExhausted(retry_after=2.5), ``b"abort"`` calls ``context.abort`` itself.
+Requests steer the handler: ``b"invalid"`` raises InvalidArgument, ``b"invalid-twice"`` one for
+two fields, ``b"missing"`` NotFound, ``b"quota"`` ResourceExhausted with a reason and metadata,
+``b"boom"`` a RuntimeError, ``b"limit"`` ResourceExhausted(retry_after=2.5), ``b"abort"`` calls
+``context.abort`` itself.
 Streaming handlers send two replies first and then fail the same way, so errors raised *while*
 a stream is iterated are exercised.
 """
@@ -16,7 +18,7 @@ from typing import Any, ClassVar
 import grpc
 import grpc.aio
 from meshcore.context import current_principal, current_request_id
-from meshcore.errors import InvalidArgument, ResourceExhausted
+from meshcore.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from meshcore.interceptors import RpcMethod, ServerInterceptor
 
 SERVICE = "test.v1.Echo"
@@ -29,6 +31,16 @@ BIDI = f"/{SERVICE}/Bidi"
 async def _fail_if_asked(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     if request == b"invalid":
         raise InvalidArgument("payload", "must not be 'invalid'")
+    if request == b"invalid-twice":
+        raise InvalidArgument.of(
+            [FieldViolation("name", "must not be empty"), FieldViolation("size", "too large")]
+        )
+    if request == b"missing":
+        raise NotFound("project", "p-1")
+    if request == b"quota":
+        raise ResourceExhausted(
+            "plan limit", reason="PLAN_LIMIT_REACHED", metadata={"metric": "projects"}
+        )
     if request == b"boom":
         raise RuntimeError("secret internals: password=hunter2")
     if request == b"limit":

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import grpc
 import grpc.aio
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from meshcore.errors import FieldViolation
 from meshcore.interceptors import ErrorMappingInterceptor
+from meshcore.status_details import ResourceRef, StatusDetails
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import EchoFactory
 
@@ -41,6 +41,42 @@ async def test_typed_errors_map_to_their_status_in_every_shape(echo: EchoFactory
     for error in await _status_of_every_shape(client, b"invalid"):
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.details() == "payload: must not be 'invalid'"
+        details = StatusDetails.of(error)
+        assert (details.reason, details.domain) == ("INVALID_ARGUMENT", "test.v1")
+        assert details.field_violations == (FieldViolation("payload", "must not be 'invalid'"),)
+
+
+async def test_every_invalid_field_is_a_bad_request_violation(echo: EchoFactory) -> None:
+    """InvalidArgument.of names each field in the message and in google.rpc.BadRequest."""
+    client = await echo([ErrorMappingInterceptor()])
+    for error in await _status_of_every_shape(client, b"invalid-twice"):
+        assert error.details() == "name: must not be empty; size: too large"
+        assert StatusDetails.of(error).field_violations == (
+            FieldViolation("name", "must not be empty"),
+            FieldViolation("size", "too large"),
+        )
+
+
+async def test_not_found_names_the_resource(echo: EchoFactory) -> None:
+    client = await echo([ErrorMappingInterceptor()])
+    for error in await _status_of_every_shape(client, b"missing"):
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        details = StatusDetails.of(error)
+        assert details.resource == ResourceRef("project", "p-1")
+        assert details.reason == "NOT_FOUND"
+        assert details.retry_after is None
+
+
+async def test_a_raised_reason_and_metadata_reach_the_client(echo: EchoFactory) -> None:
+    """A domain reason (a plan limit) is told apart from a rate limit without reading text."""
+    client = await echo([ErrorMappingInterceptor()])
+    for error in await _status_of_every_shape(client, b"quota"):
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        details = StatusDetails.of(error)
+        assert details.reason == "PLAN_LIMIT_REACHED"
+        assert details.metadata == {"metric": "projects"}
+        assert details.retry_after is None
+        assert "retry-after" not in dict(error.trailing_metadata() or ())
 
 
 async def test_unexpected_errors_become_internal_with_a_logged_correlation_id(
@@ -57,6 +93,9 @@ async def test_unexpected_errors_become_internal_with_a_logged_correlation_id(
         assert "Traceback" not in (error.details() or "")
         correlation_id = error.details().split("correlation id ")[1].rstrip(")")
         assert correlation_id in logged_ids
+        details = StatusDetails.of(error)
+        assert details.reason == "INTERNAL"
+        assert details.metadata == {"correlation_id": correlation_id}
     assert all(record.exc_info for record in caplog.records)
 
 
@@ -69,11 +108,7 @@ async def test_resource_exhausted_carries_retry_info_and_retry_after(echo: EchoF
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailers = dict(raised.value.trailing_metadata() or ())
     assert trailers["retry-after"] == "3"
-    status = rpc_status.from_call(raised.value)  # type: ignore[arg-type]
-    assert status is not None
-    retry = error_details_pb2.RetryInfo()
-    assert status.details[0].Unpack(retry)
-    assert retry.retry_delay.ToMilliseconds() == 2500
+    assert StatusDetails.of(raised.value).retry_after == 2.5
 
 
 async def test_a_handler_abort_keeps_its_own_status(echo: EchoFactory) -> None:

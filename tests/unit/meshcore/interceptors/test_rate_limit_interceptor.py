@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 import grpc
 import grpc.aio
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from meshcore.interceptors import AuthInterceptor, RateLimitInterceptor
 from meshcore.interceptors.limiters import Decision, InProcessRateLimiter, sliding_window_decision
+from meshcore.status_details import StatusDetails
 from meshcore.testing import FakeClock
 from prometheus_client import CollectorRegistry
 
@@ -117,11 +116,10 @@ async def test_refused_calls_carry_retry_info_in_every_shape(echo: EchoFactory) 
     for error in errors:
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert int(dict(error.trailing_metadata())["retry-after"]) >= 1
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
-        retry = error_details_pb2.RetryInfo()
-        assert status is not None
-        assert status.details[0].Unpack(retry)
-        assert retry.retry_delay.ToNanoseconds() > 0
+        details = StatusDetails.of(error)
+        assert details.reason == "RATE_LIMITED"
+        assert details.retry_after is not None
+        assert details.retry_after > 0
 
 
 async def test_authenticated_callers_get_their_own_budget(echo: EchoFactory) -> None:

@@ -188,7 +188,7 @@ class AuthInterceptor(AdmissionInterceptor):
         try:
             kind, token = _credentials(call_metadata(context))
         except MeshError as error:
-            return abort_with(context, error)
+            return abort_with(context, error, rpc)
         principal = self.cache.get(token)
         if principal is None or principal.kind != kind:
             return self._admit_after_verifying(token, kind, context, rpc)
@@ -200,7 +200,7 @@ class AuthInterceptor(AdmissionInterceptor):
         try:
             principal = await self._principal_for(token, kind)
         except MeshError as error:
-            await abort_with(context, error)
+            await abort_with(context, error, rpc)
         pending = self._authorize(principal, context, rpc)
         if pending is not None:
             await pending
@@ -214,7 +214,7 @@ class AuthInterceptor(AdmissionInterceptor):
             except RevocationListNotReady as not_ready:
                 return self._authorize_when_ready(not_ready, principal, context, rpc)
             except MeshError as error:
-                return abort_with(context, error)
+                return abort_with(context, error, rpc)
         return self._check_permissions(principal, context, rpc)
 
     async def _authorize_when_ready(
@@ -230,9 +230,9 @@ class AuthInterceptor(AdmissionInterceptor):
                 await not_ready.wait_ready()
             self._refuse_if_revoked(principal)
         except TimeoutError:
-            await abort_with(context, not_ready)
+            await abort_with(context, not_ready, rpc)
         except MeshError as error:
-            await abort_with(context, error)
+            await abort_with(context, error, rpc)
         pending = self._check_permissions(principal, context, rpc)
         if pending is not None:
             await pending
@@ -247,7 +247,9 @@ class AuthInterceptor(AdmissionInterceptor):
             return None
         for permission in self._required[rpc.full_name]:  # name the first one missing
             if permission not in principal.permissions:
-                return abort_with(context, PermissionDenied(f"missing permission {permission!r}"))
+                return abort_with(
+                    context, PermissionDenied(f"missing permission {permission!r}"), rpc
+                )
         raise AssertionError("a permission was missing")  # pragma: no cover - the subset failed
 
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:

@@ -65,10 +65,10 @@ class PeerBindingInterceptor(AdmissionInterceptor):
             peer = state.peer_certificate = read_peer_certificate(context, self.trust_domain)
         if not peer.verified:
             return abort_with(
-                context, Unauthenticated("service tokens are accepted only over mTLS")
+                context, Unauthenticated("service tokens are accepted only over mTLS"), rpc
             )
         if peer.service is None or principal.claims.get(SERVICE_NAME_CLAIM) != peer.service:
             return abort_with(
-                context, Unauthenticated("service token does not match the client certificate")
+                context, Unauthenticated("service token does not match the client certificate"), rpc
             )
         return None

@@ -30,9 +30,19 @@ from meshcore.interceptors.hooks import AdmissionInterceptor
 from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
 from meshcore.interceptors.metrics import per_registry
 
-__all__ = ["CallInfo", "FailMode", "KeyGenerator", "RateLimitInterceptor", "key_by_caller"]
+__all__ = [
+    "RATE_LIMITED",
+    "CallInfo",
+    "FailMode",
+    "KeyGenerator",
+    "RateLimitInterceptor",
+    "key_by_caller",
+]
 
 FailMode = Literal["open", "closed"]
+RATE_LIMITED = "RATE_LIMITED"
+"""``ErrorInfo.reason`` of a call refused by the rate limit (any service)."""
+RATE_LIMIT_MESSAGE = "rate limit exceeded"
 _log = logging.getLogger("meshcore.interceptors.rate_limit")
 
 
@@ -147,27 +157,36 @@ class RateLimitInterceptor(AdmissionInterceptor):
         else:
             key = self._key_generator(CallInfo(context, rpc))
         if self._in_process_limiter is None:
-            return self._admit_remote(key, context)
+            return self._admit_remote(key, context, rpc)
         # The in-process check never waits: no coroutine on the hot path.
         retry_after = self._in_process_limiter.refusal(key)
         if retry_after is None:
             return None
         return abort_with(
-            context, ResourceExhausted("rate limit exceeded", retry_after=retry_after)
+            context,
+            ResourceExhausted(RATE_LIMIT_MESSAGE, reason=RATE_LIMITED, retry_after=retry_after),
+            rpc,
         )
 
-    async def _admit_remote(self, key: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def _admit_remote(
+        self, key: str, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+    ) -> None:
         try:
             decision = await self._limiter.hit(key)
         except Exception as error:  # the backend is down: apply the configured choice
             self._backend_failed(error)
             if not self._fail_open:
-                await abort_with(context, Unavailable("rate limiter unavailable", retry_after=1.0))
+                await abort_with(
+                    context, Unavailable("rate limiter unavailable", retry_after=1.0), rpc
+                )
             return
         if not decision.allowed:
             await abort_with(
                 context,
-                ResourceExhausted("rate limit exceeded", retry_after=decision.retry_after),
+                ResourceExhausted(
+                    RATE_LIMIT_MESSAGE, reason=RATE_LIMITED, retry_after=decision.retry_after
+                ),
+                rpc,
             )
 
     def _backend_failed(self, error: Exception) -> None:

@@ -7,6 +7,10 @@ every call::
     manager = create_grpc_client_manager({"authService": {"host": "localhost", "port": 4000}})
     auth = AuthServiceClient(manager)
     result = await auth.validate_token(token)
+
+A failed call raises the typed error for its status code (``zoptal.clients.errors``:
+``NotFoundError``, ``ResourceExhaustedError``, ...), with the server's reason, field violations
+and retry delay read from its ``google.rpc`` details.
 """
 
 from zoptal.clients.analytics import AnalyticsServiceClient

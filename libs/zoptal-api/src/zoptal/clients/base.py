@@ -9,13 +9,16 @@ from the descriptor keeps one source of truth: a proto change changes the retry 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import grpc.aio
 from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from meshcore.client_manager import GrpcClientManager, Metadata, StreamUnaryMethod, UnaryMethod
+
+from zoptal.clients.errors import api_error
 
 if TYPE_CHECKING:
     from meshcore.mesh import ServiceMesh
@@ -75,28 +78,39 @@ class TypedClient:
                 )
 
     def rpc(self, name: str) -> UnaryMethod:
-        """The bound unary RPC ``name`` (``"GetUser"``), for calls with a full request."""
+        """The bound unary RPC ``name`` (``"GetUser"``), for calls with a full request (its
+        failures are plain ``grpc.aio.AioRpcError``; ``api_error`` types them)."""
         return self._unary[name]
 
-    def _call(
+    async def _call(
         self,
         name: str,
         request: Message,
         reply_type: type[R],
         timeout_ms: float | None,
         metadata: Metadata | None,
-    ) -> Awaitable[R]:
-        """The call of RPC ``name`` with ``request``, to await. ``reply_type`` only informs the
-        type checker (the bound deserializer builds exactly that message). Not a coroutine
-        itself: one frame less on every call."""
-        return self._unary[name](request, timeout_ms=timeout_ms, metadata=metadata)
+    ) -> R:
+        """RPC ``name`` with ``request``; a failure raises the typed ``ApiError`` for its code.
+        ``reply_type`` only informs the type checker (the bound deserializer builds exactly
+        that message)."""
+        try:
+            reply: R = await self._unary[name](request, timeout_ms=timeout_ms, metadata=metadata)
+        except grpc.aio.AioRpcError as failed:
+            raise api_error(failed) from None
+        return reply
 
-    def _stream(
+    async def _stream(
         self,
         name: str,
         requests: AsyncIterator[Any],
         reply_type: type[R],
         timeout_ms: float | None,
         metadata: Metadata | None,
-    ) -> Awaitable[R]:
-        return self._client_stream[name](requests, timeout_ms=timeout_ms, metadata=metadata)
+    ) -> R:
+        try:
+            reply: R = await self._client_stream[name](
+                requests, timeout_ms=timeout_ms, metadata=metadata
+            )
+        except grpc.aio.AioRpcError as failed:
+            raise api_error(failed) from None
+        return reply
