@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV_RUN := uv run --frozen
 
-.PHONY: bootstrap run test lint typecheck proto proto-check migrate bench
+.PHONY: bootstrap run test lint typecheck proto proto-check proto-release migrate bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -29,10 +29,15 @@ typecheck: bootstrap
 proto: bootstrap
 	$(UV_RUN) python scripts/generate_protos.py
 
-## proto-check: fail when buf lint fails or the committed code differs from what protos/ generates
-## (what tests/unit/api/test_generated_code.py runs); changes nothing
+## proto-check: fail when buf lint fails, when protos/ breaks clients of the last release
+## (buf breaking against protos/releases/), or when the committed code differs from what protos/
+## generates (what tests/unit/api/test_generated_code.py runs); changes nothing
 proto-check: bootstrap
 	$(UV_RUN) python scripts/generate_protos.py --check
+
+## proto-release: record protos/ as release VERSION (make proto-release VERSION=v0.2.0)
+proto-release: bootstrap
+	$(UV_RUN) python scripts/generate_protos.py --release $(VERSION)
 
 ## migrate: apply every service's Alembic migrations to its DATABASE_URL
 migrate: bootstrap

@@ -1,9 +1,18 @@
 """Generate the Python code of the Zoptal APIs from protos/ into libs/zoptal-api/src/zoptal/.
 
     python scripts/generate_protos.py            lint with buf, then (re)generate in place
-    python scripts/generate_protos.py --check    lint, generate into a temporary folder and compare;
+    python scripts/generate_protos.py --check    lint, check compatibility with the last release,
+                                                 generate into a temporary folder and compare;
                                                  exit 1 naming every file that differs
-    --skip-lint                                  skip `buf lint` and `buf format` (no buf here)
+    python scripts/generate_protos.py --release v0.2.0
+                                                 record protos/ as that release (a buf image in
+                                                 protos/releases/), the base of later checks
+    --skip-lint                                  skip `buf lint`, `buf format` and `buf breaking`
+
+Compatibility: `buf breaking` (FILE rules, buf.yaml) compares protos/ with the newest image in
+protos/releases/, so a change that would break a client generated from a released proto (a
+removed or renumbered field, a renamed RPC, a changed type) fails `make proto-check` and the test
+suite. A committed image rather than a git tag: a shallow or tag-less clone checks the same way.
 
 For every protos/zoptal/<svc>/v1/<svc>.proto it writes, under libs/zoptal-api/src/zoptal/<svc>/v1/:
 <svc>_pb2.py, <svc>_pb2_grpc.py (grpc_tools.protoc) and their typed stubs <svc>_pb2.pyi and
@@ -15,6 +24,7 @@ fed to protoc in sorted order, and an unchanged file is not rewritten.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +36,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
+RELEASES = PROTO_ROOT / "releases"
 OUT_ROOT = ROOT / "libs" / "zoptal-api" / "src"
 SERVICES = ("auth", "project", "billing", "notification", "analytics")
 API_VERSION = "v1"
@@ -61,6 +72,48 @@ def lint() -> None:
         result = subprocess.run([buf, *command], cwd=ROOT, check=False)  # noqa: S603
         if result.returncode != 0:
             raise SystemExit(f"generate_protos: buf {command[0]} failed (exit {result.returncode})")
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path.stem))
+
+
+def latest_release() -> Path | None:
+    """The newest recorded release image (``protos/releases/v<x.y.z>.binpb``), if any."""
+    images = sorted(RELEASES.glob("v*.binpb"), key=_version_key)
+    return images[-1] if images else None
+
+
+def breaking() -> None:
+    """`buf breaking` against the newest release: fail on a change that breaks its clients."""
+    against = latest_release()
+    if against is None:
+        print("generate_protos: no release recorded yet; nothing to compare with")
+        return
+    buf = _tool("buf")
+    # The arguments are fixed or come from this repository's own file names.
+    result = subprocess.run(  # noqa: S603
+        [buf, "breaking", "--against", str(against.relative_to(ROOT))], cwd=ROOT, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"generate_protos: protos/ breaks clients of {against.stem} (buf breaking, above); "
+            "add instead of changing, or release a new API version (zoptal.<svc>.v2)"
+        )
+
+
+def record_release(version: str) -> int:
+    if re.fullmatch(r"v\d+\.\d+\.\d+", version) is None:
+        raise SystemExit(f"generate_protos: {version!r} is not a version like v0.2.0")
+    target = RELEASES / f"{version}.binpb"
+    if target.exists():
+        raise SystemExit(f"generate_protos: {target.relative_to(ROOT)} exists; releases are final")
+    RELEASES.mkdir(exist_ok=True)
+    buf = _tool("buf")
+    # buf builds the module of buf.yaml; the output path is ours.
+    subprocess.run([buf, "build", "-o", str(target)], cwd=ROOT, check=True)  # noqa: S603
+    print(f"recorded {target.relative_to(ROOT)}")
+    return 0
 
 
 def _init_files() -> dict[str, str]:
@@ -161,10 +214,16 @@ def write() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
-    parser.add_argument("--skip-lint", action="store_true", help="do not run `buf lint`")
+    parser.add_argument("--skip-lint", action="store_true", help="do not run buf")
+    parser.add_argument("--release", metavar="VERSION", help="record protos/ as this release")
     args = parser.parse_args(argv)
+    if args.release:
+        lint()
+        breaking()
+        return record_release(args.release)
     if not args.skip_lint:
         lint()
+        breaking()
     return check() if args.check else write()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,29 @@ def test_regenerating_changes_nothing() -> None:
         "generated code is stale or buf lint failed; run `make proto`\n"
         f"{result.stdout}\n{result.stderr}"
     )
+
+
+def test_a_breaking_change_fails_the_check(tmp_path: Path) -> None:
+    """buf breaking against the last release catches a removed field (the check can fail)."""
+    shutil.copy(ROOT / "buf.yaml", tmp_path / "buf.yaml")
+    shutil.copytree(ROOT / "protos", tmp_path / "protos")
+    proto = tmp_path / "protos" / "zoptal" / "project" / "v1" / "project.proto"
+    text = proto.read_text()
+    field = "  string description = 3;\n"
+    assert field in text, "pick another field to remove"
+    proto.write_text(text.replace(field, "", 1))
+    (release,) = sorted((ROOT / "protos" / "releases").glob("v*.binpb"))[-1:]
+    buf = Path(sys.executable).parent / "buf"
+    result = subprocess.run(
+        [str(buf), "breaking", "--against", str(release)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "description" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("svc", sorted(EXPECTED_RPCS))
