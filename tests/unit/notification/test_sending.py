@@ -116,6 +116,21 @@ async def test_a_usage_limit_template_is_rendered_at_send_time(
     assert row.template == "usage_limit_warning"
 
 
+async def test_line_breaks_are_fine_in_values_only_the_body_shows(
+    service: NotificationService,
+) -> None:
+    """Only the subject is one header line; a value used in the bodies alone may break lines."""
+    result = await service.send(
+        email(
+            subject="",
+            body_text="",
+            template="usage_limit_warning",
+            template_data={"metric": "projects", "used": "8", "limit": "10", "plan": "a\nb"},
+        )
+    )
+    assert "a\nb" in result.notification.body
+
+
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
@@ -127,6 +142,24 @@ async def test_a_usage_limit_template_is_rendered_at_send_time(
         (email(template="usage_limit_reached"), "subject"),
         (email(subject="", body_text="", template="nope"), "template"),
         (email(subject="", body_text="", template="usage_limit_reached"), "template_data"),
+        (
+            email(
+                subject="",
+                body_text="",
+                template="usage_limit_reached",
+                template_data={"metric": "projects\r\nBcc: x@y.com", "used": "1", "limit": "1"},
+            ),
+            "template_data['metric']",
+        ),
+        (
+            email(
+                subject="",
+                body_text="",
+                template="usage_limit_warning",
+                template_data={"metric": "p" * 990, "used": "1", "limit": "1"},
+            ),
+            "template_data",
+        ),
         (email(key=""), "idempotency_key"),
         (email(key="has space"), "idempotency_key"),
         (SmsRequest(to="0151 123", body="x", idempotency_key="k"), "to"),

@@ -49,6 +49,18 @@ def _validate_map(
             raise InvalidArgument(f"{field_name}[{key!r}]", f"at most {value_len} characters")
 
 
+MAX_SUBJECT_LENGTH = 998
+"""RFC 5322's line limit: a subject is one header line."""
+
+
+def check_subject(field_name: str, subject: str) -> None:
+    """A subject fits one header line: a line break would be refused by every delivery attempt
+    (and is how header injection starts)."""
+    _max_length(field_name, subject, MAX_SUBJECT_LENGTH)
+    if "\r" in subject or "\n" in subject:
+        raise InvalidArgument(field_name, "must not contain line breaks")
+
+
 @dataclass(frozen=True)
 class EmailRequest:
     to: str
@@ -74,9 +86,7 @@ class EmailRequest:
         else:
             if not self.subject:
                 raise InvalidArgument("subject", "required unless template is set")
-            _max_length("subject", self.subject, 998)
-            if "\r" in self.subject or "\n" in self.subject:
-                raise InvalidArgument("subject", "must not contain line breaks")
+            check_subject("subject", self.subject)
             if not self.body_text and not self.body_html:
                 raise InvalidArgument("body_text", "body_text or body_html is required")
             _max_length("body_text", self.body_text, 100_000)

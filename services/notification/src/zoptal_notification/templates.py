@@ -2,7 +2,9 @@
 
 Billing sends ``template="usage_limit_warning"`` at 80 % of a limit and ``usage_limit_reached``
 at 100 %, with ``template_data`` keys ``metric``, ``used``, ``limit`` and optionally ``plan``.
-Values are escaped in the HTML part; a missing key is the caller's mistake (INVALID_ARGUMENT).
+Values are escaped in the HTML part; a missing key is the caller's mistake (INVALID_ARGUMENT),
+and so is a value that would not fit the subject line (a line break, or a subject over 998
+characters): it is refused when SendEmail is called, not at every delivery attempt after it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from meshcore.errors import InvalidArgument
+
+from zoptal_notification.requests import MAX_SUBJECT_LENGTH, check_subject
 
 __all__ = ["TEMPLATES", "EmailTemplate", "RenderedEmail", "render_template"]
 
@@ -41,9 +45,19 @@ class EmailTemplate:
                 f"template {self.name!r} needs the key(s) {', '.join(missing)}",
             )
         values = {**self.defaults, **data}
+        subject_template = string.Template(self.subject)
+        for key in subject_template.get_identifiers():
+            if key in data:
+                check_subject(f"template_data[{key!r}]", data[key])
+        subject = subject_template.safe_substitute(values)
+        if len(subject) > MAX_SUBJECT_LENGTH:
+            raise InvalidArgument(
+                "template_data",
+                f"makes the subject longer than {MAX_SUBJECT_LENGTH} characters",
+            )
         escaped = {key: html.escape(value) for key, value in values.items()}
         return RenderedEmail(
-            subject=string.Template(self.subject).safe_substitute(values),
+            subject=subject,
             body_text=string.Template(self.body_text).safe_substitute(values),
             body_html=string.Template(self.body_html).safe_substitute(escaped),
         )
