@@ -80,7 +80,7 @@ def redis_url() -> Iterator[str]:
         client.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def sqlite_or_postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test twice: on an embedded SQLite file and on a fresh PostgreSQL database."""
     if request.param == "sqlite":
