@@ -19,6 +19,7 @@ from zoptal_analytics.app import MIGRATIONS_DIR
 from zoptal_analytics.records import EventInput, EventRecord, validate_event
 from zoptal_analytics.writer import EventWriter
 
+from tests.migrating import upgrade_with_rows
 from tests.tokens import MINT
 
 from .conftest import CALLER, direct_count, make_settings, running_analytics
@@ -169,33 +170,20 @@ async def test_migration_0002_keeps_existing_events_under_no_caller(
     """Events stored before callers were recorded stay, with caller ""; a caller sending
     their id afterwards gets an event of its own."""
     url = sqlite_or_postgres_url
-    await upgrade_database(url, MIGRATIONS_DIR, "0001")
+    old_event = (
+        "INSERT INTO events (event_id, name, user_id, anonymous_id, actor, session_id,"
+        " occurred_at_ms, received_at_ms, properties, page_url, page_title, referrer)"
+        " VALUES ('old-1', 'n', 'u', '', 'u:u', '', 1, 1, '{}', '', '', '')"
+    )
+    await upgrade_with_rows(url, MIGRATIONS_DIR, "0001", [(old_event, {})])
     database = Database(url)
+    writer = EventWriter(database)
     try:
-        async with database.connection() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO events (event_id, name, user_id, anonymous_id, actor, session_id,"
-                    " occurred_at_ms, received_at_ms, properties, page_url, page_title, referrer)"
-                    " VALUES ('old-1', 'n', 'u', '', 'u:u', '', 1, 1, '{}', '', '', '')"
-                )
-            )
-        await upgrade_database(url, MIGRATIONS_DIR)
-        writer = EventWriter(database)
-        try:
-            now = int(time.time() * 1000)
-            new = await writer.insert_new(
-                [
-                    validate_event(
-                        EventInput(name="n", user_id="u", event_id="old-1"),
-                        now_ms=now,
-                        caller="user:u",
-                    )
-                ]
-            )
-        finally:
-            await writer.close()
+        resent = EventInput(name="n", user_id="u", event_id="old-1")
+        now = int(time.time() * 1000)
+        new = await writer.insert_new([validate_event(resent, now_ms=now, caller="user:u")])
     finally:
+        await writer.close()
         await database.dispose()
     assert [event.caller for event in new] == ["user:u"]
     assert [caller for caller, _, _ in await _stored(url, "old-1")] == ["", "user:u"]

@@ -14,11 +14,11 @@ from pathlib import Path
 import grpc
 import pytest
 from meshcore.db import Database
-from meshcore.migrations import upgrade_database
 from sqlalchemy import text
 from zoptal.notification.v1 import notification_pb2 as pb
 from zoptal_notification.app import MIGRATIONS_DIR
 
+from tests.migrating import upgrade_with_rows
 from tests.tokens import MINT
 
 from .conftest import SENDER, make_settings, running_notification
@@ -119,44 +119,25 @@ async def test_concurrent_sends_of_one_key_by_two_callers_store_one_notification
 
 
 async def test_migration_0002_keeps_existing_notifications_under_no_caller(
-    sqlite_or_postgres_url: str,
+    sqlite_or_postgres_url: str, tmp_path: Path
 ) -> None:
-    """A notification stored before callers were recorded stays, with caller ""; a caller
+    """A notification stored before callers were recorded stays, with caller ""; Billing
     sending its key afterwards gets a notification of its own."""
     url = sqlite_or_postgres_url
-    await upgrade_database(url, MIGRATIONS_DIR, "0001")
+    old = (
+        "INSERT INTO notifications (id, user_id, channel, recipient, subject, body, body_html,"
+        " template, data, idempotency_key, request_fingerprint, status, attempts, last_error,"
+        " provider, provider_message_id, created_at, updated_at, next_attempt_at, claim_token)"
+        " VALUES ('old-1', 'user-ada', 'email', 'ada@example.com', 'Welcome', 'Hello Ada', '',"
+        " '', '{}', 'welcome-1', 'f', 'sent', 1, '', 'smtp', '', :now, :now, :now, '')"
+    )
     now = datetime.now(UTC).replace(tzinfo=None)
-    database = Database(url)
-    try:
-        async with database.connection() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO notifications (id, user_id, channel, recipient, subject, body,"
-                    " body_html, template, data, idempotency_key, request_fingerprint, status,"
-                    " attempts, last_error, provider, provider_message_id, created_at,"
-                    " updated_at, next_attempt_at, claim_token) VALUES ('old-1', 'u', 'email',"
-                    " 'a@example.com', 's', 'b', '', '', '{}', 'k-1', 'f', 'sent', 1, '', 'smtp',"
-                    " '', :now, :now, :now, '')"
-                ),
-                {"now": now},
-            )
-        await upgrade_database(url, MIGRATIONS_DIR)
-        async with database.connection() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO notifications (id, caller, user_id, channel, recipient,"
-                    " subject, body, body_html, template, data, idempotency_key,"
-                    " request_fingerprint, status, attempts, last_error, provider,"
-                    " provider_message_id, created_at, updated_at, next_attempt_at,"
-                    " claim_token) VALUES ('new-1', 'service:billing', 'u', 'email',"
-                    " 'a@example.com', 's', 'b', '', '', '{}', 'k-1', 'f', 'queued', 0, '', '',"
-                    " '', :now, :now, :now, '')"
-                ),
-                {"now": now},
-            )
-    finally:
-        await database.dispose()
-    assert [(caller, stored_id) for caller, _, stored_id in await _stored(url, "k-1")] == [
+    await upgrade_with_rows(url, MIGRATIONS_DIR, "0001", [(old, {"now": now})])
+    settings = make_settings(url, f"sqla+sqlite:///{tmp_path / 'broker.db'}", tmp_path)
+    async with running_notification(settings) as running:
+        sent = await running.stub.SendEmail(_email("welcome-1"), metadata=SENDER)
+    assert not sent.deduplicated
+    assert [(caller, stored_id) for caller, _, stored_id in await _stored(url, "welcome-1")] == [
         ("", "old-1"),
-        ("service:billing", "new-1"),
+        ("service:billing", sent.notification_id),
     ]

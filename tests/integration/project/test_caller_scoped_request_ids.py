@@ -11,7 +11,6 @@ from pathlib import Path
 import grpc
 import pytest
 from meshcore.db import Database
-from meshcore.migrations import upgrade_database
 from sqlalchemy import text
 from zoptal.project.v1 import project_pb2 as pb
 from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
@@ -19,6 +18,7 @@ from zoptal_project.repository import ProjectRepository
 
 from tests.integration.project.mesh_harness import Mesh, running_mesh
 from tests.integration.project.test_project_journey import expect, projects_used
+from tests.migrating import upgrade_with_rows
 
 pytestmark = pytest.mark.postgres
 
@@ -106,29 +106,28 @@ async def test_migration_0002_gives_existing_projects_their_owner_and_keeps_memb
     """Projects created before callers were recorded belong to their owner's key space (so the
     owner's retry still replays), and on SQLite the rebuild of `projects` keeps every member."""
     url = sqlite_or_postgres_url
-    await upgrade_database(url, PROJECT_MIGRATIONS, "0001")
+    now = datetime.now(UTC)
+    project = (
+        "INSERT INTO projects (id, owner_id, name, name_key, description, state, version,"
+        " member_count, request_id, created_at, updated_at) VALUES"
+        " ('p1', 'u1', 'A', 'a', '', 'active', 1, 2, 'r1', :now, :now)"
+    )
+    member = (
+        "INSERT INTO project_members (project_id, user_id, role, state, seat_id, joined_at,"
+        " updated_at) VALUES ('p1', :user, :role, 'active', :user, :now, :now)"
+    )
+    await upgrade_with_rows(
+        url,
+        PROJECT_MIGRATIONS,
+        "0001",
+        [
+            (project, {"now": now}),
+            (member, {"user": "u1", "role": "owner", "now": now}),
+            (member, {"user": "u2", "role": "viewer", "now": now}),
+        ],
+    )
     database = Database(url)
     try:
-        async with database.connection() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO projects (id, owner_id, name, name_key, description, state,"
-                    " version, member_count, request_id, created_at, updated_at) VALUES"
-                    " ('p1', 'u1', 'A', 'a', '', 'active', 1, 2, 'r1', :now, :now)"
-                ),
-                {"now": datetime.now(UTC)},
-            )
-            for user_id, role in (("u1", "owner"), ("u2", "viewer")):
-                await connection.execute(
-                    text(
-                        "INSERT INTO project_members (project_id, user_id, role, state, seat_id,"
-                        " joined_at, updated_at) VALUES ('p1', :user, :role, 'active', :user,"
-                        " :now, :now)"
-                    ),
-                    {"user": user_id, "role": role, "now": datetime.now(UTC)},
-                )
-            await connection.commit()
-        await upgrade_database(url, PROJECT_MIGRATIONS)
         async with database.session() as session:
             repository = ProjectRepository(session)
             owners_retry = await repository.project_by_request_id("u1", "user:u1", "r1")

@@ -28,10 +28,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column(
+        "events", sa.Column("caller", sa.String(length=128), server_default="", nullable=False)
+    )
     with op.batch_alter_table("events") as batch:
-        batch.add_column(
-            sa.Column("caller", sa.String(length=128), server_default="", nullable=False)
-        )
         batch.drop_constraint("uq_events_event_id", type_="unique")
         batch.create_unique_constraint(op.f("uq_events_caller_event_id"), ["caller", "event_id"])
 

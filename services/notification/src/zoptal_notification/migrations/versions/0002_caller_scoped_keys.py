@@ -29,10 +29,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column(
+        "notifications",
+        sa.Column("caller", sa.String(length=128), server_default="", nullable=False),
+    )
     with op.batch_alter_table("notifications") as batch:
-        batch.add_column(
-            sa.Column("caller", sa.String(length=128), server_default="", nullable=False)
-        )
         batch.drop_constraint("uq_notifications_channel_key", type_="unique")
         batch.create_unique_constraint(
             "uq_notifications_caller_channel_key", ["caller", "channel", "idempotency_key"]
