@@ -12,6 +12,7 @@ import concurrent.futures
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -77,3 +78,11 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sqlite_or_postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test twice: on an embedded SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+    return str(request.getfixturevalue("postgres_url"))

@@ -11,6 +11,8 @@ from typing import Any
 
 from meshcore.migrations import upgrade_database
 from meshcore.testing import serve_in_process
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal_analytics.app import MIGRATIONS_DIR, AnalyticsApp
 from zoptal_analytics.settings import AnalyticsSettings
@@ -25,6 +27,16 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+async def direct_count(database_url: str, where: str = "true") -> int:
+    """Events stored, counted straight in the database (``where`` is test-written SQL)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(text(f"SELECT count(*) FROM events WHERE {where}")))  # noqa: S608
+    finally:
+        await engine.dispose()
 
 
 def make_settings(database_url: str, redis_url: str | None, **overrides: Any) -> AnalyticsSettings:

@@ -19,7 +19,7 @@ from zoptal_analytics.app import MIGRATIONS_DIR
 from zoptal_analytics.records import EventInput, EventRecord, validate_event
 from zoptal_analytics.writer import EventWriter
 
-from .conftest import CALLER, closed_port, make_settings, running_analytics
+from .conftest import CALLER, closed_port, direct_count, make_settings, running_analytics
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -55,15 +55,6 @@ async def _realtime_once_settled(
         if answer.total_events >= expected_total or time.monotonic() > deadline:
             return answer
         await asyncio.sleep(0.05)
-
-
-async def _direct_count(database_url: str, where: str = "true") -> int:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return int(await connection.scalar(text(f"SELECT count(*) FROM events WHERE {where}")))  # noqa: S608
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.redis
@@ -109,7 +100,7 @@ async def test_every_acknowledged_event_survives_a_shutdown_and_restart(
     async with running_analytics(settings) as second:
         report = await second.stub.GetAnalytics(_range_request(), metadata=CALLER)
     assert report.total_events == 500
-    assert await _direct_count(postgres_url) == 500
+    assert await direct_count(postgres_url) == 500
     assert {e.name: e.count for e in report.top_events} == {
         "project.created": 200,
         "build.finished": 150,
@@ -211,7 +202,7 @@ async def test_a_retried_event_is_counted_once_everywhere(
         await running.stub.TrackEvent(marker, metadata=CALLER)
         live = await _realtime_once_settled(running.stub, expected_total=2)
     assert first.event_id == again.event_id == "invoice-42"
-    assert await _direct_count(postgres_url, "name = 'paid'") == 1
+    assert await direct_count(postgres_url, "name = 'paid'") == 1
     assert {(e.name, e.count) for e in live.top_events} == {("paid", 1), ("marker", 1)}
 
 
@@ -229,7 +220,7 @@ async def test_redis_down_makes_real_time_unavailable_but_ingest_works(postgres_
     assert tracked.event_id
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "Redis" in (refused.value.details() or "")
-    assert await _direct_count(postgres_url) == 1
+    assert await direct_count(postgres_url) == 1
 
 
 async def test_bad_input_is_invalid_argument_naming_the_event(postgres_url: str) -> None:
@@ -248,7 +239,7 @@ async def test_bad_input_is_invalid_argument_naming_the_event(postgres_url: str)
             )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "events[1].name" in (refused.value.details() or "")
-    assert await _direct_count(postgres_url) == 0
+    assert await direct_count(postgres_url) == 0
 
 
 async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) -> None:
@@ -261,6 +252,7 @@ async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) 
         return validate_event(
             EventInput(name="n", user_id="u", event_id=event_id, properties={"k": "v"}),
             now_ms=now,
+            caller="service:project",
         )
 
     def ids(events: Sequence[EventRecord]) -> list[str]:
@@ -283,7 +275,7 @@ async def test_postgres_batch_insert_reports_only_new_events(postgres_url: str) 
         await database.dispose()
     assert (ids(first), ids(second), ids(third)) == (["a", "b"], ["c"], ["d"])
     assert json.loads(properties) == {"k": "v"}
-    assert await _direct_count(postgres_url) == 4
+    assert await direct_count(postgres_url) == 4
 
 
 async def test_a_page_view_with_a_relative_url_names_the_url_field(postgres_url: str) -> None:

@@ -25,7 +25,7 @@ from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.notification.v1 import notification_pb2_grpc
 from zoptal.project.v1 import project_pb2_grpc
-from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
+from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, AuthApp, build_app as build_auth
 from zoptal_auth.service_identity import credentials_path
 from zoptal_auth.settings import AuthSettings
 from zoptal_billing.app import BillingApp
@@ -81,14 +81,38 @@ class Mesh:
     project_app: ProjectApp
     billing_app: BillingApp
     billing_server: InProcessServer
+    auth_app: AuthApp
 
     async def user(self, email: str) -> tuple[str, Sequence[tuple[str, str]]]:
         """Register and log in; the user's id and their bearer metadata."""
         registered = await self.auth.RegisterUser(
             auth_pb2.RegisterUserRequest(email=email, password=PASSWORD)
         )
+        return registered.user.id, await self._login(email)
+
+    async def admin(self, email: str) -> tuple[str, Sequence[tuple[str, str]]]:
+        """An admin, made as the operator's bootstrap does; their id and bearer metadata."""
+        record = await self.auth_app.auth.ensure_admin(email, PASSWORD)
+        return record.id, await self._login(email)
+
+    async def service(
+        self, admin: Sequence[tuple[str, str]], name: str, *permissions: str
+    ) -> tuple[str, Sequence[tuple[str, str]]]:
+        """A service account ``admin`` creates with ``permissions``; its id and token metadata."""
+        created = await self.auth.CreateServiceAccount(
+            auth_pb2.CreateServiceAccountRequest(name=name, permissions=list(permissions)),
+            metadata=admin,
+        )
+        issued = await self.auth.IssueServiceToken(
+            auth_pb2.IssueServiceTokenRequest(
+                client_id=created.service_account.client_id, client_secret=created.client_secret
+            )
+        )
+        return issued.service_id, (("x-service-token", issued.access_token),)
+
+    async def _login(self, email: str) -> Sequence[tuple[str, str]]:
         login = await self.auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
-        return registered.user.id, (("authorization", f"Bearer {login.access_token}"),)
+        return (("authorization", f"Bearer {login.access_token}"),)
 
 
 @contextlib.asynccontextmanager
@@ -211,6 +235,7 @@ async def running_mesh(
             project_app=project_app,
             billing_app=billing_app,
             billing_server=billing_server,
+            auth_app=auth_app,
         )
 
 

@@ -10,6 +10,8 @@ from zoptal_analytics.records import EventRecord
 _ids = itertools.count()
 
 NOW_MS = 1_700_000_000_000
+CALLER = "service:project"
+"""The caller scope events are written under unless a test says otherwise."""
 
 
 def record(
@@ -20,8 +22,10 @@ def record(
     event_id: str | None = None,
     url: str = "",
     title: str = "",
+    caller: str = CALLER,
 ) -> EventRecord:
     return EventRecord(
+        caller=caller,
         event_id=event_id or f"e{next(_ids)}",
         name=name,
         user_id=user,

@@ -18,14 +18,16 @@ from zoptal_analytics.records import EventInput, PageInput, validate_event
 from zoptal_analytics.service import AnalyticsService
 from zoptal_analytics.servicer import _EventInputs
 
-from .conftest import NOW_MS, record
+from .conftest import CALLER, NOW_MS, record
 
 MINUTE = 60_000
 
 
 def test_a_valid_event_gets_a_server_id_and_the_receive_time() -> None:
     """No id and no timestamp: the server assigns both."""
-    stored = validate_event(EventInput(name="signup", anonymous_id="dev-1"), now_ms=NOW_MS)
+    stored = validate_event(
+        EventInput(name="signup", anonymous_id="dev-1"), now_ms=NOW_MS, caller=CALLER
+    )
     assert stored.event_id
     assert stored.occurred_at_ms == stored.received_at_ms == NOW_MS
     assert stored.actor == "a:dev-1"
@@ -40,6 +42,7 @@ def test_a_page_view_keeps_its_page_fields() -> None:
             page=PageInput("https://z.io/p", "Pricing", "https://search.example/"),
         ),
         now_ms=NOW_MS,
+        caller=CALLER,
     )
     assert (stored.page_url, stored.page_title, stored.referrer, stored.actor) == (
         "https://z.io/p",
@@ -76,7 +79,7 @@ def test_a_page_view_keeps_its_page_fields() -> None:
 def test_invalid_events_name_the_field(event: EventInput, field: str) -> None:
     """Each rule of the proto is enforced with the field named; a batch names it within."""
     with pytest.raises(InvalidArgument) as caught:
-        validate_event(event, now_ms=NOW_MS)
+        validate_event(event, now_ms=NOW_MS, caller=CALLER)
     assert caught.value.field.startswith(field)
     assert caught.value.within("events[3]").field.startswith(f"events[3].{field}")
 
@@ -113,7 +116,7 @@ async def test_a_big_batch_lets_other_tasks_run_while_it_is_validated(tmp_path: 
     other = asyncio.create_task(asyncio.sleep(0))
     other.add_done_callback(lambda _: seen_while_validating.append(events.read))
 
-    records = await _service(tmp_path).prepare_batch(events)
+    records = await _service(tmp_path).prepare_batch(events, caller=CALLER)
 
     assert len(records) == 1000
     assert 0 < seen_while_validating[0] < 1000
@@ -123,7 +126,7 @@ async def test_a_bad_event_in_a_batch_is_named_by_its_index(tmp_path: Path) -> N
     """All or nothing: the first bad event fails the batch, named events[i].field."""
     events = [EventInput(name="e", user_id="u")] * 150 + [EventInput(name="bad name", user_id="u")]
     with pytest.raises(InvalidArgument) as caught:
-        await _service(tmp_path).prepare_batch(events)
+        await _service(tmp_path).prepare_batch(events, caller=CALLER)
     assert caught.value.field == "events[150].name"
 
 

@@ -142,6 +142,28 @@ async def test_the_same_event_id_is_stored_once(service: AnalyticsService) -> No
     assert report.total_events == 1
 
 
+async def test_an_event_id_is_unique_per_caller(service: AnalyticsService) -> None:
+    """The same id from two callers (in one batch, then again) is two events, each reported
+    new once; each caller's resend returns nothing new."""
+    first = await service.write_batch(
+        [
+            record(event_id="dup", at_ms=DAY_START, caller="user:ada"),
+            record(event_id="dup", at_ms=DAY_START, caller="user:bob"),
+            record(event_id="dup", at_ms=DAY_START, caller="user:bob"),
+        ]
+    )
+    again = await service.write_batch(
+        [
+            record(event_id="dup", at_ms=DAY_START, caller="user:bob"),
+            record(event_id="dup", at_ms=DAY_START, caller="service:project"),
+        ]
+    )
+    report = await service.report(start_ms=DAY_START, end_ms=DAY_START + HOUR, bucket=Bucket.HOUR)
+    assert [e.caller for e in first] == ["user:ada", "user:bob"]
+    assert [e.caller for e in again] == ["service:project"]
+    assert report.total_events == 3
+
+
 async def test_the_start_is_rounded_down_to_the_bucket(service: AnalyticsService) -> None:
     """A range starting mid-hour begins at the hour, as the proto says."""
     report = await service.report(

@@ -11,6 +11,9 @@ from meshcore.testing import FakeClock
 from zoptal_notification.models import Base
 from zoptal_notification.service import NotificationService
 
+SENDER = "service:billing"
+"""The caller scope sends are made under unless a test says otherwise."""
+
 
 class RecordingDispatcher:
     """Remembers what was enqueued; ``fail`` makes it behave like a broker that is down."""

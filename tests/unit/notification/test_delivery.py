@@ -14,6 +14,8 @@ from zoptal_notification.repository import NotificationRepository
 from zoptal_notification.requests import EmailRequest
 from zoptal_notification.service import NotificationService
 
+from .conftest import SENDER
+
 POLICY = DeliveryPolicy(
     max_attempts=3,
     backoff_base=2.0,
@@ -52,7 +54,7 @@ async def _queued(service: NotificationService) -> str:
     request = EmailRequest(
         to="a@example.com", subject="s", body_text="b", idempotency_key="k", user_id="u"
     )
-    return (await service.send(request)).notification.id
+    return (await service.send(request, caller=SENDER)).notification.id
 
 
 async def test_a_successful_delivery_is_recorded_as_sent(

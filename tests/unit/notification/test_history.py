@@ -9,6 +9,8 @@ from zoptal_notification.models import Channel, Status
 from zoptal_notification.requests import EmailRequest, SmsRequest
 from zoptal_notification.service import NotificationService
 
+from .conftest import SENDER
+
 
 async def _send_mixed(service: NotificationService, clock: FakeClock) -> list[str]:
     ids = []
@@ -26,12 +28,13 @@ async def _send_mixed(service: NotificationService, clock: FakeClock) -> list[st
                 idempotency_key=f"k{index}",
                 user_id="u1",
             )
-        ids.append((await service.send(request)).notification.id)
+        ids.append((await service.send(request, caller=SENDER)).notification.id)
         clock.advance(1)
     await service.send(
         EmailRequest(
             to="u2@example.com", subject="s", body_text="x", idempotency_key="other", user_id="u2"
-        )
+        ),
+        caller=SENDER,
     )
     return ids
 

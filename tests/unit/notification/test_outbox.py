@@ -9,7 +9,7 @@ from zoptal_notification.dispatch import OutboxRelay
 from zoptal_notification.requests import EmailRequest
 from zoptal_notification.service import NotificationService
 
-from .conftest import RecordingDispatcher
+from .conftest import SENDER, RecordingDispatcher
 
 
 def _email(key: str) -> EmailRequest:
@@ -28,7 +28,7 @@ async def test_a_row_never_enqueued_is_dispatched_once_the_grace_has_passed(
 ) -> None:
     """Broker down at send time: the relay picks the row up after the grace, exactly once."""
     dispatcher.fail = True
-    sent = await service.send(_email("a"))
+    sent = await service.send(_email("a"), caller=SENDER)
     dispatcher.fail = False
     relay = _relay(database, dispatcher, clock)
     assert await relay.run_once() == 0
@@ -45,7 +45,7 @@ async def test_a_dispatched_row_no_worker_took_is_dispatched_again(
     clock: FakeClock,
 ) -> None:
     """A message the broker lost is re-sent after the redispatch period, not before."""
-    sent = await service.send(_email("a"))
+    sent = await service.send(_email("a"), caller=SENDER)
     relay = _relay(database, dispatcher, clock)
     clock.advance(299)
     assert await relay.run_once() == 0
@@ -63,7 +63,7 @@ async def test_the_relay_stops_a_pass_while_the_broker_is_down(
     """Rows stay due while the broker refuses them and go out when it is back."""
     dispatcher.fail = True
     for key in ("a", "b", "c"):
-        await service.send(_email(key))
+        await service.send(_email(key), caller=SENDER)
     clock.advance(11)
     relay = _relay(database, dispatcher, clock)
     assert await relay.run_once() == 0

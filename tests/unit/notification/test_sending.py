@@ -12,7 +12,7 @@ from zoptal_notification.repository import NotificationRepository
 from zoptal_notification.requests import EmailRequest, PushRequest, SmsRequest
 from zoptal_notification.service import NotificationService
 
-from .conftest import RecordingDispatcher
+from .conftest import SENDER, RecordingDispatcher
 
 
 def email(key: str = "k-1", **overrides: object) -> EmailRequest:
@@ -40,7 +40,7 @@ async def test_send_stores_a_queued_row_that_is_committed_before_the_enqueue(
         seen_in_other_session.append(row.status)
 
     dispatcher.dispatch = dispatch  # type: ignore[method-assign]
-    result = await service.send(email())
+    result = await service.send(email(), caller=SENDER)
     assert seen_in_other_session == [Status.QUEUED.value]
     assert result.notification.status == Status.QUEUED.value
     assert result.deduplicated is False
@@ -50,8 +50,8 @@ async def test_the_same_idempotency_key_twice_creates_one_notification(
     dispatcher: RecordingDispatcher, service: NotificationService
 ) -> None:
     """A repeat returns the first notification, flagged deduplicated, and enqueues nothing."""
-    first = await service.send(email())
-    second = await service.send(email())
+    first = await service.send(email(), caller=SENDER)
+    second = await service.send(email(), caller=SENDER)
     assert second.notification.id == first.notification.id
     assert second.deduplicated is True
     assert dispatcher.dispatched == [first.notification.id]
@@ -61,7 +61,7 @@ async def test_the_same_idempotency_key_twice_creates_one_notification(
 
 async def test_concurrent_sends_with_one_key_store_one_row(service: NotificationService) -> None:
     """Racing sends with the same key all answer with the same single notification."""
-    results = await asyncio.gather(*(service.send(email()) for _ in range(8)))
+    results = await asyncio.gather(*(service.send(email(), caller=SENDER) for _ in range(8)))
     assert len({result.notification.id for result in results}) == 1
     assert sum(not result.deduplicated for result in results) == 1
 
@@ -70,19 +70,35 @@ async def test_the_same_key_with_different_content_is_already_exists(
     service: NotificationService,
 ) -> None:
     """Reusing a key for another email is refused rather than silently ignored."""
-    await service.send(email())
+    await service.send(email(), caller=SENDER)
     with pytest.raises(AlreadyExists, match="idempotency key"):
-        await service.send(email(subject="Something else"))
+        await service.send(email(subject="Something else"), caller=SENDER)
 
 
 async def test_keys_are_scoped_to_the_channel(service: NotificationService) -> None:
     """One key on email and on SMS names two different notifications."""
-    by_email = await service.send(email(key="shared"))
+    by_email = await service.send(email(key="shared"), caller=SENDER)
     by_sms = await service.send(
-        SmsRequest(to="+4915112345678", body="hi", idempotency_key="shared", user_id="user-1")
+        SmsRequest(to="+4915112345678", body="hi", idempotency_key="shared", user_id="user-1"),
+        caller=SENDER,
     )
     assert by_sms.notification.id != by_email.notification.id
     assert not by_sms.deduplicated
+
+
+async def test_keys_are_scoped_to_the_caller(service: NotificationService) -> None:
+    """Another caller's key, even with other content, is a notification of its own; each
+    caller's repeats (racing ones too) still return its own."""
+    results = await asyncio.gather(
+        *(service.send(email(key="shared"), caller=SENDER) for _ in range(4)),
+        *(service.send(email(key="shared", subject="Other"), caller="user:root") for _ in range(4)),
+    )
+    ours, theirs = results[:4], results[4:]
+    assert len({result.notification.id for result in ours}) == 1
+    assert len({result.notification.id for result in theirs}) == 1
+    assert ours[0].notification.id != theirs[0].notification.id
+    assert sum(not result.deduplicated for result in results) == 2
+    assert (ours[0].notification.caller, theirs[0].notification.subject) == (SENDER, "Other")
 
 
 async def test_a_broker_outage_still_answers_ok_and_leaves_the_row_for_the_relay(
@@ -90,7 +106,7 @@ async def test_a_broker_outage_still_answers_ok_and_leaves_the_row_for_the_relay
 ) -> None:
     """The notification is durable once committed even when the enqueue fails."""
     dispatcher.fail = True
-    result = await service.send(email())
+    result = await service.send(email(), caller=SENDER)
     stored = await service.get(result.notification.id)
     assert stored.status == Status.QUEUED.value
     assert stored.dispatch_after is not None
@@ -107,7 +123,8 @@ async def test_a_usage_limit_template_is_rendered_at_send_time(
             body_text="",
             template="usage_limit_warning",
             template_data={"metric": "projects", "used": "8", "limit": "10", "plan": "<b>"},
-        )
+        ),
+        caller=SENDER,
     )
     row = result.notification
     assert row.subject == "You have used 80% of your projects limit"
@@ -178,7 +195,7 @@ async def test_invalid_requests_name_the_offending_field(
 ) -> None:
     """Bad input is INVALID_ARGUMENT naming the field, and nothing is stored or enqueued."""
     with pytest.raises(InvalidArgument) as caught:
-        await service.send(request_)
+        await service.send(request_, caller=SENDER)
     assert caught.value.field.startswith(field)
     assert dispatcher.dispatched == []
 
@@ -193,7 +210,8 @@ async def test_push_stores_title_body_device_and_data(service: NotificationServi
             body="Your build finished",
             data={"build": "42"},
             idempotency_key="push-1",
-        )
+        ),
+        caller=SENDER,
     )
     row = await service.get(result.notification.id)
     assert (row.channel, row.recipient, row.subject, row.data) == (

@@ -198,6 +198,32 @@ async def test_concurrent_retries_with_one_request_id_create_one_project(
     assert await count(project_db, ProjectRow) == 1
 
 
+async def test_request_ids_belong_to_the_caller(
+    projects: ProjectService, billing: FakeBilling, project_db: Database
+) -> None:
+    """An admin and a service creating for Ada with her request_id each create their own
+    project (no replay of hers, no refusal naming the key); each caller's retry replays."""
+    admin = user("root", roles=frozenset({"admin"}))
+    creator = service("project:create")
+    ada = await create(projects, "Apollo", request_id="req-1")
+    with pytest.raises(AlreadyExists) as taken:  # Ada's name, not her key, stops this one
+        await create(projects, "Apollo", principal=admin, owner_id="ada", request_id="req-1")
+    assert "request_id" not in taken.value.message
+    by_admin = await create(projects, "Gemini", principal=admin, owner_id="ada", request_id="req-1")
+    by_service = await create(
+        projects, "Mercury", principal=creator, owner_id="ada", request_id="req-1"
+    )
+    assert len({ada.id, by_admin.id, by_service.id}) == 3
+    replays = [
+        await create(projects, "Apollo", request_id="req-1"),
+        await create(projects, "Gemini", principal=admin, owner_id="ada", request_id="req-1"),
+        await create(projects, "Mercury", principal=creator, owner_id="ada", request_id="req-1"),
+    ]
+    assert [p.id for p in replays] == [ada.id, by_admin.id, by_service.id]
+    assert await count(project_db, ProjectRow) == 3
+    assert billing.used("ada", BilledMetric.PROJECTS) == 3
+
+
 async def test_services_must_name_the_owner(projects: ProjectService) -> None:
     """A service token creates for owner_id; without one it is INVALID_ARGUMENT."""
     creator = service("project:create")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from meshcore.db import new_metadata
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from meshcore.idempotency import CALLER_SCOPE_MAX_LENGTH
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["PAGE_VIEW", "Base", "Event"]
@@ -20,6 +21,9 @@ class Base(DeclarativeBase):
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
+        # An event id is the client's key, scoped to the caller who sent it (see the proto):
+        # another caller's event with the same id is an event of its own.
+        UniqueConstraint("caller", "event_id"),
         Index("ix_events_occurred", "occurred_at_ms"),
         Index("ix_events_name_occurred", "name", "occurred_at_ms"),
         Index("ix_events_user_occurred", "user_id", "occurred_at_ms"),
@@ -29,8 +33,12 @@ class Event(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    event_id: Mapped[str] = mapped_column(String(128), unique=True)
-    """The client's id (or one the server assigned): storing it twice is a no-op."""
+    caller: Mapped[str] = mapped_column(String(CALLER_SCOPE_MAX_LENGTH), server_default="")
+    """``meshcore.idempotency.caller_scope`` of the principal that sent the event; "" for
+    events stored before callers were recorded (migration 0002), which belong to no caller."""
+    event_id: Mapped[str] = mapped_column(String(128))
+    """The client's id (or one the server assigned): the same caller storing it twice is a
+    no-op."""
     name: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str] = mapped_column(String(64))
     anonymous_id: Mapped[str] = mapped_column(String(128))

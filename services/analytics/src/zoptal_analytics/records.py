@@ -49,6 +49,8 @@ class EventInput:
 class EventRecord:
     """A validated event, ready to store."""
 
+    caller: str
+    """Who sent it (``meshcore.idempotency.caller_scope``): ``event_id`` is unique per caller."""
     event_id: str
     name: str
     user_id: str
@@ -69,6 +71,7 @@ class EventRecord:
 
     def as_row(self) -> dict[str, object]:
         return {
+            "caller": self.caller,
             "event_id": self.event_id,
             "name": self.name,
             "user_id": self.user_id,
@@ -104,9 +107,9 @@ def _check_properties(properties: Mapping[str, str]) -> None:
         _limit(f"properties[{key!r}]", value, 1024)
 
 
-def validate_event(event: EventInput, *, now_ms: int) -> EventRecord:
-    """The stored form of ``event``; ``InvalidArgument`` names the field within the event
-    (callers checking a list use ``error.within("events[i]")``)."""
+def validate_event(event: EventInput, *, now_ms: int, caller: str) -> EventRecord:
+    """The stored form of ``event`` sent by ``caller`` (its ``caller_scope``); ``InvalidArgument``
+    names the field within the event (callers checking a list use ``error.within("events[i]")``)."""
     if event.event_id and not _ID.fullmatch(event.event_id):
         raise InvalidArgument("event_id", "1 to 128 characters of [A-Za-z0-9._:-]")
     if not event.user_id and not event.anonymous_id:
@@ -134,6 +137,7 @@ def validate_event(event: EventInput, *, now_ms: int) -> EventRecord:
         if page.referrer:
             _http_url("page.referrer", page.referrer)
     return EventRecord(
+        caller=caller,
         event_id=event.event_id or os.urandom(16).hex(),  # 128 random bits, cheaper than uuid4
         name=event.name,
         user_id=event.user_id,

@@ -71,8 +71,11 @@ class AnalyticsService:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    async def prepare_batch(self, events: Sequence[EventInput]) -> list[EventRecord]:
-        """Validate every event (all or nothing), naming fields ``events[i].x``.
+    async def prepare_batch(
+        self, events: Sequence[EventInput], *, caller: str
+    ) -> list[EventRecord]:
+        """Validate every event sent by ``caller`` (all or nothing), naming fields
+        ``events[i].x``.
 
         A thousand events take several milliseconds of CPU: the event loop runs between slices
         of ``VALIDATION_SLICE``, so the batches being written (their database round trips) and
@@ -86,20 +89,21 @@ class AnalyticsService:
             if index and not index % VALIDATION_SLICE:
                 await asyncio.sleep(0)
             try:
-                records.append(validate_event(event, now_ms=now))
+                records.append(validate_event(event, now_ms=now, caller=caller))
             except InvalidArgument as error:
                 raise error.within(f"events[{index}]") from None
         return records
 
-    async def track(self, event: EventInput) -> str:
-        """Store one event durably (returns after its batch commits); its id."""
-        record = validate_event(event, now_ms=self._now_ms())
+    async def track(self, event: EventInput, *, caller: str) -> str:
+        """Store one event of ``caller`` (``meshcore.idempotency.caller_scope``) durably
+        (returns after its batch commits); its id."""
+        record = validate_event(event, now_ms=self._now_ms(), caller=caller)
         await self._buffer.enqueue((record,))
         return record.event_id
 
-    async def track_batch(self, events: Sequence[EventInput]) -> list[str]:
-        """Store the events durably, all or nothing; their ids in order."""
-        records = await self.prepare_batch(events)
+    async def track_batch(self, events: Sequence[EventInput], *, caller: str) -> list[str]:
+        """Store the events of ``caller`` durably, all or nothing; their ids in order."""
+        records = await self.prepare_batch(events, caller=caller)
         await self._buffer.enqueue(records)
         return [record.event_id for record in records]
 

@@ -9,7 +9,9 @@ from typing import overload
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
+from meshcore.idempotency import caller_scope
 from meshcore.validation import timestamp_millis
 from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 
@@ -124,7 +126,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             timestamp_ms=_ms(request.timestamp, request.HasField("timestamp"), "timestamp"),
             session_id=request.session_id,
         )
-        return pb.TrackEventResponse(event_id=await self._service.track(event))
+        caller = caller_scope(require_principal())
+        return pb.TrackEventResponse(event_id=await self._service.track(event, caller=caller))
 
     async def TrackPageView(
         self, request: pb.TrackPageViewRequest, context: Context
@@ -140,7 +143,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             page=PageInput(request.url, request.title, request.referrer),
         )
         try:
-            event_id = await self._service.track(event)
+            event_id = await self._service.track(event, caller=caller_scope(require_principal()))
         except InvalidArgument as error:
             # The page fields sit at the top of this request: name them as the caller sent them.
             if error.field.startswith("page."):
@@ -151,19 +154,21 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     async def TrackEvents(
         self, request: pb.TrackEventsRequest, context: Context
     ) -> pb.TrackEventsResponse:
-        require_writer()
-        ids = await self._service.track_batch(_EventInputs(request.events, "events"))
+        caller = caller_scope(require_writer())
+        ids = await self._service.track_batch(_EventInputs(request.events, "events"), caller=caller)
         return pb.TrackEventsResponse(accepted_count=len(ids), event_ids=ids)
 
     async def IngestEvents(
         self, request_iterator: AsyncIterator[pb.IngestEventsRequest], context: Context
     ) -> pb.IngestEventsResponse:
-        require_writer()
+        caller = caller_scope(require_writer())
         in_flight: deque[asyncio.Future[None]] = deque()
         accepted = chunks = 0
         try:
             async for chunk in request_iterator:
-                records = await self._service.prepare_batch(_EventInputs(chunk.events, "events"))
+                records = await self._service.prepare_batch(
+                    _EventInputs(chunk.events, "events"), caller=caller
+                )
                 if len(in_flight) >= MAX_CHUNKS_IN_FLIGHT:
                     await asyncio.shield(in_flight.popleft())
                 in_flight.append(self._service.enqueue(records))

@@ -1,14 +1,16 @@
 """Stores a batch of events atomically and says which ones were new.
 
-An ``event_id`` that is already stored (a client resending after a lost reply) is skipped, so
-a retry never counts twice, and the events that were new go on to the real-time counters.
+An ``event_id`` that its caller already stored (a client resending after a lost reply) is
+skipped, so a retry never counts twice, and the events that were new go on to the real-time
+counters. Ids are unique per caller (``(caller, event_id)``): the same id from another caller
+is a new event, stored like any other.
 
 PostgreSQL: the batch is first sent with COPY, the fastest way in (binary rows, one statement,
 a tenth of the client CPU of array parameters). COPY cannot skip duplicates, so a batch holding
-an id that exists makes it fail as a whole, which is rare (only resends carry old ids); that
-batch then goes through ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING``,
-which skips them and names the rows it stored. Each statement commits on its own: either all of
-a batch is stored or none of it.
+a (caller, id) pair that exists makes it fail as a whole, which is rare (only resends carry old
+ids); that batch then goes through ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING
+RETURNING``, which skips them and names the rows it stored. Each statement commits on its own:
+either all of a batch is stored or none of it.
 
 SQLite (embedded mode): one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``.
 """
@@ -30,6 +32,7 @@ __all__ = ["EventWriter"]
 
 # The stored columns, in the order rows are sent, with the PostgreSQL type of each.
 _COLUMN_TYPES = {
+    "caller": "varchar",
     "event_id": "varchar",
     "name": "varchar",
     "user_id": "varchar",
@@ -48,7 +51,7 @@ _ARRAYS = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COLUMN_TYPES.val
 # Built only from the constant map above, never from input.
 _INSERT_SKIPPING_DUPLICATES = (
     f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest({_ARRAYS}) "  # noqa: S608
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    "ON CONFLICT (caller, event_id) DO NOTHING RETURNING caller, event_id"
 )
 _NO_PROPERTIES = "{}"
 
@@ -59,19 +62,24 @@ def _row(event: EventRecord) -> tuple[Any, ...]:
         json.dumps(event.properties, separators=(",", ":")) if event.properties else _NO_PROPERTIES
     )
     return (
-        event.event_id, event.name, event.user_id, event.anonymous_id, event.actor,
+        event.caller, event.event_id, event.name, event.user_id, event.anonymous_id, event.actor,
         event.session_id, event.occurred_at_ms, event.received_at_ms, properties,
         event.page_url, event.page_title, event.referrer,
     )  # fmt: skip
 
 
-def _first_of_each(events: Sequence[EventRecord], stored: Collection[str]) -> list[EventRecord]:
-    """The events whose id is in ``stored``, each id once (a batch may repeat an id)."""
-    seen: set[str] = set()
+_Key = tuple[str, str]
+"""``(caller, event_id)``: what identifies an event."""
+
+
+def _first_of_each(events: Sequence[EventRecord], stored: Collection[_Key]) -> list[EventRecord]:
+    """The events whose key is in ``stored``, each key once (a batch may repeat one)."""
+    seen: set[_Key] = set()
     new = []
     for event in events:
-        if event.event_id in stored and event.event_id not in seen:
-            seen.add(event.event_id)
+        key = (event.caller, event.event_id)
+        if key in stored and key not in seen:
+            seen.add(key)
             new.append(event)
     return new
 
@@ -89,8 +97,8 @@ class EventWriter:
             await self._connections.close()
 
     async def insert_new(self, events: Sequence[EventRecord]) -> list[EventRecord]:
-        """Store ``events`` (all or nothing), skipping ids already stored; returns the events
-        that were new, in order."""
+        """Store ``events`` (all or nothing), skipping the ones whose caller already stored their
+        id; returns the events that were new, in order."""
         if not events:
             return []
         if self._connections is None:
@@ -110,16 +118,16 @@ class EventWriter:
             except asyncpg.UniqueViolationError:
                 columns = [list(column) for column in zip(*rows, strict=True)]
                 stored = await driver.fetch(_INSERT_SKIPPING_DUPLICATES, *columns)
-                return _first_of_each(events, {record[0] for record in stored})
-        return list(events)  # COPY stored them all, so no id was there before or repeated
+                return _first_of_each(events, {(record[0], record[1]) for record in stored})
+        return list(events)  # COPY stored them all, so no key was there before or repeated
 
     async def _insert_sqlite(self, events: Sequence[EventRecord]) -> list[EventRecord]:
         statement = (
             sqlite.insert(Event)
-            .on_conflict_do_nothing(index_elements=[Event.event_id])
-            .returning(Event.event_id)
+            .on_conflict_do_nothing(index_elements=[Event.caller, Event.event_id])
+            .returning(Event.caller, Event.event_id)
         )
         async with self._database.connection() as connection:
             result = await connection.execute(statement, [event.as_row() for event in events])
-            stored = set(result.scalars().all())
+            stored = {(caller, event_id) for caller, event_id in result}
         return _first_of_each(events, stored)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meshcore.db import new_metadata
+from meshcore.idempotency import CALLER_SCOPE_MAX_LENGTH
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,9 +62,11 @@ class Status(enum.StrEnum):
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
-        # Keys are scoped to the channel (see the proto): the same key on email and SMS is two
-        # different requests.
-        UniqueConstraint("channel", "idempotency_key", name="uq_notifications_channel_key"),
+        # Keys are scoped to the caller that sent them and to the channel (see the proto):
+        # another caller's key, or the same key on email and SMS, is a different request.
+        UniqueConstraint(
+            "caller", "channel", "idempotency_key", name="uq_notifications_caller_channel_key"
+        ),
         Index("ix_notifications_user_created", "user_id", "created_at"),
         Index("ix_notifications_dispatch_after", "dispatch_after"),
     )
@@ -77,6 +80,9 @@ class Notification(Base):
     body_html: Mapped[str] = mapped_column(Text, default="")
     template: Mapped[str] = mapped_column(String(64), default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    caller: Mapped[str] = mapped_column(String(CALLER_SCOPE_MAX_LENGTH), server_default="")
+    """``meshcore.idempotency.caller_scope`` of who sent it; "" for notifications stored before
+    callers were recorded (migration 0002), which belong to no caller."""
     idempotency_key: Mapped[str] = mapped_column(String(128))
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     """SHA-256 of the request's content: the same key with other content is refused."""

@@ -41,10 +41,13 @@ class NotificationRepository:
         return await session.get(Notification, notification_id, populate_existing=True)
 
     async def find_by_key(
-        self, session: AsyncSession, channel: str, idempotency_key: str
+        self, session: AsyncSession, caller: str, channel: str, idempotency_key: str
     ) -> Notification | None:
+        """``caller``'s notification on ``channel`` sent with ``idempotency_key``, if any."""
         query = select(Notification).where(
-            Notification.channel == channel, Notification.idempotency_key == idempotency_key
+            Notification.caller == caller,
+            Notification.channel == channel,
+            Notification.idempotency_key == idempotency_key,
         )
         return (await session.execute(query)).scalar_one_or_none()
 

@@ -72,18 +72,20 @@ class NotificationService:
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def send(self, request: SendRequest) -> SendResult:
+    async def send(self, request: SendRequest, *, caller: str) -> SendResult:
         """Store the notification (QUEUED), commit, then enqueue its delivery.
 
+        ``caller`` (``meshcore.idempotency.caller_scope``) owns the idempotency key: only its
+        own earlier send with that key is a repeat; another caller's is never looked at.
         The RPC answers OK once the row is committed: from then on the outbox relay guarantees
         a delivery attempt even if the enqueue below fails or this process dies right now.
         """
         request.validate()
-        row = self._new_row(request)
+        row = self._new_row(request, caller)
         try:
             async with self._database.session() as session:
                 existing = await self._repository.find_by_key(
-                    session, row.channel, row.idempotency_key
+                    session, row.caller, row.channel, row.idempotency_key
                 )
                 if existing is not None:
                     return self._repeat(existing, row)
@@ -92,7 +94,7 @@ class NotificationService:
             # A concurrent send with the same key committed first: answer with its row.
             async with self._database.session() as session:
                 existing = await self._repository.find_by_key(
-                    session, row.channel, row.idempotency_key
+                    session, row.caller, row.channel, row.idempotency_key
                 )
             if existing is None:
                 raise
@@ -101,6 +103,8 @@ class NotificationService:
         return SendResult(row, deduplicated=False)
 
     def _repeat(self, existing: Notification, attempted: Notification) -> SendResult:
+        # ``existing`` is the same caller's: telling it that its own key is taken reveals
+        # nothing about anyone else.
         if existing.request_fingerprint != attempted.request_fingerprint:
             raise AlreadyExists(
                 f"idempotency key {attempted.idempotency_key!r} was already used for a "
@@ -132,10 +136,11 @@ class NotificationService:
             # Only costs a duplicate task later, which the worker's claim absorbs.
             logger.warning("could not record the dispatch of %s: %s", row.id, exc)
 
-    def _new_row(self, request: SendRequest) -> Notification:
+    def _new_row(self, request: SendRequest, caller: str) -> Notification:
         now = self._now()
         row = Notification(
             id=str(uuid.uuid4()),
+            caller=caller,
             channel=request.channel.value,
             user_id=request.user_id,
             idempotency_key=request.idempotency_key,

@@ -8,6 +8,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.errors import InvalidArgument, NotFound, PermissionDenied
+from meshcore.idempotency import caller_scope
 from zoptal.notification.v1 import notification_pb2 as pb, notification_pb2_grpc
 
 from zoptal_notification.access import require_reader_of, require_sender
@@ -73,8 +74,8 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self._service = service
 
     async def _send(self, request: EmailRequest | SmsRequest | PushRequest) -> SendResult:
-        require_sender()
-        return await self._service.send(request)
+        caller = caller_scope(require_sender())
+        return await self._service.send(request, caller=caller)
 
     async def SendEmail(
         self, request: pb.SendEmailRequest, context: grpc.aio.ServicerContext[object, object]

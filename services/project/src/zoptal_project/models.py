@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from meshcore.db import new_metadata
+from meshcore.idempotency import CALLER_SCOPE_MAX_LENGTH
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -35,8 +36,9 @@ class ProjectRow(Base):
     __table_args__ = (
         # Names are unique per owner, case-insensitively; rows still being created hold theirs.
         UniqueConstraint("owner_id", "name_key"),
-        # A client's idempotency key maps to one project per owner (NULLs never collide).
-        UniqueConstraint("owner_id", "request_id"),
+        # A client's idempotency key maps to one project per owner and caller (see the proto;
+        # NULLs never collide): another caller's key never replays or blocks this one.
+        UniqueConstraint("owner_id", "caller", "request_id"),
         Index("ix_projects_state_created_at", "state", "created_at"),
     )
 
@@ -51,6 +53,9 @@ class ProjectRow(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     member_count: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    caller: Mapped[str] = mapped_column(String(CALLER_SCOPE_MAX_LENGTH), server_default="")
+    """``meshcore.idempotency.caller_scope`` of who created it: ``request_id`` is that caller's
+    (migration 0002 gave projects created before it their owner, ``user:<owner_id>``)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -50,9 +50,14 @@ class ProjectRepository:
             select(ProjectRow.owner_id).where(ProjectRow.id == project_id)
         )
 
-    async def project_by_request_id(self, owner_id: str, request_id: str) -> ProjectRow | None:
+    async def project_by_request_id(
+        self, owner_id: str, caller: str, request_id: str
+    ) -> ProjectRow | None:
+        """The project of ``owner_id`` that ``caller`` created with ``request_id`` (any state)."""
         query = select(ProjectRow).where(
-            ProjectRow.owner_id == owner_id, ProjectRow.request_id == request_id
+            ProjectRow.owner_id == owner_id,
+            ProjectRow.caller == caller,
+            ProjectRow.request_id == request_id,
         )
         return (await self.session.scalars(query)).one_or_none()
 

@@ -38,6 +38,7 @@ from meshcore.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from meshcore.idempotency import caller_scope
 
 from zoptal_project.access import (
     Action,
@@ -94,8 +95,10 @@ class ProjectService:
         request_id: str | None,
     ) -> Project:
         owner = self._owner_for(principal, owner_id)
+        # ``request_id`` is the caller's: only its own earlier create with it is a replay.
+        caller = caller_scope(principal)
         if request_id is not None:
-            replay = await self._replay(owner, request_id, name)
+            replay = await self._replay(owner, caller, request_id, name)
             if replay is not None:
                 return replay
         check = await self._billing.check_limit(owner, BilledMetric.PROJECTS, 1)
@@ -119,6 +122,7 @@ class ProjectService:
                         "version": 1,
                         "member_count": 1,
                         "request_id": request_id,
+                        "caller": caller,
                         "created_at": now,
                         "updated_at": now,
                     },
@@ -133,7 +137,7 @@ class ProjectService:
                     },
                 )
         except sqlalchemy.exc.IntegrityError:
-            return await self._on_insert_conflict(owner, request_id, name)
+            return await self._on_insert_conflict(owner, caller, request_id, name)
         await self._charge_project(owner, project_id)
         try:
             project = await self._activate(owner, project_id, now)
@@ -221,9 +225,9 @@ class ProjectService:
         if compensate:
             self._usage_queued()
 
-    async def _replay(self, owner: str, request_id: str, name: str) -> Project | None:
+    async def _replay(self, owner: str, caller: str, request_id: str, name: str) -> Project | None:
         async with self._db.session() as session:
-            row = await ProjectRepository(session).project_by_request_id(owner, request_id)
+            row = await ProjectRepository(session).project_by_request_id(owner, caller, request_id)
         if row is None:
             return None
         if row.name_key != name_key(name):
@@ -234,9 +238,11 @@ class ProjectService:
             raise Aborted(f"a create with request_id {request_id!r} is still in progress")
         return Project.of(row)
 
-    async def _on_insert_conflict(self, owner: str, request_id: str | None, name: str) -> Project:
+    async def _on_insert_conflict(
+        self, owner: str, caller: str, request_id: str | None, name: str
+    ) -> Project:
         if request_id is not None:
-            replay = await self._replay(owner, request_id, name)
+            replay = await self._replay(owner, caller, request_id, name)
             if replay is not None:
                 return replay  # a concurrent retry of this very request won the race
         raise AlreadyExists(f"you already have a project named {name!r}")

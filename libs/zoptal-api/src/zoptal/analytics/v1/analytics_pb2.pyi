@@ -113,8 +113,10 @@ class Event(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Optional. Client-generated unique id, 1 to 128 characters of `[A-Za-z0-9._:-]`; an id
-    already stored is not counted again. Empty: the server assigns one.
+    """Optional. Client-generated id, unique among the caller's events, 1 to 128 characters of
+    `[A-Za-z0-9._:-]`; an id the same caller already stored is not counted again (the event
+    sent first is kept), while the same id from another caller is another event. Empty: the
+    server assigns one.
     """
     user_id: _builtins.str
     """The acting user's id, at most 64 characters. At least one of `user_id` and `anonymous_id`

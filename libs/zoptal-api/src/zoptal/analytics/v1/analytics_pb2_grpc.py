@@ -31,8 +31,11 @@ class AnalyticsServiceStub:
     Ingest RPCs (TrackEvent, TrackPageView, TrackEvents, IngestEvents) return OK only once the
     events are accepted durably: an acknowledged event is never lost. When the write buffer is full
     they return RESOURCE_EXHAUSTED (with google.rpc.RetryInfo) and accept nothing; retry later.
-    Each event may carry a client-generated `event_id`; an event whose id was already stored is
-    accepted again without being counted twice, which makes retries safe.
+    Each event may carry a client-generated `event_id`; an event whose id the same caller already
+    stored is accepted again without being counted twice, which makes retries safe. Event ids
+    belong to the caller that sent them (the authenticated user or service): another caller's
+    event with the same id is stored and counted as an event of its own, never dropped, and
+    nothing in the answer tells whether someone else used that id.
 
     An event's actor is its `user_id`, or its `anonymous_id` when there is no user; "unique users"
     counts distinct actors. All buckets and windows are in UTC.
@@ -86,8 +89,11 @@ class AnalyticsServiceServicer:
     Ingest RPCs (TrackEvent, TrackPageView, TrackEvents, IngestEvents) return OK only once the
     events are accepted durably: an acknowledged event is never lost. When the write buffer is full
     they return RESOURCE_EXHAUSTED (with google.rpc.RetryInfo) and accept nothing; retry later.
-    Each event may carry a client-generated `event_id`; an event whose id was already stored is
-    accepted again without being counted twice, which makes retries safe.
+    Each event may carry a client-generated `event_id`; an event whose id the same caller already
+    stored is accepted again without being counted twice, which makes retries safe. Event ids
+    belong to the caller that sent them (the authenticated user or service): another caller's
+    event with the same id is stored and counted as an event of its own, never dropped, and
+    nothing in the answer tells whether someone else used that id.
 
     An event's actor is its `user_id`, or its `anonymous_id` when there is no user; "unique users"
     counts distinct actors. All buckets and windows are in UTC.
@@ -214,8 +220,11 @@ class AnalyticsService:
     Ingest RPCs (TrackEvent, TrackPageView, TrackEvents, IngestEvents) return OK only once the
     events are accepted durably: an acknowledged event is never lost. When the write buffer is full
     they return RESOURCE_EXHAUSTED (with google.rpc.RetryInfo) and accept nothing; retry later.
-    Each event may carry a client-generated `event_id`; an event whose id was already stored is
-    accepted again without being counted twice, which makes retries safe.
+    Each event may carry a client-generated `event_id`; an event whose id the same caller already
+    stored is accepted again without being counted twice, which makes retries safe. Event ids
+    belong to the caller that sent them (the authenticated user or service): another caller's
+    event with the same id is stored and counted as an event of its own, never dropped, and
+    nothing in the answer tells whether someone else used that id.
 
     An event's actor is its `user_id`, or its `anonymous_id` when there is no user; "unique users"
     counts distinct actors. All buckets and windows are in UTC.

@@ -117,7 +117,7 @@ class Notification(_message.Message):
     template: _builtins.str
     """The template used, if any."""
     idempotency_key: _builtins.str
-    """The caller's idempotency key."""
+    """The idempotency key its sender chose (unique per sender and channel, not globally)."""
     attempts: _builtins.int
     """Delivery attempts made so far."""
     last_error: _builtins.str
@@ -219,7 +219,9 @@ class SendEmailRequest(_message.Message):
     `usage_limit_reached`; unknown names are INVALID_ARGUMENT.
     """
     idempotency_key: _builtins.str
-    """Required. Client-generated key, 1 to 128 characters of `[A-Za-z0-9._:-]`."""
+    """Required. Client-generated key, 1 to 128 characters of `[A-Za-z0-9._:-]`, unique among the
+    caller's sends on this channel.
+    """
     @_builtins.property
     def template_data(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Optional. Values for the template's placeholders; at most 50 entries, keys at most 64
@@ -260,7 +262,9 @@ class SendEmailResponse(_message.Message):
     status: Global___NotificationStatus.ValueType
     """Its state now: usually NOTIFICATION_STATUS_QUEUED."""
     deduplicated: _builtins.bool
-    """True when the idempotency key matched an earlier send and nothing new was queued."""
+    """True when the idempotency key matched an earlier send by the same caller and nothing new
+    was queued.
+    """
     def __init__(
         self,
         *,
@@ -293,7 +297,9 @@ class SendSMSRequest(_message.Message):
     body: _builtins.str
     """Required. 1 to 1600 characters."""
     idempotency_key: _builtins.str
-    """Required. Client-generated key, 1 to 128 characters of `[A-Za-z0-9._:-]`."""
+    """Required. Client-generated key, 1 to 128 characters of `[A-Za-z0-9._:-]`, unique among the
+    caller's sends on this channel.
+    """
     def __init__(
         self,
         *,
@@ -324,7 +330,9 @@ class SendSMSResponse(_message.Message):
     status: Global___NotificationStatus.ValueType
     """Its state now: usually NOTIFICATION_STATUS_QUEUED."""
     deduplicated: _builtins.bool
-    """True when the idempotency key matched an earlier send and nothing new was queued."""
+    """True when the idempotency key matched an earlier send by the same caller and nothing new
+    was queued.
+    """
     def __init__(
         self,
         *,
@@ -385,7 +393,9 @@ class SendPushNotificationRequest(_message.Message):
     body: _builtins.str
     """Body: at most 4000 characters."""
     idempotency_key: _builtins.str
-    """Required. Client-generated key, 1 to 128 characters of `[A-Za-z0-9._:-]`."""
+    """Required. Client-generated key, 1 to 128 characters of `[A-Za-z0-9._:-]`, unique among the
+    caller's sends on this channel.
+    """
     @_builtins.property
     def data(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Optional. Data payload for the app; at most 50 entries, keys at most 64 characters, values
@@ -424,7 +434,9 @@ class SendPushNotificationResponse(_message.Message):
     status: Global___NotificationStatus.ValueType
     """Its state now: usually NOTIFICATION_STATUS_QUEUED."""
     deduplicated: _builtins.bool
-    """True when the idempotency key matched an earlier send and nothing new was queued."""
+    """True when the idempotency key matched an earlier send by the same caller and nothing new
+    was queued.
+    """
     def __init__(
         self,
         *,

@@ -35,7 +35,10 @@ class NotificationServiceStub:
 
     Every send carries an idempotency key: the same key again returns the first notification
     (`deduplicated = true`) and sends nothing new; the same key with different content is
-    ALREADY_EXISTS. Keys are scoped to the channel.
+    ALREADY_EXISTS. Keys are scoped to the caller that sent them (the authenticated service or
+    admin) and to the channel: another caller's send with the same key is a notification of its
+    own, never answered with someone else's and never refused because of it. A service sending on
+    a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
@@ -86,7 +89,10 @@ class NotificationServiceServicer:
 
     Every send carries an idempotency key: the same key again returns the first notification
     (`deduplicated = true`) and sends nothing new; the same key with different content is
-    ALREADY_EXISTS. Keys are scoped to the channel.
+    ALREADY_EXISTS. Keys are scoped to the caller that sent them (the authenticated service or
+    admin) and to the channel: another caller's send with the same key is a notification of its
+    own, never answered with someone else's and never refused because of it. A service sending on
+    a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
@@ -98,7 +104,7 @@ class NotificationServiceServicer:
         """SendEmail queues an email, from literal content or a server-side template.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-        ALREADY_EXISTS (the idempotency key was used for a different email).
+        ALREADY_EXISTS (the caller used the idempotency key for a different email).
         Idempotent by `idempotency_key`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -109,7 +115,7 @@ class NotificationServiceServicer:
         """SendSMS queues a text message.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-        ALREADY_EXISTS (the idempotency key was used for a different message).
+        ALREADY_EXISTS (the caller used the idempotency key for a different message).
         Idempotent by `idempotency_key`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -120,7 +126,7 @@ class NotificationServiceServicer:
         """SendPushNotification queues a push notification to a user's device.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-        idempotency key was used for a different notification).
+        caller used the idempotency key for a different notification).
         Idempotent by `idempotency_key`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -193,7 +199,10 @@ class NotificationService:
 
     Every send carries an idempotency key: the same key again returns the first notification
     (`deduplicated = true`) and sends nothing new; the same key with different content is
-    ALREADY_EXISTS. Keys are scoped to the channel.
+    ALREADY_EXISTS. Keys are scoped to the caller that sent them (the authenticated service or
+    admin) and to the channel: another caller's send with the same key is a notification of its
+    own, never answered with someone else's and never refused because of it. A service sending on
+    a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries

@@ -36,7 +36,10 @@ class NotificationServiceStub:
 
     Every send carries an idempotency key: the same key again returns the first notification
     (`deduplicated = true`) and sends nothing new; the same key with different content is
-    ALREADY_EXISTS. Keys are scoped to the channel.
+    ALREADY_EXISTS. Keys are scoped to the caller that sent them (the authenticated service or
+    admin) and to the channel: another caller's send with the same key is a notification of its
+    own, never answered with someone else's and never refused because of it. A service sending on
+    a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
@@ -52,21 +55,21 @@ class NotificationServiceStub:
     """SendEmail queues an email, from literal content or a server-side template.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-    ALREADY_EXISTS (the idempotency key was used for a different email).
+    ALREADY_EXISTS (the caller used the idempotency key for a different email).
     Idempotent by `idempotency_key`.
     """
     SendSMS: _grpc.UnaryUnaryMultiCallable[_notification_pb2.SendSMSRequest, _notification_pb2.SendSMSResponse]
     """SendSMS queues a text message.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-    ALREADY_EXISTS (the idempotency key was used for a different message).
+    ALREADY_EXISTS (the caller used the idempotency key for a different message).
     Idempotent by `idempotency_key`.
     """
     SendPushNotification: _grpc.UnaryUnaryMultiCallable[_notification_pb2.SendPushNotificationRequest, _notification_pb2.SendPushNotificationResponse]
     """SendPushNotification queues a push notification to a user's device.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-    idempotency key was used for a different notification).
+    caller used the idempotency key for a different notification).
     Idempotent by `idempotency_key`.
     """
     GetNotificationHistory: _grpc.UnaryUnaryMultiCallable[_notification_pb2.GetNotificationHistoryRequest, _notification_pb2.GetNotificationHistoryResponse]
@@ -93,7 +96,10 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
 
     Every send carries an idempotency key: the same key again returns the first notification
     (`deduplicated = true`) and sends nothing new; the same key with different content is
-    ALREADY_EXISTS. Keys are scoped to the channel.
+    ALREADY_EXISTS. Keys are scoped to the caller that sent them (the authenticated service or
+    admin) and to the channel: another caller's send with the same key is a notification of its
+    own, never answered with someone else's and never refused because of it. A service sending on
+    a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
@@ -106,21 +112,21 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """SendEmail queues an email, from literal content or a server-side template.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-    ALREADY_EXISTS (the idempotency key was used for a different email).
+    ALREADY_EXISTS (the caller used the idempotency key for a different email).
     Idempotent by `idempotency_key`.
     """
     SendSMS: _aio.UnaryUnaryMultiCallable[_notification_pb2.SendSMSRequest, _notification_pb2.SendSMSResponse]  # type: ignore[assignment]
     """SendSMS queues a text message.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-    ALREADY_EXISTS (the idempotency key was used for a different message).
+    ALREADY_EXISTS (the caller used the idempotency key for a different message).
     Idempotent by `idempotency_key`.
     """
     SendPushNotification: _aio.UnaryUnaryMultiCallable[_notification_pb2.SendPushNotificationRequest, _notification_pb2.SendPushNotificationResponse]  # type: ignore[assignment]
     """SendPushNotification queues a push notification to a user's device.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-    idempotency key was used for a different notification).
+    caller used the idempotency key for a different notification).
     Idempotent by `idempotency_key`.
     """
     GetNotificationHistory: _aio.UnaryUnaryMultiCallable[_notification_pb2.GetNotificationHistoryRequest, _notification_pb2.GetNotificationHistoryResponse]  # type: ignore[assignment]
@@ -146,7 +152,10 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every send carries an idempotency key: the same key again returns the first notification
     (`deduplicated = true`) and sends nothing new; the same key with different content is
-    ALREADY_EXISTS. Keys are scoped to the channel.
+    ALREADY_EXISTS. Keys are scoped to the caller that sent them (the authenticated service or
+    admin) and to the channel: another caller's send with the same key is a notification of its
+    own, never answered with someone else's and never refused because of it. A service sending on
+    a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
@@ -163,7 +172,7 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         """SendEmail queues an email, from literal content or a server-side template.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-        ALREADY_EXISTS (the idempotency key was used for a different email).
+        ALREADY_EXISTS (the caller used the idempotency key for a different email).
         Idempotent by `idempotency_key`.
         """
 
@@ -176,7 +185,7 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         """SendSMS queues a text message.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-        ALREADY_EXISTS (the idempotency key was used for a different message).
+        ALREADY_EXISTS (the caller used the idempotency key for a different message).
         Idempotent by `idempotency_key`.
         """
 
@@ -189,7 +198,7 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         """SendPushNotification queues a push notification to a user's device.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-        idempotency key was used for a different notification).
+        caller used the idempotency key for a different notification).
         Idempotent by `idempotency_key`.
         """
 

@@ -344,8 +344,9 @@ class CreateProjectRequest(_message.Message):
     """
     request_id: _builtins.str
     """Optional but recommended. Client-generated idempotency key (for example a UUID), 1 to 128
-    characters of `[A-Za-z0-9._:-]`, scoped to the owner. A repeat with the same key returns the
-    first result; the same key with a different name is ALREADY_EXISTS.
+    characters of `[A-Za-z0-9._:-]`, scoped to the caller (the authenticated user or service)
+    and the owner. A repeat by the same caller with the same key returns the first result; the
+    same key with a different name is ALREADY_EXISTS.
     """
     def __init__(
         self,

@@ -142,8 +142,10 @@ class ProjectServiceServicer:
         Errors: RESOURCE_EXHAUSTED (the plan's project limit is reached; the message names the
         limit), ALREADY_EXISTS (the owner already has a project with this name),
         UNAVAILABLE (Billing is unreachable; no project is left half created).
-        Idempotent by `request_id`: a retry with the same `request_id` by the same owner returns the
-        project created by the first call.
+        Idempotent by `request_id`: a retry with the same `request_id` by the same caller for the
+        same owner returns the project created by the first call. Another caller's `request_id`
+        (a user's, an admin's or a service's creating for that owner) is never replayed nor refused
+        because of this one, and no answer tells whether someone else used it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

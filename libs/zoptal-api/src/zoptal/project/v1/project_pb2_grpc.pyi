@@ -69,8 +69,10 @@ class ProjectServiceStub:
     Errors: RESOURCE_EXHAUSTED (the plan's project limit is reached; the message names the
     limit), ALREADY_EXISTS (the owner already has a project with this name),
     UNAVAILABLE (Billing is unreachable; no project is left half created).
-    Idempotent by `request_id`: a retry with the same `request_id` by the same owner returns the
-    project created by the first call.
+    Idempotent by `request_id`: a retry with the same `request_id` by the same caller for the
+    same owner returns the project created by the first call. Another caller's `request_id`
+    (a user's, an admin's or a service's creating for that owner) is never replayed nor refused
+    because of this one, and no answer tells whether someone else used it.
     """
     UpdateProject: _grpc.UnaryUnaryMultiCallable[_project_pb2.UpdateProjectRequest, _project_pb2.UpdateProjectResponse]
     """UpdateProject changes a project's name and/or description, with optimistic concurrency: the
@@ -160,8 +162,10 @@ class ProjectServiceAsyncStub(ProjectServiceStub):
     Errors: RESOURCE_EXHAUSTED (the plan's project limit is reached; the message names the
     limit), ALREADY_EXISTS (the owner already has a project with this name),
     UNAVAILABLE (Billing is unreachable; no project is left half created).
-    Idempotent by `request_id`: a retry with the same `request_id` by the same owner returns the
-    project created by the first call.
+    Idempotent by `request_id`: a retry with the same `request_id` by the same caller for the
+    same owner returns the project created by the first call. Another caller's `request_id`
+    (a user's, an admin's or a service's creating for that owner) is never replayed nor refused
+    because of this one, and no answer tells whether someone else used it.
     """
     UpdateProject: _aio.UnaryUnaryMultiCallable[_project_pb2.UpdateProjectRequest, _project_pb2.UpdateProjectResponse]  # type: ignore[assignment]
     """UpdateProject changes a project's name and/or description, with optimistic concurrency: the
@@ -266,8 +270,10 @@ class ProjectServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: RESOURCE_EXHAUSTED (the plan's project limit is reached; the message names the
         limit), ALREADY_EXISTS (the owner already has a project with this name),
         UNAVAILABLE (Billing is unreachable; no project is left half created).
-        Idempotent by `request_id`: a retry with the same `request_id` by the same owner returns the
-        project created by the first call.
+        Idempotent by `request_id`: a retry with the same `request_id` by the same caller for the
+        same owner returns the project created by the first call. Another caller's `request_id`
+        (a user's, an admin's or a service's creating for that owner) is never replayed nor refused
+        because of this one, and no answer tells whether someone else used it.
         """
 
     @_abc_1.abstractmethod
