@@ -763,8 +763,9 @@ class ChangeSubscriptionResponse(_message.Message):
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def subscription(self) -> Global___Subscription:
-        """The subscription after the request; `latest_change` is the change it made (or the pending
-        one it returned), unset when the plan asked for was already active and nothing was pending.
+        """The subscription after the request; `latest_change` is the change it made or the pending one
+        it returned (when the plan asked for was already active and nothing was pending, the
+        subscription is returned unchanged).
         """
 
     def __init__(
