@@ -142,7 +142,7 @@ class TestModePaymentRow(Base):
     __tablename__ = "test_mode_payments"
     __test__ = False  # not a pytest class, despite the name
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     user_id: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(200))

@@ -71,7 +71,7 @@ def upgrade() -> None:
     op.create_index("ix_plan_changes_open", "plan_changes", ["status", "effective_at"])
     op.create_table(
         "test_mode_payments",
-        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=False),
         sa.Column("description", sa.String(length=200), nullable=False),
