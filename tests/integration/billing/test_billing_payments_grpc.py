@@ -86,9 +86,7 @@ async def plan_in_force(billing: RunningBilling, user: str) -> str:
     return check.plan_id
 
 
-async def eventually(
-    clock: FakeClock, what: str, probe: Callable[[], Awaitable[bool]]
-) -> None:
+async def eventually(clock: FakeClock, what: str, probe: Callable[[], Awaitable[bool]]) -> None:
     """Wait for ``probe`` while Billing's time keeps flowing (a tenth of a second per look), as
     it would for real: a background pass that was busy when the test moved the clock sleeps
     again on it and must be woken by time passing."""
@@ -293,8 +291,7 @@ async def test_a_pending_payment_survives_a_restart(database_url: str, clock: Fa
     clock.advance(SETTLE_SECONDS)
     async with running_billing(settings, sender=Sink(), clock=clock) as second:  # type: ignore[arg-type]
         await eventually(
-            clock,
-            "enterprise in force", lambda: _is(plan_in_force(second, "ada"), "enterprise")
+            clock, "enterprise in force", lambda: _is(plan_in_force(second, "ada"), "enterprise")
         )
 
 
@@ -317,7 +314,5 @@ async def test_record_usage_keys_belong_to_their_caller(billing: RunningBilling)
     changed = pb.RecordUsageRequest()
     changed.CopyFrom(request)
     changed.quantity = 2
-    await expect(
-        grpc.StatusCode.ALREADY_EXISTS, billing.stub.RecordUsage(changed, metadata=other)
-    )
+    await expect(grpc.StatusCode.ALREADY_EXISTS, billing.stub.RecordUsage(changed, metadata=other))
     assert (await billing.stub.RecordUsage(request, metadata=METER)).replayed

@@ -10,8 +10,7 @@ from meshcore.testing import FakeClock
 from zoptal_billing.payments import PaymentRequest, PaymentStatus
 from zoptal_billing.test_payments import TestModePaymentProvider
 
-
-APPROVE = "tok_test_approve"  # noqa: S105 - a documented test-mode token, not a secret
+APPROVE = "tok_test_approve"
 
 
 def pay(token: str = APPROVE, key: str = "k1", amount: int = 2900) -> PaymentRequest:
