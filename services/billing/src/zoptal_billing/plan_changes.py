@@ -278,7 +278,7 @@ class PlanChanges:
             logger.warning("payment of change %s not known yet: %s", change.id, error)
             return
         if payment.status is not PaymentStatus.PENDING:
-            await self._record(change.id, payment)
+            await self._resolve(change.id, payment=payment)
 
     async def _submit(self, change_id: str, *, raise_refusal: bool) -> None:
         """Create the change's payment at the provider, once (idempotent by its key)."""
@@ -300,17 +300,20 @@ class PlanChanges:
                 )
             )
         except _REFUSALS as refusal:
-            await self._finish(change_id, DECLINED, str(refusal)[:500])
+            await self._resolve(change_id, refusal=str(refusal)[:500])
             if raise_refusal:
                 raise
             return
         except Exception as error:  # the provider did not answer: the background pass retries
             logger.warning("payment of change %s not submitted yet: %s", change_id, error)
             return
-        await self._record(change_id, payment)
+        await self._resolve(change_id, payment=payment)
 
-    async def _record(self, change_id: str, payment: Payment) -> None:
-        """Keep the provider's answer; apply or decline the change when it is final."""
+    async def _resolve(
+        self, change_id: str, *, payment: Payment | None = None, refusal: str = ""
+    ) -> None:
+        """Keep the provider's answer under the user's lock: a payment (applied when it
+        succeeded, declined when it did not, kept while pending) or a refusal of the request."""
         now = self._now()
         async with self._db.session() as session:
             repository = BillingRepository(session)
@@ -322,30 +325,18 @@ class PlanChanges:
             )
             change = await repository.change(change_id)
             if change is None or change.status != AWAITING_PAYMENT:
-                return
+                return  # another request, read or replica settled it first
+            payment_id = change.payment_id if payment is None else payment.id
             await repository.update_change(
-                change_id, payment_id=payment.id, payment_token=None, updated_at=now
+                change_id, payment_id=payment_id, payment_token=None, updated_at=now
             )
-            if payment.status is PaymentStatus.SUCCEEDED:
+            if payment is None:
+                await self._close(repository, change, DECLINED, refusal, now)
+            elif payment.status is PaymentStatus.SUCCEEDED:
                 await self._apply(repository, change, now)
             elif payment.status is PaymentStatus.DECLINED:
                 reason = payment.decline_reason or "declined by the payment provider"
                 await self._close(repository, change, DECLINED, reason[:500], now)
-
-    async def _finish(self, change_id: str, status: str, reason: str) -> None:
-        now = self._now()
-        async with self._db.session() as session:
-            repository = BillingRepository(session)
-            change = await repository.change(change_id)
-            if change is None:
-                return
-            await repository.subscription_of(
-                change.user_id, default_plan_id=DEFAULT_PLAN_ID, now=now, for_update=True
-            )
-            change = await repository.change(change_id)
-            if change is not None and change.status == AWAITING_PAYMENT:
-                await repository.update_change(change_id, payment_token=None)
-                await self._close(repository, change, status, reason, now)
 
     async def _apply_due(
         self, repository: BillingRepository, row: SubscriptionRow, now: datetime
