@@ -119,12 +119,28 @@ def _reach_the_project_limit(stubs: Stubs, user: User, platform: EmbeddedPlatfor
 
 
 def _upgrade_and_create_again(stubs: Stubs, user: User, limit: int) -> None:
-    changed = stubs.billing.ChangeSubscription(
-        billing_pb2.ChangeSubscriptionRequest(user_id=user.user_id, plan_id="pro"),
+    # Pro is paid: `make run` takes payments in test mode, where this token is approved and the
+    # provider confirms a moment later (asynchronously, as a real one would).
+    asked = stubs.billing.ChangeSubscription(
+        billing_pb2.ChangeSubscriptionRequest(
+            user_id=user.user_id, plan_id="pro", payment_token="tok_test_approve"
+        ),
         metadata=user.metadata,
         timeout=CALL_TIMEOUT,
     ).subscription
-    assert changed.plan.id == "pro"
+    assert asked.latest_change.status == billing_pb2.PLAN_CHANGE_STATUS_AWAITING_PAYMENT
+    changed = poll(
+        lambda: (
+            stubs.billing.GetUserSubscription(
+                billing_pb2.GetUserSubscriptionRequest(user_id=user.user_id),
+                metadata=user.metadata,
+                timeout=CALL_TIMEOUT,
+            ).subscription
+        ),
+        lambda subscription: subscription.plan.id == "pro",
+        what="pro in force once the test-mode payment is confirmed",
+    )
+    assert changed.latest_change.status == billing_pb2.PLAN_CHANGE_STATUS_APPLIED
     _create_project(stubs, user, "After the upgrade")
     listed = stubs.project.ListUserProjects(
         project_pb2.ListUserProjectsRequest(), metadata=user.metadata, timeout=CALL_TIMEOUT

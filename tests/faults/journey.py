@@ -9,6 +9,7 @@ the cluster's admin created (``clients.operator``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -78,9 +79,24 @@ class Clients:
         login = await self.auth.login(email, PASSWORD, timeout_ms=10_000)
         user = User(registered.user.id, email, (("authorization", f"Bearer {login.access_token}"),))
         if plan != "free":
+            # Paid plans are paid: the cluster's Billing takes test-mode payments, approved for
+            # this token and confirmed asynchronously, so wait until the plan is in force.
             await self.billing.change_subscription(
-                user.user_id, plan, metadata=user.metadata, timeout_ms=10_000
+                user.user_id,
+                plan,
+                payment_token="tok_test_approve",
+                metadata=user.metadata,
+                timeout_ms=10_000,
             )
+            for _ in range(150):
+                reply = await self.billing.get_user_subscription(
+                    user.user_id, metadata=user.metadata, timeout_ms=10_000
+                )
+                if reply.subscription.plan.id == plan:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"plan {plan!r} not in force: {reply.subscription}")
         return user
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import jwt
+from meshcore.clock import Clock
 from meshcore.migrations import upgrade_database
 from meshcore.settings import Secret
 from meshcore.testing import serve_in_process
@@ -18,7 +19,7 @@ from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender
 from zoptal_billing.settings import BillingSettings
 
-from tests.tokens import MINT
+from tests.tokens import MINT, trusting_chain
 
 USER_TOKEN_SECRET = "user-token-secret-for-integration-tests-0123456789"
 
@@ -73,15 +74,28 @@ class RunningBilling:
 
 @contextlib.asynccontextmanager
 async def running_billing(
-    settings: BillingSettings, *, sender: NoticeSender | None = None
+    settings: BillingSettings,
+    *,
+    sender: NoticeSender | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[RunningBilling]:
-    """Migrate, then serve BillingService over a real channel with the notice dispatcher on."""
+    """Migrate, then serve BillingService over a real channel with its background work on.
+
+    ``clock`` drives Billing itself (billing periods, test-mode payments settling, the
+    background passes); tokens are still checked on the real clock, so a test can move Billing
+    to the end of the month without its callers' tokens expiring.
+    """
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
-    app = BillingApp(settings, sender=sender)
+    if clock is None:
+        app = BillingApp(settings, sender=sender)
+        chain = app.interceptors(metrics_registry=CollectorRegistry(), key_source=MINT.keys)
+    else:
+        app = BillingApp(settings, sender=sender, clock=clock)
+        chain = trusting_chain(settings, metrics_registry=CollectorRegistry())
     async with serve_in_process(
         app.registrations,
         settings=settings,
-        interceptors=app.interceptors(metrics_registry=CollectorRegistry(), key_source=MINT.keys),
+        interceptors=chain,
         on_shutdown=[app.close],
     ) as served:
         app.start_background()

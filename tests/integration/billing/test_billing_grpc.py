@@ -196,9 +196,10 @@ async def test_bad_input_is_invalid_argument_naming_the_field(
 
 
 async def test_downgrade_below_usage_is_failed_precondition(billing: RunningBilling) -> None:
-    """Ada upgrades, uses four projects, and cannot go back to free."""
+    """Ada is granted pro, uses four projects, and cannot go back to free."""
     changed = await billing.stub.ChangeSubscription(
-        pb.ChangeSubscriptionRequest(user_id="ada", plan_id="pro"), metadata=as_user("ada")
+        pb.ChangeSubscriptionRequest(user_id="ada", plan_id="pro", complimentary=True),
+        metadata=as_user("root", roles=("user", "admin")),
     )
     assert changed.subscription.plan.id == "pro"
     for index in range(4):

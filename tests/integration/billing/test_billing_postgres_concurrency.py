@@ -13,6 +13,9 @@ from zoptal_billing.metering import Metric
 from zoptal_billing.models import SubscriptionRow, ThresholdNoticeRow, UsageRecordRow
 from zoptal_billing.service import BillingService
 
+CALLER = "service:project"
+"""The principal key of the service that records usage in these tests."""
+
 pytestmark = pytest.mark.postgres
 
 
@@ -25,7 +28,7 @@ async def test_concurrent_record_usage_with_one_key_counts_once(billing_pg: Data
     """Twenty racing RecordUsage calls with one key: one record, usage 1, one original."""
     billing = BillingService(billing_pg)
     request = UsageRequest(
-        user_id="ada", metric=Metric.API_CALLS, quantity=1, idempotency_key="call-1"
+        caller=CALLER, user_id="ada", metric=Metric.API_CALLS, quantity=1, idempotency_key="call-1"
     )
     outcomes = await asyncio.gather(*(billing.record_usage(request) for _ in range(20)))
     assert sum(not outcome.replayed for outcome in outcomes) == 1
@@ -43,6 +46,7 @@ async def test_project_limit_is_exact_under_concurrent_enforced_records(
         *(
             billing.record_usage(
                 UsageRequest(
+                    caller=CALLER,
                     user_id="ada",
                     metric=Metric.PROJECTS,
                     quantity=1,
@@ -77,6 +81,7 @@ async def test_thresholds_queue_one_notice_each_under_concurrent_usage(
         *(
             billing.record_usage(
                 UsageRequest(
+                    caller=CALLER,
                     user_id="ada",
                     metric=Metric.API_CALLS,
                     quantity=1_000,

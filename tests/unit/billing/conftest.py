@@ -1,4 +1,5 @@
-"""A migrated (plans seeded) SQLite Billing database per test, and a fake clock."""
+"""A migrated (plans seeded) SQLite Billing database per test, a fake clock, and Billing with
+the test-mode payment provider settling at once (see ``plan_requests`` for paying)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from meshcore.db import Database
 from meshcore.testing import FakeClock
 from zoptal_billing.migrate import upgrade
 from zoptal_billing.service import BillingService
+from zoptal_billing.test_payments import TestModePaymentProvider
 
 # 2026-11-10T00:00:00Z: mid-month, so tests can move within and across billing periods.
 NOVEMBER_10 = 1_794_268_800.0
@@ -33,4 +35,5 @@ async def billing_db(tmp_path: Path) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def billing(billing_db: Database, clock: FakeClock) -> BillingService:
-    return BillingService(billing_db, clock=clock)
+    payments = TestModePaymentProvider(billing_db, clock=clock, settle_seconds=0)
+    return BillingService(billing_db, clock=clock, payments=payments)

@@ -19,6 +19,9 @@ from zoptal_billing.notices import (
 )
 from zoptal_billing.service import BillingService
 
+CALLER = "service:project"
+"""The principal key of the service that records usage in these tests."""
+
 
 class RecordingSender:
     """Records what it was asked to send; fails while ``down`` is set."""
@@ -41,7 +44,11 @@ async def reach_project_limit(billing: BillingService, user: str = "ada") -> Non
     for index in range(3):
         await billing.record_usage(
             UsageRequest(
-                user_id=user, metric=Metric.PROJECTS, quantity=1, idempotency_key=f"p{index}"
+                caller=CALLER,
+                user_id=user,
+                metric=Metric.PROJECTS,
+                quantity=1,
+                idempotency_key=f"p{index}",
             )
         )
 

@@ -38,3 +38,45 @@ def test_the_app_gives_the_dispatcher_the_configured_lease(tmp_path: Path) -> No
     """The setting is not just parsed: the app's dispatcher holds notices for that long."""
     settings = BillingSettings.from_env({"NOTICE_LEASE_SECONDS": "75", "DATA_DIR": str(tmp_path)})
     assert BillingApp(settings).dispatcher.lease_seconds == 75.0
+
+
+def test_payments_are_test_mode_in_development_and_none_in_production() -> None:
+    """Unset PAYMENT_PROVIDER: the test-mode provider in development; in production nothing
+    can be bought until a real provider is plugged in."""
+    assert BillingSettings.from_env({}).resolved_payment_provider == "test"
+    production = BillingSettings.from_env(
+        {"ZOPTAL_ENV": "production", "DATABASE_URL": "postgresql+asyncpg://billing@db/billing"}
+    )
+    assert production.resolved_payment_provider == "none"
+
+
+def test_production_refuses_the_test_mode_provider() -> None:
+    """PAYMENT_PROVIDER=test takes no real payments: production refuses to start on it."""
+    with pytest.raises(SettingsError, match="PAYMENT_PROVIDER: the test-mode provider"):
+        BillingSettings.from_env(
+            {
+                "ZOPTAL_ENV": "production",
+                "DATABASE_URL": "postgresql+asyncpg://billing@db/billing",
+                "PAYMENT_PROVIDER": "test",
+            }
+        )
+
+
+@pytest.mark.parametrize("value", ["stripe", "module:", "a b:c"])
+def test_an_unknown_provider_is_refused(value: str) -> None:
+    """Only test, none or package.module:factory."""
+    with pytest.raises(SettingsError, match="PAYMENT_PROVIDER"):
+        BillingSettings.from_env({"PAYMENT_PROVIDER": value})
+
+
+def test_a_plugged_in_provider_is_built_by_its_factory(tmp_path: Path) -> None:
+    """PAYMENT_PROVIDER=package.module:factory builds the operator's adapter."""
+    settings = BillingSettings.from_env(
+        {
+            "PAYMENT_PROVIDER": "tests.unit.billing.sample_provider:build",
+            "DATA_DIR": str(tmp_path),
+        }
+    )
+    app = BillingApp(settings)
+    assert app.payments.name == "sample"
+    assert app.service.changes is not None

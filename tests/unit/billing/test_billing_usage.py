@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
 from meshcore.testing import FakeClock
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from zoptal_billing.domain import UsageRequest
 from zoptal_billing.metering import Metric
 from zoptal_billing.models import ThresholdNoticeRow, UsageRecordRow
 from zoptal_billing.service import BillingService
+
+from tests.unit.billing.plan_requests import upgrade
+
+CALLER = "service:project"
+"""The principal key of the service that records usage in these tests."""
 
 DAY = 86_400.0
 
 
 def projects(user: str, key: str, quantity: int = 1, *, enforce: bool = True) -> UsageRequest:
     return UsageRequest(
+        caller=CALLER,
         user_id=user,
         metric=Metric.PROJECTS,
         quantity=quantity,
@@ -66,7 +73,13 @@ async def test_same_key_with_other_parameters_is_already_exists(billing: Billing
         await billing.record_usage(projects("ada", "k", quantity=2))
     with pytest.raises(AlreadyExists):
         await billing.record_usage(
-            UsageRequest(user_id="ada", metric=Metric.API_CALLS, quantity=1, idempotency_key="k")
+            UsageRequest(
+                caller=CALLER,
+                user_id="ada",
+                metric=Metric.API_CALLS,
+                quantity=1,
+                idempotency_key="k",
+            )
         )
 
 
@@ -76,6 +89,36 @@ async def test_keys_are_scoped_per_user(billing: BillingService) -> None:
     other = await billing.record_usage(projects("bob", "k"))
     assert not other.replayed
     assert other.usage.used == 1
+
+
+async def test_keys_are_scoped_per_caller(billing: BillingService) -> None:
+    """The same key for the same user from another service is another record; each caller's
+    retry replays its own."""
+    ours = await billing.record_usage(projects("ada", "k"))
+    theirs = await billing.record_usage(
+        dataclasses.replace(projects("ada", "k"), caller="service:x")
+    )
+    assert not theirs.replayed
+    assert theirs.record.id != ours.record.id
+    assert theirs.usage.used == 2
+    again = await billing.record_usage(
+        dataclasses.replace(projects("ada", "k"), caller="service:x")
+    )
+    assert (again.replayed, again.record.id) == (True, theirs.record.id)
+
+
+async def test_a_record_from_before_keys_were_scoped_replays_for_any_caller(
+    billing: BillingService, billing_db: Database
+) -> None:
+    """Records migrated from revision 0001 have no caller: a retry straddling the upgrade must
+    still be a replay, never a second count."""
+    first = await billing.record_usage(projects("ada", "k"))
+    async with billing_db.session() as session:
+        await session.execute(update(UsageRecordRow).values(caller=None))
+    retried = await billing.record_usage(
+        dataclasses.replace(projects("ada", "k"), caller="service:x")
+    )
+    assert (retried.replayed, retried.record.id, retried.usage.used) == (True, first.record.id, 1)
 
 
 async def test_enforced_limit_refuses_and_records_nothing(
@@ -88,7 +131,7 @@ async def test_enforced_limit_refuses_and_records_nothing(
         await billing.record_usage(projects("ada", "p3"))
     assert await count(billing_db, UsageRecordRow, user_id="ada") == 3
     # The refused key was not burnt: after an upgrade the same key records normally.
-    await billing.change_subscription("ada", "pro")
+    await upgrade(billing, "ada", "pro")
     outcome = await billing.record_usage(projects("ada", "p3"))
     assert not outcome.replayed
     assert outcome.usage.used == 4
@@ -148,7 +191,11 @@ async def test_api_calls_reset_in_the_next_period(
 ) -> None:
     """Counter usage is per calendar month; gauges carry over."""
     api_call = UsageRequest(
-        user_id="ada", metric=Metric.API_CALLS, quantity=500, idempotency_key="batch-1"
+        caller=CALLER,
+        user_id="ada",
+        metric=Metric.API_CALLS,
+        quantity=500,
+        idempotency_key="batch-1",
     )
     await billing.record_usage(api_call)
     await billing.record_usage(projects("ada", "p1"))
@@ -167,6 +214,7 @@ async def test_members_are_counted_per_project(billing: BillingService) -> None:
 
     def member(project: str, key: str) -> UsageRequest:
         return UsageRequest(
+            caller=CALLER,
             user_id="ada",
             metric=Metric.MEMBERS_PER_PROJECT,
             quantity=1,
@@ -188,7 +236,11 @@ async def test_crossing_thresholds_queues_one_notice_each(
     """80 % and 100 % each queue one notice per period, however often usage is replayed."""
     usage = [
         UsageRequest(
-            user_id="ada", metric=Metric.API_CALLS, quantity=q, idempotency_key=f"calls-{i}"
+            caller=CALLER,
+            user_id="ada",
+            metric=Metric.API_CALLS,
+            quantity=q,
+            idempotency_key=f"calls-{i}",
         )
         for i, q in enumerate((7_999, 1, 1, 1_999, 5))
     ]

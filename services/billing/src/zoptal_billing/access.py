@@ -5,11 +5,16 @@ from __future__ import annotations
 from meshcore.context import Principal, require_principal
 from meshcore.errors import PermissionDenied
 
-__all__ = ["READ", "WRITE", "require_service", "require_user_or"]
+__all__ = ["READ", "WRITE", "is_admin", "require_service", "require_user_or"]
 
 READ = "billing:read"
 WRITE = "billing:write"
 _ADMIN_ROLE = "admin"
+
+
+def is_admin(principal: Principal) -> bool:
+    """A user holding the admin role (services hold permissions, never roles)."""
+    return not principal.is_service and _ADMIN_ROLE in principal.roles
 
 
 def require_user_or(user_id: str, service_permission: str) -> Principal:
@@ -18,7 +23,7 @@ def require_user_or(user_id: str, service_permission: str) -> Principal:
     if principal.is_service:
         principal.require_permission(service_permission)
         return principal
-    if principal.subject == user_id or _ADMIN_ROLE in principal.roles:
+    if principal.subject == user_id or is_admin(principal):
         return principal
     raise PermissionDenied("you may only see and change your own subscription")
 

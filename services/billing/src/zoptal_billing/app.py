@@ -1,9 +1,11 @@
-"""Builds the Billing server: database, domain service, threshold-email dispatcher, gRPC."""
+"""Builds the Billing server: database, payment provider, domain service, the background work
+(threshold-email dispatcher, plan-change settling), gRPC."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import grpc
@@ -19,6 +21,7 @@ from zoptal.clients.service_identity import PeerAccess
 
 from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
+from zoptal_billing.payments import PaymentProvider, load_provider
 from zoptal_billing.peers import NotificationNoticeSender
 from zoptal_billing.service import BillingService
 from zoptal_billing.servicer import BillingServicer
@@ -28,12 +31,15 @@ __all__ = ["MIGRATIONS_DIR", "SERVICE_NAME", "BillingApp"]
 
 SERVICE_NAME = "zoptal.billing.v1.BillingService"
 
+logger = logging.getLogger(__name__)
+
 
 class BillingApp:
     """Everything the Billing process owns. Constructing it opens no connection.
 
     ``sender`` replaces the gRPC notice sender (tests); by default Billing reaches Auth and
-    Notification through a ``GrpcClientManager`` carrying its service token.
+    Notification through a ``GrpcClientManager`` carrying its service token. ``payments``
+    replaces the provider ``PAYMENT_PROVIDER`` names (tests).
     """
 
     def __init__(
@@ -43,6 +49,7 @@ class BillingApp:
         clock: Clock = SYSTEM_CLOCK,
         sender: NoticeSender | None = None,
         clients: GrpcClientManager | None = None,
+        payments: PaymentProvider | None = None,
     ) -> None:
         self.settings = settings
         self.database = Database(settings.database_url, application_name="zoptal-billing")
@@ -68,8 +75,13 @@ class BillingApp:
             lease_seconds=settings.notice_lease_seconds,
             max_backoff=settings.notice_max_backoff_seconds,
         )
+        self.payments = payments or load_provider(settings, self.database, clock)
         self.service = BillingService(
-            self.database, clock=clock, on_notice_queued=self.dispatcher.wake
+            self.database,
+            clock=clock,
+            on_notice_queued=self.dispatcher.wake,
+            payments=self.payments,
+            change_poll_interval=settings.payment_reconcile_seconds,
         )
         self.registrations = [
             ServiceRegistration(
@@ -79,7 +91,7 @@ class BillingApp:
             )
         ]
         self._clock = clock
-        self._dispatch_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
         """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
@@ -87,23 +99,31 @@ class BillingApp:
         return build_server_chain(self.settings, clock=self._clock, **overrides)
 
     def start_background(self) -> None:
-        """Start polling revocations and delivering threshold emails (inside the running loop)."""
+        """Start polling revocations, delivering threshold emails and settling plan changes
+        (payments the provider decided, downgrades whose period ended), inside the loop."""
         if self.peers is not None:
             self.peers.start()
-        if self._dispatch_task is None:
-            self._dispatch_task = asyncio.get_running_loop().create_task(
-                self.dispatcher.run(), name="billing-threshold-notices"
-            )
+        if not self._tasks:
+            if self.payments.name == "test":
+                logger.warning(
+                    "payments run in TEST MODE (PAYMENT_PROVIDER=test): no money moves; "
+                    "tokens tok_test_approve, tok_test_decline, tok_test_insufficient_funds"
+                )
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self.dispatcher.run(), name="billing-threshold-notices"),
+                loop.create_task(self.service.changes.run(), name="billing-plan-changes"),
+            ]
 
     async def close(self) -> None:
-        """Stop the dispatcher, close peer channels and the database (a shutdown hook)."""
+        """Stop the background work, close peer channels and the database (a shutdown hook)."""
         if self.peers is not None:
             await self.peers.stop()
-        if self._dispatch_task is not None:
-            self._dispatch_task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatch_task
-            self._dispatch_task = None
+                await task
+        self._tasks = []
         if self.clients is not None:
             await self.clients.close()
         await self.database.dispose()

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from zoptal_billing.metering import BillingPeriod, Metric
 
 __all__ = [
+    "ChangeRequest",
     "LimitCheck",
     "MetricUsage",
     "Plan",
+    "PlanChange",
     "Subscription",
     "UsageOutcome",
     "UsageRecord",
@@ -41,6 +43,36 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanChange:
+    """A requested plan change (see ``plan_changes.py`` for its states)."""
+
+    id: str
+    from_plan_id: str
+    to_plan_id: str
+    status: str
+    requested_at: datetime
+    effective_at: datetime | None
+    payment_id: str
+    amount_minor_units: int
+    currency: str
+    reason: str
+    complimentary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRequest:
+    """ChangeSubscription's request, with who asked (``requested_by``: a principal key)."""
+
+    user_id: str
+    plan_id: str
+    requested_by: str
+    payment_token: str = ""
+    complimentary: bool = False
+    by_admin: bool = False
+    """Whether the requester is an admin (only admins may grant a plan as ``complimentary``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     id: str
     user_id: str
@@ -49,6 +81,7 @@ class Subscription:
     period: BillingPeriod
     created_at: datetime
     updated_at: datetime
+    latest_change: PlanChange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +113,8 @@ class UsageRequest:
     metric: Metric
     quantity: int
     idempotency_key: str
+    caller: str
+    """The principal key of the service recording it: keys are scoped to their caller."""
     scope_id: str = ""
     enforce_limit: bool = False
 
@@ -92,6 +127,8 @@ class UsageRecord:
     scope_id: str
     quantity: int
     idempotency_key: str
+    caller: str | None
+    """Who recorded it; None for records made before keys were scoped (any caller's)."""
     recorded_at: datetime
     period: str
 

@@ -3,8 +3,11 @@
 Invariants the schema itself enforces (so concurrency cannot break them):
 
 * one subscription per user (``uq_subscriptions_user_id``);
-* one usage record per (user, idempotency key): the second insert of a key loses the race at
-  the unique index, whatever the timing (``uq_usage_records_user_id_idempotency_key``);
+* one usage record per (user, idempotency key, caller): the second insert of a caller's key
+  loses the race at the unique index, whatever the timing (``uq_usage_records_caller_key``);
+* at most one open plan change (awaiting payment or scheduled) per user
+  (``uq_plan_changes_one_open_per_user``, a partial index);
+* one test-mode payment per provider idempotency key (``test_mode_payments``);
 * one threshold notice per (user, metric, scope, period, threshold): an email is queued at
   most once however often the crossing is replayed.
 """
@@ -16,20 +19,25 @@ from datetime import datetime
 from meshcore.db import new_metadata
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "OPEN_CHANGE_STATUSES",
     "Base",
+    "PlanChangeRow",
     "PlanLimitRow",
     "PlanRow",
     "SubscriptionRow",
+    "TestModePaymentRow",
     "ThresholdNoticeRow",
     "UsageRecordRow",
     "UsageTotalRow",
@@ -76,17 +84,94 @@ class SubscriptionRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    latest_change_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    """The most recent ``plan_changes`` row of this user (shown by GetUserSubscription)."""
+    change_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the open scheduled change falls due: read with the row on every usage call, so a
+    downgrade at the period's end is applied without an extra query."""
+
+
+OPEN_CHANGE_STATUSES = ("awaiting_payment", "scheduled")
+"""Plan change states that are not settled yet (at most one per user)."""
+
+
+class PlanChangeRow(Base):
+    """A requested plan change: pending payment or the period's end, then applied or not."""
+
+    __tablename__ = "plan_changes"
+    __table_args__ = (
+        Index(
+            "uq_plan_changes_one_open_per_user",
+            "user_id",
+            unique=True,
+            sqlite_where=text("status IN ('awaiting_payment', 'scheduled')"),
+            postgresql_where=text("status IN ('awaiting_payment', 'scheduled')"),
+        ),
+        Index("ix_plan_changes_open", "status", "effective_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    from_plan_id: Mapped[str] = mapped_column(String(64))
+    to_plan_id: Mapped[str] = mapped_column(String(64), ForeignKey("plans.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    """``awaiting_payment``, ``scheduled``, ``applied``, ``declined`` or ``canceled``."""
+    requested_by: Mapped[str] = mapped_column(String(100))
+    """The principal key (``user:<id>``, ``service:<id>``) that asked: the audit trail."""
+    complimentary: Mapped[bool] = mapped_column(Boolean, default=False)
+    amount_minor_units: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="")
+    payment_idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    payment_token: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    """Kept only until the provider has the payment (so a crash in between can submit it
+    again), then cleared: a single-use token, never card data."""
+    payment_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    effective_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TestModePaymentRow(Base):
+    """The test-mode payment provider's own ledger (``test_payments.py`` alone touches it).
+
+    It stands for the state a real provider keeps on its side: Billing's service never reads it,
+    it only talks to the provider through the ``payments`` port.
+    """
+
+    __tablename__ = "test_mode_payments"
+    __test__ = False  # not a pytest class, despite the name
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(200))
+    amount_minor_units: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    token: Mapped[str] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))
+    """What the token decides: ``succeeded`` or ``declined`` (reported once ``settles_at``)."""
+    decline_code: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    settles_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class UsageRecordRow(Base):
     """One accepted usage delta; the idempotency key's first result, kept for replays."""
 
     __tablename__ = "usage_records"
-    __table_args__ = (UniqueConstraint("user_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "user_id", "idempotency_key", "caller", name="uq_usage_records_caller_key"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str] = mapped_column(String(128))
+    caller: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """The principal key of the service that recorded it (keys are the caller's own). NULL for
+    records made before keys were scoped: those match any caller, as they did then."""
     metric: Mapped[str] = mapped_column(String(32))
     scope_id: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(BigInteger)

@@ -6,16 +6,19 @@ have it), so "insert or fetch" needs no retry loop and never surfaces an Integri
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zoptal_billing.metering import Metric
 from zoptal_billing.models import (
+    OPEN_CHANGE_STATUSES,
+    PlanChangeRow,
     PlanLimitRow,
     PlanRow,
     SubscriptionRow,
@@ -24,7 +27,14 @@ from zoptal_billing.models import (
     UsageTotalRow,
 )
 
-__all__ = ["BillingRepository"]
+__all__ = ["BillingRepository", "insert_for"]
+
+
+def insert_for(session: AsyncSession, model: type[Any]) -> Any:
+    """An INSERT that supports ``on_conflict_do_*`` on ``session``'s dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 class BillingRepository:
@@ -32,10 +42,7 @@ class BillingRepository:
         self.session = session
 
     def _insert(self, model: type[Any]) -> Any:
-        """An INSERT that supports ``on_conflict_do_*`` on this session's dialect."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            return postgresql.insert(model)
-        return sqlite.insert(model)
+        return insert_for(self.session, model)
 
     # -- plans ----------------------------------------------------------------------------------
 
@@ -72,6 +79,21 @@ class BillingRepository:
         )
         await self.session.execute(statement)
 
+    async def subscription_of(
+        self, user_id: str, *, default_plan_id: str, now: datetime, for_update: bool
+    ) -> SubscriptionRow:
+        """The user's subscription, created on ``default_plan_id`` on first use."""
+        row = await self.subscription(user_id, for_update=for_update)
+        if row is not None:
+            return row
+        await self.ensure_subscription(
+            subscription_id=str(uuid.uuid4()), user_id=user_id, plan_id=default_plan_id, now=now
+        )
+        row = await self.subscription(user_id, for_update=for_update)
+        if row is None:  # pragma: no cover - the insert above or a concurrent one created it
+            raise RuntimeError(f"subscription of {user_id!r} vanished after being created")
+        return row
+
     async def subscription(
         self, user_id: str, *, for_update: bool = False
     ) -> SubscriptionRow | None:
@@ -85,30 +107,84 @@ class BillingRepository:
             query = query.with_for_update()
         return (await self.session.scalars(query)).one_or_none()
 
-    async def change_plan(self, user_id: str, plan_id: str, now: datetime) -> None:
+    async def update_subscription(self, user_id: str, **values: Any) -> None:
+        """Set columns of the user's subscription (``plan_id``, ``latest_change_id``, ...)."""
         await self.session.execute(
-            update(SubscriptionRow)
-            .where(SubscriptionRow.user_id == user_id)
-            .values(plan_id=plan_id, updated_at=now)
+            update(SubscriptionRow).where(SubscriptionRow.user_id == user_id).values(**values)
+        )
+
+    # -- plan changes ---------------------------------------------------------------------------
+
+    async def add_change(self, values: Mapping[str, Any]) -> None:
+        await self.session.execute(self._insert(PlanChangeRow).values(**values))
+
+    async def change(self, change_id: str) -> PlanChangeRow | None:
+        query = (
+            select(PlanChangeRow)
+            .where(PlanChangeRow.id == change_id)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def open_change(self, user_id: str) -> PlanChangeRow | None:
+        """The user's change awaiting payment or scheduled (at most one: a partial index)."""
+        query = (
+            select(PlanChangeRow)
+            .where(
+                PlanChangeRow.user_id == user_id,
+                PlanChangeRow.status.in_(OPEN_CHANGE_STATUSES),
+            )
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def changes_to_settle(self, now: datetime, limit: int) -> Sequence[PlanChangeRow]:
+        """Changes awaiting payment, and scheduled ones that are due, oldest first."""
+        query = (
+            select(PlanChangeRow)
+            .where(
+                or_(
+                    PlanChangeRow.status == "awaiting_payment",
+                    (PlanChangeRow.status == "scheduled") & (PlanChangeRow.effective_at <= now),
+                )
+            )
+            .order_by(PlanChangeRow.created_at, PlanChangeRow.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def update_change(self, change_id: str, **values: Any) -> None:
+        await self.session.execute(
+            update(PlanChangeRow).where(PlanChangeRow.id == change_id).values(**values)
         )
 
     # -- usage ----------------------------------------------------------------------------------
 
     async def claim_usage_key(self, values: Mapping[str, Any]) -> bool:
-        """Insert the usage record; False when its (user, idempotency key) already exists."""
+        """Insert the usage record; False when the caller's (user, key) already exists."""
         statement = (
             self._insert(UsageRecordRow)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key", "caller"])
             .returning(UsageRecordRow.id)
         )
         return (await self.session.execute(statement)).first() is not None
 
-    async def usage_record(self, user_id: str, idempotency_key: str) -> UsageRecordRow:
-        query = select(UsageRecordRow).where(
-            UsageRecordRow.user_id == user_id, UsageRecordRow.idempotency_key == idempotency_key
+    async def usage_record(
+        self, user_id: str, idempotency_key: str, caller: str
+    ) -> UsageRecordRow | None:
+        """The record ``caller`` made under the key, or one made before keys were scoped
+        (``caller`` NULL: it belonged to every caller then, so it still does)."""
+        query = (
+            select(UsageRecordRow)
+            .where(
+                UsageRecordRow.user_id == user_id,
+                UsageRecordRow.idempotency_key == idempotency_key,
+                or_(UsageRecordRow.caller == caller, UsageRecordRow.caller.is_(None)),
+            )
+            .limit(1)
         )
-        return (await self.session.scalars(query)).one()
+        return (await self.session.scalars(query)).first()
 
     async def used(self, user_id: str, metric: Metric, scope_id: str, period: str) -> int:
         query = select(UsageTotalRow.used).where(

@@ -9,6 +9,7 @@ always has its email queued, and a rejected one leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,11 +20,11 @@ from meshcore.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    NotFound,
     ResourceExhausted,
 )
 
 from zoptal_billing.domain import (
+    ChangeRequest,
     LimitCheck,
     MetricUsage,
     Plan,
@@ -42,116 +43,83 @@ from zoptal_billing.metering import (
     notice_idempotency_key,
 )
 from zoptal_billing.models import SubscriptionRow, UsageRecordRow
+from zoptal_billing.payments import NoPaymentProvider, PaymentProvider
+from zoptal_billing.plan_changes import PlanChanges, to_plan_change
+from zoptal_billing.plans import DEFAULT_PLAN_ID, PlanCatalogue
 from zoptal_billing.repository import BillingRepository
 
-__all__ = ["DEFAULT_PLAN_ID", "BillingService"]
+__all__ = ["MAX_USAGE", "BillingService"]
 
-DEFAULT_PLAN_ID = "free"
-"""The plan every user starts on (created on first use)."""
 MAX_USAGE = 2**63 - 1
 """The largest running total the usage column (BIGINT) holds."""
 
 
 class BillingService:
+    """Plans, subscriptions, limits and usage; plan changes are ``plan_changes.PlanChanges``.
+
+    ``payments`` is the payment provider port (``payments.py``); without one nothing can be
+    bought (``NoPaymentProvider``), which is also what production runs until one is configured.
+    """
+
     def __init__(
         self,
         database: Database,
         *,
         clock: Clock = SYSTEM_CLOCK,
         on_notice_queued: Callable[[], None] | None = None,
+        payments: PaymentProvider | None = None,
+        change_poll_interval: float = 2.0,
     ) -> None:
         self._db = database
         self._clock = clock
         self._on_notice_queued = on_notice_queued
-        self._plans_by_id: dict[str, Plan] | None = None
+        self._catalogue = PlanCatalogue(database)
+        self.changes = PlanChanges(
+            database,
+            self._catalogue,
+            payments or NoPaymentProvider(),
+            clock=clock,
+            poll_interval=change_poll_interval,
+        )
 
     # -- plans ----------------------------------------------------------------------------------
 
     async def plans(self) -> list[Plan]:
-        """Every plan, cheapest first (cached: plans change only with a migration and restart)."""
-        if self._plans_by_id is None:
-            async with self._db.session() as session:
-                repository = BillingRepository(session)
-                rows = await repository.plans()
-                limits = await repository.plan_limits()
-            self._plans_by_id = {
-                row.id: Plan(
-                    id=row.id,
-                    name=row.name,
-                    description=row.description,
-                    price_minor_units=row.price_minor_units,
-                    currency=row.currency,
-                    billing_interval=row.billing_interval,
-                    limits=limits.get(row.id, {}),
-                )
-                for row in rows
-            }
-        return list(self._plans_by_id.values())
-
-    async def _plans_loaded(self) -> dict[str, Plan]:
-        """The plan cache, filled before any transaction opens.
-
-        Loading it inside another session would open a second connection, which on SQLite waits
-        for the first one's write lock: a deadlock until the busy timeout.
-        """
-        await self.plans()
-        assert self._plans_by_id is not None
-        return self._plans_by_id
-
-    def _plan(self, plan_id: str) -> Plan:
-        assert self._plans_by_id is not None, "call _plans_loaded() before a transaction"
-        plan = self._plans_by_id.get(plan_id)
-        if plan is None:
-            raise NotFound("plan", plan_id)
-        return plan
+        """Every plan, cheapest first."""
+        return await self._catalogue.load()
 
     # -- subscriptions --------------------------------------------------------------------------
 
     async def subscription(self, user_id: str) -> tuple[Subscription, list[MetricUsage]]:
-        """The user's subscription (free, created on first use) and its user-wide usage."""
-        await self._plans_loaded()
-        period = self._period()
-        async with self._db.session() as session:
-            repository = BillingRepository(session)
-            row = await self._subscription_row(repository, user_id, for_update=False)
-            subscription = self._to_subscription(row, period)
-            usage = [
-                await self._usage(repository, subscription, metric, "", period)
-                for metric in USER_WIDE_METRICS
-            ]
-        return subscription, usage
+        """The user's subscription (free, created on first use), its latest plan change and its
+        user-wide usage; a change the provider or the clock has decided is settled first."""
+        await self._catalogue.load()
+        for attempt in range(2):
+            period = self._period()
+            async with self._db.session() as session:
+                repository = BillingRepository(session)
+                row = await self._subscription_row(repository, user_id)
+                subscription = await self._with_latest_change(repository, row, period)
+                if attempt == 0 and PlanChanges.needs_settling(
+                    row, subscription.latest_change, self._now()
+                ):
+                    settle = True
+                else:
+                    settle = False
+                    usage = [
+                        await self._usage(repository, subscription, metric, "", period)
+                        for metric in USER_WIDE_METRICS
+                    ]
+            if not settle:
+                return subscription, usage
+            await self.changes.settle_user(user_id)
+        raise AssertionError("unreachable: the second attempt never settles")  # pragma: no cover
 
-    async def change_subscription(self, user_id: str, plan_id: str) -> Subscription:
-        """Move the user to ``plan_id``; refuse a downgrade below current usage."""
-        await self._plans_loaded()
-        target = self._plan(plan_id)
-        period = self._period()
-        async with self._db.session() as session:
-            repository = BillingRepository(session)
-            row = await self._subscription_row(repository, user_id, for_update=True)
-            if row.plan_id != target.id:
-                await self._refuse_if_over(repository, user_id, target, period)
-                await repository.change_plan(user_id, target.id, self._now())
-                row = await self._subscription_row(repository, user_id, for_update=False)
-            return self._to_subscription(row, period)
-
-    async def _refuse_if_over(
-        self, repository: BillingRepository, user_id: str, target: Plan, period: BillingPeriod
-    ) -> None:
-        for metric in Metric:
-            limit = target.limit_for(metric)
-            if limit is None:
-                continue
-            total_period = period.key if metric.is_counter else GAUGE_PERIOD
-            if metric.is_scoped:
-                used = await repository.largest_scope_usage(user_id, metric, total_period)
-            else:
-                used = await repository.used(user_id, metric, "", total_period)
-            if used > limit:
-                raise FailedPrecondition(
-                    f"cannot change to plan {target.id!r}: {metric.value} usage {used} "
-                    f"exceeds its limit {limit}"
-                )
+    async def change_subscription(self, request: ChangeRequest) -> Subscription:
+        """Ask for a plan change (billing.proto's rules); the subscription afterwards."""
+        await self.changes.request(request)
+        subscription, _ = await self.subscription(request.user_id)
+        return subscription
 
     # -- limits ---------------------------------------------------------------------------------
 
@@ -159,11 +127,14 @@ class BillingService:
         self, user_id: str, metric: Metric, quantity: int, scope_id: str = ""
     ) -> LimitCheck:
         """Whether ``quantity`` more fits in the plan now (advisory: not a reservation)."""
-        await self._plans_loaded()
+        await self._catalogue.load()
         period = self._period()
         async with self._db.session() as session:
             repository = BillingRepository(session)
-            row = await self._subscription_row(repository, user_id, for_update=False)
+            row = await self._subscription_row(repository, user_id)
+            if PlanChanges.needs_settling(row, None, self._now()):
+                # A downgrade fell due: put it in force (under the lock) before answering.
+                row = await self.changes.locked_subscription(repository, user_id, self._now())
             subscription = self._to_subscription(row, period)
             usage = await self._usage(repository, subscription, metric, scope_id, period)
         allowed = usage.limit is None or usage.used + quantity <= usage.limit
@@ -172,16 +143,21 @@ class BillingService:
     # -- usage ----------------------------------------------------------------------------------
 
     async def record_usage(self, request: UsageRequest) -> UsageOutcome:
-        """Record a usage delta once per idempotency key; replays return the first record."""
-        await self._plans_loaded()
+        """Record a usage delta once per (caller, user, key); replays return the first record."""
+        await self._catalogue.load()
         now = self._now()
         period = BillingPeriod.containing(now)
         total_period = period.key if request.metric.is_counter else GAUGE_PERIOD
         notices_queued = False
         async with self._db.session() as session:
             repository = BillingRepository(session)
-            row = await self._subscription_row(repository, request.user_id, for_update=True)
+            row = await self.changes.locked_subscription(repository, request.user_id, now)
             subscription = self._to_subscription(row, period)
+            stored = await repository.usage_record(
+                request.user_id, request.idempotency_key, request.caller
+            )
+            if stored is not None:
+                return await self._replay(repository, subscription, request, stored, period)
             record = UsageRecord(
                 id=str(uuid.uuid4()),
                 user_id=request.user_id,
@@ -189,11 +165,17 @@ class BillingService:
                 scope_id=request.scope_id,
                 quantity=request.quantity,
                 idempotency_key=request.idempotency_key,
+                caller=request.caller,
                 recorded_at=now,
                 period=period.key,
             )
             if not await repository.claim_usage_key(_record_values(record)):
-                return await self._replay(repository, subscription, request, period)
+                # A concurrent call of the same caller claimed the key after our look-up.
+                stored = await repository.usage_record(
+                    request.user_id, request.idempotency_key, request.caller
+                )
+                assert stored is not None
+                return await self._replay(repository, subscription, request, stored, period)
             limit = subscription.plan.limit_for(request.metric)
             before = await repository.used(
                 request.user_id, request.metric, request.scope_id, total_period
@@ -250,9 +232,10 @@ class BillingService:
         repository: BillingRepository,
         subscription: Subscription,
         request: UsageRequest,
+        row: UsageRecordRow,
         period: BillingPeriod,
     ) -> UsageOutcome:
-        stored = _to_record(await repository.usage_record(request.user_id, request.idempotency_key))
+        stored = _to_record(row)
         if not stored.matches(request):
             raise AlreadyExists(
                 f"idempotency_key {request.idempotency_key!r} was already used with different "
@@ -270,27 +253,28 @@ class BillingService:
         return BillingPeriod.containing(self._now())
 
     async def _subscription_row(
-        self, repository: BillingRepository, user_id: str, *, for_update: bool
+        self, repository: BillingRepository, user_id: str
     ) -> SubscriptionRow:
-        row = await repository.subscription(user_id, for_update=for_update)
-        if row is not None:
-            return row
-        await repository.ensure_subscription(
-            subscription_id=str(uuid.uuid4()),
-            user_id=user_id,
-            plan_id=DEFAULT_PLAN_ID,
-            now=self._now(),
+        return await repository.subscription_of(
+            user_id, default_plan_id=DEFAULT_PLAN_ID, now=self._now(), for_update=False
         )
-        row = await repository.subscription(user_id, for_update=for_update)
-        if row is None:  # pragma: no cover - the insert above or a concurrent one created it
-            raise RuntimeError(f"subscription of {user_id!r} vanished after being created")
-        return row
+
+    async def _with_latest_change(
+        self, repository: BillingRepository, row: SubscriptionRow, period: BillingPeriod
+    ) -> Subscription:
+        subscription = self._to_subscription(row, period)
+        if row.latest_change_id is None:
+            return subscription
+        change = await repository.change(row.latest_change_id)
+        if change is None:  # pragma: no cover - changes are never deleted
+            return subscription
+        return dataclasses.replace(subscription, latest_change=to_plan_change(change))
 
     def _to_subscription(self, row: SubscriptionRow, period: BillingPeriod) -> Subscription:
         return Subscription(
             id=row.id,
             user_id=row.user_id,
-            plan=self._plan(row.plan_id),
+            plan=self._catalogue.get(row.plan_id),
             status=row.status,
             period=period,
             created_at=as_utc(row.created_at),
@@ -330,6 +314,7 @@ def _record_values(record: UsageRecord) -> dict[str, object]:
         "id": record.id,
         "user_id": record.user_id,
         "idempotency_key": record.idempotency_key,
+        "caller": record.caller,
         "metric": record.metric.value,
         "scope_id": record.scope_id,
         "quantity": record.quantity,
@@ -346,6 +331,7 @@ def _to_record(row: UsageRecordRow) -> UsageRecord:
         scope_id=row.scope_id,
         quantity=row.quantity,
         idempotency_key=row.idempotency_key,
+        caller=row.caller,
         recorded_at=as_utc(row.recorded_at),
         period=row.period,
     )

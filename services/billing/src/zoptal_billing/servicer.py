@@ -11,8 +11,16 @@ from meshcore.errors import InvalidArgument
 from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 
 from zoptal_billing import validation
-from zoptal_billing.access import READ, WRITE, require_service, require_user_or
-from zoptal_billing.domain import MetricUsage, Plan, Subscription, UsageRecord, UsageRequest
+from zoptal_billing.access import READ, WRITE, is_admin, require_service, require_user_or
+from zoptal_billing.domain import (
+    ChangeRequest,
+    MetricUsage,
+    Plan,
+    PlanChange,
+    Subscription,
+    UsageRecord,
+    UsageRequest,
+)
 from zoptal_billing.metering import Metric
 from zoptal_billing.service import BillingService
 
@@ -32,6 +40,14 @@ _STATUS_TO_PB = {
     "active": pb.SUBSCRIPTION_STATUS_ACTIVE,
     "past_due": pb.SUBSCRIPTION_STATUS_PAST_DUE,
     "canceled": pb.SUBSCRIPTION_STATUS_CANCELED,
+}
+
+_CHANGE_STATUS_TO_PB = {
+    "awaiting_payment": pb.PLAN_CHANGE_STATUS_AWAITING_PAYMENT,
+    "scheduled": pb.PLAN_CHANGE_STATUS_SCHEDULED,
+    "applied": pb.PLAN_CHANGE_STATUS_APPLIED,
+    "declined": pb.PLAN_CHANGE_STATUS_DECLINED,
+    "canceled": pb.PLAN_CHANGE_STATUS_CANCELED,
 }
 
 
@@ -79,8 +95,26 @@ def usage_to_pb(usage: MetricUsage) -> pb.MetricUsage:
     )
 
 
+def change_to_pb(change: PlanChange) -> pb.PlanChange:
+    message = pb.PlanChange(
+        id=change.id,
+        from_plan_id=change.from_plan_id,
+        to_plan_id=change.to_plan_id,
+        status=_CHANGE_STATUS_TO_PB.get(change.status, pb.PLAN_CHANGE_STATUS_UNSPECIFIED),
+        requested_at=_timestamp(change.requested_at),
+        payment_id=change.payment_id,
+        amount_minor_units=change.amount_minor_units,
+        currency=change.currency,
+        reason=change.reason,
+        complimentary=change.complimentary,
+    )
+    if change.effective_at is not None:
+        message.effective_at.CopyFrom(_timestamp(change.effective_at))
+    return message
+
+
 def subscription_to_pb(subscription: Subscription) -> pb.Subscription:
-    return pb.Subscription(
+    message = pb.Subscription(
         id=subscription.id,
         user_id=subscription.user_id,
         plan=plan_to_pb(subscription.plan),
@@ -90,6 +124,9 @@ def subscription_to_pb(subscription: Subscription) -> pb.Subscription:
         created_at=_timestamp(subscription.created_at),
         updated_at=_timestamp(subscription.updated_at),
     )
+    if subscription.latest_change is not None:
+        message.latest_change.CopyFrom(change_to_pb(subscription.latest_change))
+    return message
 
 
 def record_to_pb(record: UsageRecord) -> pb.UsageRecord:
@@ -143,15 +180,19 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     ) -> pb.RecordUsageResponse:
         user_id = validation.identifier("user_id", request.user_id)
         metric = _metric(request.metric)
+        quantity = validation.quantity(metric, request.quantity)
+        idempotency_key = validation.idempotency_key(request.idempotency_key)
+        scope_id = validation.scope_for(metric, request.scope_id)
+        caller = require_service(WRITE)
         usage_request = UsageRequest(
             user_id=user_id,
             metric=metric,
-            quantity=validation.quantity(metric, request.quantity),
-            idempotency_key=validation.idempotency_key(request.idempotency_key),
-            scope_id=validation.scope_for(metric, request.scope_id),
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            caller=caller.key,
+            scope_id=scope_id,
             enforce_limit=request.enforce_limit,
         )
-        require_service(WRITE)
         outcome = await self._service.record_usage(usage_request)
         return pb.RecordUsageResponse(
             record=record_to_pb(outcome.record),
@@ -172,6 +213,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     ) -> pb.ChangeSubscriptionResponse:
         user_id = validation.identifier("user_id", request.user_id)
         plan_id = validation.identifier("plan_id", request.plan_id)
-        require_user_or(user_id, WRITE)
-        subscription = await self._service.change_subscription(user_id, plan_id)
+        payment_token = validation.payment_token(request.payment_token)
+        principal = require_user_or(user_id, WRITE)
+        subscription = await self._service.change_subscription(
+            ChangeRequest(
+                user_id=user_id,
+                plan_id=plan_id,
+                requested_by=principal.key,
+                payment_token=payment_token,
+                complimentary=request.complimentary,
+                by_admin=is_admin(principal),
+            )
+        )
         return pb.ChangeSubscriptionResponse(subscription=subscription_to_pb(subscription))

@@ -8,9 +8,10 @@ from meshcore.errors import InvalidArgument
 
 from zoptal_billing.metering import Metric
 
-__all__ = ["idempotency_key", "identifier", "quantity", "scope_for"]
+__all__ = ["idempotency_key", "identifier", "payment_token", "quantity", "scope_for"]
 
 MAX_ID_LENGTH = 64
+MAX_PAYMENT_TOKEN_LENGTH = 255
 _KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -37,6 +38,19 @@ def idempotency_key(value: str) -> str:
     if not _KEY.fullmatch(value):
         raise InvalidArgument(
             "idempotency_key", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -"
+        )
+    return value
+
+
+def payment_token(value: str) -> str:
+    """Optional here (whether one is needed depends on the plans); the provider judges it."""
+    if len(value) > MAX_PAYMENT_TOKEN_LENGTH:
+        raise InvalidArgument(
+            "payment_token", f"must be at most {MAX_PAYMENT_TOKEN_LENGTH} characters"
+        )
+    if value != value.strip() or not value.isprintable():
+        raise InvalidArgument(
+            "payment_token", "must not contain spaces around it or control characters"
         )
     return value
 

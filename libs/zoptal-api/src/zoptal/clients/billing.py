@@ -93,10 +93,20 @@ class BillingServiceClient(TypedClient):
         user_id: str,
         plan_id: str,
         *,
+        payment_token: str = "",
+        complimentary: bool = False,
         timeout_ms: float | None = None,
         metadata: Metadata | None = None,
     ) -> billing_pb2.ChangeSubscriptionResponse:
-        request = billing_pb2.ChangeSubscriptionRequest(user_id=user_id, plan_id=plan_id)
+        """Ask for a plan change: an upgrade needs ``payment_token`` and stays
+        ``latest_change`` AWAITING_PAYMENT until the provider confirms it (poll
+        ``get_user_subscription``); a downgrade is SCHEDULED for the period's end."""
+        request = billing_pb2.ChangeSubscriptionRequest(
+            user_id=user_id,
+            plan_id=plan_id,
+            payment_token=payment_token,
+            complimentary=complimentary,
+        )
         return await self._call(
             "ChangeSubscription",
             request,

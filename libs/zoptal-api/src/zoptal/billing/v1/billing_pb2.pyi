@@ -104,6 +104,112 @@ SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 3
 """Ended; the user is back on the free plan's limits."""
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
+class _PlanChangeStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PlanChangeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PlanChangeStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PLAN_CHANGE_STATUS_UNSPECIFIED: _PlanChangeStatus.ValueType  # 0
+    """Not set."""
+    PLAN_CHANGE_STATUS_AWAITING_PAYMENT: _PlanChangeStatus.ValueType  # 1
+    """An upgrade waiting for the payment provider to confirm the payment."""
+    PLAN_CHANGE_STATUS_SCHEDULED: _PlanChangeStatus.ValueType  # 2
+    """A downgrade waiting for the end of the current period (`effective_at`)."""
+    PLAN_CHANGE_STATUS_APPLIED: _PlanChangeStatus.ValueType  # 3
+    """In force since `effective_at`."""
+    PLAN_CHANGE_STATUS_DECLINED: _PlanChangeStatus.ValueType  # 4
+    """Not applied: the payment was declined or usage exceeded the plan's limits (`reason`)."""
+    PLAN_CHANGE_STATUS_CANCELED: _PlanChangeStatus.ValueType  # 5
+    """Not applied: replaced by a later request, or the user kept the current plan (`reason`)."""
+
+class PlanChangeStatus(_PlanChangeStatus, metaclass=_PlanChangeStatusEnumTypeWrapper):
+    """Where a requested plan change stands."""
+
+PLAN_CHANGE_STATUS_UNSPECIFIED: PlanChangeStatus.ValueType  # 0
+"""Not set."""
+PLAN_CHANGE_STATUS_AWAITING_PAYMENT: PlanChangeStatus.ValueType  # 1
+"""An upgrade waiting for the payment provider to confirm the payment."""
+PLAN_CHANGE_STATUS_SCHEDULED: PlanChangeStatus.ValueType  # 2
+"""A downgrade waiting for the end of the current period (`effective_at`)."""
+PLAN_CHANGE_STATUS_APPLIED: PlanChangeStatus.ValueType  # 3
+"""In force since `effective_at`."""
+PLAN_CHANGE_STATUS_DECLINED: PlanChangeStatus.ValueType  # 4
+"""Not applied: the payment was declined or usage exceeded the plan's limits (`reason`)."""
+PLAN_CHANGE_STATUS_CANCELED: PlanChangeStatus.ValueType  # 5
+"""Not applied: replaced by a later request, or the user kept the current plan (`reason`)."""
+Global___PlanChangeStatus: _TypeAlias = PlanChangeStatus  # noqa: Y015
+
+@_typing.final
+class PlanChange(_message.Message):
+    """A plan change that was asked for: pending, in force, or why it did not happen."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FROM_PLAN_ID_FIELD_NUMBER: _builtins.int
+    TO_PLAN_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    COMPLIMENTARY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Server-assigned opaque id."""
+    from_plan_id: _builtins.str
+    """The plan in force when it was asked for."""
+    to_plan_id: _builtins.str
+    """The plan asked for."""
+    status: Global___PlanChangeStatus.ValueType
+    """Where it stands."""
+    payment_id: _builtins.str
+    """The payment provider's id of the payment (upgrades, once submitted); empty otherwise."""
+    amount_minor_units: _builtins.int
+    """The amount charged (upgrades), in the currency's minor unit; 0 otherwise."""
+    currency: _builtins.str
+    """ISO 4217 code of `amount_minor_units`; empty when nothing is charged."""
+    reason: _builtins.str
+    """DECLINED and CANCELED: why, for the user (for example `card_declined: ...`); empty
+    otherwise.
+    """
+    complimentary: _builtins.bool
+    """True when an admin granted the plan without payment."""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was asked for."""
+
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """SCHEDULED: when it will be put in force (the end of the period); APPLIED: when it was;
+        unset otherwise.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        from_plan_id: _builtins.str = ...,
+        to_plan_id: _builtins.str = ...,
+        status: Global___PlanChangeStatus.ValueType = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        payment_id: _builtins.str = ...,
+        amount_minor_units: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        complimentary: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "complimentary", b"complimentary", "currency", b"currency", "effective_at", b"effective_at", "from_plan_id", b"from_plan_id", "id", b"id", "payment_id", b"payment_id", "reason", b"reason", "requested_at", b"requested_at", "status", b"status", "to_plan_id", b"to_plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanChange: _TypeAlias = PlanChange  # noqa: Y015
+
 @_typing.final
 class PlanLimit(_message.Message):
     """A plan's limit on one metric."""
@@ -246,6 +352,7 @@ class Subscription(_message.Message):
     CURRENT_PERIOD_END_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    LATEST_CHANGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned opaque id."""
     user_id: _builtins.str
@@ -272,6 +379,12 @@ class Subscription(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When it last changed (plan or status)."""
 
+    @_builtins.property
+    def latest_change(self) -> Global___PlanChange:
+        """The most recent plan change asked for (unset when there was none): AWAITING_PAYMENT or
+        SCHEDULED while pending, then APPLIED, DECLINED or CANCELED.
+        """
+
     def __init__(
         self,
         *,
@@ -283,10 +396,11 @@ class Subscription(_message.Message):
         current_period_end: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        latest_change: Global___PlanChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "plan", b"plan", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "latest_change", b"latest_change", "plan", b"plan", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "id", b"id", "plan", b"plan", "status", b"status", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "id", b"id", "latest_change", b"latest_change", "plan", b"plan", "status", b"status", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -495,8 +609,9 @@ class RecordUsageRequest(_message.Message):
     metrics (PROJECTS, MEMBERS_PER_PROJECT, STORAGE_BYTES).
     """
     idempotency_key: _builtins.str
-    """Required. 1 to 128 characters of `[A-Za-z0-9._:-]`, scoped to the user, for example the
-    created project's id. Reusing it with different parameters is ALREADY_EXISTS.
+    """Required. 1 to 128 characters of `[A-Za-z0-9._:-]`, scoped to the caller and the user, for
+    example the created project's id. Reusing it with different parameters is ALREADY_EXISTS;
+    another caller's identical key is unrelated.
     """
     scope_id: _builtins.str
     """Required for METRIC_MEMBERS_PER_PROJECT (the project id, at most 64 characters); must be
@@ -607,19 +722,33 @@ class ChangeSubscriptionRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     PLAN_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
+    COMPLIMENTARY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Required. The user's id; at most 64 characters."""
     plan_id: _builtins.str
     """Required. A plan id from GetSubscriptionPlans; at most 64 characters."""
+    payment_token: _builtins.str
+    """Required for an upgrade (a more expensive plan), empty otherwise: the payment provider's
+    single-use token for the user's payment method, at most 255 characters. In test mode
+    (PAYMENT_PROVIDER=test) `tok_test_approve` is approved, `tok_test_decline` and
+    `tok_test_insufficient_funds` are declined, and any other token is INVALID_ARGUMENT.
+    """
+    complimentary: _builtins.bool
+    """Optional. Admins only: put the plan in force now without payment (a complimentary grant,
+    logged with the admin's id). `payment_token` must then be empty.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         plan_id: _builtins.str = ...,
+        payment_token: _builtins.str = ...,
+        complimentary: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan_id", b"plan_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complimentary", b"complimentary", "payment_token", b"payment_token", "plan_id", b"plan_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -634,7 +763,10 @@ class ChangeSubscriptionResponse(_message.Message):
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def subscription(self) -> Global___Subscription:
-        """The subscription after the change."""
+        """The subscription after the request; `latest_change` is the change it made or the pending one
+        it returned (when the plan asked for was already active and nothing was pending, the
+        subscription is returned unchanged).
+        """
 
     def __init__(
         self,

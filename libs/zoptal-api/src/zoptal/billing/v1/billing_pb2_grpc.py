@@ -91,11 +91,14 @@ class BillingServiceServicer:
     """
 
     def GetUserSubscription(self, request, context):
-        """GetUserSubscription returns a user's subscription with its plan and the current period's
-        usage of every metric. Creates the free subscription on first use.
+        """GetUserSubscription returns a user's subscription with its plan, its latest plan change and
+        the current period's usage of every metric. Creates the free subscription on first use.
+        Asks the payment provider about a change awaiting payment, and puts in force a change that is
+        due, so the answer is never behind what the provider and the clock already decided.
         Requires: the user themself, admin, or a service token with `billing:read`.
         Errors: INVALID_ARGUMENT (bad `user_id`).
-        No observable side effects (the implicit free subscription is the same on every call).
+        No observable side effects of its own (the implicit free subscription is the same on every
+        call; the changes it settles would be settled by Billing's background task anyway).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,10 +119,13 @@ class BillingServiceServicer:
 
     def RecordUsage(self, request, context):
         """RecordUsage records a usage delta for a user and returns the record with the period totals.
-        The idempotency key makes it safe to retry: the same key twice, even concurrently, counts
-        once and returns the first result (`replayed = true`).
+        The idempotency key makes it safe to retry: the same key twice from the same caller, even
+        concurrently, counts once and returns the first result (`replayed = true`). Keys belong to
+        the caller (the authenticated service that records): the same key for the same user from
+        another caller is another record, never a replay of theirs.
         Requires: a service token with `billing:write`.
-        Errors: ALREADY_EXISTS (the key was used with different user, metric, scope or quantity),
+        Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
+        or quantity),
         RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
         recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
         would take a gauge below zero).
@@ -139,12 +145,34 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ChangeSubscription(self, request, context):
-        """ChangeSubscription moves a user to another plan (upgrade or downgrade). It takes effect
-        immediately; the current period keeps its usage.
-        Requires: the user themself, admin, or a service token with `billing:write`.
-        Errors: NOT_FOUND (no such plan), FAILED_PRECONDITION (a downgrade below current usage: the
-        message names the metric).
-        Idempotent: changing to the plan already active returns the subscription unchanged.
+        """ChangeSubscription asks to move a user to another plan; the reply's
+        `subscription.latest_change` says what happens and when.
+
+        * A more expensive plan (an upgrade) needs `payment_token`: the plan's price is charged
+        through the configured payment provider and the change is AWAITING_PAYMENT until the
+        provider confirms it (asynchronously: poll GetUserSubscription). A confirmed payment puts
+        the plan in force at once (the current period keeps its usage); a declined one leaves the
+        plan as it was and the change DECLINED with the provider's reason.
+        * A cheaper plan (a downgrade) is SCHEDULED for the end of the current period and needs no
+        payment. It is refused when current usage exceeds the cheaper plan's limits, both now and
+        when it falls due (then it ends DECLINED, naming the metric, and the plan stays).
+        * A plan of the same price is put in force at once (same usage rule).
+        * `complimentary` (admins only): the plan is put in force at once without payment, and the
+        grant is logged with the admin's id.
+        While a change is AWAITING_PAYMENT, asking again for the same plan returns it unchanged (a
+        safe retry: nothing is charged twice) and asking for anything else is FAILED_PRECONDITION (a
+        payment in flight cannot be recalled). A new request replaces a SCHEDULED downgrade (it
+        becomes CANCELED); asking for the current plan cancels it.
+        Requires: the user themself, admin, or a service token with `billing:write` (which pays like
+        the user: only admins grant plans without payment).
+        Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
+        set for a change that costs nothing, or refused by the provider as unknown),
+        FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
+        change awaiting payment; no payment provider is configured), PERMISSION_DENIED
+        (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
+        change is kept and submitted again by Billing, so retrying is safe).
+        Idempotent: changing to the plan already active returns the subscription unchanged, and a
+        retry of an upgrade awaiting payment returns that change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -47,11 +47,14 @@ class BillingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BillingServiceAsyncStub: ...
     GetUserSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetUserSubscriptionRequest, _billing_pb2.GetUserSubscriptionResponse]
-    """GetUserSubscription returns a user's subscription with its plan and the current period's
-    usage of every metric. Creates the free subscription on first use.
+    """GetUserSubscription returns a user's subscription with its plan, its latest plan change and
+    the current period's usage of every metric. Creates the free subscription on first use.
+    Asks the payment provider about a change awaiting payment, and puts in force a change that is
+    due, so the answer is never behind what the provider and the clock already decided.
     Requires: the user themself, admin, or a service token with `billing:read`.
     Errors: INVALID_ARGUMENT (bad `user_id`).
-    No observable side effects (the implicit free subscription is the same on every call).
+    No observable side effects of its own (the implicit free subscription is the same on every
+    call; the changes it settles would be settled by Billing's background task anyway).
     """
     CheckSubscriptionLimits: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckSubscriptionLimitsRequest, _billing_pb2.CheckSubscriptionLimitsResponse]
     """CheckSubscriptionLimits answers whether `quantity` more of a metric fits in the user's plan
@@ -64,10 +67,13 @@ class BillingServiceStub:
     """
     RecordUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RecordUsageRequest, _billing_pb2.RecordUsageResponse]
     """RecordUsage records a usage delta for a user and returns the record with the period totals.
-    The idempotency key makes it safe to retry: the same key twice, even concurrently, counts
-    once and returns the first result (`replayed = true`).
+    The idempotency key makes it safe to retry: the same key twice from the same caller, even
+    concurrently, counts once and returns the first result (`replayed = true`). Keys belong to
+    the caller (the authenticated service that records): the same key for the same user from
+    another caller is another record, never a replay of theirs.
     Requires: a service token with `billing:write`.
-    Errors: ALREADY_EXISTS (the key was used with different user, metric, scope or quantity),
+    Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
+    or quantity),
     RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
     recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
     would take a gauge below zero).
@@ -79,12 +85,34 @@ class BillingServiceStub:
     Read-only.
     """
     ChangeSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ChangeSubscriptionRequest, _billing_pb2.ChangeSubscriptionResponse]
-    """ChangeSubscription moves a user to another plan (upgrade or downgrade). It takes effect
-    immediately; the current period keeps its usage.
-    Requires: the user themself, admin, or a service token with `billing:write`.
-    Errors: NOT_FOUND (no such plan), FAILED_PRECONDITION (a downgrade below current usage: the
-    message names the metric).
-    Idempotent: changing to the plan already active returns the subscription unchanged.
+    """ChangeSubscription asks to move a user to another plan; the reply's
+    `subscription.latest_change` says what happens and when.
+
+    * A more expensive plan (an upgrade) needs `payment_token`: the plan's price is charged
+      through the configured payment provider and the change is AWAITING_PAYMENT until the
+      provider confirms it (asynchronously: poll GetUserSubscription). A confirmed payment puts
+      the plan in force at once (the current period keeps its usage); a declined one leaves the
+      plan as it was and the change DECLINED with the provider's reason.
+    * A cheaper plan (a downgrade) is SCHEDULED for the end of the current period and needs no
+      payment. It is refused when current usage exceeds the cheaper plan's limits, both now and
+      when it falls due (then it ends DECLINED, naming the metric, and the plan stays).
+    * A plan of the same price is put in force at once (same usage rule).
+    * `complimentary` (admins only): the plan is put in force at once without payment, and the
+      grant is logged with the admin's id.
+    While a change is AWAITING_PAYMENT, asking again for the same plan returns it unchanged (a
+    safe retry: nothing is charged twice) and asking for anything else is FAILED_PRECONDITION (a
+    payment in flight cannot be recalled). A new request replaces a SCHEDULED downgrade (it
+    becomes CANCELED); asking for the current plan cancels it.
+    Requires: the user themself, admin, or a service token with `billing:write` (which pays like
+    the user: only admins grant plans without payment).
+    Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
+    set for a change that costs nothing, or refused by the provider as unknown),
+    FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
+    change awaiting payment; no payment provider is configured), PERMISSION_DENIED
+    (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
+    change is kept and submitted again by Billing, so retrying is safe).
+    Idempotent: changing to the plan already active returns the subscription unchanged, and a
+    retry of an upgrade awaiting payment returns that change.
     """
 
 @_typing.type_check_only
@@ -106,11 +134,14 @@ class BillingServiceAsyncStub(BillingServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetUserSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetUserSubscriptionRequest, _billing_pb2.GetUserSubscriptionResponse]  # type: ignore[assignment]
-    """GetUserSubscription returns a user's subscription with its plan and the current period's
-    usage of every metric. Creates the free subscription on first use.
+    """GetUserSubscription returns a user's subscription with its plan, its latest plan change and
+    the current period's usage of every metric. Creates the free subscription on first use.
+    Asks the payment provider about a change awaiting payment, and puts in force a change that is
+    due, so the answer is never behind what the provider and the clock already decided.
     Requires: the user themself, admin, or a service token with `billing:read`.
     Errors: INVALID_ARGUMENT (bad `user_id`).
-    No observable side effects (the implicit free subscription is the same on every call).
+    No observable side effects of its own (the implicit free subscription is the same on every
+    call; the changes it settles would be settled by Billing's background task anyway).
     """
     CheckSubscriptionLimits: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckSubscriptionLimitsRequest, _billing_pb2.CheckSubscriptionLimitsResponse]  # type: ignore[assignment]
     """CheckSubscriptionLimits answers whether `quantity` more of a metric fits in the user's plan
@@ -123,10 +154,13 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """
     RecordUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.RecordUsageRequest, _billing_pb2.RecordUsageResponse]  # type: ignore[assignment]
     """RecordUsage records a usage delta for a user and returns the record with the period totals.
-    The idempotency key makes it safe to retry: the same key twice, even concurrently, counts
-    once and returns the first result (`replayed = true`).
+    The idempotency key makes it safe to retry: the same key twice from the same caller, even
+    concurrently, counts once and returns the first result (`replayed = true`). Keys belong to
+    the caller (the authenticated service that records): the same key for the same user from
+    another caller is another record, never a replay of theirs.
     Requires: a service token with `billing:write`.
-    Errors: ALREADY_EXISTS (the key was used with different user, metric, scope or quantity),
+    Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
+    or quantity),
     RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
     recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
     would take a gauge below zero).
@@ -138,12 +172,34 @@ class BillingServiceAsyncStub(BillingServiceStub):
     Read-only.
     """
     ChangeSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.ChangeSubscriptionRequest, _billing_pb2.ChangeSubscriptionResponse]  # type: ignore[assignment]
-    """ChangeSubscription moves a user to another plan (upgrade or downgrade). It takes effect
-    immediately; the current period keeps its usage.
-    Requires: the user themself, admin, or a service token with `billing:write`.
-    Errors: NOT_FOUND (no such plan), FAILED_PRECONDITION (a downgrade below current usage: the
-    message names the metric).
-    Idempotent: changing to the plan already active returns the subscription unchanged.
+    """ChangeSubscription asks to move a user to another plan; the reply's
+    `subscription.latest_change` says what happens and when.
+
+    * A more expensive plan (an upgrade) needs `payment_token`: the plan's price is charged
+      through the configured payment provider and the change is AWAITING_PAYMENT until the
+      provider confirms it (asynchronously: poll GetUserSubscription). A confirmed payment puts
+      the plan in force at once (the current period keeps its usage); a declined one leaves the
+      plan as it was and the change DECLINED with the provider's reason.
+    * A cheaper plan (a downgrade) is SCHEDULED for the end of the current period and needs no
+      payment. It is refused when current usage exceeds the cheaper plan's limits, both now and
+      when it falls due (then it ends DECLINED, naming the metric, and the plan stays).
+    * A plan of the same price is put in force at once (same usage rule).
+    * `complimentary` (admins only): the plan is put in force at once without payment, and the
+      grant is logged with the admin's id.
+    While a change is AWAITING_PAYMENT, asking again for the same plan returns it unchanged (a
+    safe retry: nothing is charged twice) and asking for anything else is FAILED_PRECONDITION (a
+    payment in flight cannot be recalled). A new request replaces a SCHEDULED downgrade (it
+    becomes CANCELED); asking for the current plan cancels it.
+    Requires: the user themself, admin, or a service token with `billing:write` (which pays like
+    the user: only admins grant plans without payment).
+    Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
+    set for a change that costs nothing, or refused by the provider as unknown),
+    FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
+    change awaiting payment; no payment provider is configured), PERMISSION_DENIED
+    (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
+    change is kept and submitted again by Billing, so retrying is safe).
+    Idempotent: changing to the plan already active returns the subscription unchanged, and a
+    retry of an upgrade awaiting payment returns that change.
     """
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -168,11 +224,14 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.GetUserSubscriptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetUserSubscriptionResponse, _abc.Awaitable[_billing_pb2.GetUserSubscriptionResponse]]:
-        """GetUserSubscription returns a user's subscription with its plan and the current period's
-        usage of every metric. Creates the free subscription on first use.
+        """GetUserSubscription returns a user's subscription with its plan, its latest plan change and
+        the current period's usage of every metric. Creates the free subscription on first use.
+        Asks the payment provider about a change awaiting payment, and puts in force a change that is
+        due, so the answer is never behind what the provider and the clock already decided.
         Requires: the user themself, admin, or a service token with `billing:read`.
         Errors: INVALID_ARGUMENT (bad `user_id`).
-        No observable side effects (the implicit free subscription is the same on every call).
+        No observable side effects of its own (the implicit free subscription is the same on every
+        call; the changes it settles would be settled by Billing's background task anyway).
         """
 
     @_abc_1.abstractmethod
@@ -197,10 +256,13 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.RecordUsageResponse, _abc.Awaitable[_billing_pb2.RecordUsageResponse]]:
         """RecordUsage records a usage delta for a user and returns the record with the period totals.
-        The idempotency key makes it safe to retry: the same key twice, even concurrently, counts
-        once and returns the first result (`replayed = true`).
+        The idempotency key makes it safe to retry: the same key twice from the same caller, even
+        concurrently, counts once and returns the first result (`replayed = true`). Keys belong to
+        the caller (the authenticated service that records): the same key for the same user from
+        another caller is another record, never a replay of theirs.
         Requires: a service token with `billing:write`.
-        Errors: ALREADY_EXISTS (the key was used with different user, metric, scope or quantity),
+        Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
+        or quantity),
         RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
         recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
         would take a gauge below zero).
@@ -224,12 +286,34 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.ChangeSubscriptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.ChangeSubscriptionResponse, _abc.Awaitable[_billing_pb2.ChangeSubscriptionResponse]]:
-        """ChangeSubscription moves a user to another plan (upgrade or downgrade). It takes effect
-        immediately; the current period keeps its usage.
-        Requires: the user themself, admin, or a service token with `billing:write`.
-        Errors: NOT_FOUND (no such plan), FAILED_PRECONDITION (a downgrade below current usage: the
-        message names the metric).
-        Idempotent: changing to the plan already active returns the subscription unchanged.
+        """ChangeSubscription asks to move a user to another plan; the reply's
+        `subscription.latest_change` says what happens and when.
+
+        * A more expensive plan (an upgrade) needs `payment_token`: the plan's price is charged
+          through the configured payment provider and the change is AWAITING_PAYMENT until the
+          provider confirms it (asynchronously: poll GetUserSubscription). A confirmed payment puts
+          the plan in force at once (the current period keeps its usage); a declined one leaves the
+          plan as it was and the change DECLINED with the provider's reason.
+        * A cheaper plan (a downgrade) is SCHEDULED for the end of the current period and needs no
+          payment. It is refused when current usage exceeds the cheaper plan's limits, both now and
+          when it falls due (then it ends DECLINED, naming the metric, and the plan stays).
+        * A plan of the same price is put in force at once (same usage rule).
+        * `complimentary` (admins only): the plan is put in force at once without payment, and the
+          grant is logged with the admin's id.
+        While a change is AWAITING_PAYMENT, asking again for the same plan returns it unchanged (a
+        safe retry: nothing is charged twice) and asking for anything else is FAILED_PRECONDITION (a
+        payment in flight cannot be recalled). A new request replaces a SCHEDULED downgrade (it
+        becomes CANCELED); asking for the current plan cancels it.
+        Requires: the user themself, admin, or a service token with `billing:write` (which pays like
+        the user: only admins grant plans without payment).
+        Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
+        set for a change that costs nothing, or refused by the provider as unknown),
+        FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
+        change awaiting payment; no payment provider is configured), PERMISSION_DENIED
+        (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
+        change is kept and submitted again by Billing, so retrying is safe).
+        Idempotent: changing to the plan already active returns the subscription unchanged, and a
+        retry of an upgrade awaiting payment returns that change.
         """
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
