@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from meshcore.db import new_metadata
+from meshcore.idempotency import CALLER_SCOPE_MAX_LENGTH
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -116,7 +117,7 @@ class PlanChangeRow(Base):
     to_plan_id: Mapped[str] = mapped_column(String(64), ForeignKey("plans.id"))
     status: Mapped[str] = mapped_column(String(16))
     """``awaiting_payment``, ``scheduled``, ``applied``, ``declined`` or ``canceled``."""
-    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_by: Mapped[str] = mapped_column(String(CALLER_SCOPE_MAX_LENGTH))
     """The principal key (``user:<id>``, ``service:<id>``) that asked: the audit trail."""
     complimentary: Mapped[bool] = mapped_column(Boolean, default=False)
     amount_minor_units: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -169,7 +170,7 @@ class UsageRecordRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str] = mapped_column(String(128))
-    caller: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    caller: Mapped[str | None] = mapped_column(String(CALLER_SCOPE_MAX_LENGTH), nullable=True)
     """The principal key of the service that recorded it (keys are the caller's own). NULL for
     records made before keys were scoped: those match any caller, as they did then."""
     metric: Mapped[str] = mapped_column(String(32))

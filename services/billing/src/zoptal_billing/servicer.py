@@ -8,6 +8,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
+from meshcore.idempotency import caller_scope
 from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 
 from zoptal_billing import validation
@@ -189,7 +190,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             metric=metric,
             quantity=quantity,
             idempotency_key=idempotency_key,
-            caller=caller.key,
+            caller=caller_scope(caller),
             scope_id=scope_id,
             enforce_limit=request.enforce_limit,
         )
@@ -219,7 +220,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             ChangeRequest(
                 user_id=user_id,
                 plan_id=plan_id,
-                requested_by=principal.key,
+                requested_by=caller_scope(principal),
                 payment_token=payment_token,
                 complimentary=request.complimentary,
                 by_admin=is_admin(principal),

@@ -29,7 +29,7 @@ _OPEN = sa.text("status IN ('awaiting_payment', 'scheduled')")
 
 def upgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
-        batch.add_column(sa.Column("caller", sa.String(length=100), nullable=True))
+        batch.add_column(sa.Column("caller", sa.String(length=128), nullable=True))
         batch.drop_constraint("uq_usage_records_user_id_idempotency_key", type_="unique")
         batch.create_unique_constraint(
             "uq_usage_records_caller_key", ["user_id", "idempotency_key", "caller"]
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("from_plan_id", sa.String(length=64), nullable=False),
         sa.Column("to_plan_id", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("requested_by", sa.String(length=100), nullable=False),
+        sa.Column("requested_by", sa.String(length=128), nullable=False),
         sa.Column("complimentary", sa.Boolean(), nullable=False),
         sa.Column("amount_minor_units", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
