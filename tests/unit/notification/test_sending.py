@@ -143,7 +143,8 @@ async def test_line_breaks_are_fine_in_values_only_the_body_shows(
             body_text="",
             template="usage_limit_warning",
             template_data={"metric": "projects", "used": "8", "limit": "10", "plan": "a\nb"},
-        )
+        ),
+        caller=SENDER,
     )
     assert "a\nb" in result.notification.body
 
