@@ -7,18 +7,20 @@ queued login waits behind all the others and each running one holds its memory. 
 goes through one ``HashingPool``: at most ``workers`` computations at once (one per core),
 at most ``max_queue`` waiting, and at most ``max_per_client`` of both for one client (the real
 caller, ``meshcore.interceptors.client_address``). Anything more is refused at once with
-RESOURCE_EXHAUSTED and a retry delay instead of queueing. A freed worker takes the next waiting
-computation of the client served longest ago (round robin), so a client that floods waits behind
-everyone else's single logins, and cannot take every slot.
+RESOURCE_EXHAUSTED and a retry delay instead of queueing. One client never runs on every worker
+at once (with two workers or more, one stays for the others), and a freed worker goes to the
+waiting client served longest ago (one with nothing in the pool counts as never served): a
+client that floods cannot take every slot, and waits behind everyone else's single logins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import secrets
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -47,10 +49,12 @@ def available_cpus() -> int:
 class HashingPool:
     """Runs blocking computations on ``workers`` threads, admitting a bounded number of them.
 
-    ``run`` raises ``ResourceExhausted`` at once when the pool is full (every worker busy and
-    ``max_queue`` waiting) or when ``client`` already holds ``max_per_client`` computations,
-    running or waiting. The memory it can hold is bounded by ``workers`` computations plus the
-    requests waiting.
+    ``run`` raises ``ResourceExhausted`` at once when the call would have to wait and
+    ``max_queue`` computations already do, or when ``client`` already holds ``max_per_client``
+    computations, running or waiting. One client runs on at most ``workers - 1`` workers at
+    once (when there are two or more), so a worker is free for anyone else as soon as they
+    come. The memory it can hold is bounded by ``workers`` computations plus the requests
+    waiting.
     """
 
     def __init__(
@@ -67,12 +71,17 @@ class HashingPool:
         self._workers = workers
         self._max_queue = max_queue
         self._max_per_client = max_per_client
+        self._running_share = max(1, workers - 1)
         self._clock = clock
         self._free = workers
-        # client -> its waiting computations; the first client is served next (round robin).
-        self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+        # client -> its waiting computations; per client, what it holds (running and waiting),
+        # what it runs, and when it was last given a worker.
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
         self._queued = 0
         self._held: Counter[str] = Counter()
+        self._running: Counter[str] = Counter()
+        self._served: dict[str, int] = {}
+        self._turns = itertools.count()
         self._seconds = 0.05  # moving average of one computation, for the retry delay
 
     @property
@@ -91,11 +100,12 @@ class HashingPool:
         self._held[client] += 1
         try:
             await self._slot(client)
-            return await self._compute(function, args)
+            return await self._compute(client, function, args)
         finally:
             self._held[client] -= 1
             if not self._held[client]:
                 del self._held[client]
+                self._served.pop(client, None)  # nothing in the pool: first in line next time
 
     def close(self) -> None:
         """Stop taking work; computations already running finish on their threads."""
@@ -107,10 +117,13 @@ class HashingPool:
                 "too many password checks in progress for this client",
                 retry_after=self._retry_after(),
             )
-        if self._free == 0 and self._queued >= self._max_queue:
+        if not self._may_start(client) and self._queued >= self._max_queue:
             raise ResourceExhausted(
                 "the server is busy checking passwords", retry_after=self._retry_after()
             )
+
+    def _may_start(self, client: str) -> bool:
+        return self._free > 0 and self._running[client] < self._running_share
 
     def _retry_after(self) -> float:
         # Roughly when the work admitted now would be done.
@@ -118,20 +131,48 @@ class HashingPool:
         return round(max(0.1, self._seconds * rounds), 3)
 
     async def _slot(self, client: str) -> None:
-        if self._free > 0:
-            self._free -= 1
+        if self._may_start(client):
+            self._take(client)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(client, deque()).append(waiter)
         self._queued += 1
         try:
-            await waiter
+            await waiter  # _dispatch gives this call a worker, then wakes it
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self._release()  # a worker was handed over as the call went away: pass it on
+                self._give_back(client)  # given a worker as the call went away: pass it on
             else:
                 self._forget(client, waiter)
             raise
+
+    def _take(self, client: str) -> None:
+        self._free -= 1
+        self._running[client] += 1
+        self._served[client] = next(self._turns)
+
+    def _give_back(self, client: str) -> None:
+        self._running[client] -= 1
+        if not self._running[client]:
+            del self._running[client]
+        self._free += 1
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Give free workers to waiting clients within their share, served longest ago first."""
+        while self._free > 0:
+            ready = [name for name in self._waiting if self._running[name] < self._running_share]
+            if not ready:
+                return
+            client = min(ready, key=lambda name: self._served.get(name, -1))
+            queue = self._waiting[client]
+            waiter = queue.popleft()
+            self._queued -= 1
+            if not queue:
+                del self._waiting[client]
+            if not waiter.done():
+                self._take(client)
+                waiter.set_result(None)
 
     def _forget(self, client: str, waiter: asyncio.Future[None]) -> None:
         queue = self._waiting.get(client)
@@ -141,7 +182,9 @@ class HashingPool:
             if not queue:
                 del self._waiting[client]
 
-    async def _compute(self, function: Callable[..., T], args: tuple[object, ...]) -> T:
+    async def _compute(
+        self, client: str, function: Callable[..., T], args: tuple[object, ...]
+    ) -> T:
         loop = asyncio.get_running_loop()
         started = self._clock.monotonic()
         work: Future[T] = self._executor.submit(function, *args)
@@ -150,30 +193,15 @@ class HashingPool:
             # The worker is free only when the thread is done, even if the caller went away
             # before (a cancelled call cannot stop a running Argon2 computation).
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                loop.call_soon_threadsafe(self._finished, started)
+                loop.call_soon_threadsafe(self._finished, client, started)
 
         work.add_done_callback(finished)
         return await asyncio.wrap_future(work, loop=loop)
 
-    def _finished(self, started: float) -> None:
+    def _finished(self, client: str, started: float) -> None:
         elapsed = self._clock.monotonic() - started
         self._seconds = 0.8 * self._seconds + 0.2 * max(0.0, elapsed)
-        self._release()
-
-    def _release(self) -> None:
-        """Hand a freed worker to the next waiting computation, else mark it free."""
-        while self._waiting:
-            client, queue = next(iter(self._waiting.items()))
-            waiter = queue.popleft()
-            self._queued -= 1
-            if queue:
-                self._waiting.move_to_end(client)
-            else:
-                del self._waiting[client]
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
+        self._give_back(client)
 
 
 class SecretHasher:

@@ -45,7 +45,8 @@ class AuthSettings(ServiceSettings):
     argon2_parallelism: int = 4
     argon2_max_concurrency: int = field(default_factory=available_cpus)
     """Argon2 computations at once (each takes one core and ``ARGON2_MEMORY_KIB``): the CPUs
-    this process may use. Under a CPU limit (Kubernetes), set it to the limit."""
+    this process may use. Under a CPU limit (Kubernetes), set it to the limit. One client runs
+    on at most all but one of them."""
     argon2_max_queue: int = 8
     """Argon2 computations waiting for a worker; past that a login is RESOURCE_EXHAUSTED at
     once instead of queueing."""
