@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, loop_runner, port_is_free, wait_serving
+from _common import ROOT, loop_runner, memory_kib, port_is_free, wait_serving
 
 PASSWORD = "benchmark passphrase 42"  # noqa: S105 - a throwaway account in a temp database
 WRONG_PASSWORD = "not the password!"  # noqa: S105 - what the flood and the timing send
@@ -253,6 +253,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             with loop_runner() as runner:
                 runner.run(wait_serving(address, 60.0))
                 measured = runner.run(_measure(address, options))
+            memory = memory_kib(auth.pid)
         finally:
             auth.terminate()
             auth.wait(timeout=30)
@@ -264,6 +265,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         "flood_p50_ms": statistics.median(r["flood_p50_ms"] for r in rounds),
         "victim_refusals": sum(r["victim_refusals"] for r in rounds),
         "attackers": options.attackers,
+        "auth_rss_mib": memory["rss_kib"] / 1024,
+        "auth_peak_rss_mib": memory["peak_kib"] / 1024,
         "rounds": rounds,
         "timing": measured["timing"],
     }
@@ -296,7 +299,8 @@ def main() -> int:
     timing = result["timing"]
     print(
         f"victim login during a flood from {options.attackers} address(es) / idle: "
-        f"{result['flood_ratio']:.2f} (goal <= 2)\n"
+        f"{result['flood_ratio']:.2f} (goal <= 2); Auth's peak RSS "
+        f"{result['auth_peak_rss_mib']:.0f} MiB\n"
         f"wrong password, unknown vs registered email: {timing['unknown_p50_ms']:.0f} vs "
         f"{timing['known_p50_ms']:.0f} ms -> {timing['ratio']:.3f} (goal <= 1.1)"
     )

@@ -137,7 +137,8 @@ def _login_flood(result: dict[str, Any]) -> list[Row]:
     return [
         Row("16", "victim's Login during a login flood / idle (p50)", result["flood_ratio"],
             "<=", 2.0, f"{result['flood_p50_ms']:.0f} vs {result['idle_p50_ms']:.0f} ms, 64 "
-            f"in flight from {result['attackers']} address(es), production Argon2 cost",
+            f"in flight from {result['attackers']} address(es), production Argon2 cost; Auth's "
+            f"peak RSS {result['auth_peak_rss_mib']:.0f} MiB",
             result.get("round_ratios", ())),
         Row("16", "Login with a wrong password: unknown / registered email (larger p50 over "
             "smaller)", timing["ratio"], "<=", 1.1,
