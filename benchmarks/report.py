@@ -71,6 +71,7 @@ def render(
         lines.append(f"| | {name} | | | ERROR | | no result: {error} |")
     lines.append("")
     lines += _platform_notes()
+    lines += _login_flood_notes()
     platform = next((result for name, _, _, result in outcomes if name == "platform" and result),
                     None)  # fmt: skip
     if platform is not None:
@@ -152,6 +153,22 @@ def _platform_notes() -> list[str]:
         "server interceptor chain and Project's Billing gateway (typed client, service token, "
         "deadline), all against the running embedded platform (SQLite). A ratio of 2 would mean "
         "the hop costs as much as the callee.",
+        "",
+    ]
+
+
+def _login_flood_notes() -> list[str]:
+    return [
+        "Issue 16 rows (`benchmarks/login_flood.py`):",
+        "",
+        "- *Login flood*: the real Auth process (production Argon2id cost, default hashing pool "
+        "and login throttle, `TRUSTED_PROXY_HOPS=1`) while an attacker process keeps 64 bogus "
+        "logins in flight from one address, replacing each as soon as it is answered; a "
+        "registered user logs in from another address, one login after the other (a "
+        "RESOURCE_EXHAUSTED is retried after its RetryInfo delay). Each round pairs idle "
+        "logins with logins during the flood.",
+        "- *Unknown / registered email*: wrong-password logins alternating between unknown "
+        "and registered emails, each from a fresh address (no throttle involved).",
         "",
     ]
 

@@ -132,6 +132,20 @@ def _platform(result: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def _login_flood(result: dict[str, Any]) -> list[Row]:
+    timing = result["timing"]
+    return [
+        Row("16", "victim's Login during a login flood / idle (p50)", result["flood_ratio"],
+            "<=", 2.0, f"{result['flood_p50_ms']:.0f} vs {result['idle_p50_ms']:.0f} ms, 64 "
+            f"in flight from {result['attackers']} address(es), production Argon2 cost; Auth's "
+            f"peak RSS {result['auth_peak_rss_mib']:.0f} MiB",
+            result.get("round_ratios", ())),
+        Row("16", "Login with a wrong password: unknown / registered email (larger p50 over "
+            "smaller)", timing["ratio"], "<=", 1.1,
+            f"{timing['unknown_p50_ms']:.0f} vs {timing['known_p50_ms']:.0f} ms"),
+    ]  # fmt: skip
+
+
 BENCHMARKS = (
     Benchmark("validate_token", "benchmarks/validate_token.py",
               ["--seconds", "3", "--rounds", "3", "--warmup", "1"],
@@ -157,6 +171,10 @@ BENCHMARKS = (
               ["--start-rounds", "2", "--load-seconds", "8", "--hop-rounds", "6"],
               ["--start-rounds", "1", "--settle-seconds", "0.5", "--load-seconds", "1",
                "--hop-rounds", "1", "--hop-seconds", "0.3"], _platform),
+    Benchmark("login_flood", "benchmarks/login_flood.py",
+              ["--rounds", "3", "--victim-logins", "6", "--timing-samples", "30"],
+              ["--rounds", "1", "--victim-logins", "2", "--timing-samples", "4",
+               "--flood-lead-seconds", "0.2"], _login_flood),
 )  # fmt: skip
 
 

@@ -7,6 +7,12 @@ Two servers, each in its own process, on the same event loop implementation (uvl
 * ``auth`` - the real Auth service (``python -m zoptal_auth``: production interceptor chain,
   SQLite, ES256 keys), validating real access tokens obtained by Login.
 
+Every call carries a caller credential, as ValidateToken requires: the user's own access token
+(``authorization: Bearer``), which is also the token validated, so the Auth side pays for
+authenticating the caller as a real client makes it. The bare server gets the same metadata.
+Auth runs with a rate-limit budget no run reaches (``RATE_LIMIT_MAX_REQUESTS``): the limiter
+still counts every call, it just never refuses one.
+
 Load comes from ``--clients`` separate client processes, each keeping ``--concurrency`` calls
 in flight over ``--channels`` channels. Every reply is checked: status OK *and* ``valid = true``
 (load tools such as h2load count gRPC errors as successes, so we do not use them). Only replies
@@ -104,7 +110,11 @@ def client(target: str, seconds: float, concurrency: int, channels: int) -> None
     from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 
     tokens = json.loads(os.environ["BENCH_TOKENS"])
-    requests = [auth_pb2.ValidateTokenRequest(token=token) for token in tokens]
+    # Each user validates their own token: the caller's credential is the token itself.
+    requests = [
+        (auth_pb2.ValidateTokenRequest(token=token), (("authorization", f"Bearer {token}"),))
+        for token in tokens
+    ]
     start_at = end_at = 0.0
     counted = {"ok": 0, "latencies": []}
     failures: list[str] = []
@@ -117,7 +127,8 @@ def client(target: str, seconds: float, concurrency: int, channels: int) -> None
             if now >= end_at or failures:
                 return
             try:
-                reply = await stub.ValidateToken(requests[index % len(requests)], timeout=10)
+                request, metadata = requests[index % len(requests)]
+                reply = await stub.ValidateToken(request, metadata=metadata, timeout=10)
             except grpc.aio.AioRpcError as error:
                 failures.append(f"{error.code().name}: {error.details()}")
                 return
@@ -138,7 +149,7 @@ def client(target: str, seconds: float, concurrency: int, channels: int) -> None
             # Starting Python and connecting can take seconds on a busy machine: the window
             # opens only once every client process is connected and ready.
             for stub in stubs:
-                await stub.ValidateToken(requests[0], timeout=30)
+                await stub.ValidateToken(requests[0][0], metadata=requests[0][1], timeout=30)
             print("ready", flush=True)
             start_at = float(await asyncio.to_thread(sys.stdin.readline))
             end_at = start_at + seconds
@@ -202,10 +213,10 @@ async def _login_tokens(address: str, count: int) -> list[str]:
         stub = auth_pb2_grpc.AuthServiceStub(channel)
         email = "loadtest@example.com"
         await stub.RegisterUser(auth_pb2.RegisterUserRequest(email=email, password=PASSWORD))
-        logins = [
-            stub.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD)) for _ in range(count)
-        ]
-        return [reply.access_token for reply in await asyncio.gather(*logins)]
+        # One after the other: concurrent logins of one client would meet the hashing pool's
+        # per-client share (ARGON2_MAX_PER_CLIENT) and get RESOURCE_EXHAUSTED.
+        login = auth_pb2.LoginRequest(email=email, password=PASSWORD)
+        return [(await stub.Login(login)).access_token for _ in range(count)]
 
 
 def _start_auth(data_dir: Path, *, cache: bool) -> tuple[subprocess.Popen[str], str]:
@@ -224,6 +235,8 @@ def _start_auth(data_dir: Path, *, cache: bool) -> tuple[subprocess.Popen[str], 
         # Access tokens that outlive the run, so none expires mid-measurement.
         "ACCESS_TOKEN_TTL_SECONDS": "3600",
         "VALIDATION_CACHE_SIZE": "10000" if cache else "0",
+        # ValidateToken is rate limited per caller: a budget the run never reaches.
+        "RATE_LIMIT_MAX_REQUESTS": "1000000000",
     }
     for name in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop(name, None)

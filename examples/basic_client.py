@@ -34,7 +34,10 @@ async def main() -> int:
 
         # Use the clients
         try:
-            token_validation = await auth_client.validate_token(user_token)
+            # ValidateToken needs a caller: here the user, validating their own token.
+            token_validation = await auth_client.validate_token(
+                user_token, metadata=bearer(user_token)
+            )
             if token_validation.valid:
                 await project_client.create_project("Example project", metadata=bearer(user_token))
                 projects = await project_client.list_user_projects(

@@ -25,7 +25,7 @@ async def main() -> int:
 
         # Retry with exponential backoff
         result = await retry_with_backoff(
-            lambda: auth_client.validate_token(token),
+            lambda: auth_client.validate_token(token, metadata=bearer(token)),
             3,  # max retries
             1000,  # base delay (1 second)
         )

@@ -33,7 +33,12 @@ def _register_and_login(auth: auth_pb2_grpc.AuthServiceStub) -> auth_pb2.LoginRe
 def test_register_login_validate_refresh_revoke(auth: auth_pb2_grpc.AuthServiceStub) -> None:
     """The journey of issue 2: every step answers as a client expects."""
     login = _register_and_login(auth)
-    valid = auth.ValidateToken(auth_pb2.ValidateTokenRequest(token=login.access_token), timeout=5)
+    # A user may validate their own tokens (anyone else's needs user:validate).
+    valid = auth.ValidateToken(
+        auth_pb2.ValidateTokenRequest(token=login.access_token),
+        metadata=[("authorization", f"Bearer {login.access_token}")],
+        timeout=5,
+    )
     assert valid.valid
     assert valid.user_id == login.user.id
     assert "project:create" in valid.permissions
@@ -43,7 +48,9 @@ def test_register_login_validate_refresh_revoke(auth: auth_pb2_grpc.AuthServiceS
     )
     assert refreshed.refresh_token != login.refresh_token
     assert auth.ValidateToken(
-        auth_pb2.ValidateTokenRequest(token=refreshed.access_token), timeout=5
+        auth_pb2.ValidateTokenRequest(token=refreshed.access_token),
+        metadata=[("authorization", f"Bearer {refreshed.access_token}")],
+        timeout=5,
     ).valid
 
     auth.RevokeToken(
@@ -53,8 +60,10 @@ def test_register_login_validate_refresh_revoke(auth: auth_pb2_grpc.AuthServiceS
         ],  # a token may revoke itself
         timeout=5,
     )
-    after = auth.ValidateToken(
-        auth_pb2.ValidateTokenRequest(token=refreshed.access_token), timeout=5
+    after = auth.ValidateToken(  # asked with the login's first token, still valid
+        auth_pb2.ValidateTokenRequest(token=refreshed.access_token),
+        metadata=[("authorization", f"Bearer {login.access_token}")],
+        timeout=5,
     )
     assert not after.valid
     assert after.reason == auth_pb2.INVALID_TOKEN_REASON_REVOKED
@@ -82,7 +91,12 @@ def test_reusing_a_spent_refresh_token_revokes_its_family(
 
 def test_garbage_token_is_invalid_not_an_error(auth: auth_pb2_grpc.AuthServiceStub) -> None:
     """ValidateToken answers valid=false with a reason for a malformed token."""
-    reply = auth.ValidateToken(auth_pb2.ValidateTokenRequest(token="not.a.jwt"), timeout=5)
+    login = _register_and_login(auth)
+    reply = auth.ValidateToken(
+        auth_pb2.ValidateTokenRequest(token="not.a.jwt"),
+        metadata=[("authorization", f"Bearer {login.access_token}")],
+        timeout=5,
+    )
     assert not reply.valid
     assert reply.reason == auth_pb2.INVALID_TOKEN_REASON_MALFORMED
 

@@ -252,8 +252,9 @@ def _read_notification_history(
 REVOCATION_PROPAGATION_SECONDS = 10.0
 
 
-def _revoke(stubs: Stubs, user: User) -> None:
-    """RevokeToken, then Auth's ValidateToken (what every service may ask) says REVOKED."""
+def _revoke(stubs: Stubs, user: User, validator: Metadata) -> None:
+    """RevokeToken, then Auth's ValidateToken, asked by a service holding user:validate (the
+    revoked token cannot vouch for itself), says REVOKED."""
     revoked = stubs.auth.RevokeToken(
         auth_pb2.RevokeTokenRequest(token=user.access_token),
         metadata=user.metadata,
@@ -261,7 +262,9 @@ def _revoke(stubs: Stubs, user: User) -> None:
     )
     assert revoked.revoked
     validation = stubs.auth.ValidateToken(
-        auth_pb2.ValidateTokenRequest(token=user.access_token), timeout=CALL_TIMEOUT
+        auth_pb2.ValidateTokenRequest(token=user.access_token),
+        metadata=validator,
+        timeout=CALL_TIMEOUT,
     )
     assert not validation.valid
     assert validation.reason == auth_pb2.INVALID_TOKEN_REASON_REVOKED
@@ -325,7 +328,7 @@ def test_user_journey_across_all_five_services(platform: EmbeddedPlatform, stubs
     _read_real_time(stubs, event_name, reader)
 
     _read_notification_history(stubs, user, limit, platform)
-    _revoke(stubs, user)
+    _revoke(stubs, user, operator_metadata(platform, stubs.auth, ["user:validate"]))
     _refused_by_every_service(stubs, user)
 
 
@@ -344,11 +347,11 @@ def test_the_postgres_platform_keeps_its_data_in_postgres_and_redis(
     assert redis_key_count(postgres_platform.extra_env["ZOPTAL_REDIS_URL"]) > 0
 
 
-def test_auth_refuses_a_revoked_token_at_once(stubs: Stubs) -> None:
+def test_auth_refuses_a_revoked_token_at_once(platform: EmbeddedPlatform, stubs: Stubs) -> None:
     """Auth holds the revocation, so it refuses the token on the next call with no propagation
     wait, although its verification cache already holds the token."""
     user = register_and_login(stubs.auth, "revoked")
     request = auth_pb2.GetUserRequest(user_id=user.user_id)
     assert _status(stubs.auth.GetUser, request, user) == grpc.StatusCode.OK
-    _revoke(stubs, user)
+    _revoke(stubs, user, operator_metadata(platform, stubs.auth, ["user:validate"]))
     assert _status(stubs.auth.GetUser, request, user) == grpc.StatusCode.UNAUTHENTICATED

@@ -35,7 +35,6 @@ PUBLIC_METHODS = frozenset(
         "/zoptal.auth.v1.AuthService/RefreshToken",
         "/zoptal.auth.v1.AuthService/IssueServiceToken",
         "/zoptal.auth.v1.AuthService/GetJwks",
-        "/zoptal.auth.v1.AuthService/ValidateToken",
         "/zoptal.auth.v1.AuthService/HealthCheck",
     }
 )

@@ -170,6 +170,6 @@ def test_victims_data_is_unchanged_after_every_cross_user_attempt(
     )
     assert [n.id for n in history.notifications] == [victim.notification_id]
     validated = _call(
-        mesh, "auth.ValidateToken", auth.ValidateTokenRequest(token=victim.spare_token), ()
+        mesh, "auth.ValidateToken", auth.ValidateTokenRequest(token=victim.spare_token), admin
     )
     assert validated.valid

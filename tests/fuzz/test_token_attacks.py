@@ -164,8 +164,11 @@ def revoked(mesh: Mesh) -> Identity:
         "auth", "RevokeToken", auth_pb2.RevokeTokenRequest(token=carol.access_token), carol.metadata
     )
     assert reply.revoked
-    validated: Any = mesh.ok(
-        "auth", "ValidateToken", auth_pb2.ValidateTokenRequest(token=carol.access_token), ()
+    validated: Any = mesh.ok(  # as the admin: a revoked token cannot vouch for itself
+        "auth",
+        "ValidateToken",
+        auth_pb2.ValidateTokenRequest(token=carol.access_token),
+        mesh.admin.metadata,
     )
     assert not validated.valid
     assert validated.reason == auth_pb2.INVALID_TOKEN_REASON_REVOKED

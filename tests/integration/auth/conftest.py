@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
+from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.migrations import upgrade_database
 from meshcore.settings import Secret
 from meshcore.testing import serve_in_process
@@ -62,10 +63,13 @@ def auth_settings(data_dir: Path, database_url: str, **overrides: Any) -> AuthSe
 
 @contextlib.asynccontextmanager
 async def running_auth(
-    settings: AuthSettings, interceptors: list[grpc.aio.ServerInterceptor] | None = None
+    settings: AuthSettings,
+    interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[AuthUnderTest]:
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
-    app = await build_app(settings, interceptors=interceptors)
+    app = await build_app(settings, interceptors=interceptors, clock=clock)
     await app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     port = await app.jwks_http.start()
     async with serve_in_process(

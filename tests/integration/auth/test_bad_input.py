@@ -82,7 +82,9 @@ async def test_empty_or_oversized_token_is_invalid_argument(auth):
     """ValidateToken with no token, or one over 8192 characters, names the field."""
     for token in ("", "x" * 8193):
         request = auth_pb2.ValidateTokenRequest(token=token)
-        error = await _status_of(auth.stub.ValidateToken(request))
+        error = await _status_of(
+            auth.stub.ValidateToken(request, metadata=auth.bearer(auth.admin_token))
+        )
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.details().startswith("token:")
 
@@ -131,7 +133,9 @@ async def test_every_kind_of_bad_token_is_a_verdict_not_an_error(auth):
         "revoked": (revoked.access_token, "REVOKED"),
     }
     for name, (token, reason) in cases.items():
-        verdict = await auth.stub.ValidateToken(auth_pb2.ValidateTokenRequest(token=token))
+        verdict = await auth.stub.ValidateToken(
+            auth_pb2.ValidateTokenRequest(token=token), metadata=auth.bearer(auth.admin_token)
+        )
         assert (verdict.valid, verdict.reason) == (False, _reason(reason)), name
         assert verdict.reason_detail, name
         assert token not in verdict.reason_detail

@@ -1,4 +1,4 @@
-"""Credential RPCs are rate limited per caller; the hot read-only RPCs are not."""
+"""Every RPC but GetJwks and HealthCheck is rate limited per caller, ValidateToken included."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from zoptal.auth.v1 import auth_pb2
 from .conftest import auth_settings, running_auth
 
 
-async def test_login_is_limited_but_validate_token_is_not(tmp_path: Path):
-    """Past the budget Login gets RESOURCE_EXHAUSTED with retry info; ValidateToken keeps going."""
+async def test_login_and_validate_token_are_limited_but_get_jwks_is_not(tmp_path: Path):
+    """Past the budget Login and ValidateToken get RESOURCE_EXHAUSTED with retry info (per
+    caller: the anonymous peer, then the user); GetJwks keeps answering."""
     settings = auth_settings(
         tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}", rate_limit_max_requests=4
     )
@@ -26,8 +27,15 @@ async def test_login_is_limited_but_validate_token_is_not(tmp_path: Path):
             await auth.stub.Login(wrong)
         assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert any(key == "retry-after" for key, _ in limited.value.trailing_metadata() or ())
-        for _ in range(10):
-            verdict = await auth.stub.ValidateToken(
-                auth_pb2.ValidateTokenRequest(token=login.access_token)
-            )
+
+        # The user's own budget: four validations, then refused.
+        own = auth_pb2.ValidateTokenRequest(token=login.access_token)
+        for _ in range(4):
+            verdict = await auth.stub.ValidateToken(own, metadata=auth.bearer(login.access_token))
             assert verdict.valid
+        with pytest.raises(grpc.aio.AioRpcError) as validate_limited:
+            await auth.stub.ValidateToken(own, metadata=auth.bearer(login.access_token))
+        assert validate_limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        for _ in range(10):
+            assert (await auth.stub.GetJwks(auth_pb2.GetJwksRequest())).keys

@@ -45,7 +45,10 @@ async def test_a_full_journey_logs_no_secret(tmp_path: Path, caplog: pytest.LogC
                 auth_pb2.LoginRequest(email="alice@example.com", password="a wrong password!")
             )
         secrets.append("a wrong password!")
-        await auth.stub.ValidateToken(auth_pb2.ValidateTokenRequest(token=login.access_token))
+        await auth.stub.ValidateToken(
+            auth_pb2.ValidateTokenRequest(token=login.access_token),
+            metadata=auth.bearer(auth.admin_token),
+        )
         created = await auth.stub.CreateServiceAccount(
             auth_pb2.CreateServiceAccountRequest(name="mailer-service"),
             metadata=auth.bearer(auth.admin_token),

@@ -80,8 +80,9 @@ async def test_service_account_credentials_give_a_verifiable_service_token(auth)
         metadata=(("x-service-token", issued.access_token),),
     )
     assert profile.user.email == "alice@example.com"
-    verdict = await auth.stub.ValidateToken(
-        auth_pb2.ValidateTokenRequest(token=issued.access_token)
+    verdict = await auth.stub.ValidateToken(  # a service may validate its own token
+        auth_pb2.ValidateTokenRequest(token=issued.access_token),
+        metadata=(("x-service-token", issued.access_token),),
     )
     assert verdict.valid
     assert verdict.token_type == auth_pb2.TOKEN_TYPE_SERVICE

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from meshcore.context import Principal
 from meshcore.migrations import upgrade_database
 from meshcore.testing import FakeClock
 from zoptal_auth.app import MIGRATIONS_DIR, AuthApp, build_app
 from zoptal_auth.settings import AuthSettings
 
+VALIDATOR = Principal(subject="gateway", kind="service", permissions=frozenset({"user:validate"}))
+"""A caller that may validate anyone's token (ValidateToken's domain needs one)."""
 CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from argon2 import Parameters as argon2_parameters, extract_parameters
 from meshcore.context import Principal
 from meshcore.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
 from sqlalchemy import func, select
 from zoptal_auth.app import build_app
 from zoptal_auth.models import RefreshFamily, Revocation, User
+
+from tests.unit.auth.conftest import VALIDATOR
 
 PASSWORD = "violet tractor harbour"
 
@@ -45,23 +48,24 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(app):
 
 
 async def test_an_unknown_email_costs_the_same_password_verification(app, monkeypatch):
-    """Unknown and registered emails each run exactly one Argon2id verification, so how long a
-    login takes says nothing about whether the email is registered."""
+    """Unknown and registered emails each run exactly one Argon2id verification, against hashes
+    with the very same parameters (time, memory, lanes), so how long a login takes says
+    nothing about whether the email is registered."""
     await app.auth.register_user("alice@example.com", PASSWORD)
-    verified: list[str | None] = []
-    real_verify = app.auth._hasher.verify
+    hasher = app.auth._hasher
+    verified: list[argon2_parameters] = []
+    real_verify = hasher._verify_sync  # what runs on the hashing pool's worker thread
 
-    async def counting(stored_hash: str | None, password: str) -> bool:
-        verified.append(stored_hash)
-        return await real_verify(stored_hash, password)
+    def recording(stored_hash: str, password: str) -> bool:
+        verified.append(extract_parameters(stored_hash))
+        return real_verify(stored_hash, password)
 
-    monkeypatch.setattr(app.auth._hasher, "verify", counting)
+    monkeypatch.setattr(hasher, "_verify_sync", recording)
     for email in ("nobody@example.com", "alice@example.com"):
         with pytest.raises(Unauthenticated):
             await app.auth.login(email, PASSWORD + "!")
     assert len(verified) == 2
-    assert verified[0] is None  # the dummy hash stands in for the unknown user
-    assert verified[1] is not None
+    assert verified[0] == verified[1]  # the dummy hash costs what alice's costs
 
 
 async def test_empty_login_fields_are_invalid_argument(app):
@@ -94,15 +98,15 @@ async def test_refresh_rotates_and_reuse_revokes_the_whole_family(app):
     first = await app.auth.login("alice@example.com", PASSWORD)
     second = await app.auth.refresh(first.refresh_token)
     assert second.refresh_token != first.refresh_token
-    assert (await app.auth.validate(second.access_token)).valid
+    assert (await app.auth.validate(second.access_token, VALIDATOR)).valid
 
     with pytest.raises(Unauthenticated, match="already used"):
         await app.auth.refresh(first.refresh_token)
 
     with pytest.raises(Unauthenticated):
         await app.auth.refresh(second.refresh_token)  # the live one died with its family
-    assert (await app.auth.validate(second.access_token)).reason == "revoked"
-    assert (await app.auth.validate(first.access_token)).reason == "revoked"
+    assert (await app.auth.validate(second.access_token, VALIDATOR)).reason == "revoked"
+    assert (await app.auth.validate(first.access_token, VALIDATOR)).reason == "revoked"
 
 
 async def test_other_logins_survive_a_family_revocation(app):
@@ -113,7 +117,7 @@ async def test_other_logins_survive_a_family_revocation(app):
     await app.auth.refresh(phone.refresh_token)
     with pytest.raises(Unauthenticated):
         await app.auth.refresh(phone.refresh_token)
-    assert (await app.auth.validate(laptop.access_token)).valid
+    assert (await app.auth.validate(laptop.access_token, VALIDATOR)).valid
     assert (await app.auth.refresh(laptop.refresh_token)).access_token
 
 
@@ -135,7 +139,7 @@ async def test_revoking_an_access_token_invalidates_it_until_it_expires(app):
     owner = _as_user(tokens.user.id)
     assert await app.auth.revoke(tokens.access_token, owner) is True
     assert await app.auth.revoke(tokens.access_token, owner) is False
-    assert (await app.auth.validate(tokens.access_token)).reason == "revoked"
+    assert (await app.auth.validate(tokens.access_token, VALIDATOR)).reason == "revoked"
 
 
 async def test_revoking_a_refresh_token_revokes_its_family(app):
@@ -145,7 +149,7 @@ async def test_revoking_a_refresh_token_revokes_its_family(app):
     assert await app.auth.revoke(tokens.refresh_token, _as_user(tokens.user.id)) is True
     with pytest.raises(Unauthenticated):
         await app.auth.refresh(tokens.refresh_token)
-    assert (await app.auth.validate(tokens.access_token)).reason == "revoked"
+    assert (await app.auth.validate(tokens.access_token, VALIDATOR)).reason == "revoked"
 
 
 async def test_only_the_owner_or_an_admin_may_revoke(app):
@@ -172,12 +176,12 @@ async def test_revocations_made_elsewhere_arrive_within_the_sync_interval(app, s
     tokens = await app.auth.login("alice@example.com", PASSWORD)
     other = await build_app(settings, clock=clock, interceptors=[])
     try:
-        assert (await other.auth.validate(tokens.access_token)).valid
+        assert (await other.auth.validate(tokens.access_token, VALIDATOR)).valid
         await app.auth.revoke(tokens.access_token, _as_user(tokens.user.id))
         clock.advance(settings.revocation_sync_seconds)
-        await other.auth.validate(tokens.access_token)  # due: starts a background poll
+        await other.auth.validate(tokens.access_token, VALIDATOR)  # due: starts a background poll
         await other.revocations.close()  # let that poll finish
-        assert (await other.auth.validate(tokens.access_token)).reason == "revoked"
+        assert (await other.auth.validate(tokens.access_token, VALIDATOR)).reason == "revoked"
     finally:
         await other.revocations.close()
         await other.database.dispose()

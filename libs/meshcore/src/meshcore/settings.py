@@ -249,6 +249,10 @@ class ServiceSettings:
     rate_limit_max_requests: int = 1_000
     rate_limit_fail_mode: FailMode = "open"
     """What the Redis-backed limiter does while Redis is down: let calls through or refuse them."""
+    trusted_proxy_hops: int = 0
+    """Proxies in front of the service that append the client's address to ``x-forwarded-for``
+    (Istio's ingress gateway: 1). ``0`` ignores the header: the client is the peer address
+    (``meshcore.interceptors.client_address``)."""
     revocation_sync_seconds: float = 1.0
     """How often the revocation list is polled from Auth (``meshcore.revocation``)."""
     revocation_max_staleness_seconds: float = 60.0
@@ -315,8 +319,9 @@ class ServiceSettings:
         ):
             if getattr(self, name) <= 0:
                 errors.append(f"{_env_name_of(type(self), name)}: must be positive")
-        if self.shutdown_drain_seconds < 0:
-            errors.append(f"{_env_name_of(type(self), 'shutdown_drain_seconds')}: must be >= 0")
+        for name in ("shutdown_drain_seconds", "trusted_proxy_hops"):
+            if getattr(self, name) < 0:
+                errors.append(f"{_env_name_of(type(self), name)}: must be >= 0")
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             errors.append(
                 "DATABASE_URL: expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL"

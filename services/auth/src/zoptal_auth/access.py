@@ -11,6 +11,7 @@ __all__ = [
     "require_account_creator",
     "require_caller",
     "require_revocation_reader",
+    "require_token_validator",
     "require_user_reader",
 ]
 
@@ -18,6 +19,7 @@ ADMIN_ROLE = "admin"
 USER_READ = "user:read"
 SERVICE_ACCOUNT_CREATE = "service_account:create"
 REVOCATION_READ = "revocation:read"
+TOKEN_VALIDATE = "user:validate"  # noqa: S105 - a permission name, not a secret
 
 
 def require_caller(principal: Principal | None) -> Principal:
@@ -56,3 +58,16 @@ def require_revocation_reader(principal: Principal | None) -> Principal:
     if caller.kind == "service" and REVOCATION_READ in caller.permissions:
         return caller
     raise PermissionDenied(f"listing revocations needs a service token with {REVOCATION_READ!r}")
+
+
+def require_token_validator(caller: Principal, subject: str, token_type: str) -> None:
+    """A caller holding ``user:validate`` (a service granted it, an admin), or the principal
+    the token belongs to (a user checking their own session)."""
+    if TOKEN_VALIDATE in caller.permissions:
+        return
+    if (caller.kind, caller.subject) == (token_type, subject):
+        return
+    raise PermissionDenied(
+        f"validating another principal's token needs {TOKEN_VALIDATE!r}; "
+        "without it, a caller may validate only its own tokens"
+    )

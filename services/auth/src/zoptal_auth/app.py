@@ -21,7 +21,9 @@ from zoptal.auth.v1 import auth_pb2_grpc
 
 from zoptal_auth.health import HealthReporter
 from zoptal_auth.keys import KeyRing, load_key_ring
-from zoptal_auth.passwords import SecretHasher
+from zoptal_auth.login_throttle import InMemoryLoginStore, LoginStore, LoginThrottle
+from zoptal_auth.login_throttle_redis import RedisLoginStore
+from zoptal_auth.passwords import HashingPool, SecretHasher
 from zoptal_auth.revocation import RevocationList, RevocationListCheck
 from zoptal_auth.revocation_listing import RevocationListing
 from zoptal_auth.service import AuthService
@@ -39,6 +41,7 @@ SERVICE_NAME = "zoptal.auth.v1.AuthService"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 JWKS_PATH = "/.well-known/jwks.json"
 # The RPCs that are how a caller gets credentials in the first place, or that anyone may ask.
+# Not ValidateToken: it answers who a token belongs to, so it needs a caller (access.py).
 PUBLIC_METHODS = tuple(
     f"/{SERVICE_NAME}/{method}"
     for method in (
@@ -47,14 +50,11 @@ PUBLIC_METHODS = tuple(
         "RefreshToken",
         "IssueServiceToken",
         "GetJwks",
-        "ValidateToken",
         "HealthCheck",
     )
 )
 
-UNLIMITED_METHODS = frozenset(
-    f"/{SERVICE_NAME}/{method}" for method in ("ValidateToken", "GetJwks", "HealthCheck")
-)
+UNLIMITED_METHODS = frozenset(f"/{SERVICE_NAME}/{method}" for method in ("GetJwks", "HealthCheck"))
 
 
 @dataclass
@@ -106,13 +106,21 @@ async def build_app(
     """Wire the service. Opens no connection: the database is reached on first use."""
     keys = await asyncio.to_thread(load_key_ring, settings)
     database = Database(settings.database_url, application_name="zoptal-auth")
+    pool = HashingPool(*settings.hashing_pool_bounds, clock=clock)
     # Building the hasher hashes a dummy secret (tens of ms): keep it off the event loop.
     hasher = await asyncio.to_thread(
         SecretHasher,
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism,
+        pool=pool,
     )
+    store: LoginStore = (
+        RedisLoginStore.from_url(settings.redis_url, settings.login_throttle_policy)
+        if settings.redis_url
+        else InMemoryLoginStore(settings.login_throttle_policy)
+    )
+    throttle = LoginThrottle(store, fail_mode=settings.rate_limit_fail_mode, clock=clock)
     verifier = AccessTokenVerifier(
         keys,
         issuer=settings.jwt_issuer,
@@ -136,6 +144,7 @@ async def build_app(
     auth = AuthService(
         database=database,
         hasher=hasher,
+        throttle=throttle,
         issuer=issuer,
         verifier=verifier,
         revocations=revocations,
@@ -154,6 +163,7 @@ async def build_app(
         keys=keys,
         health=health,
         revocations=listing,
+        trusted_proxy_hops=settings.trusted_proxy_hops,
         clock=clock,
     )
     hooks: list[ShutdownHook] = []
@@ -175,8 +185,16 @@ async def build_app(
         interceptors=interceptors,
         dependency_checks={"database": database.ping, "signing_key": health.check_signing_key},
         jwks_http=jwks_http,
-        # Hooks run in reverse: stop HTTP, finish a revocation poll, then close the database.
-        on_shutdown=[*hooks, database.dispose, revocations.close, jwks_http.stop],
+        # Hooks run in reverse: stop HTTP, finish a revocation poll, then close the database,
+        # the throttle's store and the hashing threads.
+        on_shutdown=[
+            *hooks,
+            pool.close,
+            throttle.close,
+            database.dispose,
+            revocations.close,
+            jwks_http.stop,
+        ],
     )
 
 
@@ -191,10 +209,10 @@ def server_interceptors(
 
     The chain's AuthInterceptor trusts this service's keys directly (no HTTP round trip to
     ourselves for the JWKS). The rate-limit layer sits where the chain puts its own (after auth,
-    before error mapping), but exempts the cheap read-only RPCs every service calls on every
-    request (ValidateToken, GetJwks, HealthCheck): a per-peer budget sized for humans would
-    throttle whole service replicas. Credential RPCs (Login, RegisterUser, RefreshToken,
-    IssueServiceToken) stay limited per caller: that is where passwords would be guessed.
+    before error mapping), but exempts the cheap anonymous reads every verifier needs (GetJwks,
+    HealthCheck). Everything else is limited per caller (the principal, else the real client
+    address: ``TRUSTED_PROXY_HOPS``), ValidateToken included; Login is throttled further per
+    account and client (``login_throttle``).
     With ``revocations``, the auth layer refuses tokens this replica knows are revoked, as
     ValidateToken does (verifying a token is not enough: it may have been revoked since).
     """
@@ -217,6 +235,7 @@ def server_interceptors(
         limiter=limiter,
         fail_mode=settings.rate_limit_fail_mode,
         excluded_methods=UNLIMITED_METHODS,
+        trusted_proxy_hops=settings.trusted_proxy_hops,
         clock=clock,
     )
     (fused,) = chain

@@ -7,6 +7,7 @@ holds a lock (SQLite's write lock in particular) while a password is being hashe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -14,15 +15,28 @@ from datetime import UTC, datetime
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal
 from meshcore.db import Database
-from meshcore.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from meshcore.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from meshcore.jwt import InvalidToken
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zoptal_auth import repository
-from zoptal_auth.access import ADMIN_ROLE, is_admin, require_caller, require_user_reader
+from zoptal_auth.access import (
+    ADMIN_ROLE,
+    is_admin,
+    require_caller,
+    require_token_validator,
+    require_user_reader,
+)
+from zoptal_auth.login_throttle import LoginThrottle
 from zoptal_auth.models import RefreshFamily, RefreshToken, User
-from zoptal_auth.passwords import SecretHasher
+from zoptal_auth.passwords import LOCAL_CLIENT, SecretHasher
 from zoptal_auth.records import IssuedTokens, TokenCheck, UserRecord
 from zoptal_auth.revocation import ACCESS_TOKEN, REFRESH_FAMILY, RevocationList
 from zoptal_auth.tokens import (
@@ -59,6 +73,7 @@ class AuthService:
         *,
         database: Database,
         hasher: SecretHasher,
+        throttle: LoginThrottle,
         issuer: TokenIssuer,
         verifier: AccessTokenVerifier,
         revocations: RevocationList,
@@ -68,6 +83,7 @@ class AuthService:
     ) -> None:
         self._database = database
         self._hasher = hasher
+        self._throttle = throttle
         self._issuer = issuer
         self._verifier = verifier
         self._revocations = revocations
@@ -78,12 +94,18 @@ class AuthService:
     # -- registration and login -------------------------------------------------------------
 
     async def register_user(
-        self, email: str, password: str, display_name: str = "", *, roles: tuple[str, ...] = ()
+        self,
+        email: str,
+        password: str,
+        display_name: str = "",
+        *,
+        roles: tuple[str, ...] = (),
+        client: str = LOCAL_CLIENT,
     ) -> UserRecord:
         normalized = normalize_email(email)
         check_new_password(password, normalized)
         name = check_display_name(display_name)
-        password_hash = await self._hasher.hash(password)
+        password_hash = await self._hasher.hash(password, client=client)
         now = _at(self._clock.time())
         user = User(
             id=str(uuid.uuid4()),
@@ -103,23 +125,30 @@ class AuthService:
         except IntegrityError:  # a concurrent registration of the same email won the race
             raise AlreadyExists("email: is already registered") from None
 
-    async def login(self, email: str, password: str) -> IssuedTokens:
+    async def login(self, email: str, password: str, *, client: str = LOCAL_CLIENT) -> IssuedTokens:
+        """``client`` is the caller's real address (the throttle's and the hashing pool's key)."""
         require_text("email", email, max_length=254)
         require_text("password", password, max_length=128)
+        # Before any Argon2 work, so that a refusal costs next to nothing.
+        await self._throttle.check(email, client)
         async with self._database.session() as session:
             user = await repository.user_by_email(session, email.strip().lower())
         # Unknown users cost one Argon2id verification too (against a dummy hash), and get the
         # very same answer: the verification runs before the check, so how long a login takes
         # does not tell whether the email is registered.
         stored_hash = user.password_hash if user is not None else None
-        matched = await self._hasher.verify(stored_hash, password)
+        matched = await self._hasher.verify(stored_hash, password, client=client)
         if user is None or not matched:
+            await self._throttle.failed(email, client)
             raise Unauthenticated(BAD_CREDENTIALS)
+        await self._throttle.succeeded(email, client)
         if user.disabled:
             raise PermissionDenied("this user is disabled")
         new_hash = None
         if self._hasher.needs_rehash(user.password_hash):
-            new_hash = await self._hasher.hash(password)
+            # With the pool full, keep the old hash: the next login upgrades it.
+            with contextlib.suppress(ResourceExhausted):
+                new_hash = await self._hasher.hash(password, client=client)
         now = self._clock.time()
         family = RefreshFamily(
             id=str(uuid.uuid4()),
@@ -238,13 +267,18 @@ class AuthService:
 
     # -- validation and reading -------------------------------------------------------------
 
-    async def validate(self, token: str) -> TokenCheck:
-        """A verdict, never an exception, for any token a client may send."""
+    async def validate(self, token: str, principal: Principal | None) -> TokenCheck:
+        """A verdict, never an exception, for any token an allowed caller may send: a caller
+        holding ``user:validate`` (services, admins), or the token's own principal. Anyone else
+        learns nothing about a valid token (PERMISSION_DENIED before its revocation is looked
+        up); an invalid token names nobody, so its verdict is anyone's."""
         require_text("token", token, max_length=MAX_TOKEN_LENGTH)
+        caller = require_caller(principal)
         try:
             verified = await self._verifier.verify(token)
         except InvalidToken as invalid:
             return TokenCheck(None, invalid.reason, invalid.detail)
+        require_token_validator(caller, verified.subject, verified.token_type)
         token_id = verified.claims.get("jti")
         session_id = verified.claims.get("sid")
         if await self._revocations.is_revoked(

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from zoptal_auth import repository
 from zoptal_auth.access import require_account_creator
 from zoptal_auth.models import ServiceAccount, ServiceCredential
-from zoptal_auth.passwords import SecretHasher
+from zoptal_auth.passwords import LOCAL_CLIENT, SecretHasher
 from zoptal_auth.platform_services import PLATFORM_SERVICES
 from zoptal_auth.records import IssuedServiceToken, NewServiceAccount, ServiceAccountRecord
 from zoptal_auth.tokens import TokenIssuer
@@ -78,8 +78,14 @@ class ServiceAccounts:
         return NewServiceAccount(account=_record(account), client_secret=client_secret)
 
     async def issue_token(
-        self, client_id: str, client_secret: str, permissions: Sequence[str]
+        self,
+        client_id: str,
+        client_secret: str,
+        permissions: Sequence[str],
+        *,
+        client: str = LOCAL_CLIENT,
     ) -> IssuedServiceToken:
+        """``client`` is the caller's real address, its key in the hashing pool."""
         require_text("client_id", client_id, max_length=64)
         require_text("client_secret", client_secret, max_length=256)
         requested = check_permissions(permissions)
@@ -91,7 +97,7 @@ class ServiceAccounts:
                 if account is not None
                 else []
             )
-        credential = await self._matching(live, client_secret)
+        credential = await self._matching(live, client_secret, client)
         if account is None or credential is None:
             raise Unauthenticated(BAD_CLIENT_CREDENTIALS)
         if account.disabled:
@@ -115,15 +121,15 @@ class ServiceAccounts:
         )
 
     async def _matching(
-        self, live: Sequence[ServiceCredential], client_secret: str
+        self, live: Sequence[ServiceCredential], client_secret: str, client: str
     ) -> ServiceCredential | None:
         """The live credential ``client_secret`` belongs to; the dummy hash when there is none,
         so an unknown client id costs as much as a wrong secret."""
         if not live:
-            await self._hasher.verify(None, client_secret)
+            await self._hasher.verify(None, client_secret, client=client)
             return None
         for credential in live:  # newest first; two at most, during a rotation's grace period
-            if await self._hasher.verify(credential.secret_hash, client_secret):
+            if await self._hasher.verify(credential.secret_hash, client_secret, client=client):
                 return credential
         return None
 

@@ -14,6 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_principal
+from meshcore.interceptors.client_address import client_address
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from zoptal_auth.access import require_revocation_reader
@@ -123,9 +124,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         keys: KeyRing,
         health: HealthReporter,
         revocations: RevocationListing,
+        trusted_proxy_hops: int = 0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._auth = auth
+        self._hops = trusted_proxy_hops
         self._revocations = revocations
         self._service_accounts = service_accounts
         self._keys = keys
@@ -135,12 +138,20 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         # published key starts signing (zoptal_auth.keys), so the reply is rebuilt only then.
         self._jwks_reply = auth_pb2.GetJwksResponse()
 
+    def _client(self, context: Any) -> str:
+        """The caller's real address: what logins are throttled and hashing is shared by."""
+        return client_address(context, self._hops)
+
     async def RegisterUser(self, request: Any, context: Any) -> auth_pb2.RegisterUserResponse:
-        user = await self._auth.register_user(request.email, request.password, request.display_name)
+        user = await self._auth.register_user(
+            request.email, request.password, request.display_name, client=self._client(context)
+        )
         return auth_pb2.RegisterUserResponse(user=_user(user))
 
     async def Login(self, request: Any, context: Any) -> auth_pb2.LoginResponse:
-        tokens = await self._auth.login(request.email, request.password)
+        tokens = await self._auth.login(
+            request.email, request.password, client=self._client(context)
+        )
         return auth_pb2.LoginResponse(
             access_token=tokens.access_token,
             access_token_expires_at=_timestamp(tokens.access_expires_at),
@@ -165,7 +176,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.RevokeTokenResponse(revoked=revoked)
 
     async def ValidateToken(self, request: Any, context: Any) -> auth_pb2.ValidateTokenResponse:
-        return _validation(await self._auth.validate(request.token))
+        return _validation(await self._auth.validate(request.token, current_principal()))
 
     async def GetUser(self, request: Any, context: Any) -> auth_pb2.GetUserResponse:
         user = await self._auth.get_user(request.user_id, current_principal())
@@ -194,7 +205,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: Any, context: Any
     ) -> auth_pb2.IssueServiceTokenResponse:
         issued = await self._service_accounts.issue_token(
-            request.client_id, request.client_secret, list(request.permissions)
+            request.client_id,
+            request.client_secret,
+            list(request.permissions),
+            client=self._client(context),
         )
         return auth_pb2.IssueServiceTokenResponse(
             access_token=issued.access_token,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from meshcore.settings import Secret, ServiceSettings, SettingsError
+
+from zoptal_auth.login_throttle import LoginThrottlePolicy
+from zoptal_auth.passwords import available_cpus
 
 __all__ = ["AuthSettings"]
 
@@ -40,6 +43,32 @@ class AuthSettings(ServiceSettings):
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
+    argon2_max_concurrency: int = field(default_factory=available_cpus)
+    """Argon2 computations at once (each takes one core and ``ARGON2_MEMORY_KIB``): the CPUs
+    this process may use. Under a CPU limit (Kubernetes), set it to the limit. One client runs
+    on at most all but one of them."""
+    argon2_max_queue: int = 8
+    """Argon2 computations waiting for a worker; past that a login is RESOURCE_EXHAUSTED at
+    once instead of queueing."""
+    argon2_max_per_client: int = 0
+    """Argon2 computations (running and waiting) of one client; 0: half of
+    ``ARGON2_MAX_CONCURRENCY + ARGON2_MAX_QUEUE`` (at least 1)."""
+
+    login_free_failures: int = 5
+    """Failed logins of one client on one account before the back-off starts."""
+    login_backoff_base_seconds: float = 1.0
+    """The first back-off; each further failure doubles it."""
+    login_backoff_max_seconds: float = 900.0
+    """The longest back-off of one client on one account."""
+    login_account_free_failures: int = 50
+    """Failed logins on one account, from any client, before the account's back-off starts."""
+    login_account_backoff_max_seconds: float = 30.0
+    """The longest account-wide back-off: what a distributed attacker can delay the owner by."""
+    login_client_max_failures: int = 100
+    """Failed logins of one client, across accounts, per ``LOGIN_CLIENT_WINDOW_SECONDS``."""
+    login_client_window_seconds: float = 600.0
+    login_failure_memory_seconds: float = 3600.0
+    """Failures are forgotten this long after the last one."""
 
     auth_bootstrap_admin_email: str | None = None
     """When set with the password, this user exists and holds the ``admin`` role at start."""
@@ -57,9 +86,21 @@ class AuthSettings(ServiceSettings):
                 "argon2_time_cost",
                 "argon2_memory_kib",
                 "argon2_parallelism",
+                "argon2_max_concurrency",
+                "login_free_failures",
+                "login_backoff_base_seconds",
+                "login_backoff_max_seconds",
+                "login_account_free_failures",
+                "login_account_backoff_max_seconds",
+                "login_client_max_failures",
+                "login_client_window_seconds",
+                "login_failure_memory_seconds",
             )
             if getattr(self, name) <= 0
         ]
+        for name in ("argon2_max_queue", "argon2_max_per_client"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name.upper()}: must be >= 0")
         if self.validation_cache_size < 0:
             problems.append("VALIDATION_CACHE_SIZE: must be >= 0")
         if self.jwt_leeway_seconds < 0:
@@ -83,6 +124,26 @@ class AuthSettings(ServiceSettings):
                 "from files (generate one with `python -m zoptal_auth generate-key`)"
             )
         return problems
+
+    @property
+    def login_throttle_policy(self) -> LoginThrottlePolicy:
+        return LoginThrottlePolicy(
+            free_failures=self.login_free_failures,
+            backoff_base=self.login_backoff_base_seconds,
+            backoff_max=self.login_backoff_max_seconds,
+            account_free_failures=self.login_account_free_failures,
+            account_backoff_max=self.login_account_backoff_max_seconds,
+            client_max_failures=self.login_client_max_failures,
+            client_window=self.login_client_window_seconds,
+            memory=self.login_failure_memory_seconds,
+        )
+
+    @property
+    def hashing_pool_bounds(self) -> tuple[int, int, int]:
+        """Workers, queue and per-client share of the Argon2 pool."""
+        workers, queue = self.argon2_max_concurrency, self.argon2_max_queue
+        per_client = self.argon2_max_per_client or max(1, (workers + queue) // 2)
+        return workers, queue, per_client
 
     @property
     def keys_dir(self) -> Path:

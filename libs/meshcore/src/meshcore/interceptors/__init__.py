@@ -16,6 +16,7 @@ from meshcore.interceptors.client import (
     build_client_interceptors,
     channel_interceptors,
 )
+from meshcore.interceptors.client_address import client_address
 from meshcore.interceptors.errors import ErrorMappingInterceptor, abort_with, status_trailers
 from meshcore.interceptors.hooks import AdmissionInterceptor, CallRecord, ObservingInterceptor
 from meshcore.interceptors.logging import LoggingInterceptor
@@ -47,6 +48,7 @@ __all__ = [
     "build_client_interceptors",
     "build_server_chain",
     "channel_interceptors",
+    "client_address",
     "key_by_caller",
     "status_trailers",
     "wrap_handler",

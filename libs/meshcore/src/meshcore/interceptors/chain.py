@@ -262,6 +262,7 @@ def build_server_chain(
                 key_generator,
                 limiter=rate_limiter,
                 fail_mode=fail_mode or _setting(settings, "rate_limit_fail_mode", "open"),
+                trusted_proxy_hops=_setting(settings, "trusted_proxy_hops", 0),
                 # Methods excluded from auth (Login, RegisterUser) stay limited, per peer address:
                 # they are exactly where guessing passwords would happen.
                 registry=metrics_registry,

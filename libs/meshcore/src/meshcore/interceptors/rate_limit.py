@@ -1,8 +1,11 @@
 """``RateLimitInterceptor``: a call budget per caller, in process or shared through Redis.
 
 The key is the authenticated principal (``user:<id>`` / ``service:<id>``, so it runs after auth)
-and falls back to the peer's address; ``key_generator`` replaces that. Over the limit a call ends
-with RESOURCE_EXHAUSTED carrying ``google.rpc.RetryInfo`` and a ``retry-after`` trailer.
+and falls back to the client's address (``meshcore.interceptors.client_address``: the peer, or
+with ``trusted_proxy_hops`` what the trusted proxies put in ``x-forwarded-for``, so that behind
+Istio's sidecar all clients are not one budget); ``key_generator`` replaces that. Over the limit
+a call ends with RESOURCE_EXHAUSTED carrying ``google.rpc.RetryInfo`` and a ``retry-after``
+trailer.
 
 When the limiter's backend (Redis) fails, ``fail_mode`` decides, explicitly: ``"open"`` lets the
 call through, ``"closed"`` refuses it with UNAVAILABLE. Either way the failure is counted in
@@ -25,6 +28,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_call, current_principal
 from meshcore.errors import ResourceExhausted, Unavailable
 from meshcore.interceptors.base import RpcMethod, call_metadata
+from meshcore.interceptors.client_address import client_address
 from meshcore.interceptors.errors import abort_with
 from meshcore.interceptors.hooks import AdmissionInterceptor
 from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
@@ -52,6 +56,7 @@ class CallInfo:
 
     context: grpc.aio.ServicerContext[Any, Any]
     rpc: RpcMethod
+    trusted_proxy_hops: int = 0
 
     @property
     def metadata(self) -> Mapping[str, str | bytes]:
@@ -59,7 +64,8 @@ class CallInfo:
 
     @property
     def peer(self) -> str:
-        return _peer_host(self.context.peer() or "unknown")
+        """The client's address: the peer's, or the one the trusted proxies forwarded."""
+        return client_address(self.context, self.trusted_proxy_hops)
 
 
 KeyGenerator = Callable[[CallInfo], str]
@@ -71,13 +77,6 @@ def key_by_caller(call: CallInfo) -> str:
     if principal is not None:
         return principal.key
     return f"peer:{call.peer}"
-
-
-def _peer_host(peer: str) -> str:
-    # "ipv4:10.0.0.7:53210" / "ipv6:[::1]:53210" -> the address without the port
-    address = peer.split(":", 1)[1] if peer.startswith(("ipv4:", "ipv6:")) else peer
-    host, separator, port = address.rpartition(":")
-    return host if separator and port.isdigit() else address
 
 
 class _BackendErrors:
@@ -118,6 +117,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
         limiter: RateLimiter | None = None,
         fail_mode: FailMode = "open",
         excluded_methods: frozenset[str] = frozenset(),
+        trusted_proxy_hops: int = 0,
         registry: CollectorRegistry = REGISTRY,
         clock: Clock = SYSTEM_CLOCK,
         log_interval: float = 10.0,
@@ -134,6 +134,9 @@ class RateLimitInterceptor(AdmissionInterceptor):
         self._key_generator = key_generator
         self._fail_open = fail_mode == "open"
         self._excluded = excluded_methods
+        if trusted_proxy_hops < 0:
+            raise ValueError("trusted_proxy_hops must be >= 0")
+        self._hops = trusted_proxy_hops
         self._errors = _BackendErrors(registry)
         self._clock = clock
         self._log_interval = log_interval
@@ -152,10 +155,10 @@ class RateLimitInterceptor(AdmissionInterceptor):
             key = (
                 principal.key
                 if principal is not None
-                else f"peer:{_peer_host(context.peer() or 'unknown')}"
+                else f"peer:{client_address(context, self._hops)}"
             )
         else:
-            key = self._key_generator(CallInfo(context, rpc))
+            key = self._key_generator(CallInfo(context, rpc, self._hops))
         if self._in_process_limiter is None:
             return self._admit_remote(key, context, rpc)
         # The in-process check never waits: no coroutine on the hot path.

@@ -22,7 +22,11 @@ class AuthServiceClient(TypedClient):
     async def validate_token(
         self, token: str, *, timeout_ms: float | None = None, metadata: Metadata | None = None
     ) -> auth_pb2.ValidateTokenResponse:
-        """Check a user or service token; an invalid token is ``valid=False``, not an error."""
+        """Check a user or service token; an invalid token is ``valid=False``, not an error.
+
+        The call needs a caller: inside a service the manager sends its service token (which
+        must hold ``user:validate`` to check others' tokens); a user checks their own token
+        with ``metadata=(("authorization", f"Bearer {token}"),)``."""
         request = auth_pb2.ValidateTokenRequest(token=token)
         return await self._call(
             "ValidateToken", request, auth_pb2.ValidateTokenResponse, timeout_ms, metadata

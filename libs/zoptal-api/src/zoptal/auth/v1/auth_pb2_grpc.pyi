@@ -52,8 +52,12 @@ class AuthServiceStub:
     """ValidateToken checks an access token (user or service): signature with the pinned algorithm,
     `exp`, `nbf`, `iss`, `aud`, and revocation. An invalid token is a normal answer
     (`valid = false` with a reason), never an error status.
-    Authentication: a service token with `user:validate`, or any authenticated caller.
-    Errors: INVALID_ARGUMENT when `token` is empty or longer than 8192 characters.
+    Authentication: a caller holding `user:validate` (a service token granted it, an admin), or
+    the principal the token belongs to (a user validating their own token). Rate limited per
+    caller like every RPC.
+    Errors: INVALID_ARGUMENT when `token` is empty or longer than 8192 characters,
+    UNAUTHENTICATED without credentials, PERMISSION_DENIED for another principal's valid token
+    without `user:validate` (nothing about it is revealed; an invalid token gets its verdict).
     Read-only.
     """
     GetUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.GetUserResponse]
@@ -97,8 +101,10 @@ class AuthServiceStub:
     """Login exchanges email and password for an access token and a refresh token.
     Authentication: none.
     Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown email or wrong password:
-    the same answer for both), PERMISSION_DENIED (the user is disabled),
-    RESOURCE_EXHAUSTED (too many attempts).
+    the same answer, after the same work, for both), PERMISSION_DENIED (the user is disabled),
+    RESOURCE_EXHAUSTED with google.rpc.RetryInfo (too many failed attempts for this account or
+    from this client: an exponential back-off, capped, never a permanent lockout; or the server's
+    password hashing is at capacity). Refused attempts are not counted.
     Not idempotent: every call issues new tokens.
     """
     RefreshToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]
@@ -169,8 +175,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """ValidateToken checks an access token (user or service): signature with the pinned algorithm,
     `exp`, `nbf`, `iss`, `aud`, and revocation. An invalid token is a normal answer
     (`valid = false` with a reason), never an error status.
-    Authentication: a service token with `user:validate`, or any authenticated caller.
-    Errors: INVALID_ARGUMENT when `token` is empty or longer than 8192 characters.
+    Authentication: a caller holding `user:validate` (a service token granted it, an admin), or
+    the principal the token belongs to (a user validating their own token). Rate limited per
+    caller like every RPC.
+    Errors: INVALID_ARGUMENT when `token` is empty or longer than 8192 characters,
+    UNAUTHENTICATED without credentials, PERMISSION_DENIED for another principal's valid token
+    without `user:validate` (nothing about it is revealed; an invalid token gets its verdict).
     Read-only.
     """
     GetUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.GetUserResponse]  # type: ignore[assignment]
@@ -214,8 +224,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Login exchanges email and password for an access token and a refresh token.
     Authentication: none.
     Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown email or wrong password:
-    the same answer for both), PERMISSION_DENIED (the user is disabled),
-    RESOURCE_EXHAUSTED (too many attempts).
+    the same answer, after the same work, for both), PERMISSION_DENIED (the user is disabled),
+    RESOURCE_EXHAUSTED with google.rpc.RetryInfo (too many failed attempts for this account or
+    from this client: an exponential back-off, capped, never a permanent lockout; or the server's
+    password hashing is at capacity). Refused attempts are not counted.
     Not idempotent: every call issues new tokens.
     """
     RefreshToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]  # type: ignore[assignment]
@@ -289,8 +301,12 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """ValidateToken checks an access token (user or service): signature with the pinned algorithm,
         `exp`, `nbf`, `iss`, `aud`, and revocation. An invalid token is a normal answer
         (`valid = false` with a reason), never an error status.
-        Authentication: a service token with `user:validate`, or any authenticated caller.
-        Errors: INVALID_ARGUMENT when `token` is empty or longer than 8192 characters.
+        Authentication: a caller holding `user:validate` (a service token granted it, an admin), or
+        the principal the token belongs to (a user validating their own token). Rate limited per
+        caller like every RPC.
+        Errors: INVALID_ARGUMENT when `token` is empty or longer than 8192 characters,
+        UNAUTHENTICATED without credentials, PERMISSION_DENIED for another principal's valid token
+        without `user:validate` (nothing about it is revealed; an invalid token gets its verdict).
         Read-only.
         """
 
@@ -370,8 +386,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Login exchanges email and password for an access token and a refresh token.
         Authentication: none.
         Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown email or wrong password:
-        the same answer for both), PERMISSION_DENIED (the user is disabled),
-        RESOURCE_EXHAUSTED (too many attempts).
+        the same answer, after the same work, for both), PERMISSION_DENIED (the user is disabled),
+        RESOURCE_EXHAUSTED with google.rpc.RetryInfo (too many failed attempts for this account or
+        from this client: an exponential back-off, capped, never a permanent lockout; or the server's
+        password hashing is at capacity). Refused attempts are not counted.
         Not idempotent: every call issues new tokens.
         """
 
