@@ -17,7 +17,14 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from tests.fuzz.messages import INT32, INT64, UINT32, UINT64
 
-__all__ = ["EDGE_STRINGS", "Edge", "FieldPath", "edges_of", "scalar_paths"]
+__all__ = [
+    "EDGE_STRINGS_ALWAYS",
+    "EDGE_STRINGS_SAMPLED",
+    "Edge",
+    "FieldPath",
+    "edges_of",
+    "scalar_paths",
+]
 
 F = FieldDescriptor
 _RANGES = {
@@ -50,16 +57,20 @@ _FLOAT_EDGES = (
     sys.float_info.max,
     -sys.float_info.max,
 )
-EDGE_STRINGS = (
-    "",
-    "0",
+# Sent to every string field: the ones issue 16 names.
+EDGE_STRINGS_ALWAYS = (
+    "99999999999999999999999.0.0",  # a cursor whose numbers fit no cursor (was INTERNAL)
     "-1",
-    "99999999999999999999999.0.0",  # a cursor whose numbers fit no cursor (issue 16)
     "1e400",
     "NaN",
+    "0x7fffffffffffffff",
+)
+# Sampled per string field (test_edge_values says how many).
+EDGE_STRINGS_SAMPLED = (
+    "",
+    "0",
     "Infinity",
     "-Infinity",
-    "0x7fffffffffffffff",
     "9223372036854775808",  # 2**63: one past int64
     "-9223372036854775809",
     "18446744073709551616",  # 2**64
@@ -207,7 +218,7 @@ def edges_of(path: FieldPath) -> list[Any]:
     """The extreme values ``path``'s scalar type admits."""
     kind = path.scalar.type
     if kind == F.TYPE_STRING:
-        return list(EDGE_STRINGS)
+        return [*EDGE_STRINGS_ALWAYS, *EDGE_STRINGS_SAMPLED]
     if kind == F.TYPE_BYTES:
         return [b"", b"\xff" * 16, b"\x00"]
     if kind == F.TYPE_BOOL:

@@ -10,9 +10,10 @@ status, never INTERNAL, UNKNOWN or DATA_LOSS, never naming a Python exception or
 INVALID_ARGUMENT must name the field. PostgreSQL runs the same pass: its integer, varchar and
 timestamp errors are where an unchecked value turns into INTERNAL.
 
-Numbers, enums and timestamps get every edge; each string field gets a sample of
-``EDGE_STRINGS_PER_FIELD`` (default 6, the same ones every run; 0 sends them all) of the edge
-strings, which keeps the pass near 900 calls per database.
+Numbers, enums and timestamps get every edge; each string field gets the strings issue 16 names
+and a sample of ``EDGE_STRINGS_SAMPLED`` (``EDGE_STRINGS_SAMPLE`` of them, default 3, the same ones
+every run; ``EDGE_STRINGS_SAMPLE=all`` sends them all), which keeps the pass near 1,000 calls per
+database.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ from tests.fuzz.baselines import BASELINES, Scene, prepare_scene
 from tests.fuzz.calls import Outcome, acceptable_for_client_input, call, describe, leaks_internals
 from tests.fuzz.catalogue import ALL_RPCS, Rpc
 from tests.fuzz.conftest import Mesh
-from tests.fuzz.edges import EDGE_STRINGS, Edge, edges_of, scalar_paths
+from tests.fuzz.edges import (
+    EDGE_STRINGS_ALWAYS,
+    EDGE_STRINGS_SAMPLED,
+    Edge,
+    edges_of,
+    scalar_paths,
+)
 
 NEVER = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
-_STRINGS_PER_FIELD = int(os.environ.get("EDGE_STRINGS_PER_FIELD", "6")) or len(EDGE_STRINGS)
+_SAMPLE = os.environ.get("EDGE_STRINGS_SAMPLE", "3")
+_STRINGS_SAMPLED = len(EDGE_STRINGS_SAMPLED) if _SAMPLE == "all" else int(_SAMPLE)
 
 
 def _edges(rpc: Rpc) -> Iterator[Edge]:
@@ -40,8 +48,9 @@ def _edges(rpc: Rpc) -> Iterator[Edge]:
     descriptor = rpc.method.input_type
     for path in scalar_paths(descriptor):
         values = edges_of(path)
-        if isinstance(values[0], str) and len(values) > _STRINGS_PER_FIELD:
-            values = sampler.sample(values, _STRINGS_PER_FIELD)
+        if path.scalar.type == path.scalar.TYPE_STRING:
+            sampled = sampler.sample(EDGE_STRINGS_SAMPLED, _STRINGS_SAMPLED)
+            values = [*EDGE_STRINGS_ALWAYS, *sampled]
         for value in values:
             yield Edge(path, value)
 

@@ -178,9 +178,11 @@ def json_text(value: Mapping[str, Any]) -> str:
 
 def signed_raw(key: SigningKey, claims: Mapping[str, Any]) -> str:
     """``claims`` (``Raw`` literals included) signed by ``key`` exactly as written."""
-    private = serialization.load_pem_private_key(key.private_pem(), password=None)
     return jwt.api_jws.PyJWS().encode(
-        json_text(claims).encode(), private, algorithm=key.algorithm, headers={"kid": key.kid}
+        json_text(claims).encode(),
+        key.private_pem(),
+        algorithm=key.algorithm,
+        headers={"kid": key.kid},
     )
 
 
