@@ -134,20 +134,26 @@ def _now(offset_seconds: int = 0) -> Timestamp:
     return Timestamp(seconds=int(time.time()) + offset_seconds)
 
 
+_PAGE: dict[str, Any] = {
+    "url": "https://example.com/pricing",
+    "title": "Pricing",
+    "referrer": "https://example.com/",
+}
+
+
+def _tracked(s: Scene) -> dict[str, Any]:
+    """The fields every analytics event carries, all set, so the walk reaches each of them."""
+    return {
+        "user_id": s.owner.user_id,
+        "properties": {"plan": "enterprise"},
+        "timestamp": _now(),
+        "session_id": "session-1",
+    }
+
+
 def _event(s: Scene) -> analytics.Event:
-    """A page view with every field set, so the walk reaches the page and timestamp fields."""
-    return analytics.Event(
-        user_id=s.owner.user_id,
-        name="page_view",
-        properties={"plan": "enterprise"},
-        timestamp=_now(),
-        session_id="session-1",
-        page=analytics.Page(
-            url="https://example.com/pricing",
-            title="Pricing",
-            referrer="https://example.com/",
-        ),
-    )
+    """A page view, so the walk reaches the page fields of an event too."""
+    return analytics.Event(name="page_view", page=analytics.Page(**_PAGE), **_tracked(s))
 
 
 @dataclass(frozen=True)
@@ -304,26 +310,10 @@ BASELINES: dict[str, Baseline] = {
         "owner", lambda s: N.GetNotificationRequest(notification_id=s.notification_id)
     ),
     "analytics.TrackEvent": Baseline(
-        "owner",
-        lambda s: analytics.TrackEventRequest(
-            user_id=s.owner.user_id,
-            name="edge_event",
-            properties={"plan": "enterprise"},
-            timestamp=_now(),
-            session_id="session-1",
-        ),
+        "owner", lambda s: analytics.TrackEventRequest(name="edge_event", **_tracked(s))
     ),
     "analytics.TrackPageView": Baseline(
-        "owner",
-        lambda s: analytics.TrackPageViewRequest(
-            user_id=s.owner.user_id,
-            url="https://example.com/pricing",
-            title="Pricing",
-            referrer="https://example.com/",
-            properties={"plan": "enterprise"},
-            timestamp=_now(),
-            session_id="session-1",
-        ),
+        "owner", lambda s: analytics.TrackPageViewRequest(**_PAGE, **_tracked(s))
     ),
     "analytics.TrackEvents": Baseline(
         "service", lambda s: analytics.TrackEventsRequest(events=[_event(s)])
