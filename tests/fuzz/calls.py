@@ -41,11 +41,12 @@ CLIENT_MISTAKE_CODES = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
-# Signs of a Python stack trace or internal detail in text sent to the client.
+# Signs of a Python stack trace or internal detail in text sent to the client: a trace, a
+# driver's name, a Python exception or type name (OverflowError, ValueError, int(...)).
 _LEAK = re.compile(
     r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+|"
     r"<class '|sqlalchemy|asyncpg|aiosqlite|sqlite3\.|psycopg|\.py\", line|"
-    r"\b(?:KeyError|AttributeError|TypeError|ValueError|IndexError|OverflowError)\b"
+    r"\w*(?:Error|Exception)\b|\b(?:int|float|str|Decimal)\(|<class |<built-in"
 )
 
 

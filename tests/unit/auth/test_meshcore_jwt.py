@@ -188,6 +188,65 @@ async def test_claims_that_do_not_fit_are_rejected_with_their_reason(key, clock,
     assert await _reason(_verifier(key, clock), key.sign(_claims(clock, **overrides))) == reason
 
 
+def _signed_text(key: SigningKey, payload: str, header: str | None = None) -> str:
+    """``payload`` signed by ``key`` exactly as written (JSON that json.dumps will not write)."""
+    private = serialization.load_pem_private_key(key.private_pem(), password=None)
+    token = pyjwt.api_jws.PyJWS().encode(
+        payload.encode(), private, algorithm="ES256", headers={"kid": key.kid}
+    )
+    if header is None:
+        return token
+    _, body, signature = token.split(".")
+    encoded = base64.urlsafe_b64encode(header.encode()).rstrip(b"=").decode()
+    return f"{encoded}.{body}.{signature}"
+
+
+def _with_claim(clock: FakeClock, name: str, literal: str) -> str:
+    """The usual claims as JSON text, with ``name`` holding the JSON ``literal``."""
+    claims = _claims(clock)
+    claims[name] = "@value@"
+    return json.dumps(claims).replace('"@value@"', literal)
+
+
+DEEP = "[" * 3_000 + "]" * 3_000  # deeper than json.loads recurses (it raised RecursionError)
+
+
+@pytest.mark.parametrize(
+    ("name", "literal"),
+    [
+        ("exp", "1e999"),  # an infinity once parsed
+        ("exp", "NaN"),
+        ("nbf", "null"),  # present but no time: it used to count as absent
+        ("iat", "-1"),  # before 1970: no token was issued then (and year 0 broke ValidateToken)
+        ("iat", "-62135596801"),
+        ("exp", DEEP),
+        ("sub", '"' + "u" * 65 + '"'),  # longer than any id column
+        ("sub", "null"),
+        ("jti", '{"$gt": 0}'),  # unhashable in a revocation lookup: it was UNKNOWN
+        ("sid", '["a"]'),
+        ("jti", '""'),
+        ("email", "1e308"),
+        ("serviceName", "true"),
+        ("typ", "null"),
+        ("roles", json.dumps(["user"] * 257)),
+        ("permissions", json.dumps(["p" * 129])),
+        ("permissions", "[null]"),
+        ("aud", json.dumps([{"a": 1}, AUDIENCE])),  # ours beside something that is no audience
+    ],
+)
+async def test_claim_of_the_wrong_shape_is_malformed(key, clock, name, literal):
+    """A registered claim that no token of ours could hold is malformed, never an exception."""
+    token = _signed_text(key, _with_claim(clock, name, literal))
+    assert await _reason(_verifier(key, clock), token) == "malformed"
+
+
+async def test_header_nested_too_deeply_is_malformed(key, clock):
+    """A header json.loads cannot parse without recursing too deep: refused, no key needed."""
+    header = json.dumps({"alg": "ES256", "kid": key.kid, "x": "@deep@"}).replace('"@deep@"', DEEP)
+    token = _signed_text(key, json.dumps(_claims(clock)), header=header)
+    assert await _reason(_verifier(key, clock), token) == "malformed"
+
+
 async def test_audience_list_containing_ours_is_accepted(key, clock):
     """aud may be a list; it is accepted when it contains our audience."""
     token = key.sign(_claims(clock, aud=["other", AUDIENCE]))

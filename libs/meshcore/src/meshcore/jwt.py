@@ -76,9 +76,24 @@ _THUMBPRINT_MEMBERS = {
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 # A bound on what we are willing to parse at all; real tokens are well under 2 KiB.
 MAX_TOKEN_LENGTH = 16 * 1024
-# The last second of year 9999 (the end of google.protobuf.Timestamp's range): time claims past it
-# are refused as malformed.
+# The last second of year 9999 (the end of google.protobuf.Timestamp's range): time claims past it,
+# or before 1970, are refused as malformed.
 MAX_TIME_CLAIM = 253_402_300_799
+# The shape each registered claim the mesh reads must have when present. Anything else (null, a
+# number where a text belongs, an object, an overlong text or list) is malformed, so nothing
+# downstream (revocation lookups, id columns, arithmetic) meets a value it cannot hold.
+_TEXT_CLAIMS = {
+    "sub": 64,  # user and service ids: the id columns of every service hold 64 characters
+    "serviceId": 64,
+    "serviceName": 64,
+    "jti": 128,
+    "sid": 128,
+    "typ": 32,
+    "email": 254,  # the longest address RFC 5321 allows
+}
+_LIST_CLAIMS = ("roles", "permissions")
+MAX_LIST_CLAIM_ITEMS = 256
+MAX_LIST_ITEM_LENGTH = 128
 
 
 class InvalidToken(Exception):
@@ -237,6 +252,7 @@ class TokenVerifier:
         ):
             raise InvalidToken("bad_signature", "signature does not verify")
         claims = _json_object(payload_segment, "payload")
+        _check_shapes(claims)
         self._check_time(claims)
         self._check_issuer_and_audience(claims)
         return _build_verified(claims, kid, expected_type)
@@ -293,30 +309,53 @@ def _json_object(segment: str, part: str) -> dict[str, Any]:
         value = json.loads(_b64decode(segment, part))
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidToken("malformed", f"{part} is not JSON") from error
+    except RecursionError as error:  # arrays nested deeper than the parser recurses
+        raise InvalidToken("malformed", f"{part} is nested too deeply") from error
     if not isinstance(value, dict):
         raise InvalidToken("malformed", f"{part} is not a JSON object")
     return value
 
 
 def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
+    if name not in claims:
         return None
+    value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidToken("malformed", f"{name} is not a number")
-    # An int as large as 10**400 does not fit a float, and a time past year 9999 fits no
-    # timestamp anyone can represent (google.protobuf.Timestamp included): both are malformed,
-    # not a server error.
-    if not -MAX_TIME_CLAIM <= value <= MAX_TIME_CLAIM:
+        raise InvalidToken("malformed", f"{name} is not a number")  # null included
+    # An int as large as 10**400 does not fit a float, NaN and 1e999 are no time at all, and a
+    # time past year 9999 fits no timestamp anyone can represent (google.protobuf.Timestamp
+    # included): all are malformed, not a server error. No token was issued before 1970.
+    if not 0 <= value <= MAX_TIME_CLAIM:
         raise InvalidToken("malformed", f"{name} is out of range")
     return float(value)
 
 
-def _string_set(claims: Mapping[str, Any], name: str) -> frozenset[str]:
-    value = claims.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidToken("malformed", f"{name} is not a list of strings")
-    return frozenset(value)
+def _check_shapes(claims: Mapping[str, Any]) -> None:
+    for name, longest in _TEXT_CLAIMS.items():
+        if name in claims:
+            value = claims[name]
+            if not isinstance(value, str) or not 0 < len(value) <= longest:
+                raise InvalidToken(
+                    "malformed", f"{name} is not a text of 1 to {longest} characters"
+                )
+    for name in _LIST_CLAIMS:
+        if name in claims:
+            _check_string_list(claims[name], name)
+    if isinstance(claims.get("aud"), list):
+        _check_string_list(claims["aud"], "aud")
+
+
+def _check_string_list(value: Any, name: str) -> None:
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_LIST_CLAIM_ITEMS
+        or not all(isinstance(item, str) and len(item) <= MAX_LIST_ITEM_LENGTH for item in value)
+    ):
+        raise InvalidToken(
+            "malformed",
+            f"{name} is not a list of at most {MAX_LIST_CLAIM_ITEMS} strings of at most "
+            f"{MAX_LIST_ITEM_LENGTH} characters",
+        )
 
 
 def _build_verified(
@@ -341,10 +380,10 @@ def _build_verified(
     return VerifiedToken(
         subject=subject,
         token_type=kind,
-        permissions=_string_set(claims, "permissions"),
+        permissions=frozenset(claims.get("permissions", ())),  # its shape is checked
         # Roles are a user's: a service holds only the permissions granted to it, so a "roles"
         # claim in a service token must never pass a role check ("admin" included).
-        roles=_string_set(claims, "roles") if kind == "user" else frozenset(),
+        roles=frozenset(claims.get("roles", ())) if kind == "user" else frozenset(),
         claims=claims,
         expires_at=math.inf if exp is None else exp,
         key_id=kid,

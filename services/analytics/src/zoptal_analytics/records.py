@@ -93,7 +93,10 @@ def _limit(field_name: str, value: str, limit: int) -> None:
 
 
 def _http_url(field_name: str, value: str) -> None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # urlsplit's own refusals, e.g. an unclosed IPv6 bracket "http://[::1"
+        raise InvalidArgument(field_name, "expected an absolute http(s) URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidArgument(field_name, "expected an absolute http(s) URL")
 

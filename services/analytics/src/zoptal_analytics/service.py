@@ -141,7 +141,9 @@ class AnalyticsService:
             raise InvalidArgument("bucket", "required: minute, hour or day")
         start_ms -= start_ms % bucket  # rounded down to the bucket, as documented
         if (end_ms - start_ms + bucket - 1) // bucket > MAX_BUCKETS:
-            raise InvalidArgument("end_time", f"at most {MAX_BUCKETS} buckets per query")
+            raise InvalidArgument(
+                "end_time", f"at most {MAX_BUCKETS} buckets from start_time to end_time"
+            )
         if len(names) > MAX_NAME_FILTERS:
             raise InvalidArgument("event_names", f"at most {MAX_NAME_FILTERS} names")
         for index, name in enumerate(names):

@@ -110,3 +110,29 @@ async def test_error_mapping_fused_into_the_chain_maps_what_a_unary_handler_rais
     assert raised.value.code().name == code
     assert "hunter2" not in (raised.value.details() or "")
     assert journal.entries == ["w:start", f"w:finish:{code}:1/0"]
+
+
+class BrokenGate(AdmissionInterceptor):
+    """An admission check with a bug: it raises something no one maps to a status."""
+
+    def admit(self, context: Any, rpc: RpcMethod) -> None:
+        raise RecursionError("maximum recursion depth exceeded (hunter2)")
+
+
+async def test_an_unexpected_error_in_an_admission_check_is_internal_not_unknown(
+    echo: EchoFactory,
+) -> None:
+    """A check that breaks (as the auth layer did on a token nested too deep for json) ends the
+    call INTERNAL with a correlation id: not grpc's UNKNOWN naming the Python exception."""
+    journal = Journal()
+    chain = InterceptorChain([Watcher("w", journal), BrokenGate(), ErrorMappingInterceptor()])
+    client = await echo([chain])
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await client.unary(b"x")
+    await settle()
+    details = raised.value.details() or ""
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    assert "correlation id" in details
+    assert "RecursionError" not in details
+    assert "hunter2" not in details
+    assert journal.entries == ["w:start", "w:finish:INTERNAL:1/0"]

@@ -175,11 +175,14 @@ async def run_observed(
         if rpc.request_streaming:
             request_or_iterator = _count_received(request_or_iterator, record)
     try:
-        for admission in checks:
-            pending = admission.admit(context, rpc)
-            if pending is not None:
-                await pending
+        # The checks (auth, rate limit) run inside error mapping too: anything unexpected they
+        # raise ends as INTERNAL with a correlation id, not grpc's UNKNOWN "Unexpected <class
+        # ...>" (a token nested too deep for json once reached clients that way).
         try:
+            for admission in checks:
+                pending = admission.admit(context, rpc)
+                if pending is not None:
+                    await pending
             result = await inner(request_or_iterator, context)
         except Exception as error:
             if errors is None:

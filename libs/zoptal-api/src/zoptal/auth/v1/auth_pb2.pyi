@@ -54,7 +54,12 @@ class _InvalidTokenReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_In
     INVALID_TOKEN_REASON_UNSPECIFIED: _InvalidTokenReason.ValueType  # 0
     """The token is valid (`valid` is true)."""
     INVALID_TOKEN_REASON_MALFORMED: _InvalidTokenReason.ValueType  # 1
-    """Not a well-formed JWT (garbage, bad base64, bad JSON, missing required claims)."""
+    """Not a well-formed JWT (garbage, bad base64, bad or too deeply nested JSON, missing required
+    claims), or a claim no token of Auth's holds: `exp`, `nbf` or `iat` that is not a number from
+    1970 to year 9999 (null, 1e999 and NaN included); `sub`, `jti`, `sid`, `typ`, `email`,
+    `serviceId` or `serviceName` that is not a non-empty text within its length (64 for ids);
+    `roles`, `permissions` or a list `aud` that is not a list of at most 256 texts.
+    """
     INVALID_TOKEN_REASON_ALGORITHM_NOT_ALLOWED: _InvalidTokenReason.ValueType  # 2
     """The `alg` header is not one the server accepts (for example `none`, or HS256 when no
     `JWT_SECRET` is configured, or an HS256 token forged with the public key).
@@ -86,7 +91,12 @@ class InvalidTokenReason(_InvalidTokenReason, metaclass=_InvalidTokenReasonEnumT
 INVALID_TOKEN_REASON_UNSPECIFIED: InvalidTokenReason.ValueType  # 0
 """The token is valid (`valid` is true)."""
 INVALID_TOKEN_REASON_MALFORMED: InvalidTokenReason.ValueType  # 1
-"""Not a well-formed JWT (garbage, bad base64, bad JSON, missing required claims)."""
+"""Not a well-formed JWT (garbage, bad base64, bad or too deeply nested JSON, missing required
+claims), or a claim no token of Auth's holds: `exp`, `nbf` or `iat` that is not a number from
+1970 to year 9999 (null, 1e999 and NaN included); `sub`, `jti`, `sid`, `typ`, `email`,
+`serviceId` or `serviceName` that is not a non-empty text within its length (64 for ids);
+`roles`, `permissions` or a list `aud` that is not a list of at most 256 texts.
+"""
 INVALID_TOKEN_REASON_ALGORITHM_NOT_ALLOWED: InvalidTokenReason.ValueType  # 2
 """The `alg` header is not one the server accepts (for example `none`, or HS256 when no
 `JWT_SECRET` is configured, or an HS256 token forged with the public key).
