@@ -141,6 +141,9 @@ DESTINATION_RULE_SPEC = obj(
     ("host",),
 )
 
+# Port protocols as Istio names them (Gateway servers, ServiceEntry and Sidecar ports).
+PROTOCOL = enum("HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS")
+
 # --- networking.istio.io/v1 VirtualService -----------------------------------------------------
 DESTINATION = obj({"host": STRING, "subset": STRING, "port": PORT_SELECTOR}, ("host",))
 HEADER_OPERATIONS = obj({"set": LABELS, "add": LABELS, "remove": STRINGS})
@@ -234,12 +237,94 @@ HTTP_ROUTE = obj(
         "headers": HEADERS,
     }
 )
+ROUTE_DESTINATION = obj(
+    {"destination": DESTINATION, "weight": {"type": "integer", "minimum": 0}}, ("destination",)
+)
+L4_MATCH = obj(
+    {
+        "destinationSubnets": STRINGS,
+        "port": PORT,
+        "sourceLabels": LABELS,
+        "gateways": STRINGS,
+        "sourceNamespace": STRING,
+    }
+)
+TCP_ROUTE = obj({"match": array(L4_MATCH), "route": array(ROUTE_DESTINATION)})
 VIRTUAL_SERVICE_SPEC = obj(
     {
         "hosts": STRINGS,
         "gateways": STRINGS,
         "http": array(HTTP_ROUTE),
+        "tcp": array(TCP_ROUTE),
         "exportTo": STRINGS,
+    }
+)
+
+# --- networking.istio.io/v1 ServiceEntry -------------------------------------------------------
+SERVICE_PORT = obj(
+    {"number": PORT, "protocol": PROTOCOL, "name": STRING, "targetPort": PORT}, ("number", "name")
+)
+SERVICE_ENTRY_SPEC = obj(
+    {
+        "hosts": STRINGS,
+        "addresses": STRINGS,
+        "ports": array(SERVICE_PORT),
+        "location": enum("MESH_EXTERNAL", "MESH_INTERNAL"),
+        "resolution": enum("NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"),
+        "endpoints": array(
+            obj(
+                {
+                    "address": STRING,
+                    "ports": {"type": "object", "additionalProperties": PORT},
+                    "labels": LABELS,
+                    "network": STRING,
+                    "locality": STRING,
+                    "weight": INT32,
+                    "serviceAccount": STRING,
+                }
+            )
+        ),
+        "workloadSelector": obj({"labels": LABELS}),
+        "exportTo": STRINGS,
+        "subjectAltNames": STRINGS,
+    },
+    ("hosts",),
+)
+
+# --- networking.istio.io/v1 Sidecar ------------------------------------------------------------
+SIDECAR_PORT = obj({"number": PORT, "protocol": PROTOCOL, "name": STRING, "targetPort": PORT})
+CAPTURE_MODE = enum("DEFAULT", "IPTABLES", "NONE")
+SIDECAR_SPEC = obj(
+    {
+        # The Sidecar's selector is `labels`, not the policies' `matchLabels`.
+        "workloadSelector": obj({"labels": LABELS}),
+        "ingress": array(
+            obj(
+                {
+                    "port": SIDECAR_PORT,
+                    "bind": STRING,
+                    "captureMode": CAPTURE_MODE,
+                    "defaultEndpoint": STRING,
+                    "connectionPool": CONNECTION_POOL,
+                },
+                ("port",),
+            )
+        ),
+        "egress": array(
+            obj(
+                {
+                    "port": SIDECAR_PORT,
+                    "bind": STRING,
+                    "captureMode": CAPTURE_MODE,
+                    "hosts": {**STRINGS, "minItems": 1},
+                },
+                ("hosts",),
+            )
+        ),
+        "outboundTrafficPolicy": obj(
+            {"mode": enum("REGISTRY_ONLY", "ALLOW_ANY"), "egressProxy": DESTINATION}
+        ),
+        "inboundConnectionPool": CONNECTION_POOL,
     }
 )
 
@@ -253,16 +338,7 @@ GATEWAY_SPEC = obj(
                     "port": obj(
                         {
                             "number": PORT,
-                            "protocol": enum(
-                                "HTTP",
-                                "HTTPS",
-                                "GRPC",
-                                "GRPC-WEB",
-                                "HTTP2",
-                                "MONGO",
-                                "TCP",
-                                "TLS",
-                            ),
+                            "protocol": PROTOCOL,
                             "name": STRING,
                             "targetPort": PORT,
                         },
@@ -455,6 +531,8 @@ ISTIO_SCHEMAS: dict[tuple[str, str], Schema] = {
         ("networking.istio.io/v1", "DestinationRule", DESTINATION_RULE_SPEC),
         ("networking.istio.io/v1", "VirtualService", VIRTUAL_SERVICE_SPEC),
         ("networking.istio.io/v1", "Gateway", GATEWAY_SPEC),
+        ("networking.istio.io/v1", "ServiceEntry", SERVICE_ENTRY_SPEC),
+        ("networking.istio.io/v1", "Sidecar", SIDECAR_SPEC),
         ("security.istio.io/v1", "PeerAuthentication", PEER_AUTHENTICATION_SPEC),
         ("security.istio.io/v1", "AuthorizationPolicy", AUTHORIZATION_POLICY_SPEC),
         ("security.istio.io/v1", "RequestAuthentication", REQUEST_AUTHENTICATION_SPEC),

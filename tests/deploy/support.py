@@ -141,6 +141,7 @@ CONVENTIONS = REPO / "docs" / "conventions.md"
 SERVICE_SETTINGS: dict[str, str] = {
     "SMTP_HOST": "services/notification/src/zoptal_notification/settings.py",
     "SMTP_PORT": "services/notification/src/zoptal_notification/settings.py",
+    "SMTP_STARTTLS": "services/notification/src/zoptal_notification/settings.py",
     "CELERY_BROKER_URL": "services/notification/src/zoptal_notification/settings.py",
     "JWT_SIGNING_KEY_DIR": "services/auth/src/zoptal_auth/settings.py",
 }

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
+from meshcore.discovery.peers import kubernetes_service
 
-from tests.deploy.support import REPO, SERVICES, Resource, named, of_kind
+from tests.deploy.support import K8S, REPO, SERVICES, Resource, build, named, of_kind
 
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 # Fields identity contract A and B add to ServiceSettings.
@@ -84,10 +85,17 @@ def compose_environment(service: str) -> dict[str, str]:
     return {k: INTERPOLATION.sub(lambda m: m.group(2) or "", str(v)) for k, v in raw.items()}
 
 
-def pod_environment(resources: list[Resource], kind: str, name: str) -> dict[str, str]:
-    """envFrom ConfigMaps, then env (values, configMapKeyRefs) of the workload's first container.
-    Nothing comes from a Secret: secrets are mounted as files."""
-    container = named(resources, kind, name)["spec"]["template"]["spec"]["containers"][0]
+def pod_environment(
+    resources: list[Resource], kind: str, name: str, *, init: str | None = None
+) -> dict[str, str]:
+    """envFrom ConfigMaps, then env (values, configMapKeyRefs) of the workload's first container
+    (or its init container ``init``). Nothing comes from a Secret: secrets are mounted as
+    files."""
+    spec = named(resources, kind, name)["spec"]["template"]["spec"]
+    if init is None:
+        container = spec["containers"][0]
+    else:
+        (container,) = [c for c in spec["initContainers"] if c["name"] == init]
     config_maps = {c["metadata"]["name"]: c["data"] for c in of_kind(resources, "ConfigMap")}
     env: dict[str, str] = {}
     for ref in container.get("envFrom", []):
@@ -140,10 +148,28 @@ def test_kubernetes_environment_is_accepted_in_production(
     assert settings.mtls_port == 0
     assert settings.tls_cert_file is None
     assert (settings.service_credentials_file is not None) == (svc in CREDENTIAL_HOLDERS)
+    assert settings.service_discovery == "static"
     migrate = cls.from_env(
-        materialise(pod_environment(full_install, "Job", f"{svc}-migrate"), tmp_path)
+        materialise(pod_environment(full_install, "Deployment", svc, init="migrate"), tmp_path)
     )
     assert migrate.database_url == settings.database_url
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_plain_kubernetes_environment_watches_the_peers_services(
+    kubectl: str, svc: str, tmp_path: Path
+) -> None:
+    """Without Istio (k8s/tests/no-istio): standalone, Kubernetes discovery, and each peer's
+    <SVC>_ADDR names a Service of the install, whose port `grpc` the pods are called on."""
+    resources = build(kubectl, K8S / "tests" / "no-istio")
+    cls = settings_class(svc)
+    settings = cls.from_env(materialise(pod_environment(resources, "Deployment", svc), tmp_path))
+    assert (settings.mesh_mode, settings.service_discovery) == ("standalone", "kubernetes")
+    for peer, (address,) in settings.peers.items():
+        service, namespace = kubernetes_service(address)
+        assert namespace is None, "the pod's own namespace"
+        ports = {p["name"] for p in named(resources, "Service", service)["spec"]["ports"]}
+        assert "grpc" in ports, peer
 
 
 def test_the_worker_environment_is_accepted_in_both(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def first_route(virtual_service: Resource, path: str) -> dict[str, Any] | None:
 def routed_services(virtual_service: Resource) -> set[str]:
     return {
         d["destination"]["host"].split(".")[0]
-        for route in virtual_service["spec"]["http"]
+        for route in virtual_service["spec"].get("http", [])
         for d in route["route"]
     }
 
@@ -185,7 +185,7 @@ def test_canary_splits_billing_90_10_by_version(kubectl: str) -> None:
     billing_routes = [
         (virtual_service["metadata"]["name"], route)
         for virtual_service in of_kind(resources, "VirtualService")
-        for route in virtual_service["spec"]["http"]
+        for route in virtual_service["spec"].get("http", [])
         if any(d["destination"]["host"] == fqdn("billing") for d in route["route"])
     ]
     assert {name for name, _ in billing_routes} == {"billing", "zoptal-ingress"}
@@ -329,6 +329,8 @@ def test_policy_selectors_select_workloads(full_install: list[Resource]) -> None
         for w in of_kind(full_install, kind)
     }
     for policy in of_kind(full_install, "AuthorizationPolicy"):
+        if policy["metadata"]["namespace"] != NAMESPACE:
+            continue  # the egress gateway's (test_only_the_worker_may_use_the_relay_route)
         if policy["spec"] and "selector" in policy["spec"]:
             assert policy["spec"]["selector"]["matchLabels"]["app"] in apps
         elif policy["spec"]:

@@ -208,15 +208,19 @@ def test_celery_worker_is_deployed(full_install: list[Resource]) -> None:
 def test_every_build_is_namespaced_and_its_references_resolve(
     kubectl: str, generated_secrets: list[Resource], directory: Path
 ) -> None:
-    """Everything lands in zoptal, and every envFrom ConfigMap, configMapKeyRef and ConfigMap
-    volume names a resource of the same build (generated hash suffixes included); every Secret
+    """Everything lands in zoptal (but the egress gateway's AuthorizationPolicy, which must be
+    in the gateway's namespace, istio-system), and every envFrom ConfigMap, configMapKeyRef and
+    ConfigMap volume names a resource of the same build (generated hash suffixes included);
+    every Secret
     volume names one scripts/k8s_secrets.sh makes, and none is optional, so a missing Secret
     stops the pod instead of starting it without its credential."""
     resources = build(kubectl, directory)
     outside = [
         f"{r['kind']}/{r['metadata']['name']}"
         for r in resources
-        if r["kind"] != "Namespace" and r["metadata"].get("namespace") != NAMESPACE
+        if r["kind"] != "Namespace"
+        and r["metadata"].get("namespace") != NAMESPACE
+        and (r["kind"], r["metadata"]["name"]) != ("AuthorizationPolicy", "zoptal-smtp-relay")
     ]
     assert not outside, f"not in namespace {NAMESPACE}: {outside}"
     config_maps = {c["metadata"]["name"]: c["data"] for c in of_kind(resources, "ConfigMap")}
@@ -317,9 +321,14 @@ def test_generated_secrets_follow_the_contract(generated_secrets: list[Resource]
 
 
 def test_namespace_and_mesh_mode_follow_istio(kubectl: str, full_install: list[Resource]) -> None:
-    """With the Istio component: injection on and MESH_MODE=istio; without it: neither."""
+    """With the Istio component: injection on, MESH_MODE=istio and static discovery (the
+    sidecar balances); without it: no injection, standalone, and the services watch their
+    peers' EndpointSlices (SERVICE_DISCOVERY=kubernetes), so calls balance per call."""
     plain = build(kubectl, K8S / "tests" / "no-istio")
-    for resources, injected, mode in ((full_install, True, "istio"), (plain, False, "standalone")):
+    for resources, injected, mode, discovery in (
+        (full_install, True, "istio", "static"),
+        (plain, False, "standalone", "kubernetes"),
+    ):
         namespace = named(resources, "Namespace", NAMESPACE)
         assert (
             namespace["metadata"].get("labels", {}).get("istio-injection") == "enabled"
@@ -330,6 +339,8 @@ def test_namespace_and_mesh_mode_follow_istio(kubectl: str, full_install: list[R
             if c["metadata"]["name"].startswith("zoptal-config")
         )
         assert config["data"]["MESH_MODE"] == mode
+        assert config["data"].get("SERVICE_DISCOVERY", "static") == discovery
+        assert "SERVICE_DISCOVERY_NAMESPACE" not in config["data"], "the pod's own namespace"
     assert not [r for r in plain if r["apiVersion"].endswith("istio.io/v1")]
 
 
@@ -351,9 +362,20 @@ def test_external_postgres_scenario_drops_the_statefulset(kubectl: str) -> None:
     assert "@postgres:" not in databases["data"]["AUTH_DATABASE_URL"]
 
 
-def test_discovery_rbac_reads_only_endpointslices(full_install: list[Resource]) -> None:
-    """Read access to EndpointSlices, bound to exactly the services whose code calls peers."""
-    role = named(full_install, "Role", "endpointslice-reader")
+def test_discovery_rbac_reads_only_endpointslices(
+    kubectl: str, full_install: list[Resource]
+) -> None:
+    """Without Istio: read access to EndpointSlices in the namespace (a Role, not a
+    ClusterRole), bound to exactly the services whose code calls peers. Under Istio none."""
+    assert not [r for r in full_install if r["kind"] in {"Role", "RoleBinding"}]
+    plain = build(kubectl, K8S / "tests" / "no-istio")
+    assert not [r for r in plain if r["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    assert [r["metadata"]["name"] for r in plain if r["kind"] in {"Role", "RoleBinding"}] == [
+        "endpointslice-reader",
+        "endpointslice-reader",
+    ]
+    role = named(plain, "Role", "endpointslice-reader")
+    assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
         {
             "apiGroups": ["discovery.k8s.io"],
@@ -361,8 +383,15 @@ def test_discovery_rbac_reads_only_endpointslices(full_install: list[Resource]) 
             "verbs": ["get", "list", "watch"],
         }
     ]
-    binding = named(full_install, "RoleBinding", "endpointslice-reader")
-    assert {s["name"] for s in binding["subjects"]} == {caller for caller, _, _ in calls_in_code()}
+    binding = named(plain, "RoleBinding", "endpointslice-reader")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "endpointslice-reader",
+    }
+    assert {(s["kind"], s["name"], s["namespace"]) for s in binding["subjects"]} == {
+        ("ServiceAccount", caller, NAMESPACE) for caller, _, _ in calls_in_code()
+    }
 
 
 def test_auth_loads_its_signing_keys_from_a_secret(
@@ -379,14 +408,20 @@ def test_auth_loads_its_signing_keys_from_a_secret(
         assert any(key.endswith(".pem") for key in secret["data"])
 
 
-def test_only_api_clients_mount_a_service_account_token(full_install: list[Resource]) -> None:
-    """A token is mounted only where the discovery Role is bound; everyone else has none."""
-    bound = {
-        s["name"] for s in named(full_install, "RoleBinding", "endpointslice-reader")["subjects"]
-    }
-    for account in of_kind(full_install, "ServiceAccount"):
-        mounts = account.get("automountServiceAccountToken", True)
-        assert mounts == (account["metadata"]["name"] in bound), account["metadata"]["name"]
+def test_only_api_clients_mount_a_service_account_token(
+    kubectl: str, full_install: list[Resource]
+) -> None:
+    """A token is mounted only where the discovery Role is bound (without Istio); under Istio
+    nowhere (the sidecar brings its own, for istiod only)."""
+    plain = build(kubectl, K8S / "tests" / "no-istio")
+    bound = {s["name"] for s in named(plain, "RoleBinding", "endpointslice-reader")["subjects"]}
+    for resources, api_clients in ((plain, bound), (full_install, set())):
+        for account in of_kind(resources, "ServiceAccount"):
+            mounts = account.get("automountServiceAccountToken", True)
+            name = account["metadata"]["name"]
+            assert mounts == (name in api_clients), name
+        for where, _, spec in pod_specs(resources):
+            assert "automountServiceAccountToken" not in spec, f"{where}: the account decides"
 
 
 def secret_volumes(spec: Resource) -> dict[str, Resource]:

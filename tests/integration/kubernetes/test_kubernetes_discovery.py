@@ -3,16 +3,9 @@ calls to the replicas it discovers."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from meshcore.client_manager import GrpcClientManager
 from meshcore.discovery.kubernetes import KubernetesServiceDiscovery
 from meshcore.discovery.registry import NoHealthyEndpoint
@@ -28,6 +21,7 @@ from tests.integration.kubernetes.support import (
     identity,
     kubeconfig_for,
     ready_endpoint,
+    server_certificate,
 )
 
 
@@ -164,39 +158,6 @@ async def test_wrong_token_is_refused_and_nothing_is_registered(
         assert getattr(watch.last_error, "status", None) == 401
 
 
-def _server_certificate(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (tmp_path / "apiserver.crt").write_bytes(cert_pem)
-    (tmp_path / "apiserver.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "apiserver.crt", tmp_path / "apiserver.key")
-    return context, cert_pem.decode()
-
-
 async def test_https_api_server_is_verified_against_the_kubeconfig_ca(
     tmp_path: Path, replicas: tuple[Replica, Replica]
 ) -> None:
@@ -205,7 +166,7 @@ async def test_https_api_server_is_verified_against_the_kubeconfig_ca(
     import base64
 
     r1, _ = replicas
-    context, ca_pem = _server_certificate(tmp_path)
+    context, ca_pem = server_certificate(tmp_path)
     apiserver = FakeApiServer("tls-token", ssl_context=context)
     await apiserver.start()
     try:

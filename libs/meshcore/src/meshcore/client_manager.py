@@ -14,6 +14,10 @@ Mesh modes (``MESH_MODE``):
   retry layer per call path: retries at both layers multiply). Deadlines, metadata (client
   interceptors) and the breaker stay.
 
+Replicas (``SERVICE_DISCOVERY``): the ``<SVC>_ADDR`` addresses (``static``), or on Kubernetes
+without a mesh the ready pods of the Services they name (``kubernetes``, watched from their
+EndpointSlices: ``meshcore.discovery.peers``), so calls balance per pod and per call.
+
 Transport security: ``credentials`` (grpc's, or ``ReloadingChannelCredentials`` for certificate
 files, which the manager checks every ``tls_reload_seconds`` and follows when re-issued).
 ``from_settings`` uses mutual TLS with the service's own certificate whenever ``TLS_*_FILE`` are
@@ -40,6 +44,7 @@ from meshcore.discovery.health import (
     HealthChecker,
 )
 from meshcore.discovery.instance import ServiceInstance, canonical_service_name
+from meshcore.discovery.kubeconfig import KubeConfig
 from meshcore.discovery.registry import ServiceDiscovery
 from meshcore.discovery.static import ServiceConfig, ServiceSpec, parse_service_configs
 from meshcore.resilience.breaker import CircuitBreaker, CircuitState
@@ -132,13 +137,17 @@ class GrpcClientManager:
         timeout: float = 30_000,
         health_checks: bool = True,
         clock: Clock = SYSTEM_CLOCK,
+        close_discovery: bool = False,
     ) -> None:
+        """``close_discovery``: the discovery was made for this manager (``from_settings``), so
+        ``close`` stops its watches too; one that was handed in is its owner's to close."""
         if mode not in ("standalone", "istio"):
             raise ValueError(f"unknown mesh mode {mode!r} (standalone or istio)")
         make_strategy(strategy)  # an unknown name fails here, not on the first call
         self.mode: MeshMode = mode
         self.clock = clock
         self.discovery = discovery if discovery is not None else ServiceDiscovery()
+        self._close_discovery = close_discovery
         if interceptors is None:
             interceptors = default_client_interceptors()
         self.pool = ChannelPool(
@@ -173,12 +182,26 @@ class GrpcClientManager:
         settings: ServiceSettings,
         *,
         service_token: str | Callable[[], str | None] | None = None,
+        kube_config: KubeConfig | Mapping[str, Any] | str | None = None,
         **options: Any,
     ) -> GrpcClientManager:
         """A manager for a service's peers (``<SVC>_ADDR``) in its ``MESH_MODE``, with
         meshcore's client interceptors carrying ``service_token`` as ``x-service-token``, and
-        mutual TLS with the service's certificate when ``TLS_*_FILE`` are set (standalone)."""
+        mutual TLS with the service's certificate when ``TLS_*_FILE`` are set (standalone).
+
+        With ``SERVICE_DISCOVERY=kubernetes`` the replicas are the pods of the Services the
+        ``<SVC>_ADDR`` name, watched through ``kube_config`` (default: the pod's service
+        account), and the ``<SVC>_ADDR`` addresses serve until each first list arrives
+        (``meshcore.discovery.peers``)."""
         options.setdefault("mode", settings.mesh_mode)
+        if settings.service_discovery == "kubernetes" and "discovery" not in options:
+            # Imported here: the Kubernetes client (httpx, TLS set-up) only where it is used.
+            from meshcore.discovery.peers import kubernetes_peer_discovery
+
+            options["discovery"] = kubernetes_peer_discovery(
+                settings, kube_config=kube_config, clock=options.get("clock", SYSTEM_CLOCK)
+            )
+            options["close_discovery"] = True
         files = TlsFiles.from_settings(settings)
         if files is not None and options["mode"] == "standalone":
             options.setdefault("credentials", ReloadingChannelCredentials(files))
@@ -316,6 +339,7 @@ class GrpcClientManager:
         if self.started:
             return
         self.started = True
+        self.discovery.start()
         if self._health is not None:
             self._health.start()
         if self.pool.reloading is not None:
@@ -348,6 +372,8 @@ class GrpcClientManager:
             self._tls_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tls_watch
+        if self._close_discovery:
+            await self.discovery.close()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         await self.pool.close(grace)

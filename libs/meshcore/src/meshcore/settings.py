@@ -82,6 +82,7 @@ _FILE_SUFFIX = "_FILE"
 
 Environment = Literal["development", "production"]
 MeshMode = Literal["standalone", "istio"]
+DiscoverySource = Literal["static", "kubernetes"]
 FailMode = Literal["open", "closed"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -222,6 +223,14 @@ class ServiceSettings:
     ``<data_dir>/identities/<service_name>/credentials.json``."""
     auth_jwks_url: str = "http://127.0.0.1:8080/.well-known/jwks.json"
     mesh_mode: MeshMode = "standalone"
+    service_discovery: DiscoverySource = "static"
+    """Where the peers' replicas come from: ``static``, the ``<NAME>_ADDR`` addresses; or
+    ``kubernetes``, the ready pods of the Service each ``<NAME>_ADDR`` names, from its
+    EndpointSlices (``meshcore.discovery.peers``), so that calls balance per call, not per
+    connection. Standalone only: under Istio the sidecar balances over the same pods."""
+    service_discovery_namespace: str = ""
+    """Namespace of the peers' Services under ``kubernetes`` discovery; empty: the namespace
+    ``<NAME>_ADDR`` names (``auth.zoptal:4000``), else the pod's own."""
     tls_cert_file: Path | None = None
     """This service's certificate (PEM; URI SAN ``spiffe://<trust domain>/service/<name>``).
     With ``tls_key_file`` and ``tls_ca_file`` (all three or none): peer calls in standalone mode
@@ -327,6 +336,12 @@ class ServiceSettings:
                 "DATABASE_URL: expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL"
             )
         errors.extend(self._tls_problems())
+        if self.service_discovery == "kubernetes" and self.mesh_mode == "istio":
+            errors.append(
+                f"{_env_name_of(type(self), 'service_discovery')}: kubernetes is for "
+                f"{_env_name_of(type(self), 'mesh_mode')}=standalone; under istio the sidecar "
+                "balances over the same pods (use static)"
+            )
         if self.is_production:
             errors.extend(self._production_problems())
         if errors:

@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.discovery.endpoint_slice import instances_from_slice
 from meshcore.discovery.health import HEALTH_SERVICE_METADATA_KEY
 from meshcore.discovery.instance import ServiceInstance, canonical_service_name
 from meshcore.discovery.kube_api import KubeApiClient, KubeApiError, ResourceExpired
@@ -56,72 +57,6 @@ _OPTION_NAMES = {
 }
 
 
-def instances_from_slice(
-    service: str,
-    endpoint_slice: Mapping[str, Any],
-    *,
-    port_name: str = "grpc",
-    health_service: str = "",
-) -> list[ServiceInstance]:
-    """The ready endpoints of one EndpointSlice as replicas of ``service``.
-
-    The port is the slice's port named ``port_name`` (or its only port when that one is
-    unnamed, as a single-port Service may be). Endpoints that are not ready, or are
-    terminating, are left out: the EndpointSlice controller has already taken them out of
-    rotation for kube-proxy, and calls should follow. Ids are pod names.
-    """
-    metadata = endpoint_slice.get("metadata") or {}
-    slice_name = str(metadata.get("name", ""))
-    ports: list[Mapping[str, Any]] = list(endpoint_slice.get("ports") or ())
-    port = next((p.get("port") for p in ports if p.get("name") == port_name), None)
-    if port is None and len(ports) == 1 and not ports[0].get("name"):
-        port = ports[0].get("port")
-    if port is None:
-        if endpoint_slice.get("endpoints"):
-            logger.warning(
-                "EndpointSlice %s has no port named %r; its endpoints are ignored",
-                slice_name,
-                port_name,
-            )
-        return []
-    found = []
-    for endpoint in endpoint_slice.get("endpoints") or ():
-        conditions = endpoint.get("conditions") or {}
-        # The API says an unset ``ready`` means unknown, to be read as ready.
-        if conditions.get("ready") is False or conditions.get("terminating") is True:
-            continue
-        addresses = endpoint.get("addresses") or ()
-        if not addresses:
-            continue
-        target = endpoint.get("targetRef") or {}
-        info = {"namespace": str(metadata.get("namespace", "")), "endpoint_slice": slice_name}
-        for key, value in (
-            ("pod", target.get("name") if target.get("kind") == "Pod" else None),
-            ("node", endpoint.get("nodeName")),
-            ("zone", endpoint.get("zone")),
-            ("hostname", endpoint.get("hostname")),
-        ):
-            if value:
-                info[key] = str(value)
-        if health_service:
-            info[HEALTH_SERVICE_METADATA_KEY] = health_service
-        host = str(addresses[0])  # the API guarantees every address of an endpoint is fungible
-        try:
-            instance = ServiceInstance(
-                id=info.get("pod") or f"{host}:{port}",
-                name=service,
-                host=host,
-                port=int(port),
-                metadata=info,
-            )
-        except (TypeError, ValueError) as error:
-            # Skip the one bad endpoint: raising would replay the same event forever.
-            logger.warning("EndpointSlice %s: ignoring endpoint %s: %s", slice_name, host, error)
-            continue
-        found.append(instance)
-    return found
-
-
 class ServiceWatch:
     """One Service's EndpointSlices, kept current; ``await synced()`` for the first list."""
 
@@ -133,9 +68,12 @@ class ServiceWatch:
         *,
         port_name: str,
         health_service: str,
+        service: str | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
+        self.service = canonical_service_name(service or name)
+        """The name its replicas are registered under (the Service's, unless given)."""
         self.port_name = port_name
         self.health_service = health_service
         self.resource_version: str | None = None
@@ -266,7 +204,7 @@ class ServiceWatch:
 
     def _instances(self, endpoint_slice: Mapping[str, Any]) -> list[ServiceInstance]:
         return instances_from_slice(
-            self.name,
+            self.service,
             endpoint_slice,
             port_name=self.port_name,
             health_service=self.health_service,
@@ -276,13 +214,13 @@ class ServiceWatch:
         instances = list(_unique(self._slices))
         if not self.health_service:
             self._keep_health_service(instances)
-        self._discovery.sync_service(self.name, instances)
+        self._discovery.sync_service(self.service, instances)
 
     def _keep_health_service(self, instances: list[ServiceInstance]) -> None:
         # The client manager names the health service on the replicas it finds when a typed
         # client is made (``manager.service(name, health_service=...)``). sync_service copies
         # our metadata over known replicas, so carry that name over, to new pods as well.
-        known = self._discovery.get_instances(self.name)
+        known = self._discovery.get_instances(self.service)
         named = {
             i.id: i.metadata[HEALTH_SERVICE_METADATA_KEY]
             for i in known
@@ -376,8 +314,24 @@ class KubernetesServiceDiscovery(ServiceDiscovery):
         """Start keeping ``name``'s replicas current from its EndpointSlices (needs a running
         event loop). ``namespace`` defaults to the configuration's (the pod's own in-cluster).
         Watching the same Service again returns the running watch."""
+        watch = self.add_watch(name, namespace, port_name=port_name, health_service=health_service)
+        watch.start()
+        return watch
+
+    def add_watch(
+        self,
+        name: str,
+        namespace: str | None = None,
+        *,
+        port_name: str | None = None,
+        health_service: str = "",
+        service: str | None = None,
+    ) -> ServiceWatch:
+        """``watch_kubernetes_service`` without starting it: ``start()`` does, from the loop
+        (a client manager built before the loop runs starts it on first use). ``service``
+        registers the replicas under another name than the Service's (a peer's own name)."""
         namespace = namespace or self.config.namespace
-        service = canonical_service_name(name)
+        service = canonical_service_name(service or name)
         existing = self._watches.get(service)
         if existing is not None:
             if (existing.name, existing.namespace) != (name, namespace):
@@ -385,7 +339,6 @@ class KubernetesServiceDiscovery(ServiceDiscovery):
                     f"service {service!r} is already watched as "
                     f"{existing.namespace}/{existing.name}"
                 )
-            existing.start()
             return existing
         watch = ServiceWatch(
             self,
@@ -393,10 +346,15 @@ class KubernetesServiceDiscovery(ServiceDiscovery):
             namespace,
             port_name=port_name or self.port_name,
             health_service=health_service,
+            service=service,
         )
         self._watches[service] = watch
-        watch.start()
         return watch
+
+    def start(self) -> None:
+        """Start every watch added and not running (needs the running event loop)."""
+        for watch in self._watches.values():
+            watch.start()
 
     @property
     def watches(self) -> list[ServiceWatch]:

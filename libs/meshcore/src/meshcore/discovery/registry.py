@@ -110,6 +110,15 @@ class ServiceDiscovery:
                 continue
             self.register_service(instance)
 
+    # -- lifecycle of a dynamic source ----------------------------------------------------
+
+    def start(self) -> None:
+        """Start what keeps the replicas current (a subclass's watches); the client manager
+        calls it on first use, inside the event loop. Static replicas need nothing."""
+
+    async def close(self) -> None:
+        """Stop what ``start`` started; the replicas last known stay registered."""
+
     # -- queries --------------------------------------------------------------------------
 
     def services(self) -> list[str]:
