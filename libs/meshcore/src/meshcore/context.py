@@ -19,6 +19,8 @@ Handlers read the context with ``current_principal()``, ``require_principal()``,
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import copy
 import os
 import random
 from collections.abc import Iterator, Mapping
@@ -43,6 +45,7 @@ __all__ = [
     "current_call",
     "current_principal",
     "current_request_id",
+    "detached_context",
     "inbound_deadline",
     "inbound_traceparent",
     "new_request_id",
@@ -184,6 +187,18 @@ def time_remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
     if deadline is None:
         return None
     return deadline - clock.monotonic()
+
+
+def detached_context() -> contextvars.Context:
+    """A copy of the current context for work that outlives its call (``meshcore.completion``):
+    the same principal, request id and trace, but no deadline (downstream calls use their own
+    budgets) and no servicer context (the call may be over before the work is)."""
+    context = contextvars.copy_context()
+    state = copy.copy(_call.get())
+    state.deadline = None
+    state.servicer_context = None
+    context.run(_call.set, state)
+    return context
 
 
 def new_request_id() -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.completion import Completions
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration
@@ -60,6 +61,8 @@ class ProjectApp:
             poll_interval=settings.usage_outbox_poll_seconds,
             stale_after=settings.stale_create_seconds,
         )
+        # Mutations finish whatever their clients do; drained on shutdown, before the database.
+        self.completions = Completions()
         self.projects = ProjectService(
             self.database,
             billing,
@@ -67,6 +70,7 @@ class ProjectApp:
                 AnalyticsServiceClient(self.clients), timeout_ms=settings.analytics_timeout_ms
             ),
             clock=clock,
+            completions=self.completions,
             on_usage_queued=self.outbox.wake,
             on_create_abandoned=self.outbox.abandon,
         )
@@ -75,6 +79,7 @@ class ProjectApp:
             billing,
             GrpcUserDirectory(AuthServiceClient(self.clients)),
             clock=clock,
+            completions=self.completions,
             on_usage_queued=self.outbox.wake,
         )
         self.registrations = [
@@ -110,7 +115,7 @@ class ProjectApp:
             self._outbox_task = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
-                await self.projects.drain_background()
+                await self.completions.drain()
         await self.clients.close()
         await self.database.dispose()
 

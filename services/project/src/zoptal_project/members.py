@@ -3,7 +3,9 @@
 Adding a member follows the same ordering as creating a project: the membership is committed
 ``pending`` (invisible), Billing counts the seat with an enforced limit, and only then does the
 membership become ``active``. A refused seat deletes the row; an unknown outcome deletes it and
-queues a compensation, so seats are never lost nor counted twice.
+queues a compensation, so seats are never lost nor counted twice. Like every mutation of Project,
+an add finishes on the server whatever its client does (``meshcore.completion``); adding a user
+whose add is still running waits for it and answers with its outcome.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 import sqlalchemy.exc
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.completion import Completions
 from meshcore.context import Principal
 from meshcore.db import Database
 from meshcore.errors import (
@@ -28,12 +31,19 @@ from zoptal_project.access import Action, Role, ensure_allowed
 from zoptal_project.domain import Member, Page, utc_now
 from zoptal_project.ports import BilledMetric, BillingGateway, UserDirectory
 from zoptal_project.repository import ACTIVE, PENDING, ProjectRepository
-from zoptal_project.service import OWNER_SEAT
+from zoptal_project.service import OWNER_SEAT, wait_in_progress
 from zoptal_project.usage_outbox import compensation, queued_usage, seat_key
 
 __all__ = ["MembershipService"]
 
 logger = logging.getLogger(__name__)
+
+
+class _AddInProgress(Aborted):
+    """Another add of this user to this project is running: wait for it, then look again."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"adding {user_id!r} to the project is still in progress")
 
 
 class MembershipService:
@@ -44,18 +54,31 @@ class MembershipService:
         users: UserDirectory,
         *,
         clock: Clock = SYSTEM_CLOCK,
+        completions: Completions | None = None,
         on_usage_queued: Callable[[], None] | None = None,
     ) -> None:
         self._db = database
         self._billing = billing
         self._users = users
         self._clock = clock
+        self._completions = completions if completions is not None else Completions()
         self._on_usage_queued = on_usage_queued
 
     async def add_member(
         self, principal: Principal, project_id: str, user_id: str, role: Role
     ) -> Member:
         """Add ``user_id`` as editor or viewer, or change an existing member's role."""
+        key = ("add-member", project_id, user_id)
+        waited = 0.0
+        while True:
+            try:
+                return await self._completions.run(
+                    self._add(principal, project_id, user_id, role), key=key
+                )
+            except _AddInProgress:
+                waited = await wait_in_progress(self._completions, key, self._clock, waited)
+
+    async def _add(self, principal: Principal, project_id: str, user_id: str, role: Role) -> Member:
         async with self._db.session() as session:
             repository = ProjectRepository(session)
             project = await repository.project(project_id)
@@ -81,7 +104,7 @@ class MembershipService:
                     assert existing is not None
                 return Member.of(existing)
         if existing is not None:
-            raise Aborted(f"adding {user_id!r} to the project is still in progress")
+            raise _AddInProgress(user_id)
         if not await self._users.user_exists(user_id):
             raise NotFound("user", user_id)
         seat = str(uuid.uuid4())
@@ -112,10 +135,8 @@ class MembershipService:
                     }
                 )
         except sqlalchemy.exc.IntegrityError:
-            # A concurrent add of the same user, or the project was deleted meanwhile.
-            raise Aborted(
-                f"{user_id!r} was added or the project changed meanwhile; retry"
-            ) from None
+            # A concurrent add of the same user (wait for it), or the project was deleted.
+            raise _AddInProgress(user_id) from None
 
     async def _charge_seat(self, owner: str, project_id: str, user_id: str, seat: str) -> None:
         try:
@@ -175,6 +196,9 @@ class MembershipService:
 
     async def remove_member(self, principal: Principal, project_id: str, user_id: str) -> None:
         """Remove a member (the owner may remove anyone; a member may leave)."""
+        await self._completions.run(self._remove(principal, project_id, user_id))
+
+    async def _remove(self, principal: Principal, project_id: str, user_id: str) -> None:
         async with self._db.session() as session:
             repository = ProjectRepository(session)
             project = await repository.project(project_id, for_update=True)

@@ -13,11 +13,18 @@ docs/adr/0005-project-creation-ordering.md):
 If step 3 is refused, the row is deleted. If its outcome is unknown (Billing unreachable, timed
 out), the row is deleted and a compensation is queued in the same transaction. If Project dies
 between 2 and 4, the outbox dispatcher's sweeper does the same later.
+
+Every mutation runs through ``meshcore.completion.Completions``: it finishes on the server even
+when its client's deadline passes or the client cancels, so a timed-out create never leaves a
+row that holds its name, blocks a retry or is counted by Billing. A retry with the same
+``request_id`` while the first attempt still runs waits for it (as long as the retry's own
+deadline allows) and returns its project.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,6 +33,7 @@ from typing import Any
 
 import sqlalchemy.exc
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.completion import Completions
 from meshcore.context import Principal
 from meshcore.db import Database
 from meshcore.errors import (
@@ -55,13 +63,37 @@ from zoptal_project.repository import ACTIVE, CREATING, ProjectRepository
 from zoptal_project.usage_outbox import compensation, queued_usage, seat_key
 from zoptal_project.validation import name_key
 
-__all__ = ["CREATE_PERMISSION", "ProjectService"]
+__all__ = ["CREATE_PERMISSION", "IN_PROGRESS_POLL_SECONDS", "ProjectService", "wait_in_progress"]
 
 logger = logging.getLogger(__name__)
 
 CREATE_PERMISSION = "project:create"
 OWNER_SEAT = "owner"
 """The seat id of a project's owner (members get a random one)."""
+IN_PROGRESS_POLL_SECONDS = 0.05
+"""How often a retry looks again at an attempt running in another replica."""
+IN_PROGRESS_WAIT_SECONDS = 10.0
+"""How long a retry without a deadline of its own waits for another replica's attempt: far
+longer than an attempt takes (its Billing call is bounded by ``BILLING_TIMEOUT_MS``); past it, the
+attempt's replica died mid-way and the sweeper will undo it."""
+
+
+async def wait_in_progress(
+    completions: Completions, key: object, clock: Clock, waited: float
+) -> float:
+    """Wait for the attempt running under ``key`` (in this process) or a moment (in another);
+    the time waited so far. UNAVAILABLE, retryable, once waiting is pointless."""
+    in_flight = completions.running(key)
+    if in_flight is not None and in_flight is not asyncio.current_task():
+        with contextlib.suppress(Exception):
+            await asyncio.shield(in_flight)  # its outcome is read back from the database
+        return waited
+    if waited >= IN_PROGRESS_WAIT_SECONDS:
+        raise Unavailable(
+            "an earlier attempt of this request is still in progress", retry_after=1.0
+        )
+    await clock.sleep(IN_PROGRESS_POLL_SECONDS)
+    return waited + IN_PROGRESS_POLL_SECONDS
 
 
 class ProjectService:
@@ -72,6 +104,7 @@ class ProjectService:
         analytics: AnalyticsGateway,
         *,
         clock: Clock = SYSTEM_CLOCK,
+        completions: Completions | None = None,
         on_usage_queued: Callable[[], None] | None = None,
         on_create_abandoned: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -79,9 +112,9 @@ class ProjectService:
         self._billing = billing
         self._analytics = analytics
         self._clock = clock
+        self._completions = completions if completions is not None else Completions()
         self._on_usage_queued = on_usage_queued
         self._on_create_abandoned = on_create_abandoned
-        self._background: set[asyncio.Task[None]] = set()
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -97,10 +130,19 @@ class ProjectService:
         owner = self._owner_for(principal, owner_id)
         # ``request_id`` is the caller's: only its own earlier create with it is a replay.
         caller = caller_scope(principal)
-        if request_id is not None:
-            replay = await self._replay(owner, caller, request_id, name)
-            if replay is not None:
-                return replay
+        if request_id is None:
+            return await self._completions.run(self._create(owner, caller, name, description, None))
+        key = ("create", owner, caller, request_id)
+        replay = await self._replay(owner, caller, request_id, name)
+        if replay is not None:
+            return replay
+        return await self._completions.run(
+            self._create(owner, caller, name, description, request_id), key=key
+        )
+
+    async def _create(
+        self, owner: str, caller: str, name: str, description: str, request_id: str | None
+    ) -> Project:
         check = await self._billing.check_limit(owner, BilledMetric.PROJECTS, 1)
         if not check.allowed:
             raise ResourceExhausted(
@@ -226,17 +268,24 @@ class ProjectService:
             self._usage_queued()
 
     async def _replay(self, owner: str, caller: str, request_id: str, name: str) -> Project | None:
-        async with self._db.session() as session:
-            row = await ProjectRepository(session).project_by_request_id(owner, caller, request_id)
-        if row is None:
-            return None
-        if row.name_key != name_key(name):
-            raise AlreadyExists(
-                f"request_id {request_id!r} was already used to create another project"
-            )
-        if row.state != ACTIVE:
-            raise Aborted(f"a create with request_id {request_id!r} is still in progress")
-        return Project.of(row)
+        """The project an earlier attempt of this request created; None when there is none
+        (any more). An attempt still running is waited for."""
+        key = ("create", owner, caller, request_id)
+        waited = 0.0
+        while True:
+            async with self._db.session() as session:
+                repository = ProjectRepository(session)
+                row = await repository.project_by_request_id(owner, caller, request_id)
+            if row is None:
+                if self._completions.running(key) in (None, asyncio.current_task()):
+                    return None
+            elif row.name_key != name_key(name):
+                raise AlreadyExists(
+                    f"request_id {request_id!r} was already used to create another project"
+                )
+            elif row.state == ACTIVE:
+                return Project.of(row)
+            waited = await wait_in_progress(self._completions, key, self._clock, waited)
 
     async def _on_insert_conflict(
         self, owner: str, caller: str, request_id: str | None, name: str
@@ -312,6 +361,19 @@ class ProjectService:
         name: str | None,
         description: str | None,
     ) -> Project:
+        return await self._completions.run(
+            self._update(principal, project_id, version, name=name, description=description)
+        )
+
+    async def _update(
+        self,
+        principal: Principal,
+        project_id: str,
+        version: int,
+        *,
+        name: str | None,
+        description: str | None,
+    ) -> Project:
         values: dict[str, object] = {"updated_at": utc_now(self._clock)}
         if name is not None:
             values.update(name=name, name_key=name_key(name))
@@ -337,6 +399,9 @@ class ProjectService:
 
     async def delete_project(self, principal: Principal, project_id: str, version: int) -> None:
         """Delete the project and queue the release of its usage (project and member seats)."""
+        await self._completions.run(self._delete(principal, project_id, version))
+
+    async def _delete(self, principal: Principal, project_id: str, version: int) -> None:
         now = utc_now(self._clock)
         async with self._db.session() as session:
             repository = ProjectRepository(session)
@@ -372,14 +437,12 @@ class ProjectService:
             except Exception as exc:
                 logger.warning("analytics event %s not tracked: %s", name, exc)
 
-        task = asyncio.get_running_loop().create_task(send())
-        self._background.add(task)  # keep a strong reference until it finishes
-        task.add_done_callback(self._background.discard)
+        self._completions.start(send())
 
     async def drain_background(self) -> None:
-        """Wait for in-flight analytics events (on shutdown, and in tests)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Wait for mutations still finishing and analytics events in flight (on shutdown, and
+        in tests)."""
+        await self._completions.drain()
 
 
 def _release_rows(
