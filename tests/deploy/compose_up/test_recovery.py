@@ -118,11 +118,14 @@ def test_a_killed_worker_loses_no_email(stack: Stack, clients: Clients) -> None:
     time.sleep(3)  # what the worker would need to deliver them, were it running
     assert stack.emails_to(user.email) == []
 
-    stack.up("--no-deps", WORKER)
+    # The emails arriving are what shows the worker back; they do not wait for its health check.
+    done = stack.compose("up", "--detach", "--no-deps", "--no-build", WORKER)
+    assert done.returncode == 0, done.stderr
     subjects = poll(
         lambda: stack.emails_to(user.email),
         lambda found: usage_emails_arrived(found, limit),
         what="the usage emails queued while the worker was down",
+        timeout=120,
     )
     assert len(subjects) == 2, subjects
 
