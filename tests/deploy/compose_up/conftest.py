@@ -10,15 +10,10 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 
-import grpc
 import pytest
-from zoptal.auth.v1 import auth_pb2_grpc
-from zoptal.billing.v1 import billing_pb2_grpc
-from zoptal.project.v1 import project_pb2_grpc
 
 from tests.deploy.compose_up.stack import (
     PROJECT,
-    Clients,
     Stack,
     busy,
     compose_env,
@@ -26,6 +21,7 @@ from tests.deploy.compose_up.stack import (
     published_ports,
     run,
 )
+from tests.e2e.journey import Stubs, stubs_at
 from tests.requirements import requirement_missing
 
 
@@ -56,14 +52,8 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="package")
-def clients(stack: Stack) -> Iterator[Clients]:
-    channels = [grpc.insecure_channel(stack.address(s)) for s in ("auth", "project", "billing")]
-    try:
-        yield Clients(
-            auth_pb2_grpc.AuthServiceStub(channels[0]),
-            project_pb2_grpc.ProjectServiceStub(channels[1]),
-            billing_pb2_grpc.BillingServiceStub(channels[2]),
-        )
-    finally:
-        for channel in channels:
-            channel.close()
+def stubs(stack: Stack) -> Iterator[Stubs]:
+    """Stubs on the five services' published (plaintext) ports."""
+    services = ("auth", "project", "billing", "notification", "analytics")
+    with stubs_at(*(stack.address(service) for service in services)) as opened:
+        yield opened

@@ -9,24 +9,21 @@ import socket
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
-from zoptal.billing.v1 import billing_pb2, billing_pb2_grpc
-from zoptal.project.v1 import project_pb2, project_pb2_grpc
+from zoptal.auth.v1 import auth_pb2
+from zoptal.billing.v1 import billing_pb2
 
 from tests.deploy.support import REPO
+from tests.e2e.journey import CALL_TIMEOUT, PASSWORD, Stubs, User, poll
 
 PROJECT = "zoptal-e2e"
 COMPOSE_FILE = "docker-compose.yml"
 PROBE = Path(__file__).with_name("probe.py")
-PASSWORD = "correct-horse-battery-9"
-CALL_TIMEOUT = 15.0
 UP_TIMEOUT = 280  # under pytest's per-test timeout, which includes the fixture's `up`
 T = TypeVar("T")
 
@@ -187,58 +184,16 @@ class Stack:
         return [message["Subject"] for message in get_json(url)["messages"]]
 
 
-@dataclass(frozen=True)
-class Clients:
-    auth: auth_pb2_grpc.AuthServiceStub
-    project: project_pb2_grpc.ProjectServiceStub
-    billing: billing_pb2_grpc.BillingServiceStub
-
-
-@dataclass(frozen=True)
-class User:
-    user_id: str
-    email: str
-    access_token: str = field(repr=False)
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.access_token}"),)
-
-
-def log_in(clients: Clients, email: str) -> User:
-    login = clients.auth.Login(
+def log_in(stubs: Stubs, email: str) -> User:
+    """``email`` logs in again (registered by register_and_login, with its password)."""
+    login = stubs.auth.Login(
         auth_pb2.LoginRequest(email=email, password=PASSWORD), timeout=CALL_TIMEOUT
     )
     return User(login.user.id, email, login.access_token)
 
 
-def new_user(clients: Clients, name: str) -> User:
-    email = f"{name}-{uuid.uuid4().hex[:10]}@example.com"
-    clients.auth.RegisterUser(
-        auth_pb2.RegisterUserRequest(email=email, password=PASSWORD, display_name="Ada"),
-        timeout=CALL_TIMEOUT,
-    )
-    return log_in(clients, email)
-
-
-def create_project(clients: Clients, user: User, name: str) -> project_pb2.Project:
-    request = project_pb2.CreateProjectRequest(name=name, request_id=uuid.uuid4().hex)
-    reply = clients.project.CreateProject(request, metadata=user.metadata, timeout=CALL_TIMEOUT)
-    return reply.project
-
-
-def free_project_limit(clients: Clients, user: User) -> int:
-    plans = clients.billing.GetSubscriptionPlans(
-        billing_pb2.GetSubscriptionPlansRequest(), metadata=user.metadata, timeout=CALL_TIMEOUT
-    ).plans
-    free = next(plan for plan in plans if plan.id == "free")
-    limit = next(i.limit for i in free.limits if i.metric == billing_pb2.METRIC_PROJECTS)
-    assert limit >= 1
-    return int(limit)
-
-
-def projects_used(clients: Clients, user: User) -> int:
-    reply = clients.billing.GetUserSubscription(
+def projects_used(stubs: Stubs, user: User) -> int:
+    reply = stubs.billing.GetUserSubscription(
         billing_pb2.GetUserSubscriptionRequest(user_id=user.user_id),
         metadata=user.metadata,
         timeout=CALL_TIMEOUT,
@@ -249,17 +204,6 @@ def projects_used(clients: Clients, user: User) -> int:
 def usage_emails_arrived(subjects: list[str], limit: int) -> bool:
     """The 80 % and the 100 % usage emails are both among ``subjects``."""
     return any("80%" in s for s in subjects) and any(f"limit of {limit}" in s for s in subjects)
-
-
-def poll(probe: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout:.0f} s; last: {result!r}")
-        time.sleep(0.5)
 
 
 def answers(call: Callable[[], T]) -> Callable[[], T | str]:

@@ -18,32 +18,23 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.deploy.compose_up.stack import (
-    Clients,
-    Stack,
-    create_project,
-    free_project_limit,
-    get_json,
-    new_user,
-    poll,
-    projects_used,
-    usage_emails_arrived,
-)
+from tests.deploy.compose_up.stack import Stack, get_json, projects_used, usage_emails_arrived
+from tests.e2e.journey import Stubs, create_project, free_project_limit, poll, register_and_login
 
 FORGERY_PROBE = Path(__file__).with_name("forgery_probe.py")
 
 
-def test_journey_over_the_published_ports(stack: Stack, clients: Clients) -> None:
-    user = new_user(clients, "compose-journey")
-    limit = free_project_limit(clients, user)
+def test_journey_over_the_published_ports(stack: Stack, stubs: Stubs) -> None:
+    user = register_and_login(stubs.auth, "compose-journey")
+    limit = free_project_limit(stubs, user)
 
     # Each CreateProject: Project -> Billing (CheckSubscriptionLimits, RecordUsage) and
     # Project -> Analytics (TrackEvent), over the mTLS ports, with the services' own tokens.
-    created = [create_project(clients, user, f"Project {n}") for n in range(1, limit + 1)]
+    created = [create_project(stubs, user, f"Project {n}") for n in range(1, limit + 1)]
     assert all(p.owner_id == user.user_id for p in created)
-    assert projects_used(clients, user) == limit
+    assert projects_used(stubs, user) == limit
     with pytest.raises(grpc.RpcError) as refused:
-        create_project(clients, user, "One too many")
+        create_project(stubs, user, "One too many")
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     # Billing -> Notification (mTLS) -> the Celery worker -> SMTP: the 80 % and 100 % emails.

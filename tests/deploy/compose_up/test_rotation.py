@@ -13,15 +13,8 @@ import grpc
 from zoptal.auth.v1 import auth_pb2
 from zoptal.billing.v1 import billing_pb2
 
-from tests.deploy.compose_up.stack import (
-    CALL_TIMEOUT,
-    Clients,
-    Stack,
-    User,
-    create_project,
-    new_user,
-    projects_used,
-)
+from tests.deploy.compose_up.stack import Stack, projects_used
+from tests.e2e.journey import CALL_TIMEOUT, Stubs, User, create_project, register_and_login
 
 
 # The documented rotation commands (docs/deployment.md, "Rotating secrets (compose)").
@@ -45,8 +38,8 @@ def rotate_credential(service: str) -> list[str]:
 class CallLoop:
     """CreateProject calls one after another on a thread, counting outcomes, until stopped."""
 
-    def __init__(self, clients: Clients, user: User) -> None:
-        self.clients, self.user = clients, user
+    def __init__(self, stubs: Stubs, user: User) -> None:
+        self.stubs, self.user = stubs, user
         self.ok = 0
         self.failed: list[str] = []
         self._stop = threading.Event()
@@ -55,7 +48,7 @@ class CallLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                create_project(self.clients, self.user, f"loop {uuid.uuid4().hex[:8]}")
+                create_project(self.stubs, self.user, f"loop {uuid.uuid4().hex[:8]}")
                 self.ok += 1
             except grpc.RpcError as error:
                 self.failed.append(f"{error.code().name}: {error.details()}")
@@ -84,14 +77,12 @@ def _credential(stack: Stack, service: str) -> dict[str, str]:
     return credential
 
 
-def test_rotation_with_the_documented_commands_fails_no_call(
-    stack: Stack, clients: Clients
-) -> None:
+def test_rotation_with_the_documented_commands_fails_no_call(stack: Stack, stubs: Stubs) -> None:
     """While CreateProject runs in a loop: re-issue Billing's certificate (the server side of
     Project -> Billing) and Project's (the client side), and rotate Project's credential (the
     caller's). Not one call may fail."""
-    user = new_user(clients, "compose-rotation")
-    clients.billing.ChangeSubscription(
+    user = register_and_login(stubs.auth, "compose-rotation")
+    stubs.billing.ChangeSubscription(
         billing_pb2.ChangeSubscriptionRequest(user_id=user.user_id, plan_id="enterprise"),
         metadata=user.metadata,
         timeout=CALL_TIMEOUT,
@@ -105,7 +96,7 @@ def test_rotation_with_the_documented_commands_fails_no_call(
         "rotate project credential": rotate_credential("project"),
     }
     outputs = {}
-    with CallLoop(clients, user) as loop:
+    with CallLoop(stubs, user) as loop:
         time.sleep(3)
         for step, command in steps.items():
             started = time.monotonic()
@@ -119,7 +110,7 @@ def test_rotation_with_the_documented_commands_fails_no_call(
     )
     assert loop.failed == [], loop.failed[:5]
     assert loop.ok >= 10
-    assert projects_used(clients, user) == loop.ok
+    assert projects_used(stubs, user) == loop.ok
 
     # Billing serves its re-issued certificate (the serial `issue` printed) on new connections.
     after = stack.probe(user.user_id)["billing_serial"]
@@ -133,7 +124,7 @@ def test_rotation_with_the_documented_commands_fails_no_call(
     same_secret = new_credential["client_secret"] == old_credential["client_secret"]
     assert not same_secret  # (compared here, so that no secret reaches a failure message)
     for credential in (new_credential, old_credential):
-        clients.auth.IssueServiceToken(
+        stubs.auth.IssueServiceToken(
             auth_pb2.IssueServiceTokenRequest(
                 client_id=credential["client_id"], client_secret=credential["client_secret"]
             ),
