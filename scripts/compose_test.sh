@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.local/bin:$PATH"
 
-PROJECT=zoptal-e2e # the Compose project tests/deploy/test_compose_up.py runs
+PROJECT=zoptal-e2e # the Compose project of tests/deploy/compose_up/stack.py
 started=$(date +%s)
 pidfile="${ZOPTAL_DOCKERD_PIDFILE:-/run/zoptal-dockerd.pid}"
 engine_was_running=0
