@@ -1,6 +1,7 @@
 # One Dockerfile, one target per deployable (auth, project, billing, notification,
 # notification-worker, analytics). All targets share the same runtime layers:
 #
+#   make images                     # all six, tagged zoptal/<target>:${ZOPTAL_TAG:-dev}
 #   docker build --target auth -t zoptal/auth:dev .
 #
 # The build stage installs the locked workspace (uv.lock, `uv sync --frozen`) into /opt/venv with
@@ -8,12 +9,13 @@
 # only the interpreter and that venv, runs as UID 1000 and writes nothing outside /tmp, so it works
 # with a read-only root filesystem (mount a tmpfs or emptyDir on /tmp).
 #
-# Needs BuildKit (RUN --mount), with the engine's built-in Dockerfile frontend: no `# syntax=` line,
-# so a build never has to pull a frontend image. Behind a proxy that re-signs TLS, pass its CA
-# bundle as the build secret `build_ca` (`docker build --secret id=build_ca,src=FILE`); pip and uv
-# then trust it. Without the secret they use the image's own CA certificates.
+# Needs BuildKit (RUN --mount; Docker Engine 20.10 or later, with DOCKER_BUILDKIT=1 before 23.0),
+# with the engine's built-in Dockerfile frontend: no `# syntax=` line, so a build never has to pull
+# a frontend image. Behind a proxy that re-signs TLS, pass its CA bundle as the build secret
+# `build_ca` (`docker build --secret id=build_ca,src=FILE`; compose and `make images` take it from
+# ZOPTAL_BUILD_CA_BUNDLE); pip and uv then trust it. Without it they use the image's own CAs.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.16-slim-bookworm
 ARG UV_VERSION=0.13.9
 
 FROM ${PYTHON_IMAGE} AS build

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV_RUN := uv run --frozen
 
-.PHONY: bootstrap run test lint typecheck proto proto-check proto-release migrate bench
+.PHONY: bootstrap run test compose-test images push lint typecheck proto proto-check proto-release migrate bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -14,9 +14,23 @@ run: bootstrap
 	$(UV_RUN) python -m zoptal_platform run
 
 ## test: every layer under tests/: unit, integration, e2e, faults, fuzz and deploy checks, on real
-## PostgreSQL and Redis (see the README for what each needs and when it skips)
+## PostgreSQL and Redis (see the README for what each needs and when it skips); the compose stack
+## test is `make compose-test`
 test: bootstrap
-	$(UV_RUN) pytest
+	$(UV_RUN) pytest --ignore=tests/deploy/compose_up
+
+## compose-test: docker-compose.yml for real (installs Docker, Compose v2 and the images it lacks;
+## root); cleans up after itself
+compose-test: bootstrap
+	@scripts/compose_test.sh
+
+## images: the six images, each built once, tagged zoptal/<target>:$(ZOPTAL_TAG) (default dev)
+images:
+	@scripts/images.sh build
+
+## push: images, tagged and pushed as $(REGISTRY)/zoptal/<target>:$(ZOPTAL_TAG)
+push:
+	@scripts/images.sh push
 
 lint: bootstrap
 	$(UV_RUN) ruff check .

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds STAND-IN images for a machine that cannot reach an image registry (deploy/standins/):
 # local images tagged exactly as docker-compose.yml and the Dockerfile name their third-party and
-# base images, made from Debian packages, so `docker compose up --build --wait` can run here.
-# They are not the real images; with a registry, do not run this.
+# base images, made from Debian packages, so `docker compose up --build --wait` runs unchanged.
+# They are not the real images; with a registry, do not run this (scripts/third_party_images.sh
+# pulls what it can and builds stand-ins only for the rest).
 #
-#   scripts/build_standin_images.sh [--force]
+#   scripts/build_standin_images.sh [--force] [NAME...]   # NAME: python postgres redis jaeger
+#                                                         # prometheus mailpit (default: all)
+#   scripts/build_standin_images.sh --list                # "NAME IMAGE" for each, nothing built
 #
 # Needs root (debootstrap), a Docker engine, and Debian's package mirror. The two root
 # filesystems are cached under $STANDIN_CACHE (default /var/tmp/zoptal-standins); the mirror is
@@ -15,7 +18,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 force=0
-[ "${1:-}" = "--force" ] && force=1
+list=0
+names=()
+for arg in "$@"; do
+    case "$arg" in
+        --force) force=1 ;;
+        --list) list=1 ;;
+        python | postgres | redis | jaeger | prometheus | mailpit) names+=("$arg") ;;
+        *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+[ "${#names[@]}" -gt 0 ] || names=(python postgres redis jaeger prometheus mailpit)
 cache="${STANDIN_CACHE:-/var/tmp/zoptal-standins}"
 suite=bookworm
 
@@ -41,6 +54,10 @@ declare -A tags=(
 for name in "${!tags[@]}"; do
     [ -n "${tags[$name]}" ] || { echo "no image name found for $name" >&2; exit 1; }
 done
+if [ "$list" = 1 ]; then
+    for name in python postgres redis jaeger prometheus mailpit; do echo "$name ${tags[$name]}"; done
+    exit 0
+fi
 
 if ! command -v debootstrap >/dev/null; then
     apt-get install -y debootstrap
@@ -64,10 +81,15 @@ rootfs() {
     fi
 }
 
-rootfs python "python3,python3-pip,python-is-python3,ca-certificates,netbase,tzdata"
-rootfs services "python3,python3-grpcio,python3-yaml,ca-certificates,netbase,tzdata,wget,procps,postgresql-15,postgresql-client-15,redis-server,redis-tools"
+wanted() { [[ " ${names[*]} " == *" $1 "* ]]; }
+if wanted python; then
+    rootfs python "python3,python3-pip,python-is-python3,ca-certificates,netbase,tzdata"
+fi
+if [ "${#names[@]}" -gt 1 ] || ! wanted python; then
+    rootfs services "python3,python3-grpcio,python3-yaml,ca-certificates,netbase,tzdata,wget,procps,postgresql-15,postgresql-client-15,redis-server,redis-tools"
+fi
 
-for name in python postgres redis jaeger prometheus mailpit; do
+for name in "${names[@]}"; do
     tag="${tags[$name]}"
     label="$(docker image inspect -f '{{index .Config.Labels "org.zoptal.standin"}}' "$tag" 2>/dev/null || true)"
     if docker image inspect "$tag" >/dev/null 2>&1 && [ -z "$label" ] && [ "$force" = 0 ]; then

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# What tests/deploy/test_compose_up.py needs on a CI machine of this project's kind (Debian, root,
-# package registries but no image registry): a Docker engine, Compose v2 and the stand-in images
-# (scripts/build_standin_images.sh). Each step is skipped when it is already done, so a second run
-# costs seconds.
+# What the compose test (make compose-test) needs on a machine of this project's CI kind (Debian,
+# root, package registries, maybe no image registry): a Docker engine (Debian's docker.io, 20.10),
+# Compose v2 and every third-party image (pulled, or stand-ins: scripts/third_party_images.sh).
+# Each step is skipped when it is already done, so a second run costs seconds. When it starts
+# dockerd it writes the daemon's pid to $ZOPTAL_DOCKERD_PIDFILE (default /run/zoptal-dockerd.pid),
+# so that whoever asked can stop it again.
 #
 #   scripts/ci_docker.sh
 set -euo pipefail
@@ -21,6 +23,7 @@ fi
 if ! docker info >/dev/null 2>&1; then
     echo "ci-docker: starting dockerd"
     nohup dockerd >/var/log/zoptal-dockerd.log 2>&1 &
+    echo $! >"${ZOPTAL_DOCKERD_PIDFILE:-/run/zoptal-dockerd.pid}"
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && break
         sleep 1
@@ -41,4 +44,4 @@ if ! docker compose version >/dev/null 2>&1; then
     docker compose version
 fi
 
-scripts/build_standin_images.sh
+scripts/third_party_images.sh

@@ -1,6 +1,7 @@
-"""docker-compose.yml: valid against the Compose specification, `up --wait` can succeed, and no
-secret is in the file: every one is generated at first start into a volume, and each service
-mounts only its own identity."""
+"""docker-compose.yml: valid against the Compose specification, `up --wait` can succeed on Docker
+Engine 20.10, each of our images is built once and never pulled, host ports clear of the
+developer setup, and no secret is in the file: every one is generated at first start into a
+volume, and each service mounts only its own identity."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from zoptal_platform.launcher import SMTP_SINK_PORT
 
 from tests.deploy.support import REPO, SERVICES, is_convention_env
 
@@ -25,7 +27,18 @@ CREDENTIAL_HOLDERS = ("project", "billing", "notification", "analytics")
 MTLS_PORTS = {svc: grpc_port + 1000 for svc, (grpc_port, _, _) in SERVICES.items()}
 IDENTITY_MOUNT = "/var/lib/zoptal/identity"
 # The only ${...} substitutions the file may use: none of them is a secret.
-ALLOWED_INTERPOLATIONS = {"LOG_LEVEL", "ZOPTAL_TAG"}
+ALLOWED_INTERPOLATIONS = {"LOG_LEVEL", "ZOPTAL_TAG", "ZOPTAL_BUILD_CA_BUNDLE"}
+HOST_PORT_VARIABLE = re.compile(r"ZOPTAL_[A-Z_]+_HOST_PORT")
+# "127.0.0.1:${ZOPTAL_<NAME>_HOST_PORT:-<default>}:<container port>"
+PUBLISHED = re.compile(r"127\.0\.0\.1:\$\{(ZOPTAL_[A-Z_]+_HOST_PORT):-(\d+)\}:(\d+)")
+# What a developer runs beside the stack: `make run` (gRPC, metrics, JWKS, its SMTP sink) and the
+# PostgreSQL and Redis that `make test` uses.
+DEVELOPER_PORTS = (
+    {grpc for grpc, _, _ in SERVICES.values()}
+    | {metrics for _, metrics, _ in SERVICES.values()}
+    | {8080, SMTP_SINK_PORT, 5432, 6379}
+)
+OUR_IMAGE = re.compile(r"zoptal/([a-z-]+):\$\{ZOPTAL_TAG:-dev\}")
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +58,8 @@ def one_shots(compose: dict[str, Any]) -> set[str]:
 
 
 def zoptal_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The containers built from our Dockerfile."""
-    return {name: s for name, s in compose["services"].items() if "build" in s}
+    """The containers that run an image of our Dockerfile."""
+    return {name: s for name, s in compose["services"].items() if OUR_IMAGE.fullmatch(s["image"])}
 
 
 def test_compose_file_validates_against_the_spec(compose: dict[str, Any]) -> None:
@@ -206,7 +219,9 @@ def volume_names(service: dict[str, Any]) -> dict[str, str]:
 def test_no_secret_value_is_written_in_the_file(compose: dict[str, Any]) -> None:
     """No password, key or token in the text, and no ${VAR:-default} that could carry one."""
     text = COMPOSE_FILE.read_text()
-    used = set(re.findall(r"\$\{(\w+)", text))
+    used = {
+        name for name in re.findall(r"\$\{(\w+)", text) if not HOST_PORT_VARIABLE.fullmatch(name)
+    }
     assert used <= ALLOWED_INTERPOLATIONS, f"substitutions beyond {ALLOWED_INTERPOLATIONS}: {used}"
     assert "SERVICE_TOKEN_SECRET" not in text
     assert "PRIVATE KEY" not in text
@@ -330,3 +345,102 @@ def test_peers_are_called_on_mtls_ports_that_are_not_published(compose: dict[str
             host, _, container = published.rpartition(":")
             assert host.startswith("127.0.0.1:"), f"{name} publishes {published} beyond localhost"
             assert int(container) not in MTLS_PORTS.values(), f"{name} publishes its mTLS port"
+
+
+def target_of(image: str) -> str:
+    """zoptal/<target>:${ZOPTAL_TAG:-dev} -> <target>."""
+    match = OUR_IMAGE.fullmatch(image)
+    assert match, image
+    return match[1]
+
+
+def dockerfile_targets() -> set[str]:
+    text = (REPO / "Dockerfile").read_text()
+    return set(re.findall(r"^FROM runtime AS ([a-z-]+)$", text, re.M))
+
+
+def test_each_image_is_built_once_and_never_pulled(compose: dict[str, Any]) -> None:
+    """One service builds each Dockerfile target (`pull_policy: build`: built, never pulled from
+    whoever published that name); every other user of the image has no build of its own
+    (`pull_policy: never`), so a build makes each image once and leaves no dangling copies."""
+    builders: dict[str, list[str]] = {}
+    for name, service in zoptal_services(compose).items():
+        image = service["image"]
+        if "build" in service:
+            assert service["pull_policy"] == "build", name
+            target = service["build"]["target"]
+            assert target_of(image) == target, name
+            builders.setdefault(image, []).append(name)
+        else:
+            assert service["pull_policy"] == "never", name
+    assert all(len(names) == 1 for names in builders.values()), builders
+    assert {target_of(image) for image in builders} == dockerfile_targets()
+    users = {s["image"] for s in zoptal_services(compose).values()}
+    assert users == set(builders), "an image no service builds"
+
+
+def test_every_build_may_get_a_ca_bundle(compose: dict[str, Any]) -> None:
+    """The builds take the optional BuildKit secret build_ca; without ZOPTAL_BUILD_CA_BUNDLE it is
+    an empty file, which the Dockerfile ignores."""
+    assert compose["secrets"]["build_ca"] == {"file": "${ZOPTAL_BUILD_CA_BUNDLE:-/dev/null}"}
+    for name, service in zoptal_services(compose).items():
+        if "build" in service:
+            assert service["build"]["secrets"] == ["build_ca"], name
+    assert "/run/secrets/build_ca" in (REPO / "Dockerfile").read_text()
+
+
+def test_third_party_images_are_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    """PostgreSQL, Redis, Jaeger, Prometheus, Mailpit and the Python base: a release tag each
+    (major.minor at least), never a floating one."""
+    images = [
+        s["image"] for s in compose["services"].values() if not OUR_IMAGE.fullmatch(s["image"])
+    ]
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    assert base is not None
+    images.append(base[1])
+    assert len(images) == 6
+    for image in images:
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+(\.\d+)?(-[\w.-]+)?", image), image
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m)", duration)
+    assert match, duration
+    return int(match[1]) * {"ms": 0.001, "s": 1, "m": 60}[match[2]]
+
+
+def test_health_checks_work_on_engine_20_10_and_keep_up_wait_quick(
+    compose: dict[str, Any],
+) -> None:
+    """No `start_interval` (Compose refuses it below Engine 25), so a check runs every `interval`
+    from the start: at most 5 s for every service another one waits on, and a start period no
+    failed check during start-up can outlast."""
+    waited_on = {
+        dependency
+        for service in compose["services"].values()
+        for dependency, how in service.get("depends_on", {}).items()
+        if how["condition"] == "service_healthy"
+    }
+    for name, service in compose["services"].items():
+        check = service.get("healthcheck")
+        if check is None:
+            continue
+        assert "start_interval" not in check, name
+        if name in waited_on:
+            assert seconds(check["interval"]) <= 5, name
+        assert seconds(check["start_period"]) >= 30, name
+
+
+def test_host_ports_are_movable_and_clear_of_the_developer_setup(compose: dict[str, Any]) -> None:
+    """Every published port is 127.0.0.1:${ZOPTAL_<NAME>_HOST_PORT:-default}:port, each with its
+    own variable, and no default is a port `make run` or `make test`'s servers use."""
+    variables, defaults = [], []
+    for name, service in compose["services"].items():
+        for published in service.get("ports", []):
+            match = PUBLISHED.fullmatch(published)
+            assert match, f"{name}: {published}"
+            variables.append(match[1])
+            defaults.append(int(match[2]))
+    assert len(set(variables)) == len(variables), variables
+    assert len(set(defaults)) == len(defaults), defaults
+    assert not set(defaults) & DEVELOPER_PORTS

@@ -20,9 +20,9 @@ from typing import TypeVar
 import grpc
 from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
-from zoptal.billing.v1 import billing_pb2_grpc
+from zoptal.billing.v1 import billing_pb2, billing_pb2_grpc
 from zoptal.notification.v1 import notification_pb2_grpc
-from zoptal.project.v1 import project_pb2_grpc
+from zoptal.project.v1 import project_pb2, project_pb2_grpc
 from zoptal_platform.mail_sink import read_mailbox
 
 from tests.e2e.platform import EmbeddedPlatform
@@ -32,11 +32,14 @@ __all__ = [
     "Stubs",
     "User",
     "bearer",
+    "create_project",
+    "free_project_limit",
     "mail_to",
     "open_stubs",
     "operator_metadata",
     "poll",
     "register_and_login",
+    "stubs_at",
 ]
 
 Metadata = Sequence[tuple[str, str]]
@@ -56,14 +59,21 @@ class Stubs:
 
 @contextmanager
 def open_stubs(platform: EmbeddedPlatform) -> Iterator[Stubs]:
-    addresses = (
-        platform.auth,
-        platform.project,
-        platform.billing,
-        platform.notification,
-        platform.analytics,
-    )
-    channels = [grpc.insecure_channel(address) for address in addresses]
+    with stubs_at(
+        platform.auth, platform.project, platform.billing, platform.notification, platform.analytics
+    ) as opened:
+        yield opened
+
+
+@contextmanager
+def stubs_at(
+    auth: str, project: str, billing: str, notification: str, analytics: str
+) -> Iterator[Stubs]:
+    """Stubs on plaintext channels to the five services at these ``host:port`` addresses."""
+    channels = [
+        grpc.insecure_channel(address)
+        for address in (auth, project, billing, notification, analytics)
+    ]
     try:
         yield Stubs(
             auth_pb2_grpc.AuthServiceStub(channels[0]),
@@ -100,6 +110,24 @@ def register_and_login(auth: auth_pb2_grpc.AuthServiceStub, name: str = "journey
     )
     login = auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD), timeout=CALL_TIMEOUT)
     return User(login.user.id, email, login.access_token)
+
+
+def create_project(stubs: Stubs, user: User, name: str) -> project_pb2.Project:
+    request = project_pb2.CreateProjectRequest(name=name, request_id=uuid.uuid4().hex)
+    reply = stubs.project.CreateProject(request, metadata=user.metadata, timeout=CALL_TIMEOUT)
+    return reply.project
+
+
+def free_project_limit(stubs: Stubs, user: User) -> int:
+    """How many projects the free plan allows (Billing's plan, not a copy of it)."""
+    plans = stubs.billing.GetSubscriptionPlans(
+        billing_pb2.GetSubscriptionPlansRequest(), metadata=user.metadata, timeout=CALL_TIMEOUT
+    ).plans
+    free = next(plan for plan in plans if plan.id == "free")
+    limit = next(item for item in free.limits if item.metric == billing_pb2.METRIC_PROJECTS)
+    assert not limit.unlimited
+    assert limit.limit >= 1
+    return limit.limit
 
 
 def operator_metadata(

@@ -29,6 +29,8 @@ from tests.e2e.journey import (
     Metadata,
     Stubs,
     User,
+    create_project,
+    free_project_limit,
     mail_to,
     open_stubs,
     operator_metadata,
@@ -62,23 +64,6 @@ def stubs(platform: EmbeddedPlatform) -> Iterator[Stubs]:
         yield opened
 
 
-def _create_project(stubs: Stubs, user: User, name: str) -> project_pb2.Project:
-    request = project_pb2.CreateProjectRequest(name=name, request_id=uuid.uuid4().hex)
-    reply = stubs.project.CreateProject(request, metadata=user.metadata, timeout=CALL_TIMEOUT)
-    return reply.project
-
-
-def _free_project_limit(stubs: Stubs, user: User) -> int:
-    plans = stubs.billing.GetSubscriptionPlans(
-        billing_pb2.GetSubscriptionPlansRequest(), metadata=user.metadata, timeout=CALL_TIMEOUT
-    ).plans
-    free = next(plan for plan in plans if plan.id == "free")
-    limit = next(item for item in free.limits if item.metric == billing_pb2.METRIC_PROJECTS)
-    assert not limit.unlimited
-    assert limit.limit >= 1
-    return limit.limit
-
-
 def _usage_emails_by_threshold(subjects: list[str], limit: int) -> dict[str, list[str]]:
     return {
         "80": [s for s in subjects if "80%" in s],
@@ -93,13 +78,13 @@ def _reach_the_project_limit(stubs: Stubs, user: User, platform: EmbeddedPlatfor
         timeout=CALL_TIMEOUT,
     ).subscription
     assert subscription.plan.id == "free"
-    limit = _free_project_limit(stubs, user)
+    limit = free_project_limit(stubs, user)
     for number in range(1, limit + 1):
-        created = _create_project(stubs, user, f"Project {number}")
+        created = create_project(stubs, user, f"Project {number}")
         assert created.owner_id == user.user_id
 
     with pytest.raises(grpc.RpcError) as refused:
-        _create_project(stubs, user, "One too many")
+        create_project(stubs, user, "One too many")
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "project limit" in refused.value.details()
     assert str(limit) in refused.value.details()
@@ -141,7 +126,7 @@ def _upgrade_and_create_again(stubs: Stubs, user: User, limit: int) -> None:
         what="pro in force once the test-mode payment is confirmed",
     )
     assert changed.latest_change.status == billing_pb2.PLAN_CHANGE_STATUS_APPLIED
-    _create_project(stubs, user, "After the upgrade")
+    create_project(stubs, user, "After the upgrade")
     listed = stubs.project.ListUserProjects(
         project_pb2.ListUserProjectsRequest(), metadata=user.metadata, timeout=CALL_TIMEOUT
     )

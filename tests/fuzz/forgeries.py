@@ -6,7 +6,8 @@ with every private key found in the repository and its history (the old shared
 ``SERVICE_TOKEN_SECRET`` values among them), HS256 keyed with Auth's own public key in every form
 an attacker can make of it, ES256 from a fresh key claiming Auth's ``kid``, and ``alg: none``;
 each in ``x-service-token`` and as a bearer token. Used against the embedded platform
-(test_forged_service_tokens.py) and against the compose stack (tests/deploy/test_compose_up.py).
+(test_forged_service_tokens.py) and against the compose stack
+(tests/deploy/compose_up/test_journey.py).
 """
 
 from __future__ import annotations
