@@ -59,9 +59,10 @@ def _judge_probes(mesh: Mesh, metadata: Metadata, label: str) -> list[str]:
 
 
 def _judge_validation(mesh: Mesh, token: str, label: str) -> list[str]:
-    """ValidateToken's verdict on ``token``, asked by an authenticated caller (Bob)."""
+    """ValidateToken's verdict on ``token``, asked by a caller allowed to validate anyone's (the
+    operator's service account holds ``user:validate``)."""
     request = auth_pb2.ValidateTokenRequest(token=token)
-    outcome = call(mesh.channel(VALIDATE), VALIDATE, request, mesh.bob.metadata)
+    outcome = call(mesh.channel(VALIDATE), VALIDATE, request, mesh.service_metadata)
     reply = outcome.response
     refused = (
         outcome.code == grpc.StatusCode.OK
@@ -121,7 +122,10 @@ def test_the_same_tokens_with_ordinary_claims_are_accepted(mesh: Mesh, kind: str
         outcome = call(mesh.channel(rpc), rpc, rpc.request_class(), metadata_for(mesh, token))
         assert outcome.code != grpc.StatusCode.UNAUTHENTICATED, describe(rpc, None, outcome)
     validated: Any = mesh.ok(
-        "auth", "ValidateToken", auth_pb2.ValidateTokenRequest(token=token), mesh.bob.metadata
+        "auth",
+        "ValidateToken",
+        auth_pb2.ValidateTokenRequest(token=token),
+        mesh.service_metadata,
     )
     assert validated.valid, validated
 
