@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -43,10 +43,12 @@ class AuthSettings(ServiceSettings):
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
-    argon2_max_concurrency: int = field(default_factory=available_cpus)
-    """Argon2 computations at once (each takes one core and ``ARGON2_MEMORY_KIB``): the CPUs
-    this process may use. Under a CPU limit (Kubernetes), set it to the limit. One client runs
-    on at most all but one of them."""
+    argon2_max_concurrency: int = 0
+    """Argon2 computations at once (each ``ARGON2_MEMORY_KIB`` of memory, and one thread per
+    lane: ``ARGON2_PARALLELISM`` threads). 0: the CPUs this process may use divided by
+    ``ARGON2_PARALLELISM``, at least 1, so that running computations never share a core (two
+    that did would each take twice as long). Under a CPU limit (Kubernetes), derive it from the
+    limit. With two or more, one client runs on at most all but one of them."""
     argon2_max_queue: int = 8
     """Argon2 computations waiting for a worker; past that a login is RESOURCE_EXHAUSTED at
     once instead of queueing."""
@@ -86,7 +88,6 @@ class AuthSettings(ServiceSettings):
                 "argon2_time_cost",
                 "argon2_memory_kib",
                 "argon2_parallelism",
-                "argon2_max_concurrency",
                 "login_free_failures",
                 "login_backoff_base_seconds",
                 "login_backoff_max_seconds",
@@ -98,7 +99,7 @@ class AuthSettings(ServiceSettings):
             )
             if getattr(self, name) <= 0
         ]
-        for name in ("argon2_max_queue", "argon2_max_per_client"):
+        for name in ("argon2_max_concurrency", "argon2_max_queue", "argon2_max_per_client"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.upper()}: must be >= 0")
         if self.validation_cache_size < 0:
@@ -141,7 +142,10 @@ class AuthSettings(ServiceSettings):
     @property
     def hashing_pool_bounds(self) -> tuple[int, int, int]:
         """Workers, queue and per-client share of the Argon2 pool."""
-        workers, queue = self.argon2_max_concurrency, self.argon2_max_queue
+        workers = self.argon2_max_concurrency or max(
+            1, available_cpus() // self.argon2_parallelism
+        )
+        queue = self.argon2_max_queue
         per_client = self.argon2_max_per_client or max(1, (workers + queue) // 2)
         return workers, queue, per_client
 
