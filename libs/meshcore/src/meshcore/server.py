@@ -43,6 +43,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.grpc_options import merged_options
 from meshcore.health import HEALTH_SERVICE_NAME, DependencyCheck, HealthMonitor, HealthServicer
 from meshcore.http import HttpServer, metrics_routes
+from meshcore.message_size import DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, MAX_RESPONSE_BYTES
 from meshcore.settings import ServiceSettings, SettingsError
 from meshcore.tls import TlsFiles, server_credentials
 
@@ -60,13 +61,14 @@ logger = logging.getLogger(__name__)
 
 ShutdownHook = Callable[[], Awaitable[object] | object]
 
-_MiB = 1024 * 1024
-
 DEFAULT_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
-    # Requests are small protobufs; 4 MiB (gRPC's default) bounds what one call can make us
-    # buffer. Replies (history pages, analytics) may be larger, so sending gets more room.
-    ("grpc.max_receive_message_length", 4 * _MiB),
-    ("grpc.max_send_message_length", 16 * _MiB),
+    # The message-size policy (meshcore.message_size): the receive limit bounds what one call
+    # can make us buffer; MeshServer replaces it with the service's
+    # GRPC_MAX_RECEIVE_MESSAGE_BYTES, sized for the largest request its API allows. Every reply
+    # fits the 4 MiB that other stacks read by default: a reply over it is a bug, and is better
+    # RESOURCE_EXHAUSTED here than unreadable there.
+    ("grpc.max_receive_message_length", DEFAULT_MAX_RECEIVE_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
     # One HTTP/2 connection may carry this many concurrent calls. Envoy (Istio) multiplexes many
     # clients over few connections, so it is generous; a client over the limit queues, not fails.
     ("grpc.max_concurrent_streams", 256),
@@ -119,8 +121,9 @@ def default_interceptors() -> list[grpc.aio.ServerInterceptor]:
 class MeshServer:
     """A grpc.aio server with health, reflection, metrics and graceful shutdown.
 
-    ``options`` are grpc server options laid over ``DEFAULT_SERVER_OPTIONS`` by name
-    (``meshcore.grpc_options``): pass only what should differ.
+    ``options`` are grpc server options laid over ``DEFAULT_SERVER_OPTIONS`` and the settings'
+    ``grpc_max_receive_message_bytes`` by name (``meshcore.grpc_options``): pass only what
+    should differ.
     """
 
     def __init__(
@@ -144,7 +147,13 @@ class MeshServer:
         )
         self.clock = clock
         self.metrics_registry = metrics_registry
-        self.options = merged_options(DEFAULT_SERVER_OPTIONS, options or ())
+        self.options = merged_options(
+            DEFAULT_SERVER_OPTIONS,
+            [
+                ("grpc.max_receive_message_length", settings.grpc_max_receive_message_bytes),
+                *(options or ()),
+            ],
+        )
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self.health = HealthServicer(service.name for service in self.services)
         self.monitor = HealthMonitor(

@@ -60,6 +60,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, Union
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from meshcore.message_size import (
+    DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+    MAX_RECEIVE_MESSAGE_BYTES_CEILING,
+)
 from meshcore.private_files import others_access_problem, read_secret_file
 from meshcore.secret_policy import MIN_SECRET_LENGTH, secret_problem
 
@@ -201,11 +205,18 @@ class ServiceSettings:
     peer_defaults: ClassVar[Mapping[str, str]] = {}
     """Peers this service calls: short name -> default ``host:port``; ``<NAME>_ADDR`` overrides."""
 
+    largest_request_bytes: ClassVar[int] = 0
+    """The largest request the service's protos allow, encoded (``meshcore.message_size``):
+    ``GRPC_MAX_RECEIVE_MESSAGE_BYTES`` may not be set below it."""
+
     env: Environment = field(default="development", metadata={"env": "ZOPTAL_ENV"})
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
     metrics_port: int = 0
     """Prometheus ``/metrics`` port; ``0`` disables the endpoint."""
+    grpc_max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+    """The largest request message the server reads; larger ones are RESOURCE_EXHAUSTED from
+    gRPC. At least ``largest_request_bytes``, at most 64 MiB (memory stays bounded)."""
     data_dir: Path = Path("data")
     database_url: str = url_field("")
     """Empty means ``sqlite+aiosqlite:///<data_dir>/<service_name>.db``."""
@@ -331,6 +342,7 @@ class ServiceSettings:
         for name in ("shutdown_drain_seconds", "trusted_proxy_hops"):
             if getattr(self, name) < 0:
                 errors.append(f"{_env_name_of(type(self), name)}: must be >= 0")
+        errors.extend(self._message_size_problems())
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             errors.append(
                 "DATABASE_URL: expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL"
@@ -346,6 +358,17 @@ class ServiceSettings:
             errors.extend(self._production_problems())
         if errors:
             raise SettingsError(f"invalid {self.service_name} settings: " + "; ".join(errors))
+
+    def _message_size_problems(self) -> list[str]:
+        limit = self.grpc_max_receive_message_bytes
+        floor = max(self.largest_request_bytes, 1)
+        if floor <= limit <= MAX_RECEIVE_MESSAGE_BYTES_CEILING:
+            return []
+        variable = _env_name_of(type(self), "grpc_max_receive_message_bytes")
+        return [
+            f"{variable}: expected {floor}..{MAX_RECEIVE_MESSAGE_BYTES_CEILING} (at least the"
+            f" largest request the {self.service_name} API allows), got {limit}"
+        ]
 
     def _tls_problems(self) -> list[str]:
         names = ("tls_cert_file", "tls_key_file", "tls_ca_file")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from meshcore.message_size import MiB
 from meshcore.settings import ServiceSettings, SettingsError
 
 __all__ = ["AnalyticsSettings"]
@@ -14,11 +15,15 @@ __all__ = ["AnalyticsSettings"]
 @dataclass(frozen=True, kw_only=True)
 class AnalyticsSettings(ServiceSettings):
     service_name: ClassVar[str] = "analytics"
+    largest_request_bytes: ClassVar[int] = 16 * MiB
+    """The largest request the API allows, encoded (TrackEvents and each IngestEvents message are
+    capped at 16 MiB); tests/message_bounds.py computes it."""
     peer_defaults: ClassVar[Mapping[str, str]] = {"auth": "127.0.0.1:4000"}
     """Auth only: polled for revoked tokens (ListRevocations)."""
 
     grpc_port: int = 4005
     metrics_port: int = 9405
+    grpc_max_receive_message_bytes: int = 16 * MiB
 
     ingest_batch_size: int = 500
     """A batch is written as soon as this many events wait (size trigger)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from meshcore.message_size import KiB
 from meshcore.settings import Secret, ServiceSettings, SettingsError
 
 from zoptal_auth.login_throttle import LoginThrottlePolicy
@@ -17,6 +18,9 @@ __all__ = ["AuthSettings"]
 @dataclass(frozen=True, kw_only=True)
 class AuthSettings(ServiceSettings):
     service_name: ClassVar[str] = "auth"
+    largest_request_bytes: ClassVar[int] = 64 * KiB
+    """The largest request the API allows, encoded (ValidateToken, RefreshToken and RevokeToken: a
+    token of 8192 characters); tests/message_bounds.py computes it."""
 
     grpc_port: int = 4000
     metrics_port: int = 9400

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from meshcore.message_size import KiB
 from meshcore.settings import ServiceSettings, SettingsError
 
 __all__ = ["BillingSettings"]
@@ -17,6 +18,9 @@ _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 @dataclass(frozen=True, kw_only=True)
 class BillingSettings(ServiceSettings):
     service_name: ClassVar[str] = "billing"
+    largest_request_bytes: ClassVar[int] = 4 * KiB
+    """The largest request the API allows, encoded (ChangeSubscription: ids and a payment token);
+    tests/message_bounds.py computes it."""
     peer_defaults: ClassVar[Mapping[str, str]] = {
         "auth": "127.0.0.1:4000",
         "notification": "127.0.0.1:4004",

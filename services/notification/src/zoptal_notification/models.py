@@ -13,7 +13,19 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Channel", "Notification", "Status", "UtcDateTime"]
+__all__ = [
+    "MAX_LAST_ERROR_LENGTH",
+    "MAX_PROVIDER_MESSAGE_ID_LENGTH",
+    "Base",
+    "Channel",
+    "Notification",
+    "Status",
+    "UtcDateTime",
+]
+
+MAX_LAST_ERROR_LENGTH = 2000
+"""Provider replies are cut to this when stored: the proto bounds every listed field."""
+MAX_PROVIDER_MESSAGE_ID_LENGTH = 998
 
 
 class Base(DeclarativeBase):
@@ -91,7 +103,9 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     provider: Mapped[str] = mapped_column(String(32), default="")
-    provider_message_id: Mapped[str] = mapped_column(String(998), default="")
+    provider_message_id: Mapped[str] = mapped_column(
+        String(MAX_PROVIDER_MESSAGE_ID_LENGTH), default=""
+    )
 
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -9,7 +9,12 @@ from datetime import datetime
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zoptal_notification.models import Notification, Status
+from zoptal_notification.models import (
+    MAX_LAST_ERROR_LENGTH,
+    MAX_PROVIDER_MESSAGE_ID_LENGTH,
+    Notification,
+    Status,
+)
 
 __all__ = ["DueDispatch", "HistoryFilter", "NotificationRepository"]
 
@@ -133,7 +138,7 @@ class NotificationRepository:
             updated_at=now,
             sent_at=now,
             provider=provider,
-            provider_message_id=provider_message_id,
+            provider_message_id=provider_message_id[:MAX_PROVIDER_MESSAGE_ID_LENGTH],
             dispatch_after=None,
             claimed_until=None,
         )
@@ -148,7 +153,7 @@ class NotificationRepository:
             status=Status.FAILED.value,
             updated_at=now,
             failed_at=now,
-            last_error=error,
+            last_error=error[:MAX_LAST_ERROR_LENGTH],
             dispatch_after=None,
             claimed_until=None,
         )
@@ -170,7 +175,7 @@ class NotificationRepository:
             token,
             status=Status.QUEUED.value,
             updated_at=now,
-            last_error=error,
+            last_error=error[:MAX_LAST_ERROR_LENGTH],
             next_attempt_at=next_attempt_at,
             dispatch_after=dispatch_after,
             claimed_until=None,

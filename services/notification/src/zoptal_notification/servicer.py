@@ -12,6 +12,7 @@ from meshcore.idempotency import caller_scope
 from zoptal.notification.v1 import notification_pb2 as pb, notification_pb2_grpc
 
 from zoptal_notification.access import require_reader_of, require_sender
+from zoptal_notification.history_page import fit_history_page
 from zoptal_notification.models import Channel, Notification, Status
 from zoptal_notification.requests import EmailRequest, PushRequest, SmsRequest
 from zoptal_notification.service import NotificationService, SendResult
@@ -148,7 +149,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             limit=request.limit,
         )
         return pb.GetNotificationHistoryResponse(
-            notifications=[notification_to_pb(row) for row in page.notifications],
+            notifications=fit_history_page([notification_to_pb(row) for row in page.notifications]),
             total_count=page.total_count,
             page=page.page,
             limit=page.limit,

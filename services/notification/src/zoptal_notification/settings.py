@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from meshcore.message_size import KiB
 from meshcore.settings import Secret, ServiceSettings, SettingsError, url_field
 
 __all__ = ["NotificationSettings"]
@@ -14,6 +15,9 @@ __all__ = ["NotificationSettings"]
 @dataclass(frozen=True, kw_only=True)
 class NotificationSettings(ServiceSettings):
     service_name: ClassVar[str] = "notification"
+    largest_request_bytes: ClassVar[int] = 2816 * KiB
+    """The largest request the API allows, encoded (SendEmail: 500000 + 100000 characters of body,
+    50 template values); tests/message_bounds.py computes it."""
     peer_defaults: ClassVar[Mapping[str, str]] = {"auth": "127.0.0.1:4000"}
     """Auth only: polled for revoked tokens (ListRevocations)."""
 

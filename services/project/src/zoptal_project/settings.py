@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from meshcore.message_size import KiB
 from meshcore.settings import ServiceSettings
 
 __all__ = ["ProjectSettings"]
@@ -14,6 +15,9 @@ __all__ = ["ProjectSettings"]
 @dataclass(frozen=True, kw_only=True)
 class ProjectSettings(ServiceSettings):
     service_name: ClassVar[str] = "project"
+    largest_request_bytes: ClassVar[int] = 16 * KiB
+    """The largest request the API allows, encoded (CreateProject and UpdateProject: name and
+    description); tests/message_bounds.py computes it."""
     peer_defaults: ClassVar[Mapping[str, str]] = {
         "auth": "127.0.0.1:4000",
         "billing": "127.0.0.1:4003",

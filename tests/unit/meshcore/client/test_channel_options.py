@@ -8,6 +8,7 @@ import grpc
 import grpc.aio
 import pytest
 from meshcore.discovery.channels import ChannelPool
+from meshcore.message_size import MAX_RECEIVE_MESSAGE_BYTES_CEILING, MAX_RESPONSE_BYTES
 
 REPLY = "/optiontest.Sized/Reply"
 FIVE_MIB = 5 * 1024 * 1024
@@ -48,6 +49,20 @@ async def test_an_override_replaces_its_default(sized_server: str) -> None:
 
 
 async def test_the_defaults_an_override_does_not_name_stay(sized_server: str) -> None:
-    """Passing one unrelated option keeps meshcore's 16 MiB receive limit (grpc's own is 4)."""
-    pool = ChannelPool(options=[("grpc.keepalive_time_ms", 45_000)])
-    assert await _code(pool, sized_server, FIVE_MIB) == grpc.StatusCode.OK
+    """Passing one unrelated option keeps meshcore's size limits: replies over the 4 MiB every
+    stack reads by default fail, and so does, locally, a request over the largest receive limit
+    a meshcore server may have (grpc's own client would send it)."""
+
+    def pool() -> ChannelPool:
+        return ChannelPool(options=[("grpc.keepalive_time_ms", 45_000)])
+
+    assert await _code(pool(), sized_server, FIVE_MIB) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert await _code(pool(), sized_server, MAX_RESPONSE_BYTES - 64) == grpc.StatusCode.OK
+    sender = pool()
+    try:
+        rpc = sender.channel(sized_server).unary_unary(REPLY)
+        call = rpc(b"1".ljust(MAX_RECEIVE_MESSAGE_BYTES_CEILING + 1, b" "), timeout=10)
+        assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "Sent message larger than max" in str(await call.details())
+    finally:
+        await sender.close()

@@ -256,24 +256,45 @@ def test_options_override_the_defaults_by_name_and_keep_the_rest() -> None:
     assert MeshServer(make_settings(), []).options == list(DEFAULT_SERVER_OPTIONS)
 
 
-async def test_an_option_override_takes_effect_on_the_wire(
-    echo_service: ServiceRegistration,
-) -> None:
-    """A raised receive limit admits a request over the default 4 MiB (grpc would have kept the
-    default, the first value it was given, had the override been appended after it)."""
+async def test_size_limits_take_effect_on_the_wire(echo_service: ServiceRegistration) -> None:
+    """A request over the receive limit (4 MiB unless GRPC_MAX_RECEIVE_MESSAGE_BYTES or an
+    option raises it) and a reply over 4 MiB (the policy: every stack reads 4 MiB by default)
+    are RESOURCE_EXHAUSTED; overrides apply by name (grpc keeps the first value it is given)."""
     request = b"x" * (5 * 1024 * 1024)
     unlimited_client = [
         ("grpc.max_send_message_length", -1),
         ("grpc.max_receive_message_length", -1),
     ]
-    codes = []
-    for options in ((), [("grpc.max_receive_message_length", 8 * 1024 * 1024)]):
-        server = MeshServer(make_settings(), [echo_service], options=options)
+    eight_mib = 8 * 1024 * 1024
+    cases: list[tuple[ServiceSettings, list[tuple[str, int]]]] = [
+        (make_settings(), []),
+        (make_settings(grpc_max_receive_message_bytes=eight_mib), []),
+        (
+            make_settings(grpc_max_receive_message_bytes=eight_mib),
+            [("grpc.max_send_message_length", eight_mib)],
+        ),
+        (
+            make_settings(),
+            [
+                ("grpc.max_receive_message_length", eight_mib),
+                ("grpc.max_send_message_length", eight_mib),
+            ],
+        ),
+    ]
+    answers = []
+    for settings, options in cases:
+        server = MeshServer(settings, [echo_service], options=options)
         await server.start()
         try:
             async with grpc.aio.insecure_channel(server.address, options=unlimited_client) as ch:
                 call = ch.unary_unary(ECHO)(request, timeout=10)
-                codes.append(await call.code())
+                answers.append((await call.code(), str(await call.details()).split(" (")[0]))
         finally:
             await server.stop()
-    assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OK]
+    exhausted = grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert answers == [
+        (exhausted, "SERVER: Received message larger than max"),
+        (exhausted, "SERVER: Sent message larger than max"),
+        (grpc.StatusCode.OK, ""),
+        (grpc.StatusCode.OK, ""),
+    ]

@@ -93,8 +93,10 @@ def test_every_documented_variable_is_read() -> None:
             "RETRIES": "5",
             "VERBOSE": "yes",
             "ALGORITHM": "eddsa",
+            "GRPC_MAX_RECEIVE_MESSAGE_BYTES": "8388608",
         }
     )
+    assert settings.grpc_max_receive_message_bytes == 8 * 1024 * 1024
     assert settings.grpc_address == "0.0.0.0:5000"
     assert settings.metrics_port == 0
     assert settings.data_dir == Path("/var/lib/orders")
@@ -140,6 +142,9 @@ def test_empty_variables_count_as_unset() -> None:
         ("DATABASE_URL", "mysql://db/x", "DATABASE_URL: expected a sqlite+aiosqlite://"),
         ("BILLING_ADDR", "billing", "BILLING_ADDR: expected host:port"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL: expected one of DEBUG"),
+        ("GRPC_MAX_RECEIVE_MESSAGE_BYTES", "0", "GRPC_MAX_RECEIVE_MESSAGE_BYTES: expected 1.."),
+        ("GRPC_MAX_RECEIVE_MESSAGE_BYTES", "-1", "GRPC_MAX_RECEIVE_MESSAGE_BYTES: expected 1.."),
+        ("GRPC_MAX_RECEIVE_MESSAGE_BYTES", "67108865", "expected 1..67108864"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, expected: str) -> None:

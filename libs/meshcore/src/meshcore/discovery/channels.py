@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from meshcore.grpc_options import merged_options
+from meshcore.message_size import MAX_RECEIVE_MESSAGE_BYTES_CEILING, MAX_RESPONSE_BYTES
 from meshcore.tls.credentials import ReloadingChannelCredentials
 
 __all__ = ["DEFAULT_CHANNEL_OPTIONS", "ChannelPool", "Connection"]
@@ -37,8 +38,12 @@ DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, int | str], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 5_000),
-    # Replies (history pages, analytics) can exceed gRPC's 4 MiB default; servers send <= 16.
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # The message-size policy (meshcore.message_size): every reply fits 4 MiB, so meshcore
+    # clients read with the limit every other stack has, and a reply over it fails here as it
+    # would there. Requests may be as large as the largest receive limit a server may set;
+    # beyond it a request fails here, RESOURCE_EXHAUSTED, without being sent.
+    ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
+    ("grpc.max_send_message_length", MAX_RECEIVE_MESSAGE_BYTES_CEILING),
 )
 
 Serializer = Callable[[Any], bytes]

@@ -358,7 +358,7 @@ Global___TrackPageViewResponse: _TypeAlias = TrackPageViewResponse  # noqa: Y015
 
 @_typing.final
 class TrackEventsRequest(_message.Message):
-    """Request for AnalyticsService.TrackEvents."""
+    """Request for AnalyticsService.TrackEvents: at most 16 MiB encoded."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -410,7 +410,7 @@ Global___TrackEventsResponse: _TypeAlias = TrackEventsResponse  # noqa: Y015
 
 @_typing.final
 class IngestEventsRequest(_message.Message):
-    """One chunk of AnalyticsService.IngestEvents."""
+    """One chunk of AnalyticsService.IngestEvents: at most 16 MiB encoded."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -127,7 +127,9 @@ class AnalyticsServiceServicer:
 
     def TrackEvents(self, request, context):
         """TrackEvents records a batch of 1 to 1000 events, all or nothing: if any event is invalid,
-        none is stored.
+        none is stored. A batch is also at most 16 MiB encoded (1000 maximal events would be
+        ~235 MB): split batches by size as well as count. A larger one is RESOURCE_EXHAUSTED from
+        gRPC before anything is read (protos/README.md, Message sizes).
         Requires: a service token with `analytics:write`.
         Errors: INVALID_ARGUMENT (naming `events[i].<field>`), RESOURCE_EXHAUSTED.
         Idempotent for the events that carry an `event_id`.
@@ -138,7 +140,7 @@ class AnalyticsServiceServicer:
 
     def IngestEvents(self, request_iterator, context):
         """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-        and half-closes; the server answers once with the totals after every chunk is stored. Each
+        (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
         chunk is validated and stored as a unit; on an error the stream ends with that status and
         `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
         resend safely.

@@ -66,14 +66,16 @@ class AnalyticsServiceStub:
     """
     TrackEvents: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.TrackEventsRequest, _analytics_pb2.TrackEventsResponse]
     """TrackEvents records a batch of 1 to 1000 events, all or nothing: if any event is invalid,
-    none is stored.
+    none is stored. A batch is also at most 16 MiB encoded (1000 maximal events would be
+    ~235 MB): split batches by size as well as count. A larger one is RESOURCE_EXHAUSTED from
+    gRPC before anything is read (protos/README.md, Message sizes).
     Requires: a service token with `analytics:write`.
     Errors: INVALID_ARGUMENT (naming `events[i].<field>`), RESOURCE_EXHAUSTED.
     Idempotent for the events that carry an `event_id`.
     """
     IngestEvents: _grpc.StreamUnaryMultiCallable[_analytics_pb2.IngestEventsRequest, _analytics_pb2.IngestEventsResponse]
     """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-    and half-closes; the server answers once with the totals after every chunk is stored. Each
+    (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
     chunk is validated and stored as a unit; on an error the stream ends with that status and
     `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
     resend safely.
@@ -135,14 +137,16 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     """
     TrackEvents: _aio.UnaryUnaryMultiCallable[_analytics_pb2.TrackEventsRequest, _analytics_pb2.TrackEventsResponse]  # type: ignore[assignment]
     """TrackEvents records a batch of 1 to 1000 events, all or nothing: if any event is invalid,
-    none is stored.
+    none is stored. A batch is also at most 16 MiB encoded (1000 maximal events would be
+    ~235 MB): split batches by size as well as count. A larger one is RESOURCE_EXHAUSTED from
+    gRPC before anything is read (protos/README.md, Message sizes).
     Requires: a service token with `analytics:write`.
     Errors: INVALID_ARGUMENT (naming `events[i].<field>`), RESOURCE_EXHAUSTED.
     Idempotent for the events that carry an `event_id`.
     """
     IngestEvents: _aio.StreamUnaryMultiCallable[_analytics_pb2.IngestEventsRequest, _analytics_pb2.IngestEventsResponse]  # type: ignore[assignment]
     """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-    and half-closes; the server answers once with the totals after every chunk is stored. Each
+    (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
     chunk is validated and stored as a unit; on an error the stream ends with that status and
     `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
     resend safely.
@@ -219,7 +223,9 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.TrackEventsResponse, _abc.Awaitable[_analytics_pb2.TrackEventsResponse]]:
         """TrackEvents records a batch of 1 to 1000 events, all or nothing: if any event is invalid,
-        none is stored.
+        none is stored. A batch is also at most 16 MiB encoded (1000 maximal events would be
+        ~235 MB): split batches by size as well as count. A larger one is RESOURCE_EXHAUSTED from
+        gRPC before anything is read (protos/README.md, Message sizes).
         Requires: a service token with `analytics:write`.
         Errors: INVALID_ARGUMENT (naming `events[i].<field>`), RESOURCE_EXHAUSTED.
         Idempotent for the events that carry an `event_id`.
@@ -232,7 +238,7 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.IngestEventsResponse, _abc.Awaitable[_analytics_pb2.IngestEventsResponse]]:
         """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-        and half-closes; the server answers once with the totals after every chunk is stored. Each
+        (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
         chunk is validated and stored as a unit; on an error the stream ends with that status and
         `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
         resend safely.

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)zoptal/notification/v1/notification.proto\x12\x16zoptal.notification.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x03\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1f.zoptal.notification.v1.Channel\x12:\n\x06status\x18\x04 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x10\n\x08template\x18\x08 \x01(\t\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x10\n\x08\x61ttempts\x18\n \x01(\x05\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x1b\n\x13provider_message_id\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x99\x02\n\x10SendEmailRequest\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\tbody_text\x18\x04 \x01(\t\x12\x11\n\tbody_html\x18\x05 \x01(\t\x12\x10\n\x08template\x18\x06 \x01(\t\x12Q\n\rtemplate_data\x18\x07 \x03(\x0b\x32:.zoptal.notification.v1.SendEmailRequest.TemplateDataEntry\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x1a\x33\n\x11TemplateDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x11SendEmailResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12:\n\x06status\x18\x02 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"T\n\x0eSendSMSRequest\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"|\n\x0fSendSMSResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12:\n\x06status\x18\x02 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\xf4\x01\n\x1bSendPushNotificationRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65vice_token\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12K\n\x04\x64\x61ta\x18\x05 \x03(\x0b\x32=.zoptal.notification.v1.SendPushNotificationRequest.DataEntry\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x89\x01\n\x1cSendPushNotificationResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12:\n\x06status\x18\x02 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\xbb\x01\n\x1dGetNotificationHistoryRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x30\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1f.zoptal.notification.v1.Channel\x12:\n\x06status\x18\x03 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\r\n\x05limit\x18\x05 \x01(\x05\"\x8f\x01\n\x1eGetNotificationHistoryResponse\x12;\n\rnotifications\x18\x01 \x03(\x0b\x32$.zoptal.notification.v1.Notification\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\x0c\n\x04page\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\"1\n\x16GetNotificationRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"U\n\x17GetNotificationResponse\x12:\n\x0cnotification\x18\x01 \x01(\x0b\x32$.zoptal.notification.v1.Notification*X\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x03*\x97\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aNOTIFICATION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03\x32\xee\x04\n\x13NotificationService\x12\x65\n\tSendEmail\x12(.zoptal.notification.v1.SendEmailRequest\x1a).zoptal.notification.v1.SendEmailResponse\"\x03\x90\x02\x02\x12_\n\x07SendSMS\x12&.zoptal.notification.v1.SendSMSRequest\x1a\'.zoptal.notification.v1.SendSMSResponse\"\x03\x90\x02\x02\x12\x86\x01\n\x14SendPushNotification\x12\x33.zoptal.notification.v1.SendPushNotificationRequest\x1a\x34.zoptal.notification.v1.SendPushNotificationResponse\"\x03\x90\x02\x02\x12\x8c\x01\n\x16GetNotificationHistory\x12\x35.zoptal.notification.v1.GetNotificationHistoryRequest\x1a\x36.zoptal.notification.v1.GetNotificationHistoryResponse\"\x03\x90\x02\x01\x12w\n\x0fGetNotification\x12..zoptal.notification.v1.GetNotificationRequest\x1a/.zoptal.notification.v1.GetNotificationResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)zoptal/notification/v1/notification.proto\x12\x16zoptal.notification.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1f.zoptal.notification.v1.Channel\x12:\n\x06status\x18\x04 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x10\n\x08template\x18\x08 \x01(\t\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x10\n\x08\x61ttempts\x18\n \x01(\x05\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x1b\n\x13provider_message_id\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62ody_truncated\x18\x11 \x01(\x08\"\x99\x02\n\x10SendEmailRequest\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\tbody_text\x18\x04 \x01(\t\x12\x11\n\tbody_html\x18\x05 \x01(\t\x12\x10\n\x08template\x18\x06 \x01(\t\x12Q\n\rtemplate_data\x18\x07 \x03(\x0b\x32:.zoptal.notification.v1.SendEmailRequest.TemplateDataEntry\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x1a\x33\n\x11TemplateDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x11SendEmailResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12:\n\x06status\x18\x02 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"T\n\x0eSendSMSRequest\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"|\n\x0fSendSMSResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12:\n\x06status\x18\x02 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\xf4\x01\n\x1bSendPushNotificationRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65vice_token\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12K\n\x04\x64\x61ta\x18\x05 \x03(\x0b\x32=.zoptal.notification.v1.SendPushNotificationRequest.DataEntry\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x89\x01\n\x1cSendPushNotificationResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12:\n\x06status\x18\x02 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\xbb\x01\n\x1dGetNotificationHistoryRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x30\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1f.zoptal.notification.v1.Channel\x12:\n\x06status\x18\x03 \x01(\x0e\x32*.zoptal.notification.v1.NotificationStatus\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\r\n\x05limit\x18\x05 \x01(\x05\"\x8f\x01\n\x1eGetNotificationHistoryResponse\x12;\n\rnotifications\x18\x01 \x03(\x0b\x32$.zoptal.notification.v1.Notification\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\x0c\n\x04page\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\"1\n\x16GetNotificationRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"U\n\x17GetNotificationResponse\x12:\n\x0cnotification\x18\x01 \x01(\x0b\x32$.zoptal.notification.v1.Notification*X\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x03*\x97\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aNOTIFICATION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03\x32\xee\x04\n\x13NotificationService\x12\x65\n\tSendEmail\x12(.zoptal.notification.v1.SendEmailRequest\x1a).zoptal.notification.v1.SendEmailResponse\"\x03\x90\x02\x02\x12_\n\x07SendSMS\x12&.zoptal.notification.v1.SendSMSRequest\x1a\'.zoptal.notification.v1.SendSMSResponse\"\x03\x90\x02\x02\x12\x86\x01\n\x14SendPushNotification\x12\x33.zoptal.notification.v1.SendPushNotificationRequest\x1a\x34.zoptal.notification.v1.SendPushNotificationResponse\"\x03\x90\x02\x02\x12\x8c\x01\n\x16GetNotificationHistory\x12\x35.zoptal.notification.v1.GetNotificationHistoryRequest\x1a\x36.zoptal.notification.v1.GetNotificationHistoryResponse\"\x03\x90\x02\x01\x12w\n\x0fGetNotification\x12..zoptal.notification.v1.GetNotificationRequest\x1a/.zoptal.notification.v1.GetNotificationResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,36 +46,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetNotificationHistory']._serialized_options = b'\220\002\001'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetNotification']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetNotification']._serialized_options = b'\220\002\001'
-  _globals['_CHANNEL']._serialized_start=2097
-  _globals['_CHANNEL']._serialized_end=2185
-  _globals['_NOTIFICATIONSTATUS']._serialized_start=2188
-  _globals['_NOTIFICATIONSTATUS']._serialized_end=2339
+  _globals['_CHANNEL']._serialized_start=2121
+  _globals['_CHANNEL']._serialized_end=2209
+  _globals['_NOTIFICATIONSTATUS']._serialized_start=2212
+  _globals['_NOTIFICATIONSTATUS']._serialized_end=2363
   _globals['_NOTIFICATION']._serialized_start=103
-  _globals['_NOTIFICATION']._serialized_end=610
-  _globals['_SENDEMAILREQUEST']._serialized_start=613
-  _globals['_SENDEMAILREQUEST']._serialized_end=894
-  _globals['_SENDEMAILREQUEST_TEMPLATEDATAENTRY']._serialized_start=843
-  _globals['_SENDEMAILREQUEST_TEMPLATEDATAENTRY']._serialized_end=894
-  _globals['_SENDEMAILRESPONSE']._serialized_start=896
-  _globals['_SENDEMAILRESPONSE']._serialized_end=1022
-  _globals['_SENDSMSREQUEST']._serialized_start=1024
-  _globals['_SENDSMSREQUEST']._serialized_end=1108
-  _globals['_SENDSMSRESPONSE']._serialized_start=1110
-  _globals['_SENDSMSRESPONSE']._serialized_end=1234
-  _globals['_SENDPUSHNOTIFICATIONREQUEST']._serialized_start=1237
-  _globals['_SENDPUSHNOTIFICATIONREQUEST']._serialized_end=1481
-  _globals['_SENDPUSHNOTIFICATIONREQUEST_DATAENTRY']._serialized_start=1438
-  _globals['_SENDPUSHNOTIFICATIONREQUEST_DATAENTRY']._serialized_end=1481
-  _globals['_SENDPUSHNOTIFICATIONRESPONSE']._serialized_start=1484
-  _globals['_SENDPUSHNOTIFICATIONRESPONSE']._serialized_end=1621
-  _globals['_GETNOTIFICATIONHISTORYREQUEST']._serialized_start=1624
-  _globals['_GETNOTIFICATIONHISTORYREQUEST']._serialized_end=1811
-  _globals['_GETNOTIFICATIONHISTORYRESPONSE']._serialized_start=1814
-  _globals['_GETNOTIFICATIONHISTORYRESPONSE']._serialized_end=1957
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1959
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=2008
-  _globals['_GETNOTIFICATIONRESPONSE']._serialized_start=2010
-  _globals['_GETNOTIFICATIONRESPONSE']._serialized_end=2095
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=2342
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=2964
+  _globals['_NOTIFICATION']._serialized_end=634
+  _globals['_SENDEMAILREQUEST']._serialized_start=637
+  _globals['_SENDEMAILREQUEST']._serialized_end=918
+  _globals['_SENDEMAILREQUEST_TEMPLATEDATAENTRY']._serialized_start=867
+  _globals['_SENDEMAILREQUEST_TEMPLATEDATAENTRY']._serialized_end=918
+  _globals['_SENDEMAILRESPONSE']._serialized_start=920
+  _globals['_SENDEMAILRESPONSE']._serialized_end=1046
+  _globals['_SENDSMSREQUEST']._serialized_start=1048
+  _globals['_SENDSMSREQUEST']._serialized_end=1132
+  _globals['_SENDSMSRESPONSE']._serialized_start=1134
+  _globals['_SENDSMSRESPONSE']._serialized_end=1258
+  _globals['_SENDPUSHNOTIFICATIONREQUEST']._serialized_start=1261
+  _globals['_SENDPUSHNOTIFICATIONREQUEST']._serialized_end=1505
+  _globals['_SENDPUSHNOTIFICATIONREQUEST_DATAENTRY']._serialized_start=1462
+  _globals['_SENDPUSHNOTIFICATIONREQUEST_DATAENTRY']._serialized_end=1505
+  _globals['_SENDPUSHNOTIFICATIONRESPONSE']._serialized_start=1508
+  _globals['_SENDPUSHNOTIFICATIONRESPONSE']._serialized_end=1645
+  _globals['_GETNOTIFICATIONHISTORYREQUEST']._serialized_start=1648
+  _globals['_GETNOTIFICATIONHISTORYREQUEST']._serialized_end=1835
+  _globals['_GETNOTIFICATIONHISTORYRESPONSE']._serialized_start=1838
+  _globals['_GETNOTIFICATIONHISTORYRESPONSE']._serialized_end=1981
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1983
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=2032
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_start=2034
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_end=2119
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=2366
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=2988
 # @@protoc_insertion_point(module_scope)

@@ -98,6 +98,7 @@ class Notification(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    BODY_TRUNCATED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned opaque id (a UUID string)."""
     user_id: _builtins.str
@@ -121,9 +122,17 @@ class Notification(_message.Message):
     attempts: _builtins.int
     """Delivery attempts made so far."""
     last_error: _builtins.str
-    """The last attempt's error, for example an SMTP reply; empty when none failed."""
+    """The last attempt's error, for example an SMTP reply, at most 2000 characters (longer ones
+    are cut); empty when none failed.
+    """
     provider_message_id: _builtins.str
-    """The provider's message id once SENT, for example the SMTP Message-ID."""
+    """The provider's message id once SENT, for example the SMTP Message-ID; at most 998
+    characters.
+    """
+    body_truncated: _builtins.bool
+    """True when `body` was cut (at a character boundary) to keep a GetNotificationHistory page
+    within 4 MiB; GetNotification returns the whole body. Always false from GetNotification.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was stored."""
@@ -159,10 +168,11 @@ class Notification(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        body_truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "next_attempt_at", b"next_attempt_at", "sent_at", b"sent_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "body", b"body", "channel", b"channel", "created_at", b"created_at", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "provider_message_id", b"provider_message_id", "recipient", b"recipient", "sent_at", b"sent_at", "status", b"status", "subject", b"subject", "template", b"template", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "body", b"body", "body_truncated", b"body_truncated", "channel", b"channel", "created_at", b"created_at", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "provider_message_id", b"provider_message_id", "recipient", b"recipient", "sent_at", b"sent_at", "status", b"status", "subject", b"subject", "template", b"template", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -136,6 +136,10 @@ class NotificationServiceServicer:
     def GetNotificationHistory(self, request, context):
         """GetNotificationHistory lists a user's notifications, newest first (ties broken by id), with
         optional channel and status filters and the total count.
+        Size: every page fits 4 MiB encoded (protos/README.md, Message sizes). A page always holds
+        `limit` notifications (fewer only on the last page), so page numbers never skip one; when
+        their full bodies would not fit, the bodies of the page's oldest notifications are cut and
+        marked `body_truncated`, and GetNotification returns them whole.
         Requires: the user themself, admin, or a service token with `notification:read`.
         Read-only.
         """

@@ -75,6 +75,10 @@ class NotificationServiceStub:
     GetNotificationHistory: _grpc.UnaryUnaryMultiCallable[_notification_pb2.GetNotificationHistoryRequest, _notification_pb2.GetNotificationHistoryResponse]
     """GetNotificationHistory lists a user's notifications, newest first (ties broken by id), with
     optional channel and status filters and the total count.
+    Size: every page fits 4 MiB encoded (protos/README.md, Message sizes). A page always holds
+    `limit` notifications (fewer only on the last page), so page numbers never skip one; when
+    their full bodies would not fit, the bodies of the page's oldest notifications are cut and
+    marked `body_truncated`, and GetNotification returns them whole.
     Requires: the user themself, admin, or a service token with `notification:read`.
     Read-only.
     """
@@ -132,6 +136,10 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     GetNotificationHistory: _aio.UnaryUnaryMultiCallable[_notification_pb2.GetNotificationHistoryRequest, _notification_pb2.GetNotificationHistoryResponse]  # type: ignore[assignment]
     """GetNotificationHistory lists a user's notifications, newest first (ties broken by id), with
     optional channel and status filters and the total count.
+    Size: every page fits 4 MiB encoded (protos/README.md, Message sizes). A page always holds
+    `limit` notifications (fewer only on the last page), so page numbers never skip one; when
+    their full bodies would not fit, the bodies of the page's oldest notifications are cut and
+    marked `body_truncated`, and GetNotification returns them whole.
     Requires: the user themself, admin, or a service token with `notification:read`.
     Read-only.
     """
@@ -210,6 +218,10 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_notification_pb2.GetNotificationHistoryResponse, _abc.Awaitable[_notification_pb2.GetNotificationHistoryResponse]]:
         """GetNotificationHistory lists a user's notifications, newest first (ties broken by id), with
         optional channel and status filters and the total count.
+        Size: every page fits 4 MiB encoded (protos/README.md, Message sizes). A page always holds
+        `limit` notifications (fewer only on the last page), so page numbers never skip one; when
+        their full bodies would not fit, the bodies of the page's oldest notifications are cut and
+        marked `body_truncated`, and GetNotification returns them whole.
         Requires: the user themself, admin, or a service token with `notification:read`.
         Read-only.
         """
