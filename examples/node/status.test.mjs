@@ -20,24 +20,40 @@ function statusBytes(details) {
 
 test('every detail Zoptal sends is read', () => {
   const bytes = statusBytes([
-    { '@type': `${RPC}ErrorInfo`, reason: 'RATE_LIMITED', domain: 'zoptal.billing.v1', metadata: { k: 'v' } },
-    { '@type': `${RPC}BadRequest`, field_violations: [{ field: 'events[3].name', description: 'is required' }] },
+    {
+      '@type': `${RPC}ErrorInfo`,
+      reason: 'RATE_LIMITED',
+      domain: 'zoptal.billing.v1',
+      metadata: { k: 'v' },
+    },
+    {
+      '@type': `${RPC}BadRequest`,
+      field_violations: [{ field: 'events[3].name', description: 'is required' }],
+    },
     { '@type': `${RPC}ResourceInfo`, resource_type: 'project', resource_name: 'p-1' },
     { '@type': `${RPC}RetryInfo`, retry_delay: { seconds: '2', nanos: 500_000_000 } },
   ]);
   const found = statusDetails(
     api,
-    failedCall(grpc.status.RESOURCE_EXHAUSTED, { 'grpc-status-details-bin': bytes, 'retry-after': '3' }),
+    failedCall(grpc.status.RESOURCE_EXHAUSTED, {
+      'grpc-status-details-bin': bytes,
+      'retry-after': '3',
+    }),
   );
   assert.equal(found.code, 'RESOURCE_EXHAUSTED');
   assert.equal(found.reason, 'RATE_LIMITED');
   assert.equal(found.domain, 'zoptal.billing.v1');
   assert.deepEqual(found.metadata, { k: 'v' });
-  assert.deepEqual(found.fieldViolations, [{ field: 'events[3].name', description: 'is required' }]);
+  assert.deepEqual(found.fieldViolations, [
+    { field: 'events[3].name', description: 'is required' },
+  ]);
   assert.deepEqual(found.resource, { type: 'project', name: 'p-1' });
   assert.equal(found.retryDelaySeconds, 2.5);
   assert.equal(found.retryAfter, 3);
-  assert.match(describeStatus(found), /^RESOURCE_EXHAUSTED reason=RATE_LIMITED .*violation events\[3\]\.name: is required/);
+  assert.match(
+    describeStatus(found),
+    /^RESOURCE_EXHAUSTED reason=RATE_LIMITED .*violation events\[3\]\.name: is required/,
+  );
 });
 
 test('an unknown detail type is skipped, the known ones still read', () => {
@@ -45,7 +61,10 @@ test('an unknown detail type is skipped, the known ones still read', () => {
     { type_url: 'type.googleapis.com/example.Unknown', value: Buffer.from([8, 1]) },
     { '@type': `${RPC}ErrorInfo`, reason: 'INVALID_ARGUMENT', domain: 'zoptal.project.v1' },
   ]);
-  const found = statusDetails(api, failedCall(grpc.status.INVALID_ARGUMENT, { 'grpc-status-details-bin': bytes }));
+  const found = statusDetails(
+    api,
+    failedCall(grpc.status.INVALID_ARGUMENT, { 'grpc-status-details-bin': bytes }),
+  );
   assert.equal(found.reason, 'INVALID_ARGUMENT');
   assert.deepEqual(found.fieldViolations, []);
 });
@@ -53,7 +72,9 @@ test('an unknown detail type is skipped, the known ones still read', () => {
 test('broken or missing details give the status code alone', () => {
   const broken = statusDetails(
     api,
-    failedCall(grpc.status.UNAVAILABLE, { 'grpc-status-details-bin': Buffer.from([0xff, 0xff, 0xff]) }),
+    failedCall(grpc.status.UNAVAILABLE, {
+      'grpc-status-details-bin': Buffer.from([0xff, 0xff, 0xff]),
+    }),
   );
   assert.equal(broken.code, 'UNAVAILABLE');
   assert.equal(broken.reason, '');

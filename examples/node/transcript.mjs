@@ -24,7 +24,9 @@ export class Transcript {
       response = await call();
     } catch (error) {
       if (error instanceof UnexpectedResult) throw error;
-      throw new UnexpectedResult(`${label}: ${describeStatus(statusDetails(this.api, error))}: ${error.details}`);
+      throw new UnexpectedResult(
+        `${label}: ${describeStatus(statusDetails(this.api, error))}: ${error.details}`,
+      );
     }
     const summary = verify(response);
     this.calls += 1;
@@ -40,7 +42,10 @@ export class Transcript {
     } catch (error) {
       if (error instanceof UnexpectedResult) throw error;
       const details = statusDetails(this.api, error);
-      check(details.code === code, `${label}: expected ${code}, got ${describeStatus(details)}: ${error.details}`);
+      check(
+        details.code === code,
+        `${label}: expected ${code}, got ${describeStatus(details)}: ${error.details}`,
+      );
       check(details.reason !== '', `${label}: ${code} without google.rpc.ErrorInfo`);
       verify(details);
       this.calls += 1;
@@ -62,7 +67,8 @@ export async function poll(probe, done, what, timeoutMs = 30_000) {
   for (;;) {
     const result = await probe();
     if (done(result)) return result;
-    if (Date.now() > deadline) throw new UnexpectedResult(`${what}: not reached in ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new UnexpectedResult(`${what}: not reached in ${timeoutMs} ms`);
     await new Promise((wake) => setTimeout(wake, 250));
   }
 }

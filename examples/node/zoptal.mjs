@@ -72,7 +72,9 @@ export function address(service) {
  */
 export function retryServiceConfig(serviceDefinition, serviceName) {
   const safe = Object.entries(serviceDefinition)
-    .filter(([, method]) => ['NO_SIDE_EFFECTS', 'IDEMPOTENT'].includes(method.options?.idempotency_level))
+    .filter(([, method]) =>
+      ['NO_SIDE_EFFECTS', 'IDEMPOTENT'].includes(method.options?.idempotency_level),
+    )
     .map(([name]) => ({ service: serviceName, method: name }));
   if (safe.length === 0) return {};
   return {

@@ -24,8 +24,8 @@ from tests.requirements import requirement_missing
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = REPO_ROOT / "examples" / "node"
-NPM_CI_TIMEOUT_SECONDS = 300
-JOURNEY_TIMEOUT_SECONDS = 180
+NPM_CI_TIMEOUT_SECONDS = 240
+JOURNEY_TIMEOUT_SECONDS = 120
 
 
 def _node_tools() -> tuple[str, str]:
