@@ -28,45 +28,28 @@ NPM_CI_TIMEOUT_SECONDS = 240
 JOURNEY_TIMEOUT_SECONDS = 120
 
 
-def _node_tools() -> tuple[str, str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        requirement_missing("node and npm are needed for examples/node (scripts/ci_node.sh)")
-    return node, npm
-
-
-def _npm_ci(npm: str) -> None:
-    """The pinned packages into examples/node/node_modules; a failure to fetch them is a missing
-    requirement (an offline machine with a cold npm cache), anything else a failure."""
-    done = subprocess.run(
-        [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=EXAMPLE,
-        capture_output=True,
-        text=True,
-        timeout=NPM_CI_TIMEOUT_SECONDS,
-        check=False,
+def _run(
+    command: list[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-    if done.returncode != 0:
-        requirement_missing(f"npm ci in examples/node failed:\n{done.stdout}{done.stderr}")
 
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    node, npm = _node_tools()
-    _npm_ci(npm)
-    return node
-
-
-def _run(node: str, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [node, script],
-        cwd=EXAMPLE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=JOURNEY_TIMEOUT_SECONDS,
-        check=False,
+    """``node``, once ``npm ci`` has installed examples/node's pinned packages. Failing to fetch
+    them is a missing requirement (an offline machine with a cold npm cache)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        requirement_missing("node and npm are needed for examples/node (scripts/ci_node.sh)")
+    done = _run(
+        [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+        NPM_CI_TIMEOUT_SECONDS,
     )
+    if done.returncode != 0:
+        requirement_missing(f"npm ci in examples/node failed:\n{done.stdout}{done.stderr}")
+    return node
 
 
 def test_the_node_journey_runs_against_the_platform(
@@ -76,15 +59,11 @@ def test_the_node_journey_runs_against_the_platform(
     platform = embedded_platform
     env = dict(
         os.environ,
-        AUTH_ADDR=platform.auth,
-        PROJECT_ADDR=platform.project,
-        BILLING_ADDR=platform.billing,
-        NOTIFICATION_ADDR=platform.notification,
-        ANALYTICS_ADDR=platform.analytics,
+        **platform.client_env(),
         AUTH_BOOTSTRAP_ADMIN_EMAIL=platform.admin_email,
         AUTH_BOOTSTRAP_ADMIN_PASSWORD=platform.admin_password,
     )
-    result = _run(node, "journey.mjs", env)
+    result = _run([node, "journey.mjs"], JOURNEY_TIMEOUT_SECONDS, env)
     transcript = result.stdout
     assert result.returncode == 0, (
         f"journey.mjs exited {result.returncode}\nstdout:\n{transcript[-4000:]}\n"
@@ -101,8 +80,7 @@ def test_the_node_journey_runs_against_the_platform(
         ("auth.ValidateToken (revoked caller)", "err UNAUTHENTICATED"),
     ):
         kind, _, code = outcome.partition(" ")
-        pattern = rf"^{kind} +{re.escape(step)} +{code}"
-        found = re.search(pattern, transcript, re.MULTILINE)
+        found = re.search(rf"^{kind} +{re.escape(step)} +{code}", transcript, re.MULTILINE)
         assert found, f"{step}: no {outcome} in\n{transcript}"
     assert "journey complete" in transcript
     assert "violation name:" in transcript
@@ -115,34 +93,24 @@ def test_the_node_journey_fails_on_an_unexpected_status(
     embedded_platform: EmbeddedPlatform, node: str
 ) -> None:
     """A service that does not answer ends the journey with a non-zero exit, not a pass."""
-    nothing_listens = f"127.0.0.1:{_closed_port()}"
-    env = dict(
-        os.environ,
-        AUTH_ADDR=embedded_platform.auth,
-        PROJECT_ADDR=embedded_platform.project,
-        BILLING_ADDR=nothing_listens,
-        NOTIFICATION_ADDR=embedded_platform.notification,
-        ANALYTICS_ADDR=embedded_platform.analytics,
-    )
-    result = _run(node, "journey.mjs", env)
+    env = {
+        **os.environ,
+        **embedded_platform.client_env(),
+        "BILLING_ADDR": f"127.0.0.1:{_closed_port()}",
+    }
+    result = _run([node, "journey.mjs"], JOURNEY_TIMEOUT_SECONDS, env)
     assert result.returncode != 0, result.stdout
     assert "FAIL billing.GetUserSubscription: UNAVAILABLE" in result.stdout, result.stdout
 
 
 def test_the_status_decoder(node: str) -> None:
     """``node --test``: the google.rpc details decoder on hand-made trailers."""
-    done = subprocess.run(
-        [node, "--test", "status.test.mjs"],
-        cwd=EXAMPLE,
-        capture_output=True,
-        text=True,
-        timeout=JOURNEY_TIMEOUT_SECONDS,
-        check=False,
-    )
+    done = _run([node, "--test", "status.test.mjs"], JOURNEY_TIMEOUT_SECONDS)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
 
 
 def _closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
