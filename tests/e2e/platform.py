@@ -56,6 +56,16 @@ class EmbeddedPlatform:
     def analytics(self) -> str:
         return self.address(4005)
 
+    def client_env(self) -> dict[str, str]:
+        """``<SVC>_ADDR`` for every service: where a client (the examples) finds this platform."""
+        return {
+            "AUTH_ADDR": self.auth,
+            "PROJECT_ADDR": self.project,
+            "BILLING_ADDR": self.billing,
+            "NOTIFICATION_ADDR": self.notification,
+            "ANALYTICS_ADDR": self.analytics,
+        }
+
     @property
     def admin_email(self) -> str:
         """The operator Auth bootstraps (``AUTH_BOOTSTRAP_ADMIN_EMAIL``), made for this run."""

@@ -46,14 +46,7 @@ def test_example_runs_against_the_platform(
     """``python examples/<example>`` exits 0 talking to the running services."""
     _require_all_services()
     platform = embedded_platform
-    env = dict(
-        os.environ,
-        AUTH_ADDR=platform.auth,
-        PROJECT_ADDR=platform.project,
-        BILLING_ADDR=platform.billing,
-        NOTIFICATION_ADDR=platform.notification,
-        ANALYTICS_ADDR=platform.analytics,
-    )
+    env = dict(os.environ, **platform.client_env())
     env.pop("MESH_MODE", None)
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "examples" / example)],
