@@ -146,9 +146,7 @@ class AuthSettings(ServiceSettings):
     @property
     def hashing_pool_bounds(self) -> tuple[int, int, int]:
         """Workers, queue and per-client share of the Argon2 pool."""
-        workers = self.argon2_max_concurrency or max(
-            1, available_cpus() // self.argon2_parallelism
-        )
+        workers = self.argon2_max_concurrency or max(1, available_cpus() // self.argon2_parallelism)
         queue = self.argon2_max_queue
         per_client = self.argon2_max_per_client or max(1, (workers + queue) // 2)
         return workers, queue, per_client
