@@ -7,7 +7,7 @@ A user's token says whose the event is: their empty ``user_id`` becomes them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import grpc
 import pytest
@@ -26,9 +26,9 @@ ADA = MINT.as_user("ada")
 Metadata = tuple[tuple[str, str], ...]
 
 
-async def _refusal(call: object) -> grpc.aio.AioRpcError:
+async def _refusal(call: Awaitable[object]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await call  # type: ignore[misc]
+        await call
     return refused.value
 
 
@@ -41,7 +41,7 @@ async def _no_actor_refusals(
     async def chunks() -> AsyncIterator[pb.IngestEventsRequest]:
         yield pb.IngestEventsRequest(events=batch)
 
-    calls = {
+    calls: dict[str, Awaitable[object]] = {
         "TrackEvent": stub.TrackEvent(pb.TrackEventRequest(name="no.actor"), metadata=metadata),
         "TrackPageView": stub.TrackPageView(
             pb.TrackPageViewRequest(url="https://zoptal.io/"), metadata=metadata
