@@ -16,7 +16,6 @@ from tests.deploy.compose_up.stack import (
     answers,
     log_in,
     projects_used,
-    usage_emails_arrived,
 )
 from tests.e2e.journey import (
     CALL_TIMEOUT,
@@ -26,6 +25,9 @@ from tests.e2e.journey import (
     free_project_limit,
     poll,
     register_and_login,
+    usage_email_counts,
+    usage_emails_arrived,
+    usage_emails_expected,
 )
 from tests.requirements import requirement_missing
 
@@ -127,7 +129,8 @@ def test_a_killed_worker_loses_no_email(stack: Stack, stubs: Stubs) -> None:
         what="the usage emails queued while the worker was down",
         timeout=120,
     )
-    assert len(subjects) == 2, subjects
+    assert usage_email_counts(subjects, limit) == usage_emails_expected(limit), subjects
+    assert len(subjects) == sum(usage_emails_expected(limit).values()), subjects
 
 
 def test_data_survives_down_and_up(stack: Stack, stubs: Stubs) -> None:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from zoptal.billing.v1 import billing_pb2 as pb
-from zoptal_billing.notices import ThresholdNotice
 
 from tests.integration.billing.billing_harness import (
+    Outbox,
     RunningBilling,
     as_service,
     as_user,
@@ -21,18 +21,6 @@ from tests.integration.billing.billing_harness import (
 pytestmark = pytest.mark.postgres
 
 METER = as_service("project", "billing:read", "billing:write")
-
-
-class Outbox:
-    """Collects the threshold notices the dispatcher delivers."""
-
-    def __init__(self) -> None:
-        self.sent: list[ThresholdNotice] = []
-        self.changed = asyncio.Event()
-
-    async def send(self, notice: ThresholdNotice) -> None:
-        self.sent.append(notice)
-        self.changed.set()
 
 
 @pytest.fixture
@@ -217,17 +205,3 @@ async def test_downgrade_below_usage_is_failed_precondition(billing: RunningBill
             pb.ChangeSubscriptionRequest(user_id="ada", plan_id="gold"), metadata=as_user("ada")
         ),
     )
-
-
-async def test_crossing_thresholds_delivers_one_email_each(
-    billing: RunningBilling, outbox: Outbox
-) -> None:
-    """Reaching 3 of 3 projects, replays included, delivers the 80 % and 100 % notices once."""
-    for _ in range(2):
-        for index in range(3):
-            await billing.stub.RecordUsage(projects("ada", f"p{index}"), metadata=METER)
-    async with asyncio.timeout(10):
-        while len(outbox.sent) < 2:
-            await outbox.changed.wait()
-            outbox.changed.clear()
-    assert sorted(notice.threshold_percent for notice in outbox.sent) == [80, 100]
