@@ -153,6 +153,14 @@ def usage_emails_arrived(subjects: Sequence[str], limit: int) -> bool:
     return all(counts[percent] >= n for percent, n in usage_emails_expected(limit).items())
 
 
+def assert_only_the_usage_emails(subjects: Sequence[str], limit: int) -> None:
+    """``subjects`` are the usage emails creating ``limit`` projects sends, each once, and
+    nothing else."""
+    expected = usage_emails_expected(limit)
+    assert usage_email_counts(subjects, limit) == expected, subjects
+    assert len(subjects) == sum(expected.values()), subjects
+
+
 def operator_metadata(
     platform: EmbeddedPlatform, auth: auth_pb2_grpc.AuthServiceStub, permissions: Sequence[str]
 ) -> Metadata:

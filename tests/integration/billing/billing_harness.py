@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal_billing.app import BillingApp
 from zoptal_billing.migrate import MIGRATIONS_DIR
-from zoptal_billing.notices import NoticeSender, ThresholdNotice
+from zoptal_billing.notices import NoticeSender
 from zoptal_billing.settings import BillingSettings
 
 from tests.tokens import MINT, trusting_chain
@@ -63,16 +63,6 @@ def billing_settings(database_url: str, **overrides: object) -> BillingSettings:
     }
     values.update(overrides)
     return BillingSettings(**values)  # type: ignore[arg-type]
-
-
-class Outbox:
-    """Collects the threshold notices the dispatcher delivers."""
-
-    def __init__(self) -> None:
-        self.sent: list[ThresholdNotice] = []
-
-    async def send(self, notice: ThresholdNotice) -> None:
-        self.sent.append(notice)
 
 
 @dataclass

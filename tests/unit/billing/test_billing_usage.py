@@ -257,15 +257,8 @@ async def test_a_change_crossing_both_thresholds_queues_only_the_highest(
 ) -> None:
     """0 to 10 000 API calls at once queues the 100 % notice alone; a gauge dropping and
     crossing 80 % again after its 100 % notice queues nothing (both once per period)."""
-    await billing.record_usage(
-        UsageRequest(
-            caller=CALLER,
-            user_id="ada",
-            metric=Metric.API_CALLS,
-            quantity=10_000,
-            idempotency_key="calls",
-        )
-    )
+    calls = dataclasses.replace(projects("ada", "calls", 10_000), metric=Metric.API_CALLS)
+    await billing.record_usage(calls)
     for index, quantity in enumerate((3, -2, 1, 1)):
         await billing.record_usage(projects("ada", f"p{index}", quantity))
     async with billing_db.session() as session:
