@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +17,13 @@ import pytest
 from tests.deploy.support import (
     K8S,
     NAMESPACE,
+    REPO,
     SERVICES,
     Resource,
     build,
     calls_in_code,
     grpc_path,
+    kustomizations,
     named,
     of_kind,
     proto_rpcs,
@@ -359,6 +362,39 @@ def test_tracing_samples_and_tags_like_the_seed(full_install: list[Resource]) ->
     assert tracing["providers"] == [{"name": "jaeger"}]
     assert 0 < tracing["randomSamplingPercentage"] <= 100
     assert {"user_id", "request_id"} <= set(tracing["customTags"])
+
+
+@pytest.mark.parametrize("directory", kustomizations(), ids=lambda d: str(d.relative_to(REPO)))
+def test_the_traced_user_id_is_only_ever_the_verified_token_subject(
+    kubectl: str, directory: Path
+) -> None:
+    """The tracing tag user_id reads a header only Envoy writes: the RequestAuthentication copies
+    a verified token's `sub` into it, every route of the ingress gateway removes a client's own
+    (a request without a token passes the RequestAuthentication with it), and no route sets it."""
+    resources = build(kubectl, directory)
+    if not of_kind(resources, "Telemetry"):
+        assert not of_kind(resources, "VirtualService"), "Istio routes without the component"
+        return
+    (tracing,) = named(resources, "Telemetry", "zoptal-tracing")["spec"]["tracing"]
+    header = tracing["customTags"]["user_id"]["header"]["name"]
+    (rule,) = named(resources, "RequestAuthentication", "zoptal-jwt")["spec"]["jwtRules"]
+    assert {"header": header, "claim": "sub"} in rule["outputClaimToHeaders"]
+    ingress = [
+        virtual_service
+        for virtual_service in of_kind(resources, "VirtualService")
+        if "zoptal-gateway" in virtual_service["spec"].get("gateways", [])
+    ]
+    assert [v["metadata"]["name"] for v in ingress] == ["zoptal-ingress"]
+    assert set(ingress[0]["spec"]) == {"hosts", "gateways", "http"}, "only HTTP routes"
+    for route in ingress[0]["spec"]["http"]:
+        removed = route.get("headers", {}).get("request", {}).get("remove", [])
+        assert header in removed, route["name"]
+    for virtual_service in of_kind(resources, "VirtualService"):
+        for route in virtual_service["spec"].get("http", []):
+            for operations in (route, *route["route"]):
+                request = operations.get("headers", {}).get("request", {})
+                written = {*request.get("set", {}), *request.get("add", {})}
+                assert header not in {name.lower() for name in written}, route["name"]
 
 
 SERVICE_TOKEN_HEADER = "x-service-token"

@@ -130,6 +130,37 @@ def free_project_limit(stubs: Stubs, user: User) -> int:
     return limit.limit
 
 
+def usage_email_counts(subjects: Sequence[str], limit: int) -> dict[int, int]:
+    """How many project-usage emails of each threshold percent are among ``subjects``."""
+    return {
+        80: sum("80%" in subject for subject in subjects),
+        100: sum(f"limit of {limit} projects" in subject for subject in subjects),
+    }
+
+
+def usage_emails_expected(limit: int) -> dict[int, int]:
+    """The project-usage emails of each threshold that creating projects one at a time up to
+    ``limit`` sends. Billing emails only the highest threshold one change crosses, so the 80 %
+    email comes only when a project before the last reaches 80 % (not on a plan of 3: the
+    second is 67 %, the third 80 % and 100 % at once)."""
+    reaches_80 = -(-80 * limit // 100)  # the first count at or above 80 % of the limit
+    return {80: int(reaches_80 < limit), 100: 1}
+
+
+def usage_emails_arrived(subjects: Sequence[str], limit: int) -> bool:
+    """Every usage email creating ``limit`` projects sends is among ``subjects``."""
+    counts = usage_email_counts(subjects, limit)
+    return all(counts[percent] >= n for percent, n in usage_emails_expected(limit).items())
+
+
+def assert_only_the_usage_emails(subjects: Sequence[str], limit: int) -> None:
+    """``subjects`` are the usage emails creating ``limit`` projects sends, each once, and
+    nothing else."""
+    expected = usage_emails_expected(limit)
+    assert usage_email_counts(subjects, limit) == expected, subjects
+    assert len(subjects) == sum(expected.values()), subjects
+
+
 def operator_metadata(
     platform: EmbeddedPlatform, auth: auth_pb2_grpc.AuthServiceStub, permissions: Sequence[str]
 ) -> Metadata:

@@ -201,11 +201,6 @@ def projects_used(stubs: Stubs, user: User) -> int:
     return sum(u.used for u in reply.usage if u.metric == billing_pb2.METRIC_PROJECTS)
 
 
-def usage_emails_arrived(subjects: list[str], limit: int) -> bool:
-    """The 80 % and the 100 % usage emails are both among ``subjects``."""
-    return any("80%" in s for s in subjects) and any(f"limit of {limit}" in s for s in subjects)
-
-
 def answers(call: Callable[[], T]) -> Callable[[], T | str]:
     """``call`` for poll(): its result, or the status of the RpcError it raised (a service that
     is coming back may refuse a few calls first)."""

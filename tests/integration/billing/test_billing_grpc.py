@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from sqlalchemy import func, select
 from zoptal.billing.v1 import billing_pb2 as pb
-from zoptal_billing.notices import ThresholdNotice
+from zoptal_billing.models import ThresholdNoticeRow
+from zoptal_billing.notices import ThresholdNotice, compose_email
 
 from tests.integration.billing.billing_harness import (
     RunningBilling,
@@ -21,6 +23,8 @@ from tests.integration.billing.billing_harness import (
 pytestmark = pytest.mark.postgres
 
 METER = as_service("project", "billing:read", "billing:write")
+GIB = 1024**3
+"""The free plan's storage limit."""
 
 
 class Outbox:
@@ -28,11 +32,9 @@ class Outbox:
 
     def __init__(self) -> None:
         self.sent: list[ThresholdNotice] = []
-        self.changed = asyncio.Event()
 
     async def send(self, notice: ThresholdNotice) -> None:
         self.sent.append(notice)
-        self.changed.set()
 
 
 @pytest.fixture
@@ -219,15 +221,69 @@ async def test_downgrade_below_usage_is_failed_precondition(billing: RunningBill
     )
 
 
-async def test_crossing_thresholds_delivers_one_email_each(
+# Usage-threshold emails (issue 17, item 5): one per threshold, metric and period, and only news.
+# What Notification would receive is what the dispatcher hands its sender; the outbox table is
+# everything Billing will ever send.
+
+
+async def record(
+    billing: RunningBilling, metric: pb.Metric, quantities: list[int], *, scope_id: str = ""
+) -> None:
+    """RecordUsage of each quantity for Ada, in order, each under a key of its own."""
+    for index, quantity in enumerate(quantities):
+        await billing.stub.RecordUsage(
+            pb.RecordUsageRequest(
+                user_id="ada",
+                metric=metric,
+                quantity=quantity,
+                idempotency_key=f"{pb.Metric.Name(metric)}-{index}",
+                scope_id=scope_id,
+            ),
+            metadata=METER,
+        )
+
+
+async def sent_once_drained(billing: RunningBilling, outbox: Outbox) -> list[tuple[int, int]]:
+    """(threshold, used) of every notice sent, once Billing has none left to send."""
+
+    async def undelivered() -> int:
+        async with billing.app.database.session() as session:
+            query = select(func.count()).where(ThresholdNoticeRow.delivered_at.is_(None))
+            return int(await session.scalar(query) or 0)
+
+    for _ in range(200):  # the dispatcher sends in the background: wait up to 10 s
+        if not await undelivered():
+            return [(notice.threshold_percent, notice.used) for notice in outbox.sent]
+        await asyncio.sleep(0.05)
+    raise AssertionError("threshold notices still undelivered after 10 s")
+
+
+async def test_a_change_crossing_both_thresholds_sends_only_the_100_percent_email(
     billing: RunningBilling, outbox: Outbox
 ) -> None:
-    """Reaching 3 of 3 projects, replays included, delivers the 80 % and 100 % notices once."""
+    """The third of 3 projects is 80 % and 100 % at once: one email, "3 of the 3", telling
+    the limit is reached; replaying every record sends nothing more."""
     for _ in range(2):
-        for index in range(3):
-            await billing.stub.RecordUsage(projects("ada", f"p{index}"), metadata=METER)
-    async with asyncio.timeout(10):
-        while len(outbox.sent) < 2:
-            await outbox.changed.wait()
-            outbox.changed.clear()
-    assert sorted(notice.threshold_percent for notice in outbox.sent) == [80, 100]
+        await record(billing, pb.METRIC_PROJECTS, [1, 1, 1])
+    assert await sent_once_drained(billing, outbox) == [(100, 3)]
+    subject, body = compose_email(outbox.sent[0])
+    assert subject == "You have reached your plan's limit of 3 projects"
+    assert body.startswith("You are using 3 of the 3 projects your 'free' plan includes")
+
+
+async def test_a_gauge_crossing_80_percent_again_after_the_100_percent_email_sends_nothing(
+    billing: RunningBilling, outbox: Outbox
+) -> None:
+    """Storage jumps to the whole GiB (the 100 % email), drops to half and rises to 90 %: the
+    user already knows more than the 80 % email would say."""
+    await record(billing, pb.METRIC_STORAGE_BYTES, [GIB, -GIB // 2, GIB * 2 // 5])
+    assert await sent_once_drained(billing, outbox) == [(100, GIB)]
+
+
+async def test_each_threshold_is_emailed_once_per_period_however_the_gauge_moves(
+    billing: RunningBilling, outbox: Outbox
+) -> None:
+    """Members of one project (limit 5): 4 is the 80 % email, 5 the 100 % one; down to 2 and
+    back up through 4 and 5 sends neither again."""
+    await record(billing, pb.METRIC_MEMBERS_PER_PROJECT, [1, 1, 1, 1, 1, -3, 2, 1], scope_id="p1")
+    assert await sent_once_drained(billing, outbox) == [(80, 4), (100, 5)]

@@ -54,7 +54,8 @@ def free_port() -> int:
 async def test_threshold_emails_wait_for_notification_and_are_sent_once(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """Usage crossing 80 %/100 % is recorded with Notification down; both emails come later."""
+    """Usage crossing 80 %, then 100 %, is recorded with Notification down; both emails come
+    later."""
     auth_settings = AuthSettings(
         data_dir=tmp_path,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
@@ -115,13 +116,15 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
             billing_app.start_background()
             billing = billing_pb2_grpc.BillingServiceStub(billing_server.channel)
             meter = (("x-service-token", await issued_token(auth, identities, "project")),)
-            for index in range(3):
+            # Five members of one project, one at a time (limit 5): 80 % at 4, 100 % at 5.
+            for index in range(5):
                 await billing.RecordUsage(
                     pb.RecordUsageRequest(
                         user_id=user.id,
-                        metric=pb.METRIC_PROJECTS,
+                        metric=pb.METRIC_MEMBERS_PER_PROJECT,
+                        scope_id="p1",
                         quantity=1,
-                        idempotency_key=f"p{index}",
+                        idempotency_key=f"m{index}",
                         enforce_limit=True,
                     ),
                     metadata=meter,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from zoptal_billing.metering import (
     BillingPeriod,
     Metric,
-    crossed_thresholds,
+    crossed_threshold,
     notice_idempotency_key,
 )
 
@@ -34,24 +34,25 @@ def test_only_api_calls_reset_each_period() -> None:
 
 
 def test_thresholds_are_crossed_once_going_up() -> None:
-    """With a limit of 10, 80 % is crossed reaching 8 and 100 % reaching 10."""
-    assert crossed_thresholds(7, 8, 10) == [80]
-    assert crossed_thresholds(8, 9, 10) == []
-    assert crossed_thresholds(9, 10, 10) == [100]
-    assert crossed_thresholds(0, 12, 10) == [80, 100]
+    """With a limit of 10, 80 % is crossed reaching 8 and 100 % reaching 10; a change crossing
+    both is the 100 % one (the 80 % news is stale by then)."""
+    assert crossed_threshold(7, 8, 10) == 80
+    assert crossed_threshold(8, 9, 10) is None
+    assert crossed_threshold(9, 10, 10) == 100
+    assert crossed_threshold(0, 12, 10) == 100
 
 
 def test_eighty_percent_of_a_small_limit_is_not_rounded_down() -> None:
     """80 % of 3 is 2.4: two projects stay below it, the third crosses both thresholds."""
-    assert crossed_thresholds(1, 2, 3) == []
-    assert crossed_thresholds(2, 3, 3) == [80, 100]
+    assert crossed_threshold(1, 2, 3) is None
+    assert crossed_threshold(2, 3, 3) == 100
 
 
 def test_no_thresholds_when_unlimited_or_going_down() -> None:
     """Unlimited metrics and releases never send threshold emails."""
-    assert crossed_thresholds(0, 100, None) == []
-    assert crossed_thresholds(10, 7, 10) == []
-    assert crossed_thresholds(0, 5, 0) == []
+    assert crossed_threshold(0, 100, None) is None
+    assert crossed_threshold(10, 7, 10) is None
+    assert crossed_threshold(0, 5, 0) is None
 
 
 def test_notice_key_is_deterministic_and_in_the_key_alphabet() -> None:

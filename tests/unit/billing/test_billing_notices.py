@@ -40,15 +40,17 @@ class RecordingSender:
             self.all_delivered.set()
 
 
-async def reach_project_limit(billing: BillingService, user: str = "ada") -> None:
-    for index in range(3):
+async def reach_member_limit(billing: BillingService, user: str = "ada") -> None:
+    """Five members, one at a time, in one project (limit 5): the 80 % and the 100 % notice."""
+    for index in range(5):
         await billing.record_usage(
             UsageRequest(
                 caller=CALLER,
                 user_id=user,
-                metric=Metric.PROJECTS,
+                metric=Metric.MEMBERS_PER_PROJECT,
+                scope_id="p1",
                 quantity=1,
-                idempotency_key=f"p{index}",
+                idempotency_key=f"m{index}",
             )
         )
 
@@ -65,7 +67,7 @@ async def test_each_notice_is_delivered_once(
     """Reaching the limit sends the 80 % and 100 % emails once, even over repeated passes."""
     sender = RecordingSender()
     dispatcher = ThresholdNoticeDispatcher(billing_db, sender, clock=clock)
-    await reach_project_limit(billing)
+    await reach_member_limit(billing)
     assert (await dispatcher.dispatch_due()).delivered == 2
     assert (await dispatcher.dispatch_due()).attempted == 0
     assert sorted(n.threshold_percent for n in sender.sent) == [80, 100]
@@ -82,9 +84,9 @@ async def test_notification_down_usage_recorded_and_email_sent_when_back(
     sender = RecordingSender()
     sender.down = ConnectionError("notification unavailable")
     dispatcher = ThresholdNoticeDispatcher(billing_db, sender, clock=clock, initial_backoff=2.0)
-    await reach_project_limit(billing)
+    await reach_member_limit(billing)
     assert (await dispatcher.dispatch_due()).retrying == 2
-    assert (await billing.check_limits("ada", Metric.PROJECTS, 0)).usage.used == 3
+    assert (await billing.check_limits("ada", Metric.MEMBERS_PER_PROJECT, 0, "p1")).usage.used == 5
     sender.down = None
     clock.advance(1.0)
     assert (await dispatcher.dispatch_due()).attempted == 0  # still backing off
@@ -108,7 +110,7 @@ async def test_permanent_failure_abandons_the_notice(
     sender = RecordingSender()
     sender.down = PermanentDeliveryError("user not found")
     dispatcher = ThresholdNoticeDispatcher(billing_db, sender, clock=clock)
-    await reach_project_limit(billing)
+    await reach_member_limit(billing)
     assert (await dispatcher.dispatch_due()).abandoned == 2
     clock.advance(3_600)
     assert (await dispatcher.dispatch_due()).attempted == 0
@@ -123,7 +125,7 @@ async def test_a_leased_notice_is_not_sent_by_a_second_dispatcher(
     sender = RecordingSender()
     first = ThresholdNoticeDispatcher(billing_db, sender, clock=clock)
     second = ThresholdNoticeDispatcher(billing_db, sender, clock=clock)
-    await reach_project_limit(billing)
+    await reach_member_limit(billing)
     results = await asyncio.gather(first.dispatch_due(), second.dispatch_due())
     assert sum(result.delivered for result in results) == 2
     assert len(sender.sent) == 2
@@ -138,7 +140,7 @@ async def test_running_dispatcher_sends_as_soon_as_woken(
     billing = BillingService(billing_db, clock=clock, on_notice_queued=dispatcher.wake)
     task = asyncio.create_task(dispatcher.run())
     try:
-        await reach_project_limit(billing)
+        await reach_member_limit(billing)
         await asyncio.wait_for(sender.all_delivered.wait(), timeout=5)
     finally:
         task.cancel()

@@ -252,6 +252,23 @@ async def test_crossing_thresholds_queues_one_notice_each(
     assert {row.period for row in rows} == {"2026-11"}
 
 
+async def test_a_change_crossing_both_thresholds_queues_only_the_highest(
+    billing: BillingService, billing_db: Database
+) -> None:
+    """0 to 10 000 API calls at once queues the 100 % notice alone; a gauge dropping and
+    crossing 80 % again after its 100 % notice queues nothing (both once per period)."""
+    calls = dataclasses.replace(projects("ada", "calls", 10_000), metric=Metric.API_CALLS)
+    await billing.record_usage(calls)
+    for index, quantity in enumerate((3, -2, 1, 1)):
+        await billing.record_usage(projects("ada", f"p{index}", quantity))
+    async with billing_db.session() as session:
+        rows = (await session.scalars(select(ThresholdNoticeRow))).all()
+    assert sorted((row.metric, row.threshold_percent, row.used) for row in rows) == [
+        ("api_calls", 100, 10_000),
+        ("projects", 100, 3),
+    ]
+
+
 async def test_notice_queued_callback_fires_after_commit(billing_db: Database) -> None:
     """The dispatcher is woken only when a notice was actually queued."""
     calls: list[int] = []

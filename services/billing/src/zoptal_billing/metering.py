@@ -16,7 +16,7 @@ __all__ = [
     "THRESHOLD_PERCENTS",
     "BillingPeriod",
     "Metric",
-    "crossed_thresholds",
+    "crossed_threshold",
     "notice_idempotency_key",
 ]
 
@@ -51,7 +51,8 @@ GAUGE_PERIOD = "gauge"
 """The period key under which gauge totals live: they never reset."""
 
 THRESHOLD_PERCENTS: tuple[int, ...] = (80, 100)
-"""Crossing these percentages of a limit sends one email per threshold, metric and period."""
+"""Crossing these percentages of a limit sends at most one email per threshold, metric and
+period (ascending: a change crossing several emails the highest, see ``crossed_threshold``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +85,18 @@ class BillingPeriod:
         return cls.containing(datetime.fromtimestamp(seconds, tz=UTC))
 
 
-def crossed_thresholds(before: int, after: int, limit: int | None) -> list[int]:
-    """The threshold percentages that usage crosses upwards going from ``before`` to ``after``.
+def crossed_threshold(before: int, after: int, limit: int | None) -> int | None:
+    """The highest threshold percentage usage crosses upwards going from ``before`` to ``after``.
 
-    Integer arithmetic (``used * 100 >= percent * limit``), so 80 % of a limit of 3 is reached at
-    3 (2.4 rounds up), never at 2; an unlimited metric or a zero limit has no thresholds.
+    One change may cross several (2 to 3 of a limit of 3 is both 80 % and 100 %): only the
+    highest is news, so only it is emailed. Integer arithmetic (``used * 100 >= percent *
+    limit``), so 80 % of a limit of 3 is reached at 3 (2.4 rounds up), never at 2; an unlimited
+    metric or a zero limit has no thresholds.
     """
     if limit is None or limit <= 0 or after <= before:
-        return []
-    return [
-        percent for percent in THRESHOLD_PERCENTS if before * 100 < percent * limit <= after * 100
-    ]
+        return None
+    crossed = [p for p in THRESHOLD_PERCENTS if before * 100 < p * limit <= after * 100]
+    return crossed[-1] if crossed else None
 
 
 def notice_idempotency_key(

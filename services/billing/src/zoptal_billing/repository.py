@@ -223,6 +223,18 @@ class BillingRepository:
 
     # -- threshold notices (the outbox) ---------------------------------------------------------
 
+    async def highest_notice(
+        self, user_id: str, metric: Metric, scope_id: str, period: str
+    ) -> int | None:
+        """The highest threshold of ``metric`` queued this period (sent or not), if any."""
+        query = select(func.max(ThresholdNoticeRow.threshold_percent)).where(
+            ThresholdNoticeRow.user_id == user_id,
+            ThresholdNoticeRow.metric == metric.value,
+            ThresholdNoticeRow.scope_id == scope_id,
+            ThresholdNoticeRow.period == period,
+        )
+        return await self.session.scalar(query)
+
     async def add_notice(self, values: Mapping[str, Any]) -> None:
         """Queue a threshold email unless this threshold was already noticed in this period."""
         statement = (

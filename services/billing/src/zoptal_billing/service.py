@@ -39,7 +39,7 @@ from zoptal_billing.metering import (
     USER_WIDE_METRICS,
     BillingPeriod,
     Metric,
-    crossed_thresholds,
+    crossed_threshold,
     notice_idempotency_key,
 )
 from zoptal_billing.models import SubscriptionRow, UsageRecordRow
@@ -148,7 +148,6 @@ class BillingService:
         now = self._now()
         period = BillingPeriod.containing(now)
         total_period = period.key if request.metric.is_counter else GAUGE_PERIOD
-        notices_queued = False
         async with self._db.session() as session:
             repository = BillingRepository(session)
             row = await self.changes.locked_subscription(repository, request.user_id, now)
@@ -200,32 +199,58 @@ class BillingService:
             await repository.set_used(
                 request.user_id, request.metric, request.scope_id, total_period, after, now
             )
-            for percent in crossed_thresholds(before, after, limit):
-                assert limit is not None  # crossed_thresholds returns nothing without one
-                await repository.add_notice(
-                    {
-                        "id": str(uuid.uuid4()),
-                        "user_id": request.user_id,
-                        "metric": request.metric.value,
-                        "scope_id": request.scope_id,
-                        "period": period.key,
-                        "threshold_percent": percent,
-                        "plan_id": subscription.plan.id,
-                        "used": after,
-                        "limit_value": limit,
-                        "idempotency_key": notice_idempotency_key(
-                            request.user_id, request.metric, request.scope_id, period.key, percent
-                        ),
-                        "created_at": now,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                    }
-                )
-                notices_queued = True
+            notices_queued = await self._queue_notice(
+                repository, request, subscription, period.key, before, after, now
+            )
             usage = self._usage_value(subscription, request.metric, request.scope_id, after)
         if notices_queued and self._on_notice_queued is not None:
             self._on_notice_queued()  # only after the commit: the dispatcher must see the rows
         return UsageOutcome(record=record, usage=usage, replayed=False)
+
+    async def _queue_notice(
+        self,
+        repository: BillingRepository,
+        request: UsageRequest,
+        subscription: Subscription,
+        period_key: str,
+        before: int,
+        after: int,
+        now: datetime,
+    ) -> bool:
+        """Queue the email of the highest threshold this change crosses, unless this period
+        already has one for it or a higher threshold (a gauge that went down and back up is
+        no news); whether one was queued. The caller holds the subscription lock, which
+        serialises this check with the user's other usage."""
+        limit = subscription.plan.limit_for(request.metric)
+        percent = crossed_threshold(before, after, limit)
+        if percent is None:
+            return False
+        assert limit is not None  # crossed_threshold finds nothing without one
+        noticed = await repository.highest_notice(
+            request.user_id, request.metric, request.scope_id, period_key
+        )
+        if noticed is not None and noticed >= percent:
+            return False
+        await repository.add_notice(
+            {
+                "id": str(uuid.uuid4()),
+                "user_id": request.user_id,
+                "metric": request.metric.value,
+                "scope_id": request.scope_id,
+                "period": period_key,
+                "threshold_percent": percent,
+                "plan_id": subscription.plan.id,
+                "used": after,
+                "limit_value": limit,
+                "idempotency_key": notice_idempotency_key(
+                    request.user_id, request.metric, request.scope_id, period_key, percent
+                ),
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+        )
+        return True
 
     async def _replay(
         self,

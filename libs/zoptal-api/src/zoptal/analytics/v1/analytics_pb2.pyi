@@ -200,7 +200,10 @@ class TrackEventRequest(_message.Message):
     event_id: _builtins.str
     """Optional. As Event.event_id."""
     user_id: _builtins.str
-    """As Event.user_id: at least one of `user_id` and `anonymous_id` is required."""
+    """As Event.user_id: at least one of `user_id` and `anonymous_id` is required, except from a
+    user's token: a user tracks only their own events, so an empty `user_id` is the caller's
+    (another user's id is PERMISSION_DENIED).
+    """
     anonymous_id: _builtins.str
     """As Event.anonymous_id."""
     name: _builtins.str
@@ -294,7 +297,9 @@ class TrackPageViewRequest(_message.Message):
     event_id: _builtins.str
     """Optional. As Event.event_id."""
     user_id: _builtins.str
-    """As Event.user_id: at least one of `user_id` and `anonymous_id` is required."""
+    """As TrackEventRequest.user_id: at least one of `user_id` and `anonymous_id` is required,
+    except from a user's token (an empty `user_id` is the caller's).
+    """
     anonymous_id: _builtins.str
     """As Event.anonymous_id."""
     url: _builtins.str

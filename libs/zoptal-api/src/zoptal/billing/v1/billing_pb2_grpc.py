@@ -33,8 +33,11 @@ class BillingServiceStub:
     period and reset at its end; gauge metrics (PROJECTS, MEMBERS_PER_PROJECT, STORAGE_BYTES) are
     current totals that RecordUsage raises and lowers and that do not reset.
 
-    Crossing 80 % and 100 % of a limit sends one email through NotificationService.SendEmail, once
-    per threshold, metric and period, even under retries.
+    Crossing 80 % or 100 % of a limit sends one email through NotificationService.SendEmail, once
+    per threshold, metric and period (the calendar month), even under retries. Only news is sent:
+    a change that crosses both sends the 100 % email alone, and a usage that goes down and crosses
+    a threshold again in the same period sends nothing if that threshold or a higher one already
+    has its email.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
@@ -82,8 +85,11 @@ class BillingServiceServicer:
     period and reset at its end; gauge metrics (PROJECTS, MEMBERS_PER_PROJECT, STORAGE_BYTES) are
     current totals that RecordUsage raises and lowers and that do not reset.
 
-    Crossing 80 % and 100 % of a limit sends one email through NotificationService.SendEmail, once
-    per threshold, metric and period, even under retries.
+    Crossing 80 % or 100 % of a limit sends one email through NotificationService.SendEmail, once
+    per threshold, metric and period (the calendar month), even under retries. Only news is sent:
+    a change that crosses both sends the 100 % email alone, and a usage that goes down and crosses
+    a threshold again in the same period sends nothing if that threshold or a higher one already
+    has its email.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
@@ -222,8 +228,11 @@ class BillingService:
     period and reset at its end; gauge metrics (PROJECTS, MEMBERS_PER_PROJECT, STORAGE_BYTES) are
     current totals that RecordUsage raises and lowers and that do not reset.
 
-    Crossing 80 % and 100 % of a limit sends one email through NotificationService.SendEmail, once
-    per threshold, metric and period, even under retries.
+    Crossing 80 % or 100 % of a limit sends one email through NotificationService.SendEmail, once
+    per threshold, metric and period (the calendar month), even under retries. Only news is sent:
+    a change that crosses both sends the 100 % email alone, and a usage that goes down and crosses
+    a threshold again in the same period sends nothing if that threshold or a higher one already
+    has its email.
 
     Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
     field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
