@@ -79,7 +79,7 @@ def test_every_reason_is_upper_snake_case_and_defined_once() -> None:
     for reason in everything:
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*[A-Z0-9]", reason)
     assert len(everything) == len(set(everything)), "a service redefines a reason"
-    assert OWN_REASONS["auth"] and OWN_REASONS["billing"] and OWN_REASONS["project"]
+    assert all(OWN_REASONS[service] for service in ("auth", "billing", "project"))
 
 
 def test_the_readme_table_lists_exactly_the_shared_reasons() -> None:

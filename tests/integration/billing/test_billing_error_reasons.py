@@ -22,20 +22,15 @@ from zoptal.clients import BillingServiceClient
 from zoptal.clients.errors import ApiError, FailedPreconditionError, InvalidArgumentError
 
 from tests.integration.billing.billing_harness import (
-    as_service,
+    ADMIN,
+    METER,
+    DiscardNotices,
     as_user,
     billing_settings,
     running_billing,
 )
 
-METER = as_service("project", "billing:read", "billing:write")
-ADMIN = as_user("root", roles=("user", "admin"))
 ADA = as_user("ada")
-
-
-class Sink:
-    async def send(self, notice: object) -> None:
-        """Threshold emails are not what these tests look at."""
 
 
 @asynccontextmanager
@@ -48,7 +43,7 @@ async def billing_client(
         **overrides,
     )
     clock = FakeClock(wall_start=1_794_268_800.0 + time.time() % 86_400)  # mid-month
-    async with running_billing(settings, sender=Sink(), clock=clock) as running:
+    async with running_billing(settings, sender=DiscardNotices(), clock=clock) as running:
         manager = create_grpc_client_manager(
             {"billing": running.address}, interceptors=(), health_checks=False
         )
