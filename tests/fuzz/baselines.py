@@ -95,11 +95,13 @@ def prepare_scene(mesh: Mesh) -> Scene:
     email = f"erin-{uuid.uuid4().hex[:8]}@example.com"
     mesh.ok("auth", "RegisterUser", auth.RegisterUserRequest(email=email, password=PASSWORD), ())
     owner = _login(mesh, email)
-    mesh.ok(
+    mesh.ok(  # a paid plan needs a payment; the admin grants it instead
         "billing",
         "ChangeSubscription",
-        billing.ChangeSubscriptionRequest(user_id=owner.user_id, plan_id="enterprise"),
-        owner.metadata,
+        billing.ChangeSubscriptionRequest(
+            user_id=owner.user_id, plan_id="enterprise", complimentary=True
+        ),
+        mesh.admin.metadata,
     )
     created: Any = mesh.ok(
         "project",
