@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 import pytest
 from zoptal.auth.v1 import auth_pb2
+from zoptal.clients.errors import api_error
 
 from .conftest import auth_settings, running_auth
 
@@ -27,6 +28,9 @@ async def test_login_and_validate_token_are_limited_but_get_jwks_is_not(tmp_path
             await auth.stub.Login(wrong)
         assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert any(key == "retry-after" for key, _ in limited.value.trailing_metadata() or ())
+        rate_limited = api_error(limited.value)  # what a typed client raises
+        assert (rate_limited.reason, rate_limited.domain) == ("RATE_LIMITED", "zoptal.auth.v1")
+        assert rate_limited.retry_after is not None
 
         # The user's own budget: four validations, then refused.
         own = auth_pb2.ValidateTokenRequest(token=login.access_token)

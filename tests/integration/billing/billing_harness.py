@@ -51,6 +51,18 @@ def as_service(service: str, *permissions: str) -> tuple:
     return MINT.as_service(service, *permissions)
 
 
+METER = as_service("project", "billing:read", "billing:write")
+"""Project's service token, as it meters usage."""
+ADMIN = as_user("root", roles=("user", "admin"))
+
+
+class DiscardNotices:
+    """A notice sender for tests that do not look at threshold emails."""
+
+    async def send(self, notice: object) -> None:
+        """Threshold emails are not what these tests look at."""
+
+
 def billing_settings(database_url: str, **overrides: object) -> BillingSettings:
     """Billing settings for tests: HS256 user tokens, no JWKS fetch, no metrics port."""
     values: dict[str, object] = {

@@ -21,6 +21,9 @@ from meshcore.testing import FakeClock
 from zoptal.billing.v1 import billing_pb2 as pb
 
 from tests.integration.billing.billing_harness import (
+    ADMIN,
+    METER,
+    DiscardNotices,
     RunningBilling,
     as_service,
     as_user,
@@ -28,16 +31,9 @@ from tests.integration.billing.billing_harness import (
     running_billing,
 )
 
-METER = as_service("project", "billing:read", "billing:write")
-ADMIN = as_user("root", roles=("user", "admin"))
 SETTLE_SECONDS = 30.0
 """The test-mode provider's settle delay here: long, so nothing settles unless the test moves
 the fake clock past it."""
-
-
-class Sink:
-    async def send(self, notice: object) -> None:
-        """Threshold emails are not what these tests look at."""
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -62,7 +58,9 @@ def settings_for(url: str) -> object:
 
 @pytest.fixture
 async def billing(database_url: str, clock: FakeClock) -> AsyncIterator[RunningBilling]:
-    async with running_billing(settings_for(database_url), sender=Sink(), clock=clock) as running:  # type: ignore[arg-type]
+    async with running_billing(
+        settings_for(database_url), sender=DiscardNotices(), clock=clock
+    ) as running:  # type: ignore[arg-type]
         yield running
 
 
@@ -284,12 +282,12 @@ async def test_a_pending_payment_survives_a_restart(database_url: str, clock: Fa
     """Billing stops while the payment is pending; the next Billing on the same database settles
     it (the change and the provider's ledger are both durable)."""
     settings = settings_for(database_url)
-    async with running_billing(settings, sender=Sink(), clock=clock) as first:  # type: ignore[arg-type]
+    async with running_billing(settings, sender=DiscardNotices(), clock=clock) as first:  # type: ignore[arg-type]
         await first.stub.ChangeSubscription(
             change("ada", "enterprise", "tok_test_approve"), metadata=as_user("ada")
         )
     clock.advance(SETTLE_SECONDS)
-    async with running_billing(settings, sender=Sink(), clock=clock) as second:  # type: ignore[arg-type]
+    async with running_billing(settings, sender=DiscardNotices(), clock=clock) as second:  # type: ignore[arg-type]
         await eventually(
             clock, "enterprise in force", lambda: _is(plan_in_force(second, "ada"), "enterprise")
         )

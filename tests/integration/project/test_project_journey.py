@@ -10,6 +10,7 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 from zoptal.billing.v1 import billing_pb2
+from zoptal.clients.errors import UnavailableError, api_error
 from zoptal.notification.v1 import notification_pb2
 from zoptal.project.v1 import project_pb2 as pb
 from zoptal_billing.models import ThresholdNoticeRow
@@ -224,10 +225,15 @@ async def test_billing_stopped_create_fails_cleanly_and_leaves_nothing(mesh: Mes
     """With Billing down CreateProject is UNAVAILABLE and no project, visible or not, remains."""
     _, ada = await mesh.user("ada@example.com")
     await mesh.billing_server.server.stop()
-    await expect(
-        grpc.StatusCode.UNAVAILABLE,
-        mesh.project.CreateProject(pb.CreateProjectRequest(name="Doomed"), metadata=ada),
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await mesh.project.CreateProject(pb.CreateProjectRequest(name="Doomed"), metadata=ada)
+    outage = api_error(failed.value)  # what a typed client raises
+    assert isinstance(outage, UnavailableError)
+    assert (outage.reason, dict(outage.metadata)) == (
+        "DEPENDENCY_UNAVAILABLE",
+        {"dependency": "billing"},
     )
+    assert outage.retry_after is not None
     listed = await mesh.project.ListUserProjects(pb.ListUserProjectsRequest(), metadata=ada)
     assert listed.total_count == 0
     from sqlalchemy import func, select

@@ -10,25 +10,47 @@ from meshcore.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from meshcore.interceptors.errors import status_trailers
 from meshcore.resilience.breaker import CircuitOpenError
 from zoptal_project.gateways import peer_error
 
 
 def rpc_error(
-    code: grpc.StatusCode, details: str, trailers: tuple[tuple[str, str], ...] = ()
+    code: grpc.StatusCode,
+    details: str,
+    trailers: tuple[tuple[str, str | bytes], ...] = (),
 ) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(
         code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details=details
     )
 
 
-def test_plan_limit_keeps_its_meaning_and_message() -> None:
-    """Billing's RESOURCE_EXHAUSTED without retry info is a plan limit for our caller too."""
+def test_plan_limit_keeps_its_meaning_reason_facts_and_message() -> None:
+    """Billing's RESOURCE_EXHAUSTED with reason PLAN_LIMIT_REACHED is a plan limit for our
+    caller too, with the same facts (and, like Billing's, no retry information)."""
+    refused = ResourceExhausted.of_plan_limit(
+        "projects limit is 3", metric="projects", limit=3, plan_id="free", used=3
+    )
     error = peer_error(
-        rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "projects limit is 3"), "billing"
+        rpc_error(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "projects limit is 3",
+            status_trailers(refused, "zoptal.billing.v1"),
+        ),
+        "billing",
     )
     assert isinstance(error, ResourceExhausted)
     assert error.message == "projects limit is 3"
+    assert error.reason == "PLAN_LIMIT_REACHED"
+    assert error.metadata == {"metric": "projects", "limit": "3", "plan_id": "free", "used": "3"}
+    assert error.retry_after is None
+
+
+def test_resource_exhausted_without_a_plan_limit_reason_is_unavailable() -> None:
+    """Without Billing's reason (a proxy's or a rate limiter's answer) it is no plan limit."""
+    error = peer_error(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded"), "billing")
+    assert isinstance(error, Unavailable)
+    assert (error.reason, error.metadata) == ("DEPENDENCY_UNAVAILABLE", {"dependency": "billing"})
 
 
 def test_rate_limited_peer_is_unavailable_with_its_pushback() -> None:

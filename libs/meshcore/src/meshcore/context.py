@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import PermissionDenied, Unauthenticated
+from meshcore.reasons import Reason
 
 if TYPE_CHECKING:
     from meshcore.tls.identity import PeerCertificate
@@ -162,7 +163,7 @@ def require_principal() -> Principal:
     """The authenticated caller; UNAUTHENTICATED when the current call has none."""
     principal = current_call().principal
     if principal is None:
-        raise Unauthenticated("this call requires credentials")
+        raise Unauthenticated("this call requires credentials", reason=Reason.CREDENTIALS_MISSING)
     return principal
 
 

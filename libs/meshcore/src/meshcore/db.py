@@ -145,7 +145,7 @@ def is_connection_error(exc: BaseException) -> bool:
 def unavailable_from(exc: BaseException) -> Unavailable | None:
     """``Unavailable("database unavailable")`` when ``exc`` is a connection-level failure."""
     if is_connection_error(exc):
-        return Unavailable("database unavailable", retry_after=1.0)
+        return Unavailable.of_dependency("database", "database unavailable")
     return None
 
 
@@ -256,7 +256,10 @@ class Database:
             async with asyncio.timeout(self.ping_timeout), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
-            raise (unavailable_from(exc) or Unavailable("database unavailable")) from exc
+            raise (
+                unavailable_from(exc)
+                or Unavailable.of_dependency("database", "database unavailable")
+            ) from exc
 
     async def create_all(self, metadata: MetaData) -> None:
         """Create every table of ``metadata`` (tests; services use Alembic migrations)."""

@@ -20,6 +20,8 @@ from typing import ClassVar
 
 import grpc
 
+from meshcore.reasons import Reason
+
 __all__ = [
     "Aborted",
     "AlreadyExists",
@@ -60,7 +62,8 @@ class MeshError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.reason = reason if reason is not None else self.code.name
+        # A plain str even for a ``StrEnum`` member: what travels is the name, nothing more.
+        self.reason = str(reason) if reason is not None else self.code.name
         self.metadata = dict(metadata) if metadata else {}
         self.retry_after = retry_after
 
@@ -159,11 +162,41 @@ class ResourceExhausted(MeshError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
+    @classmethod
+    def of_plan_limit(
+        cls, message: str, *, metric: str, limit: int | None, plan_id: str, used: int
+    ) -> ResourceExhausted:
+        """The user's plan allows no more ``metric``: reason PLAN_LIMIT_REACHED with the facts
+        as metadata, and no retry information (waiting does not help, upgrading does)."""
+        return cls(
+            message,
+            reason=Reason.PLAN_LIMIT_REACHED,
+            metadata={
+                "metric": metric,
+                "limit": "" if limit is None else str(limit),
+                "plan_id": plan_id,
+                "used": str(used),
+            },
+        )
+
 
 class Unavailable(MeshError):
     """A dependency is down or overloaded; safe for the caller to retry later."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+    @classmethod
+    def of_dependency(
+        cls, dependency: str, message: str, *, retry_after: float | None = 1.0
+    ) -> Unavailable:
+        """``dependency`` (a peer service, ``database``, ``redis``) does not answer: reason
+        DEPENDENCY_UNAVAILABLE, with the dependency's name in the metadata."""
+        return cls(
+            message,
+            reason=Reason.DEPENDENCY_UNAVAILABLE,
+            metadata={"dependency": dependency},
+            retry_after=retry_after,
+        )
 
 
 class DeadlineExceeded(MeshError):

@@ -118,5 +118,7 @@ class RemoteJwks:
             except Exception as error:  # any failure: keep what we have
                 _log.warning("fetching JWKS from %s failed: %s", self.url, error)
                 if self._keys is None:
-                    raise Unavailable("signing keys are unavailable") from error
+                    raise Unavailable.of_dependency(
+                        "auth", "signing keys are unavailable"
+                    ) from error
             return self._keys

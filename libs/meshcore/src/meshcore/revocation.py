@@ -28,6 +28,7 @@ from typing import Literal, Protocol
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal
 from meshcore.errors import Unavailable
+from meshcore.reasons import Reason
 
 __all__ = [
     "RevocationCheck",
@@ -53,7 +54,12 @@ class RevocationListNotReady(Unavailable):
     """
 
     def __init__(self, message: str, wait_ready: Callable[[], Awaitable[object]]) -> None:
-        super().__init__(message, retry_after=1.0)
+        super().__init__(
+            message,
+            reason=Reason.DEPENDENCY_UNAVAILABLE,
+            metadata={"dependency": "auth"},
+            retry_after=1.0,
+        )
         self.wait_ready = wait_ready
 
 
@@ -139,9 +145,8 @@ class RevocationFeed:
                 raise RevocationListNotReady(
                     "revocation list is not synced yet", self._first_sync.wait
                 )
-            raise Unavailable(
-                f"revocation list is stale (no sync for over {self._max_staleness:g}s)",
-                retry_after=1.0,
+            raise Unavailable.of_dependency(
+                "auth", f"revocation list is stale (no sync for over {self._max_staleness:g}s)"
             )
         if not self._warned_stale:
             self._warned_stale = True
@@ -190,7 +195,7 @@ class RevocationFeed:
                 break
         else:
             # Still behind: what was merged stays, but the view is not yet complete.
-            raise Unavailable("revocation list is still catching up")
+            raise Unavailable.of_dependency("auth", "revocation list is still catching up")
         self.prune()
         self._synced_at = started
         self._warned_stale = False

@@ -215,8 +215,8 @@ class RedisRealTime:
                 pipe.pfcount(*(self._actor_key(minute, name) for minute in minutes))
             uniques = await pipe.execute() if top else []
         except (RedisError, OSError) as exc:
-            raise Unavailable(
-                "real-time analytics unavailable: Redis is unreachable", retry_after=5.0
+            raise Unavailable.of_dependency(
+                "redis", "real-time analytics unavailable: Redis is unreachable", retry_after=5.0
             ) from exc
         top_counts = [
             NameCount(name, count, int(unique))

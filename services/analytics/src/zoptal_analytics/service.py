@@ -10,6 +10,7 @@ from enum import IntEnum
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.errors import InvalidArgument
+from meshcore.validation import Violations
 
 from zoptal_analytics.buffer import EventBuffer
 from zoptal_analytics.realtime import RealTimeCounters, RealTimeSnapshot
@@ -131,28 +132,30 @@ class AnalyticsService:
         user_id: str = "",
         top_limit: int = 0,
     ) -> AnalyticsReport:
-        if start_ms <= 0:
-            raise InvalidArgument("start_time", "required")
-        if end_ms <= 0:
-            raise InvalidArgument("end_time", "required")
-        if end_ms <= start_ms:
-            raise InvalidArgument("end_time", "must be after start_time")
-        if bucket is None:
-            raise InvalidArgument("bucket", "required: minute, hour or day")
+        with Violations() as violations:
+            if start_ms <= 0:
+                violations.add("start_time", "required")
+            if end_ms <= 0:
+                violations.add("end_time", "required")
+            elif start_ms > 0 and end_ms <= start_ms:
+                violations.add("end_time", "must be after start_time")
+            if bucket is None:
+                violations.add("bucket", "required: minute, hour or day")
+            if len(names) > MAX_NAME_FILTERS:
+                violations.add("event_names", f"at most {MAX_NAME_FILTERS} names")
+            for index, name in enumerate(names):
+                if not name or len(name) > 128:
+                    violations.add(f"event_names[{index}]", "1 to 128 characters")
+            if len(user_id) > 64:
+                violations.add("user_id", "at most 64 characters")
+            if not 0 <= top_limit <= 100:
+                violations.add("top_limit", "must be 0..100")
+        assert bucket is not None  # refused above otherwise
         start_ms -= start_ms % bucket  # rounded down to the bucket, as documented
         if (end_ms - start_ms + bucket - 1) // bucket > MAX_BUCKETS:
             raise InvalidArgument(
                 "end_time", f"at most {MAX_BUCKETS} buckets from start_time to end_time"
             )
-        if len(names) > MAX_NAME_FILTERS:
-            raise InvalidArgument("event_names", f"at most {MAX_NAME_FILTERS} names")
-        for index, name in enumerate(names):
-            if not name or len(name) > 128:
-                raise InvalidArgument(f"event_names[{index}]", "1 to 128 characters")
-        if len(user_id) > 64:
-            raise InvalidArgument("user_id", "at most 64 characters")
-        if not 0 <= top_limit <= 100:
-            raise InvalidArgument("top_limit", "must be 0..100")
         where = AnalyticsFilter(start_ms, end_ms, tuple(dict.fromkeys(names)), user_id)
         top = top_limit or DEFAULT_TOP
         async with self._database.connection() as connection:

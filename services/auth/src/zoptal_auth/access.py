@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from meshcore.context import Principal
 from meshcore.errors import PermissionDenied, Unauthenticated
+from meshcore.reasons import Reason
 
 __all__ = [
     "ADMIN_ROLE",
@@ -24,7 +25,7 @@ TOKEN_VALIDATE = "user:validate"  # noqa: S105 - a permission name, not a secret
 
 def require_caller(principal: Principal | None) -> Principal:
     if principal is None:
-        raise Unauthenticated("this call requires credentials")
+        raise Unauthenticated("this call requires credentials", reason=Reason.CREDENTIALS_MISSING)
     return principal
 
 

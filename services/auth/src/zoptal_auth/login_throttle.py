@@ -35,6 +35,8 @@ from typing import Literal, Protocol, TypeVar
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import ResourceExhausted, Unavailable
 
+from zoptal_auth.reasons import AuthReason
+
 __all__ = [
     "InMemoryLoginStore",
     "LoginStore",
@@ -215,10 +217,12 @@ class LoginThrottle:
             self._store_failed(error)
             if self._fail_open:
                 return
-            raise Unavailable("login throttle unavailable", retry_after=1.0) from None
+            raise Unavailable.of_dependency("redis", "login throttle unavailable") from None
         if wait >= 0:
             raise ResourceExhausted(
-                "too many failed logins: try again later", retry_after=max(wait, 0.001)
+                "too many failed logins: try again later",
+                reason=AuthReason.LOGIN_THROTTLED,
+                retry_after=max(wait, 0.001),
             )
 
     async def failed(self, email: str, client: str) -> None:

@@ -30,6 +30,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import ResourceExhausted
 
+from zoptal_auth.reasons import AuthReason
+
 __all__ = ["LOCAL_CLIENT", "HashingPool", "SecretHasher", "available_cpus"]
 
 T = TypeVar("T")
@@ -115,11 +117,14 @@ class HashingPool:
         if self._held[client] >= self._max_per_client:
             raise ResourceExhausted(
                 "too many password checks in progress for this client",
+                reason=AuthReason.HASHING_BUSY,
                 retry_after=self._retry_after(),
             )
         if not self._may_start(client) and self._queued >= self._max_queue:
             raise ResourceExhausted(
-                "the server is busy checking passwords", retry_after=self._retry_after()
+                "the server is busy checking passwords",
+                reason=AuthReason.HASHING_BUSY,
+                retry_after=self._retry_after(),
             )
 
     def _may_start(self, client: str) -> bool:

@@ -141,7 +141,9 @@ class RevocationList:
                     await self.sync()
                 except (MeshError, OSError) as error:
                     if not background:
-                        raise Unavailable("revocation list unavailable", retry_after=1.0) from error
+                        raise Unavailable.of_dependency(
+                            "database", "revocation list unavailable"
+                        ) from error
                     logger.warning(
                         "revocation poll failed (%s); the view is %.1fs old",
                         type(error).__name__,

@@ -23,6 +23,7 @@ from meshcore.errors import (
     Unauthenticated,
 )
 from meshcore.jwt import InvalidToken
+from meshcore.validation import Violations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,9 +103,13 @@ class AuthService:
         roles: tuple[str, ...] = (),
         client: str = LOCAL_CLIENT,
     ) -> UserRecord:
-        normalized = normalize_email(email)
-        check_new_password(password, normalized)
-        name = check_display_name(display_name)
+        with Violations() as violations:
+            with violations.check():
+                normalized = normalize_email(email)
+            with violations.check():
+                check_new_password(password, email)  # compares only the case-folded local part
+            with violations.check():
+                name = check_display_name(display_name)
         password_hash = await self._hasher.hash(password, client=client)
         now = _at(self._clock.time())
         user = User(
@@ -127,8 +132,11 @@ class AuthService:
 
     async def login(self, email: str, password: str, *, client: str = LOCAL_CLIENT) -> IssuedTokens:
         """``client`` is the caller's real address (the throttle's and the hashing pool's key)."""
-        require_text("email", email, max_length=254)
-        require_text("password", password, max_length=128)
+        with Violations() as violations:
+            with violations.check():
+                require_text("email", email, max_length=254)
+            with violations.check():
+                require_text("password", password, max_length=128)
         # Before any Argon2 work, so that a refusal costs next to nothing.
         await self._throttle.check(email, client)
         async with self._database.session() as session:

@@ -11,6 +11,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, PermissionDenied, Unauthenticated
+from meshcore.validation import Violations
 from sqlalchemy.exc import IntegrityError
 
 from zoptal_auth import repository
@@ -54,11 +55,15 @@ class ServiceAccounts:
         principal: Principal | None,
     ) -> NewServiceAccount:
         caller = require_account_creator(principal)
-        name = check_service_account_name(name)
+        with Violations() as violations:
+            with violations.check():
+                name = check_service_account_name(name)
+            with violations.check():
+                description = check_description(description)
+            with violations.check():
+                granted = check_permissions(permissions)
         if name in PLATFORM_SERVICES:
             raise AlreadyExists(f"name: {name!r} is reserved for the platform's own service")
-        description = check_description(description)
-        granted = check_permissions(permissions)
         not_held = sorted(set(granted) - caller.permissions)
         if not_held:
             raise PermissionDenied(f"cannot grant permissions you do not hold: {not_held}")
@@ -86,9 +91,13 @@ class ServiceAccounts:
         client: str = LOCAL_CLIENT,
     ) -> IssuedServiceToken:
         """``client`` is the caller's real address, its key in the hashing pool."""
-        require_text("client_id", client_id, max_length=64)
-        require_text("client_secret", client_secret, max_length=256)
-        requested = check_permissions(permissions)
+        with Violations() as violations:
+            with violations.check():
+                require_text("client_id", client_id, max_length=64)
+            with violations.check():
+                require_text("client_secret", client_secret, max_length=256)
+            with violations.check():
+                requested = check_permissions(permissions)
         now = datetime.fromtimestamp(self._clock.time(), UTC)
         async with self._database.session() as session:
             account = await repository.service_account_by_client_id(session, client_id)

@@ -11,7 +11,8 @@ The contract every adapter keeps:
 * ``create_payment`` is idempotent by ``PaymentRequest.idempotency_key``: the same key returns
   the same payment, the same key with other parameters is ``AlreadyExists``. Billing derives the
   key from its plan change, so a retried submission never charges twice.
-* A token the provider does not know is ``InvalidArgument("payment_token", ...)``; a provider
+* A token the provider does not know or refuses is ``InvalidArgument("payment_token", ...,
+  reason=BillingReason.PAYMENT_DECLINED)`` (the caller's ``ErrorInfo`` reason); a provider
   that cannot be reached is ``Unavailable`` (Billing keeps the change and submits it again).
 * The outcome may be known at once or later: a ``PENDING`` payment is asked about again with
   ``payment(payment_id)`` until it is ``SUCCEEDED`` or ``DECLINED``. Real providers also push
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Protocol
 from meshcore.clock import Clock
 from meshcore.db import Database
 from meshcore.errors import FailedPrecondition
+
+from zoptal_billing.reasons import BillingReason
 
 if TYPE_CHECKING:
     from zoptal_billing.settings import BillingSettings
@@ -99,11 +102,15 @@ class NoPaymentProvider:
     async def create_payment(self, request: PaymentRequest) -> Payment:
         raise FailedPrecondition(
             "paid plans cannot be bought here: no payment provider is configured "
-            "(PAYMENT_PROVIDER=none); an admin may grant the plan instead"
+            "(PAYMENT_PROVIDER=none); an admin may grant the plan instead",
+            reason=BillingReason.PAYMENTS_NOT_CONFIGURED,
         )
 
     async def payment(self, payment_id: str) -> Payment:
-        raise FailedPrecondition(f"no payment provider is configured to ask about {payment_id!r}")
+        raise FailedPrecondition(
+            f"no payment provider is configured to ask about {payment_id!r}",
+            reason=BillingReason.PAYMENTS_NOT_CONFIGURED,
+        )
 
 
 def load_provider(settings: BillingSettings, database: Database, clock: Clock) -> PaymentProvider:

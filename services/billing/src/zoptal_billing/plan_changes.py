@@ -37,6 +37,7 @@ from zoptal_billing.metering import GAUGE_PERIOD, BillingPeriod, Metric
 from zoptal_billing.models import PlanChangeRow, SubscriptionRow
 from zoptal_billing.payments import Payment, PaymentProvider, PaymentRequest, PaymentStatus
 from zoptal_billing.plans import DEFAULT_PLAN_ID, PlanCatalogue
+from zoptal_billing.reasons import BillingReason
 from zoptal_billing.repository import BillingRepository
 
 __all__ = ["PlanChanges", "to_plan_change", "usage_problem"]
@@ -144,7 +145,8 @@ class PlanChanges:
                 return pending.id if pending.payment_id is None else None  # a retry
             raise FailedPrecondition(
                 f"a change to plan {pending.to_plan_id!r} is awaiting payment (change "
-                f"{pending.id}); wait until it is applied or declined"
+                f"{pending.id}); wait until it is applied or declined",
+                reason=BillingReason.CHANGE_PENDING,
             )
         if target.id == current.id:
             if pending is not None:
@@ -154,7 +156,11 @@ class PlanChanges:
             return None  # the same downgrade is already scheduled
         paid = target.price_minor_units > current.price_minor_units and not request.complimentary
         if paid and not request.payment_token:
-            raise InvalidArgument("payment_token", f"is required to change to plan {target.id!r}")
+            raise InvalidArgument(
+                "payment_token",
+                f"is required to change to plan {target.id!r}",
+                reason=BillingReason.PAYMENT_REQUIRED,
+            )
         if not paid and request.payment_token:
             raise InvalidArgument(
                 "payment_token", f"must be empty: changing to plan {target.id!r} costs nothing now"
@@ -163,7 +169,7 @@ class PlanChanges:
             period = BillingPeriod.containing(now)
             problem = await usage_problem(repository, row.user_id, target, period)
             if problem is not None:
-                raise FailedPrecondition(problem)
+                raise FailedPrecondition(problem, reason=BillingReason.USAGE_EXCEEDS_PLAN)
         if pending is not None:
             await self._close(
                 repository, pending, CANCELED, f"replaced by a request for plan {target.id!r}", now

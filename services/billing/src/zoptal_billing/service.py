@@ -22,6 +22,7 @@ from meshcore.errors import (
     InvalidArgument,
     ResourceExhausted,
 )
+from meshcore.reasons import Reason
 
 from zoptal_billing.domain import (
     ChangeRequest,
@@ -192,9 +193,13 @@ class BillingService:
                 )
             over_limit = limit is not None and request.quantity > 0 and after > limit
             if request.enforce_limit and over_limit:
-                raise ResourceExhausted(
+                raise ResourceExhausted.of_plan_limit(
                     f"plan limit reached: {request.metric.value} limit is {limit} on plan "
-                    f"{subscription.plan.id!r} and {before} are in use"
+                    f"{subscription.plan.id!r} and {before} are in use",
+                    metric=request.metric.value,
+                    limit=limit,
+                    plan_id=subscription.plan.id,
+                    used=before,
                 )
             await repository.set_used(
                 request.user_id, request.metric, request.scope_id, total_period, after, now
@@ -264,7 +269,8 @@ class BillingService:
         if not stored.matches(request):
             raise AlreadyExists(
                 f"idempotency_key {request.idempotency_key!r} was already used with different "
-                f"parameters ({stored.metric.value}, quantity {stored.quantity})"
+                f"parameters ({stored.metric.value}, quantity {stored.quantity})",
+                reason=Reason.IDEMPOTENCY_KEY_REUSED,
             )
         usage = await self._usage(repository, subscription, stored.metric, stored.scope_id, period)
         return UsageOutcome(record=stored, usage=usage, replayed=True)

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
 from meshcore.idempotency import caller_scope
+from meshcore.validation import Violations
 from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 
 from zoptal_billing import validation
@@ -160,11 +161,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def CheckSubscriptionLimits(
         self, request: pb.CheckSubscriptionLimitsRequest, context: Context
     ) -> pb.CheckSubscriptionLimitsResponse:
-        user_id = validation.identifier("user_id", request.user_id)
-        metric = _metric(request.metric)
-        if request.quantity < 0:
-            raise InvalidArgument("quantity", "must be 0 or more")
-        scope_id = validation.scope_for(metric, request.scope_id)
+        with Violations() as violations:
+            with violations.check():
+                user_id = validation.identifier("user_id", request.user_id)
+            if request.quantity < 0:
+                violations.add("quantity", "must be 0 or more")
+            with violations.check():
+                metric = _metric(request.metric)
+                scope_id = validation.scope_for(metric, request.scope_id)  # the metric's rule
         require_user_or(user_id, READ)
         check = await self._service.check_limits(user_id, metric, request.quantity, scope_id)
         return pb.CheckSubscriptionLimitsResponse(
@@ -179,11 +183,18 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def RecordUsage(
         self, request: pb.RecordUsageRequest, context: Context
     ) -> pb.RecordUsageResponse:
-        user_id = validation.identifier("user_id", request.user_id)
-        metric = _metric(request.metric)
-        quantity = validation.quantity(metric, request.quantity)
-        idempotency_key = validation.idempotency_key(request.idempotency_key)
-        scope_id = validation.scope_for(metric, request.scope_id)
+        with Violations() as violations:
+            with violations.check():
+                user_id = validation.identifier("user_id", request.user_id)
+            with violations.check():
+                idempotency_key = validation.idempotency_key(request.idempotency_key)
+            with violations.check():
+                metric = _metric(request.metric)
+                # What quantity and scope_id may be depends on the metric: checked once it is.
+                with violations.check():
+                    quantity = validation.quantity(metric, request.quantity)
+                with violations.check():
+                    scope_id = validation.scope_for(metric, request.scope_id)
         caller = require_service(WRITE)
         usage_request = UsageRequest(
             user_id=user_id,
@@ -212,9 +223,13 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def ChangeSubscription(
         self, request: pb.ChangeSubscriptionRequest, context: Context
     ) -> pb.ChangeSubscriptionResponse:
-        user_id = validation.identifier("user_id", request.user_id)
-        plan_id = validation.identifier("plan_id", request.plan_id)
-        payment_token = validation.payment_token(request.payment_token)
+        with Violations() as violations:
+            with violations.check():
+                user_id = validation.identifier("user_id", request.user_id)
+            with violations.check():
+                plan_id = validation.identifier("plan_id", request.plan_id)
+            with violations.check():
+                payment_token = validation.payment_token(request.payment_token)
         principal = require_user_or(user_id, WRITE)
         subscription = await self._service.change_subscription(
             ChangeRequest(

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from zoptal_billing.domain import as_utc
 from zoptal_billing.models import TestModePaymentRow
 from zoptal_billing.payments import Payment, PaymentRequest, PaymentStatus
+from zoptal_billing.reasons import BillingReason
 from zoptal_billing.repository import insert_for
 
 __all__ = ["TEST_TOKENS", "TestModePaymentProvider"]
@@ -68,6 +69,7 @@ class TestModePaymentProvider:
             raise InvalidArgument(
                 "payment_token",
                 "unknown token (test mode accepts " + ", ".join(sorted(TEST_TOKENS)) + ")",
+                reason=BillingReason.PAYMENT_DECLINED,
             )
         status, decline_code = outcome
         now = datetime.fromtimestamp(self._clock.time(), tz=UTC)

@@ -1,6 +1,6 @@
 """Send requests as domain values, validated by the rules the proto documents.
 
-Each ``validate()`` raises ``InvalidArgument`` naming the field; ``content()`` is what the
+Each ``validate()`` raises one ``InvalidArgument`` naming every bad field; ``content()`` is what the
 idempotency fingerprint covers (everything the caller asked for, nothing the server adds).
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshcore.errors import InvalidArgument
+from meshcore.validation import Violations
 
 from zoptal_notification.models import Channel
 
@@ -75,23 +76,32 @@ class EmailRequest:
     channel = Channel.EMAIL
 
     def validate(self) -> None:
-        if len(self.to) > 254 or not _EMAIL.fullmatch(self.to):
-            raise InvalidArgument("to", "expected an email address (addr-spec, at most 254 chars)")
-        _max_length("user_id", self.user_id, 64)
-        _validate_map("template_data", self.template_data, entries=50, key_len=64, value_len=2000)
-        if self.template:
-            for name in ("subject", "body_text", "body_html"):
-                if getattr(self, name):
-                    raise InvalidArgument(name, "must be empty when template is set")
-        else:
-            if not self.subject:
-                raise InvalidArgument("subject", "required unless template is set")
-            check_subject("subject", self.subject)
-            if not self.body_text and not self.body_html:
-                raise InvalidArgument("body_text", "body_text or body_html is required")
-            _max_length("body_text", self.body_text, 100_000)
-            _max_length("body_html", self.body_html, 500_000)
-        validate_idempotency_key(self.idempotency_key)
+        with Violations() as violations:
+            if len(self.to) > 254 or not _EMAIL.fullmatch(self.to):
+                violations.add("to", "expected an email address (addr-spec, at most 254 chars)")
+            with violations.check():
+                _max_length("user_id", self.user_id, 64)
+            with violations.check():
+                _validate_map(
+                    "template_data", self.template_data, entries=50, key_len=64, value_len=2000
+                )
+            if self.template:
+                for name in ("subject", "body_text", "body_html"):
+                    if getattr(self, name):
+                        violations.add(name, "must be empty when template is set")
+            else:
+                if not self.subject:
+                    violations.add("subject", "required unless template is set")
+                with violations.check():
+                    check_subject("subject", self.subject)
+                if not self.body_text and not self.body_html:
+                    violations.add("body_text", "body_text or body_html is required")
+                with violations.check():
+                    _max_length("body_text", self.body_text, 100_000)
+                with violations.check():
+                    _max_length("body_html", self.body_html, 500_000)
+            with violations.check():
+                validate_idempotency_key(self.idempotency_key)
 
     def content(self) -> dict[str, Any]:
         return {
@@ -115,13 +125,17 @@ class SmsRequest:
     channel = Channel.SMS
 
     def validate(self) -> None:
-        if not _E164.fullmatch(self.to):
-            raise InvalidArgument("to", "expected an E.164 phone number: + then 8 to 15 digits")
-        _max_length("user_id", self.user_id, 64)
-        if not self.body:
-            raise InvalidArgument("body", "required")
-        _max_length("body", self.body, 1600)
-        validate_idempotency_key(self.idempotency_key)
+        with Violations() as violations:
+            if not _E164.fullmatch(self.to):
+                violations.add("to", "expected an E.164 phone number: + then 8 to 15 digits")
+            with violations.check():
+                _max_length("user_id", self.user_id, 64)
+            if not self.body:
+                violations.add("body", "required")
+            with violations.check():
+                _max_length("body", self.body, 1600)
+            with violations.check():
+                validate_idempotency_key(self.idempotency_key)
 
     def content(self) -> dict[str, Any]:
         return {"to": self.to, "user_id": self.user_id, "body": self.body}
@@ -139,16 +153,23 @@ class PushRequest:
     channel = Channel.PUSH
 
     def validate(self) -> None:
-        if not self.user_id:
-            raise InvalidArgument("user_id", "required")
-        _max_length("user_id", self.user_id, 64)
-        _max_length("device_token", self.device_token, 4096)
-        if not self.title and not self.body:
-            raise InvalidArgument("title", "title or body is required")
-        _max_length("title", self.title, 200)
-        _max_length("body", self.body, 4000)
-        _validate_map("data", self.data, entries=50, key_len=64, value_len=1000)
-        validate_idempotency_key(self.idempotency_key)
+        with Violations() as violations:
+            if not self.user_id:
+                violations.add("user_id", "required")
+            with violations.check():
+                _max_length("user_id", self.user_id, 64)
+            with violations.check():
+                _max_length("device_token", self.device_token, 4096)
+            if not self.title and not self.body:
+                violations.add("title", "title or body is required")
+            with violations.check():
+                _max_length("title", self.title, 200)
+            with violations.check():
+                _max_length("body", self.body, 4000)
+            with violations.check():
+                _validate_map("data", self.data, entries=50, key_len=64, value_len=1000)
+            with violations.check():
+                validate_idempotency_key(self.idempotency_key)
 
     def content(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ import sqlalchemy.exc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, InvalidArgument, NotFound
+from meshcore.reasons import Reason
 
 from zoptal_notification.dispatch import Dispatcher
 from zoptal_notification.models import Channel, Notification, Status
@@ -108,7 +109,8 @@ class NotificationService:
         if existing.request_fingerprint != attempted.request_fingerprint:
             raise AlreadyExists(
                 f"idempotency key {attempted.idempotency_key!r} was already used for a "
-                f"different {attempted.channel} notification"
+                f"different {attempted.channel} notification",
+                reason=Reason.IDEMPOTENCY_KEY_REUSED,
             )
         return SendResult(existing, deduplicated=True)
 

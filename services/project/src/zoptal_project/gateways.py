@@ -20,7 +20,9 @@ from meshcore.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from meshcore.reasons import Reason
 from meshcore.resilience.status import pushback_seconds, status_code_of
+from meshcore.status_details import StatusDetails
 from zoptal.billing.v1 import billing_pb2
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
 
@@ -37,24 +39,28 @@ _METRIC_TO_PB = {
 def peer_error(error: BaseException, peer: str) -> MeshError:
     """What a failed call to ``peer`` means for our own caller.
 
-    A peer's answer about the request itself (limit reached, key reused, not found) keeps its
-    meaning; anything else (down, timed out, rate limited, refusing our credentials) is our
-    dependency being unavailable: UNAVAILABLE, never UNKNOWN or INTERNAL.
+    A peer's answer about the request itself (plan limit reached, key reused, not found) keeps
+    its meaning; anything else (down, timed out, rate limited, refusing our credentials) is our
+    dependency being unavailable: UNAVAILABLE, never UNKNOWN or INTERNAL. A plan limit is told
+    from a rate limit (both RESOURCE_EXHAUSTED) by the peer's ``ErrorInfo`` reason, and keeps
+    its reason and facts (metric, limit, plan) for our caller.
     """
     code = status_code_of(error)
-    details = _details(error)
-    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and pushback_seconds(error) is None:
-        return ResourceExhausted(details)  # a plan limit; a rate limit carries retry info
+    message = _details(error)
+    said = error if isinstance(error, MeshError) else StatusDetails.of(error)
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and said.reason == Reason.PLAN_LIMIT_REACHED:
+        return ResourceExhausted(message, reason=said.reason, metadata=said.metadata)
     if code is grpc.StatusCode.ALREADY_EXISTS:
-        return AlreadyExists(details)
+        return AlreadyExists(message)
     if code is grpc.StatusCode.FAILED_PRECONDITION:
-        return FailedPrecondition(details)
+        return FailedPrecondition(message)
     if code is grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(peer, details)
+        return InvalidArgument(peer, message)
     if code is grpc.StatusCode.NOT_FOUND:
-        return NotFound(peer, details)
+        return NotFound(peer, message)
     retry_after = pushback_seconds(error)
-    return Unavailable(
+    return Unavailable.of_dependency(
+        peer,
         f"{peer} is unavailable",
         retry_after=retry_after if retry_after and retry_after > 0 else 1.0,
     )

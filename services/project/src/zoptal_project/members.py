@@ -160,11 +160,13 @@ class MembershipService:
         except ResourceExhausted as refused:
             await self._discard_pending(project_id, user_id, seat, owner, compensate=False)
             reason = refused.message.removeprefix("plan limit reached: ")
-            raise ResourceExhausted(f"member limit reached: {reason}") from refused
+            raise ResourceExhausted(
+                f"member limit reached: {reason}", reason=refused.reason, metadata=refused.metadata
+            ) from refused
         except Exception as exc:
             await self._discard_pending(project_id, user_id, seat, owner, compensate=True)
-            raise Unavailable(
-                "billing is unavailable; the member was not added", retry_after=1.0
+            raise Unavailable.of_dependency(
+                "billing", "billing is unavailable; the member was not added"
             ) from exc
 
     async def _discard_pending(

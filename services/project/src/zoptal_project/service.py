@@ -47,6 +47,7 @@ from meshcore.errors import (
     Unavailable,
 )
 from meshcore.idempotency import caller_scope
+from meshcore.reasons import Reason
 
 from zoptal_project.access import (
     Action,
@@ -59,6 +60,7 @@ from zoptal_project.access import (
 from zoptal_project.domain import Page, Project, utc_now
 from zoptal_project.models import MemberRow, ProjectRow
 from zoptal_project.ports import AnalyticsGateway, BilledMetric, BillingGateway
+from zoptal_project.reasons import ProjectReason
 from zoptal_project.repository import ACTIVE, CREATING, ProjectRepository
 from zoptal_project.usage_outbox import compensation, queued_usage, seat_key
 from zoptal_project.validation import name_key
@@ -145,9 +147,13 @@ class ProjectService:
     ) -> Project:
         check = await self._billing.check_limit(owner, BilledMetric.PROJECTS, 1)
         if not check.allowed:
-            raise ResourceExhausted(
+            raise ResourceExhausted.of_plan_limit(
                 f"project limit reached: plan {check.plan_id!r} allows {check.limit} projects "
-                f"and {check.used} exist"
+                f"and {check.used} exist",
+                metric=BilledMetric.PROJECTS.value,
+                limit=check.limit,
+                plan_id=check.plan_id,
+                used=check.used,
             )
         project_id = str(uuid.uuid4())
         now = utc_now(self._clock)
@@ -234,15 +240,17 @@ class ProjectService:
             # Definitive: Billing recorded nothing, so the row just goes.
             await self._discard_creating(project_id, owner, compensate=False)
             reason = refused.message.removeprefix("plan limit reached: ")
-            raise ResourceExhausted(f"project limit reached: {reason}") from refused
+            raise ResourceExhausted(
+                f"project limit reached: {reason}", reason=refused.reason, metadata=refused.metadata
+            ) from refused
         except BaseException as exc:
             # Unknown outcome: Billing may have counted it. Delete the row and cancel the usage.
             await self._discard_creating(project_id, owner, compensate=True)
             if isinstance(exc, MeshError) and not isinstance(exc, Unavailable):
                 logger.error("Billing refused RecordUsage for %s: %s", project_id, exc)
             if isinstance(exc, Exception):
-                raise Unavailable(
-                    "billing is unavailable; the project was not created", retry_after=1.0
+                raise Unavailable.of_dependency(
+                    "billing", "billing is unavailable; the project was not created"
                 ) from exc
             raise
 
@@ -281,7 +289,8 @@ class ProjectService:
                     return None
             elif row.name_key != name_key(name):
                 raise AlreadyExists(
-                    f"request_id {request_id!r} was already used to create another project"
+                    f"request_id {request_id!r} was already used to create another project",
+                    reason=Reason.IDEMPOTENCY_KEY_REUSED,
                 )
             elif row.state == ACTIVE:
                 return Project.of(row)
@@ -294,7 +303,9 @@ class ProjectService:
             replay = await self._replay(owner, caller, request_id, name)
             if replay is not None:
                 return replay  # a concurrent retry of this very request won the race
-        raise AlreadyExists(f"you already have a project named {name!r}")
+        raise AlreadyExists(
+            f"you already have a project named {name!r}", reason=ProjectReason.NAME_TAKEN
+        )
 
     def _owner_for(self, principal: Principal, owner_id: str | None) -> str:
         principal.require_permission(CREATE_PERMISSION)
@@ -389,13 +400,16 @@ class ProjectService:
                 ensure_allowed(principal, project_id, role, Action.UPDATE)
                 if not await repository.update_project(project_id, version, values):
                     raise Aborted(
-                        f"project {project_id!r} changed since version {version}; re-read it"
+                        f"project {project_id!r} changed since version {version}; re-read it",
+                        reason=ProjectReason.VERSION_CONFLICT,
                     )
                 updated = await repository.project(project_id)
                 assert updated is not None
                 return Project.of(updated)
         except sqlalchemy.exc.IntegrityError:
-            raise AlreadyExists(f"you already have a project named {name!r}") from None
+            raise AlreadyExists(
+                f"you already have a project named {name!r}", reason=ProjectReason.NAME_TAKEN
+            ) from None
 
     async def delete_project(self, principal: Principal, project_id: str, version: int) -> None:
         """Delete the project and queue the release of its usage (project and member seats)."""
@@ -411,7 +425,10 @@ class ProjectService:
             role = await self._role(repository, project_id, principal.subject)
             ensure_allowed(principal, project_id, role, Action.DELETE)
             if version and row.version != version:
-                raise Aborted(f"project {project_id!r} changed since version {version}")
+                raise Aborted(
+                    f"project {project_id!r} changed since version {version}",
+                    reason=ProjectReason.VERSION_CONFLICT,
+                )
             releases = _release_rows(now, row, await repository.pending_members(project_id))
             await repository.delete_project(project_id, state=ACTIVE)
             await repository.enqueue_usage(releases)

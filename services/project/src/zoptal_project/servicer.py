@@ -8,6 +8,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
+from meshcore.validation import Violations
 from zoptal.project.v1 import project_pb2 as pb, project_pb2_grpc
 
 from zoptal_project import validation
@@ -68,6 +69,20 @@ def member_to_pb(member: Member) -> pb.ProjectMember:
     )
 
 
+def _action(value: pb.ProjectAction.ValueType) -> Action:
+    action = _ACTION_FROM_PB.get(value)
+    if action is None:
+        raise InvalidArgument("action", "must be a known action, not UNSPECIFIED")
+    return action
+
+
+def _grantable_role(value: pb.ProjectRole.ValueType) -> Role:
+    role = _GRANTABLE_ROLES.get(value)
+    if role is None:
+        raise InvalidArgument("role", "must be PROJECT_ROLE_EDITOR or PROJECT_ROLE_VIEWER")
+    return role
+
+
 class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     def __init__(self, projects: ProjectService, members: MembershipService) -> None:
         self._projects = projects
@@ -83,8 +98,11 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     async def ListUserProjects(
         self, request: pb.ListUserProjectsRequest, context: Context
     ) -> pb.ListUserProjectsResponse:
-        user_id = validation.optional_identifier("user_id", request.user_id) or None
-        page, limit = validation.page_and_limit(request.page, request.limit)
+        with Violations() as violations:
+            with violations.check():
+                user_id = validation.optional_identifier("user_id", request.user_id) or None
+            with violations.check():
+                page, limit = validation.page_and_limit(request.page, request.limit)
         result = await self._projects.list_user_projects(require_principal(), user_id, page, limit)
         return pb.ListUserProjectsResponse(
             projects=[
@@ -99,10 +117,15 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     async def CreateProject(
         self, request: pb.CreateProjectRequest, context: Context
     ) -> pb.CreateProjectResponse:
-        name = validation.name("name", request.name)
-        description = validation.description("description", request.description)
-        owner_id = validation.optional_identifier("owner_id", request.owner_id) or None
-        request_id = validation.request_id("request_id", request.request_id)
+        with Violations() as violations:
+            with violations.check():
+                name = validation.name("name", request.name)
+            with violations.check():
+                description = validation.description("description", request.description)
+            with violations.check():
+                owner_id = validation.optional_identifier("owner_id", request.owner_id) or None
+            with violations.check():
+                request_id = validation.request_id("request_id", request.request_id)
         project = await self._projects.create_project(
             require_principal(),
             name=name,
@@ -115,17 +138,21 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     async def UpdateProject(
         self, request: pb.UpdateProjectRequest, context: Context
     ) -> pb.UpdateProjectResponse:
-        project_id = validation.identifier("project_id", request.project_id)
-        if request.version < 1:
-            raise InvalidArgument("version", "must be the version you read (1 or more)")
-        name = validation.name("name", request.name) if request.HasField("name") else None
-        description = (
-            validation.description("description", request.description)
-            if request.HasField("description")
-            else None
-        )
-        if name is None and description is None:
-            raise InvalidArgument("name", "set name, description or both")
+        with Violations() as violations:
+            with violations.check():
+                project_id = validation.identifier("project_id", request.project_id)
+            if request.version < 1:
+                violations.add("version", "must be the version you read (1 or more)")
+            if not request.HasField("name") and not request.HasField("description"):
+                violations.add("name", "set name, description or both")
+            with violations.check():
+                name = validation.name("name", request.name) if request.HasField("name") else None
+            with violations.check():
+                description = (
+                    validation.description("description", request.description)
+                    if request.HasField("description")
+                    else None
+                )
         project = await self._projects.update_project(
             require_principal(), project_id, request.version, name=name, description=description
         )
@@ -134,20 +161,24 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     async def DeleteProject(
         self, request: pb.DeleteProjectRequest, context: Context
     ) -> pb.DeleteProjectResponse:
-        project_id = validation.identifier("project_id", request.project_id)
-        if request.version < 0:
-            raise InvalidArgument("version", "must be 0 (any) or the version you read")
+        with Violations() as violations:
+            with violations.check():
+                project_id = validation.identifier("project_id", request.project_id)
+            if request.version < 0:
+                violations.add("version", "must be 0 (any) or the version you read")
         await self._projects.delete_project(require_principal(), project_id, request.version)
         return pb.DeleteProjectResponse()
 
     async def CheckProjectAccess(
         self, request: pb.CheckProjectAccessRequest, context: Context
     ) -> pb.CheckProjectAccessResponse:
-        user_id = validation.identifier("user_id", request.user_id)
-        project_id = validation.identifier("project_id", request.project_id)
-        action = _ACTION_FROM_PB.get(request.action)
-        if action is None:
-            raise InvalidArgument("action", "must be a known action, not UNSPECIFIED")
+        with Violations() as violations:
+            with violations.check():
+                user_id = validation.identifier("user_id", request.user_id)
+            with violations.check():
+                project_id = validation.identifier("project_id", request.project_id)
+            with violations.check():
+                action = _action(request.action)
         allowed, role = await self._projects.check_access(
             require_principal(), user_id, project_id, action
         )
@@ -156,27 +187,35 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     async def AddProjectMember(
         self, request: pb.AddProjectMemberRequest, context: Context
     ) -> pb.AddProjectMemberResponse:
-        project_id = validation.identifier("project_id", request.project_id)
-        user_id = validation.identifier("user_id", request.user_id)
-        role = _GRANTABLE_ROLES.get(request.role)
-        if role is None:
-            raise InvalidArgument("role", "must be PROJECT_ROLE_EDITOR or PROJECT_ROLE_VIEWER")
+        with Violations() as violations:
+            with violations.check():
+                project_id = validation.identifier("project_id", request.project_id)
+            with violations.check():
+                user_id = validation.identifier("user_id", request.user_id)
+            with violations.check():
+                role = _grantable_role(request.role)
         member = await self._members.add_member(require_principal(), project_id, user_id, role)
         return pb.AddProjectMemberResponse(member=member_to_pb(member))
 
     async def RemoveProjectMember(
         self, request: pb.RemoveProjectMemberRequest, context: Context
     ) -> pb.RemoveProjectMemberResponse:
-        project_id = validation.identifier("project_id", request.project_id)
-        user_id = validation.identifier("user_id", request.user_id)
+        with Violations() as violations:
+            with violations.check():
+                project_id = validation.identifier("project_id", request.project_id)
+            with violations.check():
+                user_id = validation.identifier("user_id", request.user_id)
         await self._members.remove_member(require_principal(), project_id, user_id)
         return pb.RemoveProjectMemberResponse()
 
     async def ListProjectMembers(
         self, request: pb.ListProjectMembersRequest, context: Context
     ) -> pb.ListProjectMembersResponse:
-        project_id = validation.identifier("project_id", request.project_id)
-        page, limit = validation.page_and_limit(request.page, request.limit)
+        with Violations() as violations:
+            with violations.check():
+                project_id = validation.identifier("project_id", request.project_id)
+            with violations.check():
+                page, limit = validation.page_and_limit(request.page, request.limit)
         result = await self._members.list_members(require_principal(), project_id, page, limit)
         return pb.ListProjectMembersResponse(
             members=[member_to_pb(member) for member in result.items],

@@ -9,6 +9,7 @@ import re
 import unicodedata
 
 from meshcore.errors import InvalidArgument
+from meshcore.validation import Violations
 
 __all__ = [
     "MAX_DESCRIPTION_LENGTH",
@@ -79,10 +80,11 @@ def request_id(field: str, value: str) -> str | None:
 
 def page_and_limit(page: int, limit: int) -> tuple[int, int]:
     """``page`` is 1-based (0 means 1); ``limit`` is 1..100 (0 means 20)."""
-    if page < 0:
-        raise InvalidArgument("page", "must be 0 or more")
-    if limit < 0 or limit > MAX_PAGE_LIMIT:
-        raise InvalidArgument("limit", f"must be between 0 and {MAX_PAGE_LIMIT}")
+    with Violations() as violations:
+        if page < 0:
+            violations.add("page", "must be 0 or more")
+        if limit < 0 or limit > MAX_PAGE_LIMIT:
+            violations.add("limit", f"must be between 0 and {MAX_PAGE_LIMIT}")
     return max(page, 1), limit or DEFAULT_PAGE_LIMIT
 
 

@@ -49,6 +49,7 @@ from meshcore.jwt import (
     TokenVerifier,
     VerifiedToken,
 )
+from meshcore.reasons import Reason
 from meshcore.revocation import RevocationCheck, RevocationListNotReady
 
 __all__ = [
@@ -266,7 +267,7 @@ class AuthInterceptor(AdmissionInterceptor):
 
     def _refuse_if_revoked(self, principal: Principal) -> None:
         if self.revocations is not None and self.revocations.is_revoked(principal):
-            raise Unauthenticated("token has been revoked")
+            raise Unauthenticated("token has been revoked", reason=Reason.TOKEN_REVOKED)
 
     async def _principal_for(self, token: str, kind: str) -> Principal:
         cached = self.cache.get(token)
@@ -276,7 +277,11 @@ class AuthInterceptor(AdmissionInterceptor):
         try:
             verified = await verifier.verify(token, expected_type=kind)
         except InvalidToken as error:
-            raise Unauthenticated(f"invalid {kind} token: {error.reason}") from None
+            raise Unauthenticated(
+                f"invalid {kind} token: {error.reason}",
+                reason=_TOKEN_REASONS.get(error.reason, Reason.TOKEN_INVALID),
+                metadata={"token_problem": error.reason},
+            ) from None
         principal = Principal(
             subject=verified.subject,
             kind=verified.token_type,
@@ -286,6 +291,11 @@ class AuthInterceptor(AdmissionInterceptor):
         )
         self.cache.put(token, principal, verified.expires_at)
         return principal
+
+
+_TOKEN_REASONS = {"expired": Reason.TOKEN_EXPIRED, "revoked": Reason.TOKEN_REVOKED}
+"""The invalid-token problems a client acts on differently (refresh, log in again); every other
+one is TOKEN_INVALID, the problem itself travels as ``token_problem`` metadata."""
 
 
 def _credentials(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str, str]:
@@ -302,9 +312,14 @@ def _credentials(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str, str]
     if bearer is not None:
         scheme, _, token = _text(bearer).partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("authorization must be 'Bearer <token>'")
+            raise Unauthenticated(
+                "authorization must be 'Bearer <token>'", reason=Reason.TOKEN_INVALID
+            )
         return "user", token.strip()
-    raise Unauthenticated("missing credentials: send 'authorization: Bearer' or x-service-token")
+    raise Unauthenticated(
+        "missing credentials: send 'authorization: Bearer' or x-service-token",
+        reason=Reason.CREDENTIALS_MISSING,
+    )
 
 
 def _build_verifier(

@@ -41,6 +41,7 @@ from meshcore.errors import (
     new_correlation_id,
 )
 from meshcore.interceptors.base import Behavior, RpcMethod, ServerInterceptor
+from meshcore.reasons import Reason
 
 __all__ = [
     "RETRY_AFTER_TRAILER",
@@ -52,10 +53,10 @@ __all__ = [
 
 RETRY_AFTER_TRAILER = "retry-after"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_PASSED_THROUGH_DOWNSTREAM_ERRORS: dict[grpc.StatusCode, type[MeshError]] = {
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-    grpc.StatusCode.CANCELLED: Cancelled,
+_PASSED_THROUGH_DOWNSTREAM_ERRORS: dict[grpc.StatusCode, tuple[type[MeshError], str | None]] = {
+    grpc.StatusCode.UNAVAILABLE: (Unavailable, Reason.DEPENDENCY_UNAVAILABLE),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (DeadlineExceeded, None),
+    grpc.StatusCode.CANCELLED: (Cancelled, None),
 }
 
 _log = logging.getLogger("meshcore.interceptors.errors")
@@ -177,12 +178,13 @@ class ErrorMappingInterceptor(ServerInterceptor):
             downstream = error.code()
             passed_through = _PASSED_THROUGH_DOWNSTREAM_ERRORS.get(downstream)
             if passed_through is not None:
+                error_type, reason = passed_through
                 self._log.warning(
                     "downstream call failed with %s",
                     downstream.name,
                     extra={"grpc_method": rpc.full_name, "request_id": current_request_id()},
                 )
-                return passed_through(f"a dependency failed: {downstream.name}")
+                return error_type(f"a dependency failed: {downstream.name}", reason=reason)
         correlation_id = new_correlation_id()
         self._log.error(
             "unhandled error in %s (correlation id %s)",

@@ -33,6 +33,7 @@ from meshcore.interceptors.errors import abort_with
 from meshcore.interceptors.hooks import AdmissionInterceptor
 from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
 from meshcore.interceptors.metrics import per_registry
+from meshcore.reasons import Reason
 
 __all__ = [
     "RATE_LIMITED",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 FailMode = Literal["open", "closed"]
-RATE_LIMITED = "RATE_LIMITED"
+RATE_LIMITED = Reason.RATE_LIMITED
 """``ErrorInfo.reason`` of a call refused by the rate limit (any service)."""
 RATE_LIMIT_MESSAGE = "rate limit exceeded"
 _log = logging.getLogger("meshcore.interceptors.rate_limit")
@@ -180,7 +181,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
             self._backend_failed(error)
             if not self._fail_open:
                 await abort_with(
-                    context, Unavailable("rate limiter unavailable", retry_after=1.0), rpc
+                    context, Unavailable.of_dependency("redis", "rate limiter unavailable"), rpc
                 )
             return
         if not decision.allowed:

@@ -41,9 +41,14 @@ class AnalyticsServiceStub:
     An event's actor is its `user_id`, or its `anonymous_id` when there is no user; "unique users"
     counts distinct actors. All buckets and windows are in UTC.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field, for batches with the event's index, for example `events[3].name`), UNAUTHENTICATED,
-    PERMISSION_DENIED, UNAVAILABLE, DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field, for batches with the event's index, for example `events[3].name`),
+    UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason TOKEN_EXPIRED: refresh
+    the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is missing),
+    RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE (reason
+    DEPENDENCY_UNAVAILABLE: the database or Redis is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @_typing.overload
@@ -115,9 +120,14 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     An event's actor is its `user_id`, or its `anonymous_id` when there is no user; "unique users"
     counts distinct actors. All buckets and windows are in UTC.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field, for batches with the event's index, for example `events[3].name`), UNAUTHENTICATED,
-    PERMISSION_DENIED, UNAVAILABLE, DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field, for batches with the event's index, for example `events[3].name`),
+    UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason TOKEN_EXPIRED: refresh
+    the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is missing),
+    RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE (reason
+    DEPENDENCY_UNAVAILABLE: the database or Redis is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -185,9 +195,14 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
     An event's actor is its `user_id`, or its `anonymous_id` when there is no user; "unique users"
     counts distinct actors. All buckets and windows are in UTC.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field, for batches with the event's index, for example `events[3].name`), UNAUTHENTICATED,
-    PERMISSION_DENIED, UNAVAILABLE, DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field, for batches with the event's index, for example `events[3].name`),
+    UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason TOKEN_EXPIRED: refresh
+    the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is missing),
+    RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE (reason
+    DEPENDENCY_UNAVAILABLE: the database or Redis is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @_abc_1.abstractmethod

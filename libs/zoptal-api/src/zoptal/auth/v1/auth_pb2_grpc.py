@@ -36,11 +36,14 @@ class AuthServiceStub:
     Service tokens carry `serviceId`, `serviceName` and `permissions` and travel in the
     `x-service-token` metadata entry; user tokens travel in `authorization: Bearer <token>`.
 
-    Errors every RPC may return besides those listed on it: UNAUTHENTICATED (credentials missing or
-    invalid, on RPCs that need them), PERMISSION_DENIED (a permission is missing),
-    RESOURCE_EXHAUSTED (rate limited; carries google.rpc.RetryInfo), UNAVAILABLE (a dependency such
-    as the database is down; safe to retry idempotent RPCs), DEADLINE_EXCEEDED. Bad input is
-    INVALID_ARGUMENT with a message naming the field. Never UNKNOWN or INTERNAL for client input.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED, on RPCs that need credentials),
+    PERMISSION_DENIED (a permission is missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with
+    google.rpc.RetryInfo), UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE: the database or Redis is down;
+    with google.rpc.RetryInfo, metadata `dependency` names it; safe to retry idempotent RPCs),
+    DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     def __init__(self, channel):
@@ -122,11 +125,14 @@ class AuthServiceServicer:
     Service tokens carry `serviceId`, `serviceName` and `permissions` and travel in the
     `x-service-token` metadata entry; user tokens travel in `authorization: Bearer <token>`.
 
-    Errors every RPC may return besides those listed on it: UNAUTHENTICATED (credentials missing or
-    invalid, on RPCs that need them), PERMISSION_DENIED (a permission is missing),
-    RESOURCE_EXHAUSTED (rate limited; carries google.rpc.RetryInfo), UNAVAILABLE (a dependency such
-    as the database is down; safe to retry idempotent RPCs), DEADLINE_EXCEEDED. Bad input is
-    INVALID_ARGUMENT with a message naming the field. Never UNKNOWN or INTERNAL for client input.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED, on RPCs that need credentials),
+    PERMISSION_DENIED (a permission is missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with
+    google.rpc.RetryInfo), UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE: the database or Redis is down;
+    with google.rpc.RetryInfo, metadata `dependency` names it; safe to retry idempotent RPCs),
+    DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     def ValidateToken(self, request, context):
@@ -171,7 +177,8 @@ class AuthServiceServicer:
         (IssueServiceToken). The client secret is returned once, in this response only; the server
         stores only its hash.
         Authentication: an admin user, or a service token with `service_account:create`.
-        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED.
+        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED,
+        RESOURCE_EXHAUSTED (reason HASHING_BUSY: hashing the secret is at capacity; with RetryInfo).
         Not idempotent: a retry after success gives ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -195,7 +202,8 @@ class AuthServiceServicer:
         Argon2id and never stored or logged in clear. Does not log the user in: call Login.
         Authentication: none.
         Errors: INVALID_ARGUMENT (`email` malformed, `password` too weak, `display_name` too long),
-        ALREADY_EXISTS (the email is already registered).
+        ALREADY_EXISTS (the email is already registered), RESOURCE_EXHAUSTED (reason HASHING_BUSY:
+        the server's password hashing is at capacity; with RetryInfo).
         Not idempotent: a retry after success gives ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -207,9 +215,10 @@ class AuthServiceServicer:
         Authentication: none.
         Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown email or wrong password:
         the same answer, after the same work, for both), PERMISSION_DENIED (the user is disabled),
-        RESOURCE_EXHAUSTED with google.rpc.RetryInfo (too many failed attempts for this account or
-        from this client: an exponential back-off, capped, never a permanent lockout; or the server's
-        password hashing is at capacity). Refused attempts are not counted.
+        RESOURCE_EXHAUSTED with google.rpc.RetryInfo (reason LOGIN_THROTTLED: too many failed
+        attempts for this account or from this client: an exponential back-off, capped, never a
+        permanent lockout; reason HASHING_BUSY: the server's password hashing is at capacity).
+        Refused attempts are not counted.
         Not idempotent: every call issues new tokens.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -246,7 +255,8 @@ class AuthServiceServicer:
         `x-service-token` metadata entry.
         Authentication: none (the client credentials are the credential).
         Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown client or wrong secret),
-        PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it).
+        PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it),
+        RESOURCE_EXHAUSTED (reason HASHING_BUSY: checking secrets is at capacity; with RetryInfo).
         Safe to retry: every call issues a new, equally valid token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -361,11 +371,14 @@ class AuthService:
     Service tokens carry `serviceId`, `serviceName` and `permissions` and travel in the
     `x-service-token` metadata entry; user tokens travel in `authorization: Bearer <token>`.
 
-    Errors every RPC may return besides those listed on it: UNAUTHENTICATED (credentials missing or
-    invalid, on RPCs that need them), PERMISSION_DENIED (a permission is missing),
-    RESOURCE_EXHAUSTED (rate limited; carries google.rpc.RetryInfo), UNAVAILABLE (a dependency such
-    as the database is down; safe to retry idempotent RPCs), DEADLINE_EXCEEDED. Bad input is
-    INVALID_ARGUMENT with a message naming the field. Never UNKNOWN or INTERNAL for client input.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED, on RPCs that need credentials),
+    PERMISSION_DENIED (a permission is missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with
+    google.rpc.RetryInfo), UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE: the database or Redis is down;
+    with google.rpc.RetryInfo, metadata `dependency` names it; safe to retry idempotent RPCs),
+    DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @staticmethod

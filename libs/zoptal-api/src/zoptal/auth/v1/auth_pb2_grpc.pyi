@@ -37,11 +37,14 @@ class AuthServiceStub:
     Service tokens carry `serviceId`, `serviceName` and `permissions` and travel in the
     `x-service-token` metadata entry; user tokens travel in `authorization: Bearer <token>`.
 
-    Errors every RPC may return besides those listed on it: UNAUTHENTICATED (credentials missing or
-    invalid, on RPCs that need them), PERMISSION_DENIED (a permission is missing),
-    RESOURCE_EXHAUSTED (rate limited; carries google.rpc.RetryInfo), UNAVAILABLE (a dependency such
-    as the database is down; safe to retry idempotent RPCs), DEADLINE_EXCEEDED. Bad input is
-    INVALID_ARGUMENT with a message naming the field. Never UNKNOWN or INTERNAL for client input.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED, on RPCs that need credentials),
+    PERMISSION_DENIED (a permission is missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with
+    google.rpc.RetryInfo), UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE: the database or Redis is down;
+    with google.rpc.RetryInfo, metadata `dependency` names it; safe to retry idempotent RPCs),
+    DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @_typing.overload
@@ -78,7 +81,8 @@ class AuthServiceStub:
     (IssueServiceToken). The client secret is returned once, in this response only; the server
     stores only its hash.
     Authentication: an admin user, or a service token with `service_account:create`.
-    Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED.
+    Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (reason HASHING_BUSY: hashing the secret is at capacity; with RetryInfo).
     Not idempotent: a retry after success gives ALREADY_EXISTS.
     """
     HealthCheck: _grpc.UnaryUnaryMultiCallable[_auth_pb2.HealthCheckRequest, _auth_pb2.HealthCheckResponse]
@@ -94,7 +98,8 @@ class AuthServiceStub:
     Argon2id and never stored or logged in clear. Does not log the user in: call Login.
     Authentication: none.
     Errors: INVALID_ARGUMENT (`email` malformed, `password` too weak, `display_name` too long),
-    ALREADY_EXISTS (the email is already registered).
+    ALREADY_EXISTS (the email is already registered), RESOURCE_EXHAUSTED (reason HASHING_BUSY:
+    the server's password hashing is at capacity; with RetryInfo).
     Not idempotent: a retry after success gives ALREADY_EXISTS.
     """
     Login: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]
@@ -102,9 +107,10 @@ class AuthServiceStub:
     Authentication: none.
     Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown email or wrong password:
     the same answer, after the same work, for both), PERMISSION_DENIED (the user is disabled),
-    RESOURCE_EXHAUSTED with google.rpc.RetryInfo (too many failed attempts for this account or
-    from this client: an exponential back-off, capped, never a permanent lockout; or the server's
-    password hashing is at capacity). Refused attempts are not counted.
+    RESOURCE_EXHAUSTED with google.rpc.RetryInfo (reason LOGIN_THROTTLED: too many failed
+    attempts for this account or from this client: an exponential back-off, capped, never a
+    permanent lockout; reason HASHING_BUSY: the server's password hashing is at capacity).
+    Refused attempts are not counted.
     Not idempotent: every call issues new tokens.
     """
     RefreshToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]
@@ -129,7 +135,8 @@ class AuthServiceStub:
     `x-service-token` metadata entry.
     Authentication: none (the client credentials are the credential).
     Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown client or wrong secret),
-    PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it).
+    PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it),
+    RESOURCE_EXHAUSTED (reason HASHING_BUSY: checking secrets is at capacity; with RetryInfo).
     Safe to retry: every call issues a new, equally valid token.
     """
     GetJwks: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]
@@ -163,11 +170,14 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Service tokens carry `serviceId`, `serviceName` and `permissions` and travel in the
     `x-service-token` metadata entry; user tokens travel in `authorization: Bearer <token>`.
 
-    Errors every RPC may return besides those listed on it: UNAUTHENTICATED (credentials missing or
-    invalid, on RPCs that need them), PERMISSION_DENIED (a permission is missing),
-    RESOURCE_EXHAUSTED (rate limited; carries google.rpc.RetryInfo), UNAVAILABLE (a dependency such
-    as the database is down; safe to retry idempotent RPCs), DEADLINE_EXCEEDED. Bad input is
-    INVALID_ARGUMENT with a message naming the field. Never UNKNOWN or INTERNAL for client input.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED, on RPCs that need credentials),
+    PERMISSION_DENIED (a permission is missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with
+    google.rpc.RetryInfo), UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE: the database or Redis is down;
+    with google.rpc.RetryInfo, metadata `dependency` names it; safe to retry idempotent RPCs),
+    DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -201,7 +211,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     (IssueServiceToken). The client secret is returned once, in this response only; the server
     stores only its hash.
     Authentication: an admin user, or a service token with `service_account:create`.
-    Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED.
+    Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (reason HASHING_BUSY: hashing the secret is at capacity; with RetryInfo).
     Not idempotent: a retry after success gives ALREADY_EXISTS.
     """
     HealthCheck: _aio.UnaryUnaryMultiCallable[_auth_pb2.HealthCheckRequest, _auth_pb2.HealthCheckResponse]  # type: ignore[assignment]
@@ -217,7 +228,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Argon2id and never stored or logged in clear. Does not log the user in: call Login.
     Authentication: none.
     Errors: INVALID_ARGUMENT (`email` malformed, `password` too weak, `display_name` too long),
-    ALREADY_EXISTS (the email is already registered).
+    ALREADY_EXISTS (the email is already registered), RESOURCE_EXHAUSTED (reason HASHING_BUSY:
+    the server's password hashing is at capacity; with RetryInfo).
     Not idempotent: a retry after success gives ALREADY_EXISTS.
     """
     Login: _aio.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]  # type: ignore[assignment]
@@ -225,9 +237,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Authentication: none.
     Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown email or wrong password:
     the same answer, after the same work, for both), PERMISSION_DENIED (the user is disabled),
-    RESOURCE_EXHAUSTED with google.rpc.RetryInfo (too many failed attempts for this account or
-    from this client: an exponential back-off, capped, never a permanent lockout; or the server's
-    password hashing is at capacity). Refused attempts are not counted.
+    RESOURCE_EXHAUSTED with google.rpc.RetryInfo (reason LOGIN_THROTTLED: too many failed
+    attempts for this account or from this client: an exponential back-off, capped, never a
+    permanent lockout; reason HASHING_BUSY: the server's password hashing is at capacity).
+    Refused attempts are not counted.
     Not idempotent: every call issues new tokens.
     """
     RefreshToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]  # type: ignore[assignment]
@@ -252,7 +265,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     `x-service-token` metadata entry.
     Authentication: none (the client credentials are the credential).
     Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown client or wrong secret),
-    PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it).
+    PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it),
+    RESOURCE_EXHAUSTED (reason HASHING_BUSY: checking secrets is at capacity; with RetryInfo).
     Safe to retry: every call issues a new, equally valid token.
     """
     GetJwks: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]  # type: ignore[assignment]
@@ -285,11 +299,14 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     Service tokens carry `serviceId`, `serviceName` and `permissions` and travel in the
     `x-service-token` metadata entry; user tokens travel in `authorization: Bearer <token>`.
 
-    Errors every RPC may return besides those listed on it: UNAUTHENTICATED (credentials missing or
-    invalid, on RPCs that need them), PERMISSION_DENIED (a permission is missing),
-    RESOURCE_EXHAUSTED (rate limited; carries google.rpc.RetryInfo), UNAVAILABLE (a dependency such
-    as the database is down; safe to retry idempotent RPCs), DEADLINE_EXCEEDED. Bad input is
-    INVALID_ARGUMENT with a message naming the field. Never UNKNOWN or INTERNAL for client input.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED, on RPCs that need credentials),
+    PERMISSION_DENIED (a permission is missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with
+    google.rpc.RetryInfo), UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE: the database or Redis is down;
+    with google.rpc.RetryInfo, metadata `dependency` names it; safe to retry idempotent RPCs),
+    DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @_abc_1.abstractmethod
@@ -345,7 +362,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         (IssueServiceToken). The client secret is returned once, in this response only; the server
         stores only its hash.
         Authentication: an admin user, or a service token with `service_account:create`.
-        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED.
+        Errors: INVALID_ARGUMENT, ALREADY_EXISTS (`name` is taken), PERMISSION_DENIED,
+        RESOURCE_EXHAUSTED (reason HASHING_BUSY: hashing the secret is at capacity; with RetryInfo).
         Not idempotent: a retry after success gives ALREADY_EXISTS.
         """
 
@@ -373,7 +391,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Argon2id and never stored or logged in clear. Does not log the user in: call Login.
         Authentication: none.
         Errors: INVALID_ARGUMENT (`email` malformed, `password` too weak, `display_name` too long),
-        ALREADY_EXISTS (the email is already registered).
+        ALREADY_EXISTS (the email is already registered), RESOURCE_EXHAUSTED (reason HASHING_BUSY:
+        the server's password hashing is at capacity; with RetryInfo).
         Not idempotent: a retry after success gives ALREADY_EXISTS.
         """
 
@@ -387,9 +406,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Authentication: none.
         Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown email or wrong password:
         the same answer, after the same work, for both), PERMISSION_DENIED (the user is disabled),
-        RESOURCE_EXHAUSTED with google.rpc.RetryInfo (too many failed attempts for this account or
-        from this client: an exponential back-off, capped, never a permanent lockout; or the server's
-        password hashing is at capacity). Refused attempts are not counted.
+        RESOURCE_EXHAUSTED with google.rpc.RetryInfo (reason LOGIN_THROTTLED: too many failed
+        attempts for this account or from this client: an exponential back-off, capped, never a
+        permanent lockout; reason HASHING_BUSY: the server's password hashing is at capacity).
+        Refused attempts are not counted.
         Not idempotent: every call issues new tokens.
         """
 
@@ -432,7 +452,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         `x-service-token` metadata entry.
         Authentication: none (the client credentials are the credential).
         Errors: INVALID_ARGUMENT (empty fields), UNAUTHENTICATED (unknown client or wrong secret),
-        PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it).
+        PERMISSION_DENIED (the account is disabled, or a requested permission is not granted to it),
+        RESOURCE_EXHAUSTED (reason HASHING_BUSY: checking secrets is at capacity; with RetryInfo).
         Safe to retry: every call issues a new, equally valid token.
         """
 

@@ -39,9 +39,13 @@ class BillingServiceStub:
     a threshold again in the same period sends nothing if that threshold or a higher one already
     has its email.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     def __init__(self, channel):
@@ -91,9 +95,13 @@ class BillingServiceServicer:
     a threshold again in the same period sends nothing if that threshold or a higher one already
     has its email.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     def GetUserSubscription(self, request, context):
@@ -130,11 +138,11 @@ class BillingServiceServicer:
         the caller (the authenticated service that records): the same key for the same user from
         another caller is another record, never a replay of theirs.
         Requires: a service token with `billing:write`.
-        Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
-        or quantity),
-        RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
-        recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
-        would take a gauge below zero).
+        Errors: ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: this caller used the key for this user
+        with a different metric, scope or quantity), RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED:
+        `enforce_limit` is set and the delta would exceed the limit; nothing is recorded; no
+        RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), FAILED_PRECONDITION (a negative
+        delta would take a gauge below zero).
         Idempotent by `idempotency_key`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -171,12 +179,14 @@ class BillingServiceServicer:
         becomes CANCELED); asking for the current plan cancels it.
         Requires: the user themself, admin, or a service token with `billing:write` (which pays like
         the user: only admins grant plans without payment).
-        Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
-        set for a change that costs nothing, or refused by the provider as unknown),
-        FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
-        change awaiting payment; no payment provider is configured), PERMISSION_DENIED
-        (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
-        change is kept and submitted again by Billing, so retrying is safe).
+        Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT on `payment_token` (reason
+        PAYMENT_REQUIRED: missing for an upgrade; reason PAYMENT_DECLINED: refused by the provider,
+        the change is DECLINED; otherwise set for a change that costs nothing), FAILED_PRECONDITION
+        (reason USAGE_EXCEEDS_PLAN: usage above the plan's limits, the message names the metric;
+        reason CHANGE_PENDING: another change awaits payment; reason PAYMENTS_NOT_CONFIGURED: no
+        payment provider is configured, an admin may grant the plan), PERMISSION_DENIED
+        (`complimentary` from a non-admin). A payment provider that cannot be reached is no error:
+        the change stays AWAITING_PAYMENT and Billing submits it again.
         Idempotent: changing to the plan already active returns the subscription unchanged, and a
         retry of an upgrade awaiting payment returns that change.
         """
@@ -234,9 +244,13 @@ class BillingService:
     a threshold again in the same period sends nothing if that threshold or a higher one already
     has its email.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @staticmethod

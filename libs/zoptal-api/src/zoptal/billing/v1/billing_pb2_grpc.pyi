@@ -40,9 +40,13 @@ class BillingServiceStub:
     a threshold again in the same period sends nothing if that threshold or a higher one already
     has its email.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @_typing.overload
@@ -75,11 +79,11 @@ class BillingServiceStub:
     the caller (the authenticated service that records): the same key for the same user from
     another caller is another record, never a replay of theirs.
     Requires: a service token with `billing:write`.
-    Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
-    or quantity),
-    RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
-    recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
-    would take a gauge below zero).
+    Errors: ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: this caller used the key for this user
+    with a different metric, scope or quantity), RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED:
+    `enforce_limit` is set and the delta would exceed the limit; nothing is recorded; no
+    RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), FAILED_PRECONDITION (a negative
+    delta would take a gauge below zero).
     Idempotent by `idempotency_key`.
     """
     GetSubscriptionPlans: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionPlansRequest, _billing_pb2.GetSubscriptionPlansResponse]
@@ -108,12 +112,14 @@ class BillingServiceStub:
     becomes CANCELED); asking for the current plan cancels it.
     Requires: the user themself, admin, or a service token with `billing:write` (which pays like
     the user: only admins grant plans without payment).
-    Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
-    set for a change that costs nothing, or refused by the provider as unknown),
-    FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
-    change awaiting payment; no payment provider is configured), PERMISSION_DENIED
-    (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
-    change is kept and submitted again by Billing, so retrying is safe).
+    Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT on `payment_token` (reason
+    PAYMENT_REQUIRED: missing for an upgrade; reason PAYMENT_DECLINED: refused by the provider,
+    the change is DECLINED; otherwise set for a change that costs nothing), FAILED_PRECONDITION
+    (reason USAGE_EXCEEDS_PLAN: usage above the plan's limits, the message names the metric;
+    reason CHANGE_PENDING: another change awaits payment; reason PAYMENTS_NOT_CONFIGURED: no
+    payment provider is configured, an admin may grant the plan), PERMISSION_DENIED
+    (`complimentary` from a non-admin). A payment provider that cannot be reached is no error:
+    the change stays AWAITING_PAYMENT and Billing submits it again.
     Idempotent: changing to the plan already active returns the subscription unchanged, and a
     retry of an upgrade awaiting payment returns that change.
     """
@@ -133,9 +139,13 @@ class BillingServiceAsyncStub(BillingServiceStub):
     a threshold again in the same period sends nothing if that threshold or a higher one already
     has its email.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -165,11 +175,11 @@ class BillingServiceAsyncStub(BillingServiceStub):
     the caller (the authenticated service that records): the same key for the same user from
     another caller is another record, never a replay of theirs.
     Requires: a service token with `billing:write`.
-    Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
-    or quantity),
-    RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
-    recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
-    would take a gauge below zero).
+    Errors: ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: this caller used the key for this user
+    with a different metric, scope or quantity), RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED:
+    `enforce_limit` is set and the delta would exceed the limit; nothing is recorded; no
+    RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), FAILED_PRECONDITION (a negative
+    delta would take a gauge below zero).
     Idempotent by `idempotency_key`.
     """
     GetSubscriptionPlans: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionPlansRequest, _billing_pb2.GetSubscriptionPlansResponse]  # type: ignore[assignment]
@@ -198,12 +208,14 @@ class BillingServiceAsyncStub(BillingServiceStub):
     becomes CANCELED); asking for the current plan cancels it.
     Requires: the user themself, admin, or a service token with `billing:write` (which pays like
     the user: only admins grant plans without payment).
-    Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
-    set for a change that costs nothing, or refused by the provider as unknown),
-    FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
-    change awaiting payment; no payment provider is configured), PERMISSION_DENIED
-    (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
-    change is kept and submitted again by Billing, so retrying is safe).
+    Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT on `payment_token` (reason
+    PAYMENT_REQUIRED: missing for an upgrade; reason PAYMENT_DECLINED: refused by the provider,
+    the change is DECLINED; otherwise set for a change that costs nothing), FAILED_PRECONDITION
+    (reason USAGE_EXCEEDS_PLAN: usage above the plan's limits, the message names the metric;
+    reason CHANGE_PENDING: another change awaits payment; reason PAYMENTS_NOT_CONFIGURED: no
+    payment provider is configured, an admin may grant the plan), PERMISSION_DENIED
+    (`complimentary` from a non-admin). A payment provider that cannot be reached is no error:
+    the change stays AWAITING_PAYMENT and Billing submits it again.
     Idempotent: changing to the plan already active returns the subscription unchanged, and a
     retry of an upgrade awaiting payment returns that change.
     """
@@ -222,9 +234,13 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     a threshold again in the same period sends nothing if that threshold or a higher one already
     has its email.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; with google.rpc.RetryInfo, metadata
+    `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL for client input.
     """
 
     @_abc_1.abstractmethod
@@ -270,11 +286,11 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         the caller (the authenticated service that records): the same key for the same user from
         another caller is another record, never a replay of theirs.
         Requires: a service token with `billing:write`.
-        Errors: ALREADY_EXISTS (this caller used the key for this user with a different metric, scope
-        or quantity),
-        RESOURCE_EXHAUSTED (`enforce_limit` is set and the delta would exceed the limit; nothing is
-        recorded; the message names the metric and limit), FAILED_PRECONDITION (a negative delta
-        would take a gauge below zero).
+        Errors: ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: this caller used the key for this user
+        with a different metric, scope or quantity), RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED:
+        `enforce_limit` is set and the delta would exceed the limit; nothing is recorded; no
+        RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), FAILED_PRECONDITION (a negative
+        delta would take a gauge below zero).
         Idempotent by `idempotency_key`.
         """
 
@@ -315,12 +331,14 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         becomes CANCELED); asking for the current plan cancels it.
         Requires: the user themself, admin, or a service token with `billing:write` (which pays like
         the user: only admins grant plans without payment).
-        Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT (`payment_token` missing for an upgrade,
-        set for a change that costs nothing, or refused by the provider as unknown),
-        FAILED_PRECONDITION (usage above the plan's limits: the message names the metric; another
-        change awaiting payment; no payment provider is configured), PERMISSION_DENIED
-        (`complimentary` from a non-admin), UNAVAILABLE (the payment provider cannot be reached: the
-        change is kept and submitted again by Billing, so retrying is safe).
+        Errors: NOT_FOUND (no such plan), INVALID_ARGUMENT on `payment_token` (reason
+        PAYMENT_REQUIRED: missing for an upgrade; reason PAYMENT_DECLINED: refused by the provider,
+        the change is DECLINED; otherwise set for a change that costs nothing), FAILED_PRECONDITION
+        (reason USAGE_EXCEEDS_PLAN: usage above the plan's limits, the message names the metric;
+        reason CHANGE_PENDING: another change awaits payment; reason PAYMENTS_NOT_CONFIGURED: no
+        payment provider is configured, an admin may grant the plan), PERMISSION_DENIED
+        (`complimentary` from a non-admin). A payment provider that cannot be reached is no error:
+        the change stays AWAITING_PAYMENT and Billing submits it again.
         Idempotent: changing to the plan already active returns the subscription unchanged, and a
         retry of an upgrade awaiting payment returns that change.
         """

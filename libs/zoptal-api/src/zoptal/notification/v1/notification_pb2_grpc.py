@@ -40,10 +40,14 @@ class NotificationServiceStub:
     own, never answered with someone else's and never refused because of it. A service sending on
     a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or broker is down; nothing was stored),
-    DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or broker is down; with google.rpc.RetryInfo,
+    metadata `dependency` names it; nothing was stored), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL
+    for client input.
     """
 
     def __init__(self, channel):
@@ -94,17 +98,22 @@ class NotificationServiceServicer:
     own, never answered with someone else's and never refused because of it. A service sending on
     a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or broker is down; nothing was stored),
-    DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or broker is down; with google.rpc.RetryInfo,
+    metadata `dependency` names it; nothing was stored), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL
+    for client input.
     """
 
     def SendEmail(self, request, context):
         """SendEmail queues an email, from literal content or a server-side template.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-        ALREADY_EXISTS (the caller used the idempotency key for a different email).
+        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+        different email).
         Idempotent by `idempotency_key`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -115,7 +124,8 @@ class NotificationServiceServicer:
         """SendSMS queues a text message.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-        ALREADY_EXISTS (the caller used the idempotency key for a different message).
+        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+        different message).
         Idempotent by `idempotency_key`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -125,8 +135,8 @@ class NotificationServiceServicer:
     def SendPushNotification(self, request, context):
         """SendPushNotification queues a push notification to a user's device.
         Requires: a service token with `notification:send`, or admin.
-        Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-        caller used the idempotency key for a different notification).
+        Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (reason
+        IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a different notification).
         Idempotent by `idempotency_key`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -208,10 +218,14 @@ class NotificationService:
     own, never answered with someone else's and never refused because of it. A service sending on
     a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or broker is down; nothing was stored),
-    DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or broker is down; with google.rpc.RetryInfo,
+    metadata `dependency` names it; nothing was stored), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL
+    for client input.
     """
 
     @staticmethod

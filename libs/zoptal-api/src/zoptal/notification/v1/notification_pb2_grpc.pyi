@@ -41,10 +41,14 @@ class NotificationServiceStub:
     own, never answered with someone else's and never refused because of it. A service sending on
     a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or broker is down; nothing was stored),
-    DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or broker is down; with google.rpc.RetryInfo,
+    metadata `dependency` names it; nothing was stored), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL
+    for client input.
     """
 
     @_typing.overload
@@ -55,21 +59,23 @@ class NotificationServiceStub:
     """SendEmail queues an email, from literal content or a server-side template.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-    ALREADY_EXISTS (the caller used the idempotency key for a different email).
+    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+    different email).
     Idempotent by `idempotency_key`.
     """
     SendSMS: _grpc.UnaryUnaryMultiCallable[_notification_pb2.SendSMSRequest, _notification_pb2.SendSMSResponse]
     """SendSMS queues a text message.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-    ALREADY_EXISTS (the caller used the idempotency key for a different message).
+    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+    different message).
     Idempotent by `idempotency_key`.
     """
     SendPushNotification: _grpc.UnaryUnaryMultiCallable[_notification_pb2.SendPushNotificationRequest, _notification_pb2.SendPushNotificationResponse]
     """SendPushNotification queues a push notification to a user's device.
     Requires: a service token with `notification:send`, or admin.
-    Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-    caller used the idempotency key for a different notification).
+    Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (reason
+    IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a different notification).
     Idempotent by `idempotency_key`.
     """
     GetNotificationHistory: _grpc.UnaryUnaryMultiCallable[_notification_pb2.GetNotificationHistoryRequest, _notification_pb2.GetNotificationHistoryResponse]
@@ -105,10 +111,14 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     own, never answered with someone else's and never refused because of it. A service sending on
     a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or broker is down; nothing was stored),
-    DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or broker is down; with google.rpc.RetryInfo,
+    metadata `dependency` names it; nothing was stored), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL
+    for client input.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -116,21 +126,23 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """SendEmail queues an email, from literal content or a server-side template.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-    ALREADY_EXISTS (the caller used the idempotency key for a different email).
+    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+    different email).
     Idempotent by `idempotency_key`.
     """
     SendSMS: _aio.UnaryUnaryMultiCallable[_notification_pb2.SendSMSRequest, _notification_pb2.SendSMSResponse]  # type: ignore[assignment]
     """SendSMS queues a text message.
     Requires: a service token with `notification:send`, or admin.
     Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-    ALREADY_EXISTS (the caller used the idempotency key for a different message).
+    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+    different message).
     Idempotent by `idempotency_key`.
     """
     SendPushNotification: _aio.UnaryUnaryMultiCallable[_notification_pb2.SendPushNotificationRequest, _notification_pb2.SendPushNotificationResponse]  # type: ignore[assignment]
     """SendPushNotification queues a push notification to a user's device.
     Requires: a service token with `notification:send`, or admin.
-    Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-    caller used the idempotency key for a different notification).
+    Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (reason
+    IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a different notification).
     Idempotent by `idempotency_key`.
     """
     GetNotificationHistory: _aio.UnaryUnaryMultiCallable[_notification_pb2.GetNotificationHistoryRequest, _notification_pb2.GetNotificationHistoryResponse]  # type: ignore[assignment]
@@ -165,10 +177,14 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     own, never answered with someone else's and never refused because of it. A service sending on
     a user's behalf (Billing's usage emails) owns the keys it derives from its own data.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or broker is down; nothing was stored),
-    DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or broker is down; with google.rpc.RetryInfo,
+    metadata `dependency` names it; nothing was stored), DEADLINE_EXCEEDED. Never UNKNOWN or INTERNAL
+    for client input.
     """
 
     @_abc_1.abstractmethod
@@ -180,7 +196,8 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         """SendEmail queues an email, from literal content or a server-side template.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (bad address, missing subject or body, unknown template),
-        ALREADY_EXISTS (the caller used the idempotency key for a different email).
+        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+        different email).
         Idempotent by `idempotency_key`.
         """
 
@@ -193,7 +210,8 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         """SendSMS queues a text message.
         Requires: a service token with `notification:send`, or admin.
         Errors: INVALID_ARGUMENT (phone number not E.164, empty or too long body),
-        ALREADY_EXISTS (the caller used the idempotency key for a different message).
+        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a
+        different message).
         Idempotent by `idempotency_key`.
         """
 
@@ -205,8 +223,8 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_notification_pb2.SendPushNotificationResponse, _abc.Awaitable[_notification_pb2.SendPushNotificationResponse]]:
         """SendPushNotification queues a push notification to a user's device.
         Requires: a service token with `notification:send`, or admin.
-        Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (the
-        caller used the idempotency key for a different notification).
+        Errors: INVALID_ARGUMENT (missing title and body, too much data), ALREADY_EXISTS (reason
+        IDEMPOTENCY_KEY_REUSED: the caller used the idempotency key for a different notification).
         Idempotent by `idempotency_key`.
         """
 

@@ -38,9 +38,14 @@ class ProjectServiceStub:
     Paging: `page` is 1-based (0 means 1) and `limit` is 1..100 (0 means 20); results are in a
     stable order and the response carries the total count.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or a peer service is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or a peer service is down; with
+    google.rpc.RetryInfo, metadata `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or
+    INTERNAL for client input.
     """
 
     @_typing.overload
@@ -66,9 +71,11 @@ class ProjectServiceStub:
     Billing.RecordUsage (idempotency key = the project id) and tracks `project.created` in
     Analytics (off the critical path: its failure never fails the create).
     Requires: permission `project:create`.
-    Errors: RESOURCE_EXHAUSTED (the plan's project limit is reached; the message names the
-    limit), ALREADY_EXISTS (the owner already has a project with this name),
-    UNAVAILABLE (Billing is unreachable; no project is left half created).
+    Errors: RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED: the plan's project limit is reached;
+    no RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), ALREADY_EXISTS (reason
+    NAME_TAKEN: the owner already has a project with this name; reason IDEMPOTENCY_KEY_REUSED:
+    this caller used `request_id` to create a project with another name), UNAVAILABLE (reason
+    DEPENDENCY_UNAVAILABLE: Billing is unreachable; no project is left half created).
     Idempotent by `request_id`: a retry with the same `request_id` by the same caller for the
     same owner returns the project created by the first call. Another caller's `request_id`
     (a user's, an admin's or a service's creating for that owner) is never replayed nor refused
@@ -79,16 +86,16 @@ class ProjectServiceStub:
     request carries the version the client read, and the update applies only if it is still
     current. Only the fields that are set change.
     Requires: role owner or editor, or a service token with `project:write`.
-    Errors: NOT_FOUND, PERMISSION_DENIED (a viewer), ABORTED (`version` is stale: re-read and
-    retry), ALREADY_EXISTS (the new name is taken by another of the owner's projects),
-    INVALID_ARGUMENT (no field to update is set).
+    Errors: NOT_FOUND, PERMISSION_DENIED (a viewer), ABORTED (reason VERSION_CONFLICT: `version`
+    is stale: re-read and retry), ALREADY_EXISTS (reason NAME_TAKEN: the new name is taken by
+    another of the owner's projects), INVALID_ARGUMENT (no field to update is set).
     Not retried automatically: a retry after success gives ABORTED.
     """
     DeleteProject: _grpc.UnaryUnaryMultiCallable[_project_pb2.DeleteProjectRequest, _project_pb2.DeleteProjectResponse]
     """DeleteProject deletes a project and its memberships, and releases its usage in Billing.
     Requires: role owner, or a service token with `project:delete`.
     Errors: NOT_FOUND (no such project, including when already deleted), PERMISSION_DENIED
-    (not the owner), ABORTED (`version` is set and stale).
+    (not the owner), ABORTED (reason VERSION_CONFLICT: `version` is set and stale).
     Idempotent: repeating it has no further effect (the repeat answers NOT_FOUND).
     """
     CheckProjectAccess: _grpc.UnaryUnaryMultiCallable[_project_pb2.CheckProjectAccessRequest, _project_pb2.CheckProjectAccessResponse]
@@ -104,7 +111,9 @@ class ProjectServiceStub:
     Requires: role owner, or a service token with `project:write`.
     Errors: NOT_FOUND (no such project or user), PERMISSION_DENIED (not the owner),
     INVALID_ARGUMENT (role OWNER or UNSPECIFIED), FAILED_PRECONDITION (the user is the owner),
-    RESOURCE_EXHAUSTED (the plan's member limit is reached).
+    RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED: the plan's member limit is reached; no
+    RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), UNAVAILABLE (reason
+    DEPENDENCY_UNAVAILABLE: Billing or Auth is unreachable; the member is not added).
     Idempotent: adding the same user with the same role again returns the same membership.
     """
     RemoveProjectMember: _grpc.UnaryUnaryMultiCallable[_project_pb2.RemoveProjectMemberRequest, _project_pb2.RemoveProjectMemberResponse]
@@ -134,9 +143,14 @@ class ProjectServiceAsyncStub(ProjectServiceStub):
     Paging: `page` is 1-based (0 means 1) and `limit` is 1..100 (0 means 20); results are in a
     stable order and the response carries the total count.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or a peer service is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or a peer service is down; with
+    google.rpc.RetryInfo, metadata `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or
+    INTERNAL for client input.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -159,9 +173,11 @@ class ProjectServiceAsyncStub(ProjectServiceStub):
     Billing.RecordUsage (idempotency key = the project id) and tracks `project.created` in
     Analytics (off the critical path: its failure never fails the create).
     Requires: permission `project:create`.
-    Errors: RESOURCE_EXHAUSTED (the plan's project limit is reached; the message names the
-    limit), ALREADY_EXISTS (the owner already has a project with this name),
-    UNAVAILABLE (Billing is unreachable; no project is left half created).
+    Errors: RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED: the plan's project limit is reached;
+    no RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), ALREADY_EXISTS (reason
+    NAME_TAKEN: the owner already has a project with this name; reason IDEMPOTENCY_KEY_REUSED:
+    this caller used `request_id` to create a project with another name), UNAVAILABLE (reason
+    DEPENDENCY_UNAVAILABLE: Billing is unreachable; no project is left half created).
     Idempotent by `request_id`: a retry with the same `request_id` by the same caller for the
     same owner returns the project created by the first call. Another caller's `request_id`
     (a user's, an admin's or a service's creating for that owner) is never replayed nor refused
@@ -172,16 +188,16 @@ class ProjectServiceAsyncStub(ProjectServiceStub):
     request carries the version the client read, and the update applies only if it is still
     current. Only the fields that are set change.
     Requires: role owner or editor, or a service token with `project:write`.
-    Errors: NOT_FOUND, PERMISSION_DENIED (a viewer), ABORTED (`version` is stale: re-read and
-    retry), ALREADY_EXISTS (the new name is taken by another of the owner's projects),
-    INVALID_ARGUMENT (no field to update is set).
+    Errors: NOT_FOUND, PERMISSION_DENIED (a viewer), ABORTED (reason VERSION_CONFLICT: `version`
+    is stale: re-read and retry), ALREADY_EXISTS (reason NAME_TAKEN: the new name is taken by
+    another of the owner's projects), INVALID_ARGUMENT (no field to update is set).
     Not retried automatically: a retry after success gives ABORTED.
     """
     DeleteProject: _aio.UnaryUnaryMultiCallable[_project_pb2.DeleteProjectRequest, _project_pb2.DeleteProjectResponse]  # type: ignore[assignment]
     """DeleteProject deletes a project and its memberships, and releases its usage in Billing.
     Requires: role owner, or a service token with `project:delete`.
     Errors: NOT_FOUND (no such project, including when already deleted), PERMISSION_DENIED
-    (not the owner), ABORTED (`version` is set and stale).
+    (not the owner), ABORTED (reason VERSION_CONFLICT: `version` is set and stale).
     Idempotent: repeating it has no further effect (the repeat answers NOT_FOUND).
     """
     CheckProjectAccess: _aio.UnaryUnaryMultiCallable[_project_pb2.CheckProjectAccessRequest, _project_pb2.CheckProjectAccessResponse]  # type: ignore[assignment]
@@ -197,7 +213,9 @@ class ProjectServiceAsyncStub(ProjectServiceStub):
     Requires: role owner, or a service token with `project:write`.
     Errors: NOT_FOUND (no such project or user), PERMISSION_DENIED (not the owner),
     INVALID_ARGUMENT (role OWNER or UNSPECIFIED), FAILED_PRECONDITION (the user is the owner),
-    RESOURCE_EXHAUSTED (the plan's member limit is reached).
+    RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED: the plan's member limit is reached; no
+    RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), UNAVAILABLE (reason
+    DEPENDENCY_UNAVAILABLE: Billing or Auth is unreachable; the member is not added).
     Idempotent: adding the same user with the same role again returns the same membership.
     """
     RemoveProjectMember: _aio.UnaryUnaryMultiCallable[_project_pb2.RemoveProjectMemberRequest, _project_pb2.RemoveProjectMemberResponse]  # type: ignore[assignment]
@@ -226,9 +244,14 @@ class ProjectServiceServicer(metaclass=_abc_1.ABCMeta):
     Paging: `page` is 1-based (0 means 1) and `limit` is 1..100 (0 means 20); results are in a
     stable order and the response carries the total count.
 
-    Errors every RPC may return besides those listed on it: INVALID_ARGUMENT (a message naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limited; carries
-    google.rpc.RetryInfo), UNAVAILABLE (the database or a peer service is down), DEADLINE_EXCEEDED.
+    Errors every RPC may return besides those listed on it (the google.rpc.ErrorInfo `reason` follows
+    the code; see protos/README.md "Error details"): INVALID_ARGUMENT (google.rpc.BadRequest names
+    every bad field), UNAUTHENTICATED (reason CREDENTIALS_MISSING, reason TOKEN_INVALID, reason
+    TOKEN_EXPIRED: refresh the token, or reason TOKEN_REVOKED), PERMISSION_DENIED (a permission is
+    missing), RESOURCE_EXHAUSTED (reason RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database or a peer service is down; with
+    google.rpc.RetryInfo, metadata `dependency` names it), DEADLINE_EXCEEDED. Never UNKNOWN or
+    INTERNAL for client input.
     """
 
     @_abc_1.abstractmethod
@@ -267,9 +290,11 @@ class ProjectServiceServicer(metaclass=_abc_1.ABCMeta):
         Billing.RecordUsage (idempotency key = the project id) and tracks `project.created` in
         Analytics (off the critical path: its failure never fails the create).
         Requires: permission `project:create`.
-        Errors: RESOURCE_EXHAUSTED (the plan's project limit is reached; the message names the
-        limit), ALREADY_EXISTS (the owner already has a project with this name),
-        UNAVAILABLE (Billing is unreachable; no project is left half created).
+        Errors: RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED: the plan's project limit is reached;
+        no RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), ALREADY_EXISTS (reason
+        NAME_TAKEN: the owner already has a project with this name; reason IDEMPOTENCY_KEY_REUSED:
+        this caller used `request_id` to create a project with another name), UNAVAILABLE (reason
+        DEPENDENCY_UNAVAILABLE: Billing is unreachable; no project is left half created).
         Idempotent by `request_id`: a retry with the same `request_id` by the same caller for the
         same owner returns the project created by the first call. Another caller's `request_id`
         (a user's, an admin's or a service's creating for that owner) is never replayed nor refused
@@ -286,9 +311,9 @@ class ProjectServiceServicer(metaclass=_abc_1.ABCMeta):
         request carries the version the client read, and the update applies only if it is still
         current. Only the fields that are set change.
         Requires: role owner or editor, or a service token with `project:write`.
-        Errors: NOT_FOUND, PERMISSION_DENIED (a viewer), ABORTED (`version` is stale: re-read and
-        retry), ALREADY_EXISTS (the new name is taken by another of the owner's projects),
-        INVALID_ARGUMENT (no field to update is set).
+        Errors: NOT_FOUND, PERMISSION_DENIED (a viewer), ABORTED (reason VERSION_CONFLICT: `version`
+        is stale: re-read and retry), ALREADY_EXISTS (reason NAME_TAKEN: the new name is taken by
+        another of the owner's projects), INVALID_ARGUMENT (no field to update is set).
         Not retried automatically: a retry after success gives ABORTED.
         """
 
@@ -301,7 +326,7 @@ class ProjectServiceServicer(metaclass=_abc_1.ABCMeta):
         """DeleteProject deletes a project and its memberships, and releases its usage in Billing.
         Requires: role owner, or a service token with `project:delete`.
         Errors: NOT_FOUND (no such project, including when already deleted), PERMISSION_DENIED
-        (not the owner), ABORTED (`version` is set and stale).
+        (not the owner), ABORTED (reason VERSION_CONFLICT: `version` is set and stale).
         Idempotent: repeating it has no further effect (the repeat answers NOT_FOUND).
         """
 
@@ -329,7 +354,9 @@ class ProjectServiceServicer(metaclass=_abc_1.ABCMeta):
         Requires: role owner, or a service token with `project:write`.
         Errors: NOT_FOUND (no such project or user), PERMISSION_DENIED (not the owner),
         INVALID_ARGUMENT (role OWNER or UNSPECIFIED), FAILED_PRECONDITION (the user is the owner),
-        RESOURCE_EXHAUSTED (the plan's member limit is reached).
+        RESOURCE_EXHAUSTED (reason PLAN_LIMIT_REACHED: the plan's member limit is reached; no
+        RetryInfo, metadata `metric`, `limit`, `plan_id`, `used`), UNAVAILABLE (reason
+        DEPENDENCY_UNAVAILABLE: Billing or Auth is unreachable; the member is not added).
         Idempotent: adding the same user with the same role again returns the same membership.
         """
 
