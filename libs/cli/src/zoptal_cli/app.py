@@ -16,15 +16,16 @@ from typing import Any
 import click
 from click.shell_completion import get_completion_class
 
+from zoptal_cli.commands import billing, events, notify, projects
 from zoptal_cli.endpoints import SERVICE_NAMES, resolve_addresses
 from zoptal_cli.health import check_all
 from zoptal_cli.login_cache import CachedLogin, LoginCache, config_dir
 from zoptal_cli.output import emit, message_data
-from zoptal_cli.commands import billing, events, notify, projects
 from zoptal_cli.session import Session, State, bearer, pass_state, run
 from zoptal_cli.tokens import decode_unverified
 
 __all__ = ["cli", "main"]
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
@@ -219,4 +220,3 @@ for _group in (projects.projects, billing.billing, notify.notify, events.events)
 
 def main() -> None:
     cli(prog_name="zoptal")
-

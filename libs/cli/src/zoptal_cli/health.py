@@ -22,7 +22,7 @@ from zoptal_cli.endpoints import health_service_name
 __all__ = ["check_all", "check_one"]
 
 
-async def check_one(service: str, address: str, timeout: float) -> dict[str, Any]:
+async def check_one(service: str, address: str, deadline_seconds: float) -> dict[str, Any]:
     started = time.perf_counter()
     async with grpc.aio.insecure_channel(address) as channel:
         check = channel.unary_unary(
@@ -32,7 +32,7 @@ async def check_one(service: str, address: str, timeout: float) -> dict[str, Any
         )
         request = health_pb2.HealthCheckRequest(service=health_service_name(service))
         try:
-            reply = await check(request, timeout=timeout)
+            reply = await check(request, timeout=deadline_seconds)
         except grpc.aio.AioRpcError as error:
             status, detail = error.code().name, error.details() or ""
         else:
@@ -48,11 +48,13 @@ async def check_one(service: str, address: str, timeout: float) -> dict[str, Any
     }
 
 
-async def check_all(addresses: Mapping[str, tuple[str, ...]], timeout: float) -> list[dict[str, Any]]:
+async def check_all(
+    addresses: Mapping[str, tuple[str, ...]], deadline_seconds: float
+) -> list[dict[str, Any]]:
     return list(
         await asyncio.gather(
             *(
-                check_one(service, address, timeout)
+                check_one(service, address, deadline_seconds)
                 for service, replicas in addresses.items()
                 for address in replicas
             )

@@ -21,7 +21,7 @@ from meshcore.private_files import open_private, private_directory, write_atomic
 
 __all__ = ["CachedLogin", "LoginCache", "config_dir"]
 
-TOKEN_FILE = "token.json"
+CACHE_FILE_NAME = "token.json"
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -65,7 +65,7 @@ class LoginCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.path = folder / TOKEN_FILE
+        self.path = folder / CACHE_FILE_NAME
 
     def load(self) -> CachedLogin | None:
         """The cached login, or None when there is none; ``ValueError`` for a damaged file."""
