@@ -3,7 +3,8 @@
 Shared by the command line and the load generator so that both find the platform the way the
 services find each other: ``--addr svc=host:port[,host:port...]`` first, then ``<SVC>_ADDR``
 (the same variables the services read), then the embedded platform's ports (``make run``; the
-port table is ``zoptal_platform.catalogue``, the one the launcher starts the services on).
+port table is ``zoptal_platform.catalogue``, the one the launcher starts the services on, shifted
+by ``ZOPTAL_PORT_OFFSET`` as the launcher shifts them).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from zoptal.clients import (
     NotificationServiceClient,
     ProjectServiceClient,
 )
-from zoptal_platform.catalogue import SERVICES
+
+# The launcher's port table (untyped package: no py.typed marker yet).
+from zoptal_platform.catalogue import SERVICES  # type: ignore[import-untyped]
 
 __all__ = ["SERVICE_NAMES", "Clients", "health_service_name", "open_clients", "resolve_addresses"]
 
@@ -34,7 +37,8 @@ Addresses = Mapping[str, tuple[str, ...]]
 
 def health_service_name(service: str) -> str:
     """The ``grpc.health.v1`` name a service reports (``zoptal.auth.v1.AuthService``)."""
-    return _BY_NAME[service].full_service_name
+    name: str = _BY_NAME[service].full_service_name
+    return name
 
 
 def resolve_addresses(
@@ -55,6 +59,9 @@ def resolve_addresses(
             given[service] = parse_addresses(value)
         except ValueError as error:
             raise ValueError(f"--addr {item!r}: {error}") from None
+    offset_text = env.get("ZOPTAL_PORT_OFFSET") or "0"
+    if not offset_text.isdigit():
+        raise ValueError(f"ZOPTAL_PORT_OFFSET={offset_text!r}: expected a whole number")
     addresses: dict[str, tuple[str, ...]] = {}
     for spec in SERVICES:
         variable = spec.addr_variable
@@ -66,7 +73,7 @@ def resolve_addresses(
             except ValueError as error:
                 raise ValueError(f"{variable}={env[variable]!r}: {error}") from None
         else:
-            addresses[spec.name] = (f"127.0.0.1:{spec.grpc_port}",)
+            addresses[spec.name] = (f"127.0.0.1:{spec.grpc_port + int(offset_text)}",)
     return addresses
 
 

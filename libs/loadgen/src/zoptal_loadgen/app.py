@@ -45,11 +45,13 @@ def parse_mix(text: str) -> dict[str, float]:
         try:
             mix[name] = float(weight)
         except ValueError:
-            raise click.BadParameter(f"{item!r}: the weight is not a number", "--mix") from None
+            raise click.BadParameter(
+                f"{item!r}: the weight is not a number", param_hint="--mix"
+            ) from None
         if mix[name] < 0:
             raise click.BadParameter(f"{item!r}: a weight is 0 or more", param_hint="--mix")
     if not any(mix.values()):
-        raise click.BadParameter("at least one journey needs a weight above 0", "--mix")
+        raise click.BadParameter("at least one journey needs a weight above 0", param_hint="--mix")
     return mix
 
 
@@ -139,7 +141,9 @@ def cli(**options: Any) -> None:
     if options["service_credentials"] is None:
         mix.pop("operator", None)
         if not any(mix.values()):
-            raise click.BadParameter("the operator journey needs --service-credentials", "--mix")
+            raise click.BadParameter(
+                "the operator journey needs --service-credentials", param_hint="--mix"
+            )
     try:
         addresses = resolve_addresses(options["addresses"])
     except ValueError as error:

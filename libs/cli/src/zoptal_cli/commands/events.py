@@ -29,7 +29,7 @@ BUCKETS = {
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
-class Since(click.ParamType):
+class Since(click.ParamType[dt.timedelta]):
     """A span back from now: ``30m``, ``6h``, ``7d``."""
 
     name = "SPAN"
