@@ -17,9 +17,10 @@ import click
 from click.shell_completion import get_completion_class
 
 from zoptal_cli.commands import billing, events, notify, projects
-from zoptal_cli.endpoints import SERVICE_NAMES, resolve_addresses
+from zoptal_cli.endpoints import resolve_addresses
 from zoptal_cli.health import check_all
 from zoptal_cli.login_cache import CachedLogin, LoginCache, config_dir
+from zoptal_cli.options import ADDRESSES, OUTPUT, TIMEOUT
 from zoptal_cli.output import emit, message_data
 from zoptal_cli.session import Session, State, bearer, pass_state, run
 from zoptal_cli.tokens import decode_unverified
@@ -28,31 +29,9 @@ __all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    envvar="ZOPTAL_OUTPUT",
-    show_envvar=True,
-    help="How results are written (errors too, on stderr).",
-)
-@click.option(
-    "--addr",
-    "addresses",
-    multiple=True,
-    metavar="SERVICE=HOST:PORT[,HOST:PORT]",
-    help=f"Where a service is ({', '.join(SERVICE_NAMES)}); else <SVC>_ADDR, else make run's "
-    "ports. Repeatable.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 300),
-    default=10.0,
-    show_default=True,
-    help="Deadline of each call, in seconds.",
-)
+@OUTPUT
+@ADDRESSES
+@TIMEOUT
 @click.option(
     "--service-token",
     envvar="ZOPTAL_SERVICE_TOKEN",

@@ -20,6 +20,7 @@ from meshcore.errors import Unauthenticated
 from meshcore.service_token import IssuedServiceToken, ServiceTokenSource
 from zoptal.clients.service_identity import ServiceCredential
 from zoptal_cli.endpoints import Clients, open_clients, resolve_addresses
+from zoptal_cli.options import ADDRESSES, OUTPUT, TIMEOUT
 from zoptal_cli.output import emit
 
 from zoptal_loadgen.journeys import JOURNEYS, Journeys
@@ -98,20 +99,6 @@ def parse_mix(text: str) -> dict[str, float]:
     help="Exit 1 when the share of successful calls is below this.",
 )
 @click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 300),
-    default=10.0,
-    show_default=True,
-    help="Deadline of each call, in seconds.",
-)
-@click.option(
-    "--addr",
-    "addresses",
-    multiple=True,
-    metavar="SERVICE=HOST:PORT[,HOST:PORT]",
-    help="Where a service is; else <SVC>_ADDR, else make run's ports. Repeatable.",
-)
-@click.option(
     "--service-credentials",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="ZOPTAL_SERVICE_CREDENTIALS",
@@ -131,9 +118,9 @@ def parse_mix(text: str) -> dict[str, float]:
     default=0.0,
     help="Seconds between interim JSON reports (each covers its interval); 0: none.",
 )
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@ADDRESSES
+@TIMEOUT
+@OUTPUT
 def cli(**options: Any) -> None:
     """Walk user journeys across the five services at a set rate; report success and latency
     per RPC; exit 1 below --min-success."""  # fmt: skip
