@@ -30,6 +30,8 @@ COPY pyproject.toml uv.lock ./
 COPY libs/meshcore/pyproject.toml libs/meshcore/
 COPY libs/zoptal-api/pyproject.toml libs/zoptal-api/
 COPY libs/platform/pyproject.toml libs/platform/
+COPY libs/cli/pyproject.toml libs/cli/
+COPY libs/loadgen/pyproject.toml libs/loadgen/
 COPY services/auth/pyproject.toml services/auth/
 COPY services/project/pyproject.toml services/project/
 COPY services/billing/pyproject.toml services/billing/

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV_RUN := uv run --frozen
 
-.PHONY: bootstrap run test compose-test images push lint typecheck proto proto-check proto-release migrate bench
+.PHONY: bootstrap run load test compose-test images push lint typecheck proto proto-check proto-release migrate bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -12,6 +12,12 @@ bootstrap:
 ## run: the whole platform on this machine (embedded mode: SQLite, no Docker); Ctrl-C stops it
 run: bootstrap
 	$(UV_RUN) python -m zoptal_platform run
+
+## load: the load generator against `make run` (run it in another terminal), 30 s at 2 journeys/s;
+## exits 1 below 99 % successful calls. LOAD_ARGS adds options, e.g.
+## make load LOAD_ARGS="--duration 120 --rate 10 --output json" (docs/operations.md)
+load: bootstrap
+	$(UV_RUN) python -m zoptal_loadgen $(LOAD_ARGS)
 
 ## test: every layer under tests/: unit, integration, e2e, faults, fuzz and deploy checks, on real
 ## PostgreSQL and Redis (see the README for what each needs and when it skips); the compose stack

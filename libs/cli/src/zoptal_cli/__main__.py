@@ -1,0 +1,3 @@
+from zoptal_cli.app import main
+
+main()

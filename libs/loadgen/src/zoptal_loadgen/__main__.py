@@ -1,0 +1,3 @@
+from zoptal_loadgen.app import main
+
+main()
