@@ -53,9 +53,11 @@ class AuthSettings(ServiceSettings):
     ``ARGON2_PARALLELISM``, at least 1, so that running computations never share a core (two
     that did would each take twice as long). Under a CPU limit (Kubernetes), derive it from the
     limit. With two or more, one client runs on at most all but one of them."""
-    argon2_max_queue: int = 8
+    argon2_max_queue: int = 16
     """Argon2 computations waiting for a worker; past that a login is RESOURCE_EXHAUSTED at
-    once instead of queueing."""
+    once instead of queueing. A waiting one holds no Argon2 memory, only its call; with the
+    default per-client share (half), the services' credential exchanges at start-up and a user's
+    login from the same host (``make run``) fit together."""
     argon2_max_per_client: int = 0
     """Argon2 computations (running and waiting) of one client; 0: half of
     ``ARGON2_MAX_CONCURRENCY + ARGON2_MAX_QUEUE`` (at least 1)."""
