@@ -109,6 +109,12 @@ class HashingPool:
                 del self._held[client]
                 self._served.pop(client, None)  # nothing in the pool: first in line next time
 
+    def refuse_if_full(self, client: str) -> None:
+        """Raise now what ``run`` would raise for ``client`` if called now: for callers with
+        work to do before the computation (a database read), so that a refusal costs none of
+        it. Not a reservation: ``run`` checks again."""
+        self._admit(client)
+
     def close(self) -> None:
         """Stop taking work; computations already running finish on their threads."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -137,8 +137,10 @@ class AuthService:
                 require_text("email", email, max_length=254)
             with violations.check():
                 require_text("password", password, max_length=128)
-        # Before any Argon2 work, so that a refusal costs next to nothing.
+        # Before any Argon2 work or database read, so that a refusal costs next to nothing (a
+        # flood of refused logins otherwise spends the CPU a victim's own login needs).
         await self._throttle.check(email, client)
+        self._hasher.pool.refuse_if_full(client)
         async with self._database.session() as session:
             user = await repository.user_by_email(session, email.strip().lower())
         # Unknown users cost one Argon2id verification too (against a dummy hash), and get the
