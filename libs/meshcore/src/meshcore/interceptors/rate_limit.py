@@ -105,6 +105,18 @@ def _backend_error_counter(registry: CollectorRegistry) -> Counter:
     )
 
 
+def rate_limit_rejections(registry: CollectorRegistry) -> Counter:
+    return per_registry(
+        registry,
+        "meshcore_rate_limit_rejections",
+        lambda: Counter(
+            "meshcore_rate_limit_rejections",
+            "Calls the rate limiter refused with RESOURCE_EXHAUSTED",
+            registry=registry,
+        ),
+    )
+
+
 class RateLimitInterceptor(AdmissionInterceptor):
     """Refuses calls over ``max_requests`` per sliding ``window_ms`` for one key."""
 
@@ -138,6 +150,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
             raise ValueError("trusted_proxy_hops must be >= 0")
         self._hops = trusted_proxy_hops
         self._errors = _BackendErrors(registry)
+        self._rejections = rate_limit_rejections(registry)
         self._clock = clock
         self._log_interval = log_interval
         self._last_logged = -float("inf")
@@ -165,6 +178,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
         retry_after = self._in_process_limiter.refusal(key)
         if retry_after is None:
             return None
+        self._rejections.inc()
         return abort_with(
             context,
             ResourceExhausted(RATE_LIMIT_MESSAGE, reason=RATE_LIMITED, retry_after=retry_after),
@@ -184,6 +198,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
                 )
             return
         if not decision.allowed:
+            self._rejections.inc()
             await abort_with(
                 context,
                 ResourceExhausted(
