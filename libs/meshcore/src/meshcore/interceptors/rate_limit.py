@@ -32,7 +32,7 @@ from meshcore.interceptors.client_address import client_address
 from meshcore.interceptors.errors import abort_with
 from meshcore.interceptors.hooks import AdmissionInterceptor
 from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
-from meshcore.interceptors.metrics import per_registry
+from meshcore.observability.registry import counter
 
 __all__ = [
     "RATE_LIMITED",
@@ -93,27 +93,19 @@ class _BackendErrors:
 
 
 def _backend_error_counter(registry: CollectorRegistry) -> Counter:
-    return per_registry(
+    return counter(
         registry,
         "meshcore_rate_limit_backend_errors",
-        lambda: Counter(
-            "meshcore_rate_limit_backend_errors",
-            "Rate-limit checks whose backend failed, by what was done with the call",
-            ["outcome"],
-            registry=registry,
-        ),
+        "Rate-limit checks whose backend failed, by what was done with the call",
+        ["outcome"],
     )
 
 
 def rate_limit_rejections(registry: CollectorRegistry) -> Counter:
-    return per_registry(
+    return counter(
         registry,
         "meshcore_rate_limit_rejections",
-        lambda: Counter(
-            "meshcore_rate_limit_rejections",
-            "Calls the rate limiter refused with RESOURCE_EXHAUSTED",
-            registry=registry,
-        ),
+        "Calls the rate limiter refused with RESOURCE_EXHAUSTED",
     )
 
 

@@ -8,12 +8,12 @@ is made through ``per_registry`` and reused afterwards.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["per_registry"]
+__all__ = ["counter", "gauge", "per_registry"]
 
 T = TypeVar("T")
 _families: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = (
@@ -28,3 +28,21 @@ def per_registry(registry: CollectorRegistry, name: str, build: Callable[[], T])
         families[name] = build()
     family: T = families[name]
     return family
+
+
+def counter(
+    registry: CollectorRegistry, name: str, documentation: str, labels: Sequence[str] = ()
+) -> Counter:
+    """The registry's counter ``name`` (``<name>_total`` on /metrics), made on first use."""
+    return per_registry(
+        registry, name, lambda: Counter(name, documentation, labels, registry=registry)
+    )
+
+
+def gauge(
+    registry: CollectorRegistry, name: str, documentation: str, labels: Sequence[str] = ()
+) -> Gauge:
+    """The registry's gauge ``name``, made on first use."""
+    return per_registry(
+        registry, name, lambda: Gauge(name, documentation, labels, registry=registry)
+    )

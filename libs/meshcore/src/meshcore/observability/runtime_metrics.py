@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
-from meshcore.observability.registry import per_registry
+from meshcore.observability.registry import counter, gauge, per_registry
 
 if TYPE_CHECKING:
     from sqlalchemy.pool import Pool
@@ -71,28 +71,20 @@ _BREAKER_STATES = ("closed", "open", "half-open")
 
 
 def _breaker_gauge(registry: CollectorRegistry) -> Gauge:
-    return per_registry(
+    return gauge(
         registry,
         "meshcore_circuit_breaker_state",
-        lambda: Gauge(
-            "meshcore_circuit_breaker_state",
-            "1 for the current state of each endpoint's circuit breaker, 0 for the others",
-            ["peer_service", "endpoint", "state"],
-            registry=registry,
-        ),
+        "1 for the current state of each endpoint's circuit breaker, 0 for the others",
+        ["peer_service", "endpoint", "state"],
     )
 
 
 def _breaker_transitions(registry: CollectorRegistry) -> Counter:
-    return per_registry(
+    return counter(
         registry,
         "meshcore_circuit_breaker_transitions",
-        lambda: Counter(
-            "meshcore_circuit_breaker_transitions",
-            "Circuit breaker state changes, by the state entered",
-            ["peer_service", "state"],
-            registry=registry,
-        ),
+        "Circuit breaker state changes, by the state entered",
+        ["peer_service", "state"],
     )
 
 
@@ -134,20 +126,24 @@ def breaker_state_listener(
 
 def retries_counter(peer_service: str, registry: CollectorRegistry = REGISTRY) -> Any:
     """The retry counter's child for calls to ``peer_service`` (created at zero)."""
-    family = per_registry(
+    family = counter(
         registry,
         "meshcore_client_retries",
-        lambda: Counter(
-            "meshcore_client_retries",
-            "Retry attempts of calls to a peer service after their first attempt failed",
-            ["peer_service"],
-            registry=registry,
-        ),
+        "Retry attempts of calls to a peer service after their first attempt failed",
+        ["peer_service"],
     )
     return family.labels(peer_service)
 
 
 # -- collectors read at scrape time -------------------------------------------------------------
+
+
+C = TypeVar("C", bound=Collector)
+
+
+def _registered(collector: C, registry: CollectorRegistry) -> C:
+    registry.register(collector)
+    return collector
 
 
 class _PoolCollector(Collector):
@@ -190,9 +186,9 @@ class _PoolCollector(Collector):
 
 def observe_pool(pool: Pool, name: str, registry: CollectorRegistry = REGISTRY) -> None:
     """Export ``pool``'s connection counts as ``pool=name`` for as long as the pool lives."""
-    collector = per_registry(registry, "meshcore_db_pool", _PoolCollector)
-    if not collector.pools:
-        registry.register(collector)
+    collector = per_registry(
+        registry, "meshcore_db_pool", lambda: _registered(_PoolCollector(), registry)
+    )
     collector.pools[pool] = name
 
 
@@ -237,9 +233,9 @@ class _CertificateCollector(Collector):
 
 def observe_certificates(files: TlsFiles, registry: CollectorRegistry = REGISTRY) -> None:
     """Export the expiry of the service's certificate and of its CA certificate."""
-    collector = per_registry(registry, "meshcore_tls_certificate", _CertificateCollector)
-    if not collector.files:
-        registry.register(collector)
+    collector = per_registry(
+        registry, "meshcore_tls_certificate", lambda: _registered(_CertificateCollector(), registry)
+    )
     for name, path in (("cert", files.cert_file), ("ca", files.ca_file)):
         if path is not None:
             collector.files[name] = Path(path)
@@ -278,25 +274,17 @@ class BacklogMonitor:
         self._probe = probe
         self._interval = interval
         self._clock = clock
-        items = per_registry(
+        items = gauge(
             registry,
             "meshcore_backlog_items",
-            lambda: Gauge(
-                "meshcore_backlog_items",
-                "Stored work not yet done (outbox rows, queued deliveries), by backlog",
-                ["backlog"],
-                registry=registry,
-            ),
+            "Stored work not yet done (outbox rows, queued deliveries), by backlog",
+            ["backlog"],
         )
-        age = per_registry(
+        age = gauge(
             registry,
             "meshcore_backlog_oldest_age_seconds",
-            lambda: Gauge(
-                "meshcore_backlog_oldest_age_seconds",
-                "Age of the oldest waiting item of the backlog when last measured (0: empty)",
-                ["backlog"],
-                registry=registry,
-            ),
+            "Age of the oldest waiting item of the backlog when last measured (0: empty)",
+            ["backlog"],
         )
         self._items = items.labels(name)
         self._age = age.labels(name)
