@@ -47,6 +47,7 @@ from meshcore.discovery.instance import ServiceInstance, canonical_service_name
 from meshcore.discovery.kubeconfig import KubeConfig
 from meshcore.discovery.registry import ServiceDiscovery
 from meshcore.discovery.static import ServiceConfig, ServiceSpec, parse_service_configs
+from meshcore.observability.runtime_metrics import breaker_state_listener, observe_breaker
 from meshcore.resilience.breaker import CircuitBreaker, CircuitState
 from meshcore.resilience.budget import RetryBudget
 from meshcore.resilience.calls import (
@@ -282,7 +283,9 @@ class GrpcClientManager:
                 half_open_max_calls=settings.half_open_max_calls,
                 name=f"{instance.service}@{instance.address}",
                 clock=self.clock,
+                on_state_change=breaker_state_listener(instance.service, instance.address),
             )
+            observe_breaker(breaker, instance.service, instance.address)
         return breaker
 
     async def _probe_and_uneject(self, instance: ServiceInstance, timeout_seconds: float) -> bool:

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from meshcore.errors import MeshError, Unavailable
+from meshcore.observability.runtime_metrics import observe_pool
 from meshcore.private_files import private_directory, private_file
 
 __all__ = [
@@ -209,6 +210,7 @@ class Database:
         if self.dialect == "sqlite":
             _tune_sqlite(self.engine, sqlite_file, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        observe_pool(self.engine.sync_engine.pool, application_name)
 
     def __repr__(self) -> str:
         from meshcore.settings import redact_url

@@ -38,12 +38,14 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.grpc_options import merged_options
 from meshcore.health import HEALTH_SERVICE_NAME, DependencyCheck, HealthMonitor, HealthServicer
 from meshcore.http import HttpServer, metrics_routes
 from meshcore.message_size import DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, MAX_RESPONSE_BYTES
+from meshcore.observability.runtime_metrics import observe_certificates
 from meshcore.settings import ServiceSettings, SettingsError
 from meshcore.tls import TlsFiles, server_credentials
 
@@ -225,6 +227,7 @@ class MeshServer:
                 await server.stop(None)
                 raise
         if self.settings.metrics_port:
+            self._observe_certificates()
             self._metrics = HttpServer(
                 self.settings.grpc_host,
                 self.settings.metrics_port,
@@ -250,6 +253,15 @@ class MeshServer:
             f"on port {self.mtls_port}" if self.mtls_port else "off",
             f"on port {self.metrics_port}" if self.metrics_port else "off",
         )
+
+    def _observe_certificates(self) -> None:
+        """Export the expiry of the service's certificate and CA (when it has them)."""
+        files = TlsFiles.from_settings(self.settings)
+        if files is not None:
+            registry = self.metrics_registry
+            observe_certificates(
+                files, registry if isinstance(registry, CollectorRegistry) else REGISTRY
+            )
 
     def _bind_mtls(self, server: grpc.aio.Server) -> int:
         """The second listener, on the same server (same services, same interceptors).

@@ -13,6 +13,7 @@ from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
+from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.revocation import RevocationFeed
 from meshcore.server import MeshServer, ServiceRegistration
 from zoptal.billing.v1 import billing_pb2_grpc
@@ -20,6 +21,7 @@ from zoptal.clients import AuthServiceClient, NotificationServiceClient
 from zoptal.clients.service_identity import PeerAccess
 
 from zoptal_billing.migrate import MIGRATIONS_DIR
+from zoptal_billing.models import ThresholdNoticeRow
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
 from zoptal_billing.payments import PaymentProvider, load_provider
 from zoptal_billing.peers import NotificationNoticeSender
@@ -92,6 +94,15 @@ class BillingApp:
         ]
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
+        self.backlog = BacklogMonitor(
+            "billing_threshold_notices",
+            table_backlog(
+                self.database,
+                ThresholdNoticeRow.created_at,
+                ThresholdNoticeRow.delivered_at.is_(None),
+                ThresholdNoticeRow.abandoned_at.is_(None),
+            ),
+        )
 
     def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
         """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
@@ -113,6 +124,7 @@ class BillingApp:
             self._tasks = [
                 loop.create_task(self.dispatcher.run(), name="billing-threshold-notices"),
                 loop.create_task(self.service.changes.run(), name="billing-plan-changes"),
+                loop.create_task(self.backlog.run(), name="billing-notice-backlog"),
             ]
 
     async def close(self) -> None:

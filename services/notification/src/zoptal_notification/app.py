@@ -13,12 +13,14 @@ import grpc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
+from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.server import MeshServer, ServiceRegistration
 from zoptal.clients.service_identity import PeerAccess
 from zoptal.notification.v1 import notification_pb2_grpc
 
 from zoptal_notification.celery_app import create_celery_app
 from zoptal_notification.dispatch import CeleryDispatcher, OutboxRelay
+from zoptal_notification.models import Notification, Status
 from zoptal_notification.service import NotificationService
 from zoptal_notification.servicer import NotificationServicer
 from zoptal_notification.settings import NotificationSettings
@@ -29,6 +31,9 @@ SERVICE_NAME = "zoptal.notification.v1.NotificationService"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 logger = logging.getLogger(__name__)
+
+_WAITING = (Status.QUEUED.value, Status.SENDING.value)
+"""Deliveries not finished yet: stored and waiting for a worker, or being delivered."""
 
 
 class NotificationApp:
@@ -67,21 +72,33 @@ class NotificationApp:
             )
         ]
         self._relay_task: asyncio.Task[None] | None = None
+        # Queued and in-flight deliveries: the Celery backlog as the database sees it (a task
+        # the broker lost still counts, until the relay hands it over again).
+        self.backlog = BacklogMonitor(
+            "notification_deliveries",
+            table_backlog(
+                self.database, Notification.created_at, Notification.status.in_(_WAITING)
+            ),
+        )
+        self._backlog_task: asyncio.Task[None] | None = None
 
     def start_background(self) -> None:
         """Start polling revocations and the outbox relay (call from the running event loop)."""
         self.peers.start()
         if self._relay_task is None:
             self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        if self._backlog_task is None:
+            self._backlog_task = asyncio.create_task(self.backlog.run(), name="delivery-backlog")
 
     async def close(self) -> None:
         """Stop the relay and the revocation poll, then release the publisher, peers and pool."""
         await self.peers.stop()
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
-            self._relay_task = None
+        for task in (self._relay_task, self._backlog_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._relay_task = self._backlog_task = None
         await asyncio.to_thread(self.dispatcher.close)
         await asyncio.to_thread(self.celery.close)
         await self.clients.close()

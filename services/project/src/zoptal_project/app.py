@@ -12,6 +12,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.completion import Completions
 from meshcore.db import Database
 from meshcore.interceptors.chain import build_server_chain
+from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.server import MeshServer, ServiceRegistration
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
 from zoptal.clients.service_identity import PeerAccess
@@ -20,6 +21,7 @@ from zoptal.project.v1 import project_pb2_grpc
 from zoptal_project.gateways import GrpcAnalyticsGateway, GrpcBillingGateway, GrpcUserDirectory
 from zoptal_project.members import MembershipService
 from zoptal_project.migrate import MIGRATIONS_DIR
+from zoptal_project.models import UsageOutboxRow
 from zoptal_project.service import ProjectService
 from zoptal_project.servicer import ProjectServicer
 from zoptal_project.settings import ProjectSettings
@@ -91,6 +93,10 @@ class ProjectApp:
         ]
         self._clock = clock
         self._outbox_task: asyncio.Task[None] | None = None
+        self.backlog = BacklogMonitor(
+            "project_usage_outbox", table_backlog(self.database, UsageOutboxRow.created_at)
+        )
+        self._backlog_task: asyncio.Task[None] | None = None
 
     def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
         """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
@@ -104,15 +110,20 @@ class ProjectApp:
             self._outbox_task = asyncio.get_running_loop().create_task(
                 self.outbox.run(), name="project-usage-outbox"
             )
+        if self._backlog_task is None:
+            self._backlog_task = asyncio.get_running_loop().create_task(
+                self.backlog.run(), name="project-usage-outbox-backlog"
+            )
 
     async def close(self) -> None:
         """Stop background work, let analytics events finish, close peers and the database."""
         await self.peers.stop()
-        if self._outbox_task is not None:
-            self._outbox_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._outbox_task
-            self._outbox_task = None
+        for task in (self._outbox_task, self._backlog_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._outbox_task = self._backlog_task = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self.completions.drain()

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -32,6 +31,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from meshcore.interceptors.base import RpcMethod
 from meshcore.interceptors.hooks import CallRecord, ObservingInterceptor
 from meshcore.interceptors.status import status_code_of
+from meshcore.observability.registry import per_registry
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -44,20 +44,6 @@ __all__ = [
 
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LABELS = ("grpc_service", "grpc_method", "grpc_type")
-
-T = TypeVar("T")
-_families: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def per_registry(registry: CollectorRegistry, name: str, build: Callable[[], T]) -> T:
-    """One metric family per registry and name, however many interceptors share the registry."""
-    families = _families.setdefault(registry, {})
-    if name not in families:
-        families[name] = build()
-    family: T = families[name]
-    return family
 
 
 def _bucket_label(bound: float) -> str:

@@ -32,7 +32,7 @@ from meshcore.interceptors.client_address import client_address
 from meshcore.interceptors.errors import abort_with
 from meshcore.interceptors.hooks import AdmissionInterceptor
 from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
-from meshcore.interceptors.metrics import per_registry
+from meshcore.observability.registry import counter
 from meshcore.reasons import Reason
 
 __all__ = [
@@ -94,15 +94,19 @@ class _BackendErrors:
 
 
 def _backend_error_counter(registry: CollectorRegistry) -> Counter:
-    return per_registry(
+    return counter(
         registry,
         "meshcore_rate_limit_backend_errors",
-        lambda: Counter(
-            "meshcore_rate_limit_backend_errors",
-            "Rate-limit checks whose backend failed, by what was done with the call",
-            ["outcome"],
-            registry=registry,
-        ),
+        "Rate-limit checks whose backend failed, by what was done with the call",
+        ["outcome"],
+    )
+
+
+def rate_limit_rejections(registry: CollectorRegistry) -> Counter:
+    return counter(
+        registry,
+        "meshcore_rate_limit_rejections",
+        "Calls the rate limiter refused with RESOURCE_EXHAUSTED",
     )
 
 
@@ -139,6 +143,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
             raise ValueError("trusted_proxy_hops must be >= 0")
         self._hops = trusted_proxy_hops
         self._errors = _BackendErrors(registry)
+        self._rejections = rate_limit_rejections(registry)
         self._clock = clock
         self._log_interval = log_interval
         self._last_logged = -float("inf")
@@ -166,6 +171,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
         retry_after = self._in_process_limiter.refusal(key)
         if retry_after is None:
             return None
+        self._rejections.inc()
         return abort_with(
             context,
             ResourceExhausted(RATE_LIMIT_MESSAGE, reason=RATE_LIMITED, retry_after=retry_after),
@@ -185,6 +191,7 @@ class RateLimitInterceptor(AdmissionInterceptor):
                 )
             return
         if not decision.allowed:
+            self._rejections.inc()
             await abort_with(
                 context,
                 ResourceExhausted(

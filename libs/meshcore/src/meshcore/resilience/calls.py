@@ -16,6 +16,7 @@ from meshcore.clock import Clock
 from meshcore.context import inbound_deadline
 from meshcore.discovery.instance import ServiceInstance
 from meshcore.errors import DeadlineExceeded
+from meshcore.observability.runtime_metrics import retries_counter
 from meshcore.resilience.breaker import CircuitBreaker, is_callee_failure
 from meshcore.resilience.budget import RetryBudget
 from meshcore.resilience.retry import RetryPolicy, is_unsent, retry_after_failure
@@ -58,6 +59,7 @@ class ServiceCaller:
         self._breakers = manager.breakers
         self._breaker_for = manager.breaker_for
         self.connection = manager.pool.connection
+        self._retries = retries_counter(service)
 
     def choose(self) -> tuple[ServiceInstance, CircuitBreaker]:
         """A healthy replica whose breaker admits calls, by the service's strategy.
@@ -123,8 +125,15 @@ class ServiceCaller:
         policy = self.retry
         if policy is None:
             raise error
+        retries = self._retries
+
+        def counted_attempt() -> Awaitable[Any]:
+            # retry_after_failure calls this only for retries: the first attempt ran inline.
+            retries.inc()
+            return attempt()
+
         return await retry_after_failure(
-            attempt,
+            counted_attempt,
             error,
             policy.max_retries,
             policy.base_delay,
