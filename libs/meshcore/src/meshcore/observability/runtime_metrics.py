@@ -29,10 +29,11 @@ import logging
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cryptography import x509
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
@@ -44,10 +45,10 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.observability.registry import counter, gauge, per_registry
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.pool import Pool
     from sqlalchemy.sql._typing import _ColumnExpressionArgument
 
-    from meshcore.db import Database
     from meshcore.resilience.breaker import CircuitBreaker, CircuitState
     from meshcore.tls.files import TlsFiles
 
@@ -315,8 +316,15 @@ class BacklogMonitor:
             await self._clock.sleep(self._interval)
 
 
+class SessionSource(Protocol):
+    """What a backlog probe reads through (``meshcore.db.Database``; named structurally, since
+    the database module registers its pool metrics here)."""
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
 def table_backlog(
-    database: Database,
+    database: SessionSource,
     created_at: _ColumnExpressionArgument[datetime],
     *waiting: _ColumnExpressionArgument[bool],
 ) -> Callable[[], Awaitable[BacklogSnapshot]]:
