@@ -10,8 +10,8 @@ import pytest
 from meshcore.db import Database
 from meshcore.testing import FakeClock
 from zoptal_billing.migrate import upgrade
+from zoptal_billing.payments_test_mode import TestModePaymentProvider
 from zoptal_billing.service import BillingService
-from zoptal_billing.test_payments import TestModePaymentProvider
 
 # 2026-11-10T00:00:00Z: mid-month, so tests can move within and across billing periods.
 NOVEMBER_10 = 1_794_268_800.0

@@ -101,7 +101,7 @@ def default_client_interceptors(
     """meshcore's client chain (metrics, tracing, request id / traceparent / service token /
     deadline propagation), or nothing when this build has no ``meshcore.interceptors``."""
     try:
-        from meshcore.interceptors.client import build_client_interceptors
+        from meshcore.interceptors.client_stack import build_client_interceptors
     except ImportError:  # pragma: no cover - meshcore ships them; kept for partial installs
         return []
     tracer_provider = None

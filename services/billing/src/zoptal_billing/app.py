@@ -23,7 +23,8 @@ from zoptal.clients.service_identity import PeerAccess
 from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.models import ThresholdNoticeRow
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
-from zoptal_billing.payments import PaymentProvider, load_provider
+from zoptal_billing.payment_provider import load_provider
+from zoptal_billing.payments import PaymentProvider
 from zoptal_billing.peers import NotificationNoticeSender
 from zoptal_billing.service import BillingService
 from zoptal_billing.servicer import BillingServicer

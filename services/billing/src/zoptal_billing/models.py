@@ -134,7 +134,7 @@ class PlanChangeRow(Base):
 
 
 class TestModePaymentRow(Base):
-    """The test-mode payment provider's own ledger (``test_payments.py`` alone touches it).
+    """The test-mode payment provider's own ledger (``payments_test_mode.py`` alone touches it).
 
     It stands for the state a real provider keeps on its side: Billing's service never reads it,
     it only talks to the provider through the ``payments`` port.

@@ -1,10 +1,11 @@
 """The payment provider port: how Billing charges for a plan and learns whether it was paid.
 
 Billing never talks to a payment processor directly; it talks to a ``PaymentProvider``. The
-platform ships one adapter, the test-mode provider (``test_payments.py``,
+platform ships one adapter, the test-mode provider (``payments_test_mode.py``,
 ``PAYMENT_PROVIDER=test``), which behaves like a real provider's test mode and is refused in
 production. A real processor is an adapter the operator plugs in with
-``PAYMENT_PROVIDER=package.module:factory`` (see ``load_provider`` and docs/operations.md).
+``PAYMENT_PROVIDER=package.module:factory`` (see ``payment_provider.load_provider`` and
+docs/operations.md).
 
 The contract every adapter keeps:
 
@@ -24,7 +25,6 @@ The contract every adapter keeps:
 from __future__ import annotations
 
 import enum
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -45,7 +45,6 @@ __all__ = [
     "PaymentRequest",
     "PaymentStatus",
     "ProviderFactory",
-    "load_provider",
 ]
 
 
@@ -111,19 +110,3 @@ class NoPaymentProvider:
             f"no payment provider is configured to ask about {payment_id!r}",
             reason=BillingReason.PAYMENTS_NOT_CONFIGURED,
         )
-
-
-def load_provider(settings: BillingSettings, database: Database, clock: Clock) -> PaymentProvider:
-    """The provider ``PAYMENT_PROVIDER`` names (settings already refused ``test`` in production)."""
-    choice = settings.resolved_payment_provider
-    if choice == "none":
-        return NoPaymentProvider()
-    if choice == "test":
-        from zoptal_billing.test_payments import TestModePaymentProvider
-
-        return TestModePaymentProvider(
-            database, clock=clock, settle_seconds=settings.payment_test_settle_seconds
-        )
-    module_name, _, attribute = choice.partition(":")
-    factory: ProviderFactory = getattr(importlib.import_module(module_name), attribute)
-    return factory(settings, database, clock)

@@ -13,10 +13,10 @@ from meshcore.interceptors.chain import InterceptorChain, build_server_chain
 from meshcore.interceptors.client import (
     ClientInterceptor,
     ContextPropagationInterceptor,
-    build_client_interceptors,
     channel_interceptors,
 )
 from meshcore.interceptors.client_address import client_address
+from meshcore.interceptors.client_stack import build_client_interceptors
 from meshcore.interceptors.errors import ErrorMappingInterceptor, abort_with, status_trailers
 from meshcore.interceptors.hooks import AdmissionInterceptor, CallRecord, ObservingInterceptor
 from meshcore.interceptors.logging import LoggingInterceptor

@@ -9,14 +9,16 @@
   the inbound call. A budget that is already spent fails at once with DEADLINE_EXCEEDED,
   without touching the network.
 
-``build_client_interceptors`` returns them in order (metrics, tracing, propagation), ready for
-``grpc.aio.insecure_channel(..., interceptors=...)``. Each interceptor class handles all four
-RPC shapes through ``ClientInterceptor.intercept``; ``channel_interceptors`` adapts any of them
-for a channel.
+``meshcore.interceptors.client_stack.build_client_interceptors`` returns the default stack in
+order (metrics, tracing, propagation), ready for ``grpc.aio.insecure_channel(...,
+interceptors=...)``. Each interceptor class handles all four RPC shapes through
+``ClientInterceptor.intercept``; ``channel_interceptors`` adapts any of them for a channel, and
+``when_finished`` reports a call's end whatever its shape.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -39,9 +41,9 @@ __all__ = [
     "ClientInterceptor",
     "ContextPropagationInterceptor",
     "TokenProvider",
-    "build_client_interceptors",
     "channel_interceptors",
     "spent_deadline_error",
+    "when_finished",
 ]
 
 TokenProvider = Callable[[], str | None]
@@ -195,30 +197,23 @@ class ContextPropagationInterceptor(ClientInterceptor):
             metadata[TRACEPARENT_HEADER] = traceparent
 
 
-def build_client_interceptors(
-    *,
-    service_token: str | TokenProvider | None = None,
-    default_timeout: float | None = None,
-    tracer_provider: Any | None = None,
-    metrics_registry: Any | None = None,
-    clock: Clock = SYSTEM_CLOCK,
-) -> list[grpc.aio.ClientInterceptor]:
-    """Channel interceptors, outermost first: metrics, tracing (when on), propagation."""
-    from meshcore.interceptors.client_metrics import MetricsClientInterceptor
-    from meshcore.interceptors.client_tracing import TracingClientInterceptor
+# Calls whose end is being reported; a strong reference until each report has run.
+_background: set[asyncio.Task[None]] = set()
 
-    interceptors: list[ClientInterceptor] = []
-    if metrics_registry is not False:
-        interceptors.append(
-            MetricsClientInterceptor(registry=metrics_registry)
-            if metrics_registry is not None
-            else MetricsClientInterceptor()
-        )
-    if tracer_provider is not None:
-        interceptors.append(TracingClientInterceptor(tracer_provider))
-    interceptors.append(
-        ContextPropagationInterceptor(
-            default_timeout=default_timeout, service_token=service_token, clock=clock
-        )
-    )
-    return channel_interceptors(*interceptors)
+
+def when_finished(call: Any, callback: Callable[[str], None]) -> None:
+    """Run ``callback(code name)`` once ``call`` has ended, whatever its shape."""
+
+    async def report() -> None:
+        try:
+            code = await call.code()
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+        callback(code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN")
+
+    def done(_: Any) -> None:
+        task = asyncio.ensure_future(report())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    call.add_done_callback(done)

@@ -8,7 +8,6 @@ consumed by the caller directly from the call object, which stays untouched).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,31 +17,12 @@ import grpc.aio
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from meshcore.interceptors.base import RpcMethod
-from meshcore.interceptors.client import ClientInterceptor
+from meshcore.interceptors.client import ClientInterceptor, when_finished
 from meshcore.interceptors.metrics import DEFAULT_BUCKETS, per_registry
 
-__all__ = ["ClientMetrics", "MetricsClientInterceptor", "when_finished"]
+__all__ = ["ClientMetrics", "MetricsClientInterceptor"]
 
 _LABELS = ("grpc_service", "grpc_method", "grpc_type")
-_background: set[asyncio.Task[None]] = set()
-
-
-def when_finished(call: Any, callback: Callable[[str], None]) -> None:
-    """Run ``callback(code name)`` once ``call`` has ended, whatever its shape."""
-
-    async def report() -> None:
-        try:
-            code = await call.code()
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-        callback(code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN")
-
-    def done(_: Any) -> None:
-        task = asyncio.ensure_future(report())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-
-    call.add_done_callback(done)
 
 
 class ClientMetrics:

@@ -10,8 +10,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from meshcore.interceptors.base import RpcMethod
-from meshcore.interceptors.client import ClientInterceptor
-from meshcore.interceptors.client_metrics import when_finished
+from meshcore.interceptors.client import ClientInterceptor, when_finished
 from meshcore.interceptors.tracing import PROPAGATOR, end_span, span_attributes
 
 __all__ = ["TracingClientInterceptor"]

@@ -9,22 +9,21 @@ machinery, which is entered only once a call has failed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
 from meshcore.clock import Clock
 from meshcore.context import inbound_deadline
+from meshcore.discovery.channels import ChannelPool
 from meshcore.discovery.instance import ServiceInstance
+from meshcore.discovery.registry import ServiceDiscovery
 from meshcore.errors import DeadlineExceeded
 from meshcore.observability.runtime_metrics import retries_counter
 from meshcore.resilience.breaker import CircuitBreaker, is_callee_failure
 from meshcore.resilience.budget import RetryBudget
 from meshcore.resilience.retry import RetryPolicy, is_unsent, retry_after_failure
 
-if TYPE_CHECKING:
-    from meshcore.client_manager import GrpcClientManager
-
-__all__ = ["Metadata", "ServiceCaller", "StreamUnaryMethod", "UnaryMethod"]
+__all__ = ["CallerHost", "Metadata", "ServiceCaller", "StreamUnaryMethod", "UnaryMethod"]
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -33,12 +32,33 @@ FAILURE_LATENCY_PENALTY_SECONDS = 1.0
 fails fast (connection refused) would look like the fastest one and attract p2c traffic."""
 
 
+class CallerHost(Protocol):
+    """What a ``ServiceCaller`` uses of the ``GrpcClientManager`` that made it (named by shape:
+    the manager imports this module to build its callers)."""
+
+    @property
+    def started(self) -> bool: ...
+
+    @property
+    def discovery(self) -> ServiceDiscovery: ...
+
+    @property
+    def pool(self) -> ChannelPool: ...
+
+    @property
+    def breakers(self) -> Mapping[ServiceInstance, CircuitBreaker]: ...
+
+    def ensure_started(self) -> None: ...
+
+    def breaker_for(self, instance: ServiceInstance) -> CircuitBreaker: ...
+
+
 class ServiceCaller:
     """Everything one service's calls share: replicas, strategy, breakers, retries, timeout."""
 
     def __init__(
         self,
-        manager: GrpcClientManager,
+        manager: CallerHost,
         service: str,
         *,
         strategy: str,

@@ -8,7 +8,7 @@ from meshcore.db import Database
 from meshcore.errors import AlreadyExists, InvalidArgument, NotFound
 from meshcore.testing import FakeClock
 from zoptal_billing.payments import PaymentRequest, PaymentStatus
-from zoptal_billing.test_payments import TestModePaymentProvider
+from zoptal_billing.payments_test_mode import TestModePaymentProvider
 
 APPROVE = "tok_test_approve"
 
