@@ -150,10 +150,10 @@ class AnalyticsServiceServicer:
 
     def IngestEvents(self, request_iterator, context):
         """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-        (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
-        chunk is validated and stored as a unit; on an error the stream ends with that status and
-        `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
-        resend safely.
+        (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers
+        once with the totals after every chunk is stored. Each chunk is validated and stored as a
+        unit; on an error the stream ends with that status and `accepted_count` of earlier chunks is
+        lost to the client, so give events an `event_id` to resend safely.
         Requires: a service token with `analytics:write`.
         Errors: INVALID_ARGUMENT (naming `events[i].<field>` of the failing chunk),
         RESOURCE_EXHAUSTED (buffer full; back-pressure also applies through HTTP/2 flow control).

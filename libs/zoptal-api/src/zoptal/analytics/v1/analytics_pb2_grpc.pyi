@@ -80,10 +80,10 @@ class AnalyticsServiceStub:
     """
     IngestEvents: _grpc.StreamUnaryMultiCallable[_analytics_pb2.IngestEventsRequest, _analytics_pb2.IngestEventsResponse]
     """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-    (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
-    chunk is validated and stored as a unit; on an error the stream ends with that status and
-    `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
-    resend safely.
+    (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers
+    once with the totals after every chunk is stored. Each chunk is validated and stored as a
+    unit; on an error the stream ends with that status and `accepted_count` of earlier chunks is
+    lost to the client, so give events an `event_id` to resend safely.
     Requires: a service token with `analytics:write`.
     Errors: INVALID_ARGUMENT (naming `events[i].<field>` of the failing chunk),
     RESOURCE_EXHAUSTED (buffer full; back-pressure also applies through HTTP/2 flow control).
@@ -156,10 +156,10 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     """
     IngestEvents: _aio.StreamUnaryMultiCallable[_analytics_pb2.IngestEventsRequest, _analytics_pb2.IngestEventsResponse]  # type: ignore[assignment]
     """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-    (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
-    chunk is validated and stored as a unit; on an error the stream ends with that status and
-    `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
-    resend safely.
+    (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers
+    once with the totals after every chunk is stored. Each chunk is validated and stored as a
+    unit; on an error the stream ends with that status and `accepted_count` of earlier chunks is
+    lost to the client, so give events an `event_id` to resend safely.
     Requires: a service token with `analytics:write`.
     Errors: INVALID_ARGUMENT (naming `events[i].<field>` of the failing chunk),
     RESOURCE_EXHAUSTED (buffer full; back-pressure also applies through HTTP/2 flow control).
@@ -253,10 +253,10 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.IngestEventsResponse, _abc.Awaitable[_analytics_pb2.IngestEventsResponse]]:
         """IngestEvents is a client-streaming bulk ingest: the client sends chunks of 1 to 1000 events
-        (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers once with the totals after every chunk is stored. Each
-        chunk is validated and stored as a unit; on an error the stream ends with that status and
-        `accepted_count` of earlier chunks is lost to the client, so give events an `event_id` to
-        resend safely.
+        (each chunk at most 16 MiB encoded, as TrackEvents) and half-closes; the server answers
+        once with the totals after every chunk is stored. Each chunk is validated and stored as a
+        unit; on an error the stream ends with that status and `accepted_count` of earlier chunks is
+        lost to the client, so give events an `event_id` to resend safely.
         Requires: a service token with `analytics:write`.
         Errors: INVALID_ARGUMENT (naming `events[i].<field>` of the failing chunk),
         RESOURCE_EXHAUSTED (buffer full; back-pressure also applies through HTTP/2 flow control).
