@@ -68,8 +68,12 @@ class TokenMint:
     """An issuer for tests: a fresh ES256 key, and tokens with the claims meshcore checks.
 
     Pass ``mint.keys`` as the server chain's ``key_source``; nothing signed by another mint (or
-    by anything in a repository) verifies there.
+    by anything in a repository) verifies there. Tokens last ``DEFAULT_TTL`` unless told
+    otherwise: test modules mint some at import, and a whole suite runs for longer than a real
+    token would live.
     """
+
+    DEFAULT_TTL = 6 * 3600.0
 
     def __init__(
         self, *, issuer: str = "zoptal-auth", audience: str = "zoptal", clock: Any = None
@@ -83,7 +87,7 @@ class TokenMint:
         self.keys = StaticKeys([self.signing_key.public_jwk()])
         self._clock = clock if clock is not None else SYSTEM_CLOCK
 
-    def sign(self, claims: Mapping[str, Any], *, ttl: float = 600.0) -> str:
+    def sign(self, claims: Mapping[str, Any], *, ttl: float = DEFAULT_TTL) -> str:
         """``claims`` plus issuer, audience, ``iat`` and ``exp`` (each may be overridden)."""
         now = int(self._clock.time())
         full = {"iss": self.issuer, "aud": self.audience, "iat": now, "exp": now + int(ttl)}
@@ -91,7 +95,12 @@ class TokenMint:
         return self.signing_key.sign(full)
 
     def service_token(
-        self, service: str, permissions: Iterable[str] = (), *, ttl: float = 600.0, **claims: Any
+        self,
+        service: str,
+        permissions: Iterable[str] = (),
+        *,
+        ttl: float = DEFAULT_TTL,
+        **claims: Any,
     ) -> str:
         """A service token as an issuer grants it: ``serviceName`` is ``service``."""
         base = {
@@ -109,7 +118,7 @@ class TokenMint:
         permissions: Iterable[str] = (),
         roles: Iterable[str] = ("user",),
         *,
-        ttl: float = 600.0,
+        ttl: float = DEFAULT_TTL,
         **claims: Any,
     ) -> str:
         base = {
