@@ -11,7 +11,7 @@ import pytest
 from meshcore.context import Principal
 from meshcore.errors import Unavailable
 from meshcore.interceptors import AuthInterceptor, ErrorMappingInterceptor
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import AuthOptions, build_server_chain
 from meshcore.revocation import RevocationCheck, RevocationFeed, RevocationPage, RevokedEntry
 from prometheus_client import CollectorRegistry
 
@@ -104,14 +104,16 @@ async def test_build_server_chain_hands_the_check_to_the_auth_layer(echo: EchoFa
     check.revoked.add("token-4")
     chain = build_server_chain(
         None,
-        key_source=None,
-        jwt_secret=USER_SECRET,
-        service_token_secret=SERVICE_SECRET,
-        issuer="zoptal-auth",
-        audience="zoptal",
-        rate_limit=False,
+        auth=AuthOptions(
+            key_source=None,
+            jwt_secret=USER_SECRET,
+            service_token_secret=SERVICE_SECRET,
+            issuer="zoptal-auth",
+            audience="zoptal",
+            revocations=check,
+        ),
+        rate_limit=None,
         tracer_provider=None,
-        revocations=check,
         metrics_registry=CollectorRegistry(),
     )
     client = await echo(chain)
