@@ -6,18 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Unpack
 
 import grpc
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.interceptors.chain import build_server_chain
-from meshcore.interceptors.options import FROM_SETTINGS, AuthOptions, FromSettings
-from meshcore.jwt import KeySource
+from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.revocation import RevocationFeed
 from meshcore.server import MeshServer, ServiceRegistration
-from prometheus_client import REGISTRY, CollectorRegistry
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.clients import AuthServiceClient, NotificationServiceClient
 from zoptal.clients.service_identity import PeerAccess
@@ -107,20 +105,9 @@ class BillingApp:
             ),
         )
 
-    def interceptors(
-        self,
-        *,
-        key_source: KeySource | FromSettings = FROM_SETTINGS,
-        metrics_registry: CollectorRegistry = REGISTRY,
-    ) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain, refusing revoked tokens; tests give the keys they sign
-        with and a registry of their own."""
-        return build_server_chain(
-            self.settings,
-            auth=AuthOptions(key_source=key_source, revocations=self.revocations),
-            metrics_registry=metrics_registry,
-            clock=self._clock,
-        )
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens."""
+        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
     def start_background(self) -> None:
         """Start polling revocations, delivering threshold emails and settling plan changes

@@ -7,16 +7,14 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Unpack
 
 import grpc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.interceptors.chain import build_server_chain
-from meshcore.interceptors.options import FROM_SETTINGS, AuthOptions, FromSettings
-from meshcore.jwt import KeySource
+from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.server import MeshServer, ServiceRegistration
-from prometheus_client import REGISTRY, CollectorRegistry
 from zoptal.clients.service_identity import PeerAccess
 from zoptal.notification.v1 import notification_pb2_grpc
 
@@ -106,20 +104,9 @@ class NotificationApp:
         await self.clients.close()
         await self.database.dispose()
 
-    def interceptors(
-        self,
-        *,
-        key_source: KeySource | FromSettings = FROM_SETTINGS,
-        metrics_registry: CollectorRegistry = REGISTRY,
-    ) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain, refusing revoked tokens; tests give the keys they sign
-        with and a registry of their own."""
-        return build_server_chain(
-            self.settings,
-            auth=AuthOptions(key_source=key_source, revocations=self.revocations),
-            metrics_registry=metrics_registry,
-            clock=self._clock,
-        )
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens."""
+        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
     def build_server(
         self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None

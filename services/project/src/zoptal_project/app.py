@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Unpack
 
 import grpc
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.completion import Completions
 from meshcore.db import Database
-from meshcore.interceptors.chain import build_server_chain
-from meshcore.interceptors.options import FROM_SETTINGS, AuthOptions, FromSettings
-from meshcore.jwt import KeySource
+from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.server import MeshServer, ServiceRegistration
-from prometheus_client import REGISTRY, CollectorRegistry
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
 from zoptal.clients.service_identity import PeerAccess
 from zoptal.project.v1 import project_pb2_grpc
@@ -100,20 +98,9 @@ class ProjectApp:
         )
         self._backlog_task: asyncio.Task[None] | None = None
 
-    def interceptors(
-        self,
-        *,
-        key_source: KeySource | FromSettings = FROM_SETTINGS,
-        metrics_registry: CollectorRegistry = REGISTRY,
-    ) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain, refusing revoked tokens; tests give the keys they sign
-        with and a registry of their own."""
-        return build_server_chain(
-            self.settings,
-            auth=AuthOptions(key_source=key_source, revocations=self.revocations),
-            metrics_registry=metrics_registry,
-            clock=self._clock,
-        )
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens."""
+        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
     def start_background(self) -> None:
         """Start polling revocations, delivering the usage outbox, sweeping abandoned creates."""

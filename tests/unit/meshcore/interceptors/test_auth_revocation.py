@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import grpc
 import grpc.aio
@@ -11,11 +12,12 @@ import pytest
 from meshcore.context import Principal
 from meshcore.errors import Unavailable
 from meshcore.interceptors import AuthInterceptor, ErrorMappingInterceptor
-from meshcore.interceptors.chain import AuthOptions, build_server_chain
+from meshcore.interceptors.chain import build_server_chain
 from meshcore.revocation import RevocationCheck, RevocationFeed, RevocationPage, RevokedEntry
 from prometheus_client import CollectorRegistry
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    HS256_AUTH,
     SERVICE_SECRET,
     USER_SECRET,
     EchoFactory,
@@ -104,14 +106,7 @@ async def test_build_server_chain_hands_the_check_to_the_auth_layer(echo: EchoFa
     check.revoked.add("token-4")
     chain = build_server_chain(
         None,
-        auth=AuthOptions(
-            key_source=None,
-            jwt_secret=USER_SECRET,
-            service_token_secret=SERVICE_SECRET,
-            issuer="zoptal-auth",
-            audience="zoptal",
-            revocations=check,
-        ),
+        auth=replace(HS256_AUTH, service_token_secret=SERVICE_SECRET, revocations=check),
         rate_limit=None,
         tracer_provider=None,
         metrics_registry=CollectorRegistry(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -12,7 +13,6 @@ import pytest
 from meshcore.interceptors import (
     FROM_SETTINGS,
     AuthInterceptor,
-    AuthOptions,
     CallContextInterceptor,
     ErrorMappingInterceptor,
     InterceptorChain,
@@ -28,8 +28,8 @@ from meshcore.settings import ServiceSettings
 from prometheus_client import CollectorRegistry
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    HS256_AUTH,
     SERVICE,
-    USER_SECRET,
     EchoFactory,
     settle,
     user_token,
@@ -45,14 +45,7 @@ def _chain(
 ) -> InterceptorChain:
     (chain,) = build_server_chain(
         settings,
-        auth=AuthOptions(
-            jwt_secret=USER_SECRET,
-            service_token_secret=None,
-            issuer="zoptal-auth",
-            audience="zoptal",
-            key_source=None,
-            excluded_methods=excluded_methods,
-        ),
+        auth=replace(HS256_AUTH, excluded_methods=excluded_methods),
         rate_limit=RateLimitOptions(redis_url=None, max_requests=max_requests),
         metrics_registry=registry,
         tracer_provider=None,

@@ -21,7 +21,7 @@ settings. Redis-backed rate limits are used when ``REDIS_URL`` is set, in-proces
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import grpc
 import grpc.aio
@@ -55,15 +55,19 @@ from meshcore.interceptors.options import (
 from meshcore.interceptors.peer_binding import PeerBindingInterceptor
 from meshcore.interceptors.rate_limit import RateLimitInterceptor
 from meshcore.interceptors.tracing import TracingInterceptor
+from meshcore.jwt import KeySource
+from meshcore.revocation import RevocationCheck
 from meshcore.settings import ServiceSettings
 
 __all__ = [
     "FROM_SETTINGS",
     "AuthOptions",
+    "ChainOverrides",
     "InterceptorChain",
     "LoggingOptions",
     "RateLimitOptions",
     "build_server_chain",
+    "service_chain",
 ]
 
 
@@ -218,6 +222,33 @@ def build_server_chain(
         layers.append(_rate_limit_layer(base, rate_limit, metrics_registry, clock, owned))
     layers.append(ErrorMappingInterceptor())
     return [InterceptorChain(layers, owned=owned)]
+
+
+class ChainOverrides(TypedDict, total=False):
+    """What a test changes of a service's chain (``service_chain``)."""
+
+    key_source: KeySource | FromSettings
+    """The keys the test signs tokens with."""
+    metrics_registry: CollectorRegistry
+    """A registry of the test's own, so that servers in one process do not share series."""
+
+
+def service_chain(
+    settings: ServiceSettings,
+    revocations: RevocationCheck | None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    key_source: KeySource | FromSettings = FROM_SETTINGS,
+    metrics_registry: CollectorRegistry = REGISTRY,
+) -> list[grpc.aio.ServerInterceptor]:
+    """A service's production chain: all from its settings, refusing tokens ``revocations``
+    knows revoked (its apps' ``interceptors(**ChainOverrides)``)."""
+    return build_server_chain(
+        settings,
+        auth=AuthOptions(key_source=key_source, revocations=revocations),
+        metrics_registry=metrics_registry,
+        clock=clock,
+    )
 
 
 def _auth_layer(
