@@ -42,8 +42,10 @@ lint: bootstrap
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
 
+## typecheck: mypy strict on every package of the workspace and on the end-to-end tests (the
+## list is [tool.mypy] files in pyproject.toml)
 typecheck: bootstrap
-	$(UV_RUN) mypy libs/meshcore/src
+	$(UV_RUN) mypy
 
 ## proto: regenerate libs/zoptal-api from protos/ (and lint the protos with buf)
 proto: bootstrap

@@ -99,7 +99,7 @@ def _interceptors(variant: str) -> list[Any]:
         return [_diagnostic_interceptor(variant)]
     import logging
 
-    from meshcore.interceptors import build_server_chain
+    from meshcore.interceptors import AuthOptions, RateLimitOptions, build_server_chain
     from meshcore.observability import configure_logging
     from prometheus_client import CollectorRegistry
 
@@ -122,14 +122,14 @@ def _interceptors(variant: str) -> list[Any]:
             sampler=ALWAYS_ON if variant == "traced_all" else None,
         )
     return build_server_chain(
-        jwt_secret=SECRET,
-        issuer="zoptal-auth",
-        audience="zoptal",
-        key_source=None,
-        redis_url=None,
-        required_permissions={METHOD: ["bench:ping"]},
-        window_ms=60_000,
-        max_requests=10**9,
+        auth=AuthOptions(
+            jwt_secret=SECRET,
+            issuer="zoptal-auth",
+            audience="zoptal",
+            key_source=None,
+            required_permissions={METHOD: ["bench:ping"]},
+        ),
+        rate_limit=RateLimitOptions(redis_url=None, window_ms=60_000, max_requests=10**9),
         metrics_registry=CollectorRegistry(),
         tracer_provider=provider,
     )

@@ -6,18 +6,21 @@ production chain that way). Nothing in the repository signs anything these serve
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import AuthOptions, build_server_chain
+from meshcore.settings import ServiceSettings
 from meshcore.testing import TokenMint
+from prometheus_client import REGISTRY, CollectorRegistry
 
 __all__ = ["MINT", "trusting_chain"]
 
 MINT = TokenMint()
 
 
-def trusting_chain(settings: Any, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
+def trusting_chain(
+    settings: ServiceSettings, *, metrics_registry: CollectorRegistry = REGISTRY
+) -> list[grpc.aio.ServerInterceptor]:
     """meshcore's production chain for ``settings``, verifying tokens against ``MINT``."""
-    overrides.setdefault("key_source", MINT.keys)
-    return build_server_chain(settings, **overrides)
+    return build_server_chain(
+        settings, auth=AuthOptions(key_source=MINT.keys), metrics_registry=metrics_registry
+    )

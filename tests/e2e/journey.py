@@ -42,7 +42,8 @@ __all__ = [
     "stubs_at",
 ]
 
-Metadata = Sequence[tuple[str, str]]
+Metadata = tuple[tuple[str, str | bytes], ...]
+"""What grpc's ``metadata=`` takes."""
 T = TypeVar("T")
 PASSWORD = "correct-horse-battery-9"
 CALL_TIMEOUT = 15.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import redis
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
+from collections.abc import Iterator
 
 import grpc
 import jwt
@@ -15,7 +16,7 @@ from tests.e2e.platform import EmbeddedPlatform
 
 
 @pytest.fixture
-def auth(embedded_platform: EmbeddedPlatform) -> auth_pb2_grpc.AuthServiceStub:
+def auth(embedded_platform: EmbeddedPlatform) -> Iterator[auth_pb2_grpc.AuthServiceStub]:
     channel = grpc.insecure_channel(embedded_platform.auth)
     yield auth_pb2_grpc.AuthServiceStub(channel)
     channel.close()
@@ -36,7 +37,7 @@ def test_register_login_validate_refresh_revoke(auth: auth_pb2_grpc.AuthServiceS
     # A user may validate their own tokens (anyone else's needs user:validate).
     valid = auth.ValidateToken(
         auth_pb2.ValidateTokenRequest(token=login.access_token),
-        metadata=[("authorization", f"Bearer {login.access_token}")],
+        metadata=(("authorization", f"Bearer {login.access_token}"),),
         timeout=5,
     )
     assert valid.valid
@@ -49,20 +50,18 @@ def test_register_login_validate_refresh_revoke(auth: auth_pb2_grpc.AuthServiceS
     assert refreshed.refresh_token != login.refresh_token
     assert auth.ValidateToken(
         auth_pb2.ValidateTokenRequest(token=refreshed.access_token),
-        metadata=[("authorization", f"Bearer {refreshed.access_token}")],
+        metadata=(("authorization", f"Bearer {refreshed.access_token}"),),
         timeout=5,
     ).valid
 
     auth.RevokeToken(
         auth_pb2.RevokeTokenRequest(token=refreshed.access_token),
-        metadata=[
-            ("authorization", f"Bearer {refreshed.access_token}")
-        ],  # a token may revoke itself
+        metadata=(("authorization", f"Bearer {refreshed.access_token}"),),  # revokes itself
         timeout=5,
     )
     after = auth.ValidateToken(  # asked with the login's first token, still valid
         auth_pb2.ValidateTokenRequest(token=refreshed.access_token),
-        metadata=[("authorization", f"Bearer {login.access_token}")],
+        metadata=(("authorization", f"Bearer {login.access_token}"),),
         timeout=5,
     )
     assert not after.valid
@@ -94,7 +93,7 @@ def test_garbage_token_is_invalid_not_an_error(auth: auth_pb2_grpc.AuthServiceSt
     login = _register_and_login(auth)
     reply = auth.ValidateToken(
         auth_pb2.ValidateTokenRequest(token="not.a.jwt"),
-        metadata=[("authorization", f"Bearer {login.access_token}")],
+        metadata=(("authorization", f"Bearer {login.access_token}"),),
         timeout=5,
     )
     assert not reply.valid

@@ -16,7 +16,7 @@ from tests.reflection_v1 import V1_METHOD, V1Request, V1Response
 def _ask_v1(address: str, **request: Any) -> Any:
     """One reflection v1 request, as grpcurl sends it (no v1alpha fallback)."""
     with grpc.insecure_channel(address) as channel:
-        call = channel.stream_stream(
+        call: grpc.StreamStreamMultiCallable[Any, Any] = channel.stream_stream(
             V1_METHOD,
             request_serializer=lambda message: message.SerializeToString(),
             response_deserializer=V1Response.FromString,
@@ -39,7 +39,8 @@ def test_every_installed_service_is_serving(embedded_platform: EmbeddedPlatform)
     """Each service answers grpc.health.v1 Check with SERVING for itself and for the server."""
     for spec in installed_services():
         with grpc.insecure_channel(embedded_platform.address(spec.grpc_port)) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+            # Any: the health stubs' typing has no Check method on HealthStub.
+            health: Any = health_pb2_grpc.HealthStub(channel)
             for name in ("", spec.full_service_name):
                 reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING, (spec.name, name)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import AuthOptions, LoggingOptions, build_server_chain
 from zoptal.auth.v1 import auth_pb2
 from zoptal_auth.app import PUBLIC_METHODS
 from zoptal_auth.keys import load_key_ring
@@ -22,11 +22,11 @@ async def test_a_full_journey_logs_no_secret(tmp_path: Path, caplog: pytest.LogC
     secrets: list[str] = [PASSWORD, ADMIN_PASSWORD]
     verbose = build_server_chain(
         settings,
-        key_source=load_key_ring(settings).verification_keys(),
-        excluded_methods=PUBLIC_METHODS,
-        log_level="DEBUG",
-        log_requests=True,
-        log_responses=True,
+        auth=AuthOptions(
+            key_source=load_key_ring(settings).verification_keys(),
+            excluded_methods=PUBLIC_METHODS,
+        ),
+        logging=LoggingOptions(log_level="DEBUG", log_requests=True, log_responses=True),
     )
     async with running_auth(settings, interceptors=verbose) as auth:
         caplog.clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import grpc.aio
@@ -108,17 +108,21 @@ async def test_the_chain_closes_the_redis_connections_it_opened_when_the_server_
 ) -> None:
     """build_server_chain opens a Redis limiter for REDIS_URL; once MeshServer has stopped, its
     connections are gone from Redis's CLIENT LIST (they used to stay until the process died)."""
-    from types import SimpleNamespace
     from uuid import uuid4
 
     from meshcore.interceptors.chain import build_server_chain
     from meshcore.server import ServiceRegistration
+    from meshcore.settings import ServiceSettings
     from meshcore.testing import serve_in_process
 
     service = f"close-{uuid4().hex[:8]}"
+
+    class Settings(ServiceSettings):
+        service_name: ClassVar[str] = service
+
     chain = build_server_chain(
-        SimpleNamespace(service_name=service, redis_url=redis_url),
-        auth=False,
+        Settings(redis_url=redis_url),
+        auth=None,
         metrics_registry=CollectorRegistry(),
         tracer_provider=None,
     )

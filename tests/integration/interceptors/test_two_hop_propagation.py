@@ -12,7 +12,12 @@ import grpc
 import grpc.aio
 import pytest
 from meshcore.context import current_principal, current_request_id, time_remaining
-from meshcore.interceptors import build_client_interceptors, build_server_chain
+from meshcore.interceptors import (
+    AuthOptions,
+    RateLimitOptions,
+    build_client_interceptors,
+    build_server_chain,
+)
 from meshcore.interceptors.logging import current_trace_id
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -55,10 +60,10 @@ async def _serve(stack: AsyncExitStack, name: str, behavior: Any, interceptors: 
 
 def _chain(provider: Any, registry: CollectorRegistry) -> list[grpc.aio.ServerInterceptor]:
     return build_server_chain(
-        jwt_secret=None,
-        key_source=MINT.keys,
-        redis_url=None,
-        excluded_methods=["/test.v1.Front/Call"],
+        auth=AuthOptions(
+            jwt_secret=None, key_source=MINT.keys, excluded_methods=["/test.v1.Front/Call"]
+        ),
+        rate_limit=RateLimitOptions(redis_url=None),
         metrics_registry=registry,
         tracer_provider=provider,
     )

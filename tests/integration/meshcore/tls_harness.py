@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import grpc
 from cryptography import x509
 from meshcore.context import current_principal
-from meshcore.interceptors import build_server_chain
+from meshcore.interceptors import AuthOptions, build_server_chain
 from meshcore.pki import CertificateAuthority, CertificateRequest, ensure_ca, issue
 from meshcore.server import MeshServer, ServiceRegistration
 from meshcore.settings import ServiceSettings
@@ -98,10 +98,8 @@ def _add_who(servicer: object, server: grpc.aio.Server) -> None:
 async def start_server(settings: ServiceSettings, tokens: TokenMint) -> MeshServer:
     chain = build_server_chain(
         settings,
-        key_source=tokens.keys,
-        jwt_secret=None,
-        service_token_secret=None,
-        rate_limit=False,
+        auth=AuthOptions(key_source=tokens.keys, jwt_secret=None),
+        rate_limit=None,
         metrics_registry=CollectorRegistry(),
         tracer_provider=None,
     )

@@ -24,8 +24,8 @@ from zoptal.clients import (
     ProjectServiceClient,
 )
 
-# The launcher's port table (untyped package: no py.typed marker yet).
-from zoptal_platform.catalogue import SERVICES  # type: ignore[import-untyped]
+# The launcher's port table.
+from zoptal_platform.catalogue import SERVICES
 
 __all__ = ["SERVICE_NAMES", "Clients", "health_service_name", "open_clients", "resolve_addresses"]
 

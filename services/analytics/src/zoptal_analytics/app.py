@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import grpc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.server import MeshServer, ServiceRegistration
 from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal.clients.service_identity import PeerAccess
@@ -91,11 +91,9 @@ class AnalyticsApp:
         await self.clients.close()
         await self.database.dispose()
 
-    def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain, refusing revoked tokens; ``overrides`` go to
-        ``build_server_chain`` (tests)."""
-        overrides.setdefault("revocations", self.revocations)
-        return build_server_chain(self.settings, clock=self._clock, **overrides)
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens."""
+        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
     def build_server(
         self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None

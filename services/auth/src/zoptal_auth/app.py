@@ -12,7 +12,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.health import DependencyCheck
 from meshcore.http import HttpResponse, HttpServer, Route
-from meshcore.interceptors.chain import InterceptorChain, build_server_chain
+from meshcore.interceptors.chain import AuthOptions, InterceptorChain, build_server_chain
 from meshcore.interceptors.errors import ErrorMappingInterceptor as ErrorMapping
 from meshcore.interceptors.limiters import RedisRateLimiter
 from meshcore.interceptors.rate_limit import RateLimitInterceptor
@@ -218,10 +218,12 @@ def server_interceptors(
     """
     chain = build_server_chain(
         settings,
-        key_source=keys.verification_keys(),
-        excluded_methods=PUBLIC_METHODS,
-        rate_limit=False,
-        revocations=RevocationListCheck(revocations) if revocations is not None else None,
+        auth=AuthOptions(
+            key_source=keys.verification_keys(),
+            excluded_methods=PUBLIC_METHODS,
+            revocations=RevocationListCheck(revocations) if revocations is not None else None,
+        ),
+        rate_limit=None,
         clock=clock,
     )
     limiter: RedisRateLimiter | None = None

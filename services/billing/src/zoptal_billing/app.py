@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Unpack
 
 import grpc
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.revocation import RevocationFeed
 from meshcore.server import MeshServer, ServiceRegistration
@@ -105,10 +105,9 @@ class BillingApp:
             ),
         )
 
-    def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
-        overrides.setdefault("revocations", self.revocations)
-        return build_server_chain(self.settings, clock=self._clock, **overrides)
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens."""
+        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
     def start_background(self) -> None:
         """Start polling revocations, delivering threshold emails and settling plan changes

@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import grpc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.server import MeshServer, ServiceRegistration
 from zoptal.clients.service_identity import PeerAccess
@@ -104,11 +104,9 @@ class NotificationApp:
         await self.clients.close()
         await self.database.dispose()
 
-    def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain, refusing revoked tokens; ``overrides`` go to
-        ``build_server_chain`` (tests)."""
-        overrides.setdefault("revocations", self.revocations)
-        return build_server_chain(self.settings, clock=self._clock, **overrides)
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens."""
+        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
     def build_server(
         self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None

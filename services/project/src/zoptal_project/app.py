@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Unpack
 
 import grpc
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.completion import Completions
 from meshcore.db import Database
-from meshcore.interceptors.chain import build_server_chain
+from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.server import MeshServer, ServiceRegistration
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
@@ -98,10 +98,9 @@ class ProjectApp:
         )
         self._backlog_task: asyncio.Task[None] | None = None
 
-    def interceptors(self, **overrides: Any) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain; ``overrides`` go to ``build_server_chain`` (tests)."""
-        overrides.setdefault("revocations", self.revocations)
-        return build_server_chain(self.settings, clock=self._clock, **overrides)
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """meshcore's production chain, refusing revoked tokens."""
+        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
     def start_background(self) -> None:
         """Start polling revocations, delivering the usage outbox, sweeping abandoned creates."""

@@ -19,7 +19,7 @@ import grpc
 import grpc.aio
 from meshcore.context import current_principal, current_request_id
 from meshcore.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
-from meshcore.interceptors import RpcMethod, ServerInterceptor
+from meshcore.interceptors import AuthOptions, RpcMethod, ServerInterceptor
 
 SERVICE = "test.v1.Echo"
 UNARY = f"/{SERVICE}/Unary"
@@ -187,6 +187,15 @@ async def settle() -> None:
 
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 SERVICE_SECRET = "service-secret-for-tests-0123456789abcdef"
+
+HS256_AUTH = AuthOptions(
+    jwt_secret=USER_SECRET,
+    service_token_secret=None,
+    issuer="zoptal-auth",
+    audience="zoptal",
+    key_source=None,
+)
+"""The auth layer of a chain built for these tests: the tokens below, nothing fetched."""
 
 
 def hs256_token(secret: str, claims: dict[str, Any], *, now: float, ttl: float = 300) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import grpc
 import grpc.aio
@@ -16,6 +17,7 @@ from meshcore.revocation import RevocationCheck, RevocationFeed, RevocationPage,
 from prometheus_client import CollectorRegistry
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    HS256_AUTH,
     SERVICE_SECRET,
     USER_SECRET,
     EchoFactory,
@@ -104,14 +106,9 @@ async def test_build_server_chain_hands_the_check_to_the_auth_layer(echo: EchoFa
     check.revoked.add("token-4")
     chain = build_server_chain(
         None,
-        key_source=None,
-        jwt_secret=USER_SECRET,
-        service_token_secret=SERVICE_SECRET,
-        issuer="zoptal-auth",
-        audience="zoptal",
-        rate_limit=False,
+        auth=replace(HS256_AUTH, service_token_secret=SERVICE_SECRET, revocations=check),
+        rate_limit=None,
         tracer_provider=None,
-        revocations=check,
         metrics_registry=CollectorRegistry(),
     )
     client = await echo(chain)

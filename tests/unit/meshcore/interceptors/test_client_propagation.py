@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -13,11 +14,14 @@ from meshcore.interceptors import (
     AuthInterceptor,
     CallContextInterceptor,
     ContextPropagationInterceptor,
+    RpcMethod,
     channel_interceptors,
 )
+from meshcore.interceptors.client import ClientInterceptor
 from meshcore.testing import FakeClock
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    SERVICE,
     SERVICE_SECRET,
     EchoFactory,
     service_token,
@@ -39,6 +43,44 @@ def test_timeout_is_the_smallest_of_explicit_default_and_time_left() -> None:
 
 async def _one(item: bytes) -> AsyncIterator[bytes]:
     yield item
+
+
+class _Recording(ClientInterceptor):
+    def __init__(self) -> None:
+        self.seen: list[RpcMethod] = []
+
+    async def intercept(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        details: grpc.aio.ClientCallDetails,
+        request_or_iterator: Any,
+        rpc: RpcMethod,
+    ) -> Any:
+        self.seen.append(rpc)
+        return await continuation(details, request_or_iterator)
+
+
+async def test_intercept_gets_the_method_parsed_with_its_shape(echo: EchoFactory) -> None:
+    """Every shape hands ``intercept`` the same parsed ``RpcMethod`` per method and shape,
+    as the server side does: no client interceptor decodes ``details.method`` itself."""
+    outer, inner = _Recording(), _Recording()
+    client = await echo([], channel_interceptors(outer, inner))
+    await client.unary(b"u")
+    await client.unary(b"again")
+    [r async for r in client.server_stream(b"s")]
+    await client.client_stream(_one(b"c"))
+    [r async for r in client.bidi(_one(b"b"))]
+    assert [(rpc.service, rpc.name, rpc.rpc_type) for rpc in outer.seen] == [
+        (SERVICE, "Unary", "unary"),
+        (SERVICE, "Unary", "unary"),
+        (SERVICE, "ServerStream", "server_stream"),
+        (SERVICE, "ClientStream", "client_stream"),
+        (SERVICE, "Bidi", "bidi_stream"),
+    ]
+    assert outer.seen[0].full_name == f"/{SERVICE}/Unary"
+    # Parsed once per method and shape, then shared by every interceptor and every call.
+    assert outer.seen[0] is outer.seen[1] is inner.seen[0]
+    assert [a is b for a, b in zip(outer.seen, inner.seen, strict=True)] == [True] * 5
 
 
 async def test_request_id_and_service_token_reach_the_server_in_every_shape(

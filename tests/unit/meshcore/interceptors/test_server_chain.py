@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import grpc.aio
 import pytest
 from meshcore.interceptors import (
+    FROM_SETTINGS,
     AuthInterceptor,
     CallContextInterceptor,
     ErrorMappingInterceptor,
@@ -15,31 +19,36 @@ from meshcore.interceptors import (
     LoggingInterceptor,
     MetricsInterceptor,
     RateLimitInterceptor,
+    RateLimitOptions,
     TracingInterceptor,
     build_server_chain,
 )
+from meshcore.interceptors.options import FromSettings
+from meshcore.settings import ServiceSettings
 from prometheus_client import CollectorRegistry
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    HS256_AUTH,
     SERVICE,
-    USER_SECRET,
     EchoFactory,
     settle,
     user_token,
 )
 
 
-def _chain(registry: CollectorRegistry, **options: object) -> InterceptorChain:
+def _chain(
+    registry: CollectorRegistry,
+    *,
+    settings: ServiceSettings | None = None,
+    max_requests: int | FromSettings = FROM_SETTINGS,
+    excluded_methods: Iterable[str] = (),
+) -> InterceptorChain:
     (chain,) = build_server_chain(
-        jwt_secret=USER_SECRET,
-        service_token_secret=None,
-        issuer="zoptal-auth",
-        audience="zoptal",
-        key_source=None,
-        redis_url=None,
+        settings,
+        auth=replace(HS256_AUTH, excluded_methods=excluded_methods),
+        rate_limit=RateLimitOptions(redis_url=None, max_requests=max_requests),
         metrics_registry=registry,
         tracer_provider=None,
-        **options,  # type: ignore[arg-type]
     )
     assert isinstance(chain, InterceptorChain)
     return chain
@@ -108,7 +117,6 @@ def test_the_chain_reads_service_settings() -> None:
     """From ServiceSettings: JWKS from AUTH_JWKS_URL, Redis limits when REDIS_URL is set."""
     from meshcore.interceptors.limiters import RedisRateLimiter
     from meshcore.jwks import RemoteJwks
-    from meshcore.settings import ServiceSettings
 
     settings = ServiceSettings.from_env(
         {"REDIS_URL": "redis://127.0.0.1:6379/0", "RATE_LIMIT_MAX_REQUESTS": "7"}
@@ -125,17 +133,19 @@ def test_the_chain_reads_service_settings() -> None:
     assert limiter._prefix == "meshcore:ratelimit:service:"
 
 
-def test_peer_binding_sits_right_after_auth_only_when_mtls_is_configured() -> None:
+def test_peer_binding_sits_right_after_auth_only_when_mtls_is_configured(tmp_path: Path) -> None:
     """MTLS_PORT set: the binding layer follows auth; unset: the chain has no such layer."""
-    from types import SimpleNamespace
-
     from meshcore.interceptors import PeerBindingInterceptor
 
+    pem = tmp_path / "stand-in.pem"  # settings check the files exist; the chain never reads them
+    pem.touch()
+    files = {"tls_cert_file": pem, "tls_key_file": pem, "tls_ca_file": pem}
     with_mtls = _chain(
-        CollectorRegistry(), settings=SimpleNamespace(mtls_port=4200, tls_trust_domain="ex.org")
+        CollectorRegistry(),
+        settings=ServiceSettings(mtls_port=4200, tls_trust_domain="ex.org", **files),
     )
     kinds = [type(layer) for layer in with_mtls.layers]
     assert kinds[kinds.index(AuthInterceptor) + 1] is PeerBindingInterceptor
     assert with_mtls.layer(PeerBindingInterceptor).trust_domain == "ex.org"
-    without = _chain(CollectorRegistry(), settings=SimpleNamespace(mtls_port=0))
+    without = _chain(CollectorRegistry(), settings=ServiceSettings(mtls_port=0, **files))
     assert PeerBindingInterceptor not in [type(layer) for layer in without.layers]

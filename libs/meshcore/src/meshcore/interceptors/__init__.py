@@ -21,14 +21,22 @@ from meshcore.interceptors.errors import ErrorMappingInterceptor, abort_with, st
 from meshcore.interceptors.hooks import AdmissionInterceptor, CallRecord, ObservingInterceptor
 from meshcore.interceptors.logging import LoggingInterceptor
 from meshcore.interceptors.metrics import REGISTRY, MetricsInterceptor
+from meshcore.interceptors.options import (
+    FROM_SETTINGS,
+    AuthOptions,
+    LoggingOptions,
+    RateLimitOptions,
+)
 from meshcore.interceptors.peer_binding import PeerBindingInterceptor
 from meshcore.interceptors.rate_limit import RateLimitInterceptor, key_by_caller
 from meshcore.interceptors.tracing import TracingInterceptor
 
 __all__ = [
+    "FROM_SETTINGS",
     "REGISTRY",
     "AdmissionInterceptor",
     "AuthInterceptor",
+    "AuthOptions",
     "CallContextInterceptor",
     "CallRecord",
     "ClientInterceptor",
@@ -36,10 +44,12 @@ __all__ = [
     "ErrorMappingInterceptor",
     "InterceptorChain",
     "LoggingInterceptor",
+    "LoggingOptions",
     "MetricsInterceptor",
     "ObservingInterceptor",
     "PeerBindingInterceptor",
     "RateLimitInterceptor",
+    "RateLimitOptions",
     "RpcMethod",
     "RpcType",
     "ServerInterceptor",

@@ -103,13 +103,20 @@ class RpcMethod:
         return _parse_method(full_name, handler.request_streaming, handler.response_streaming)
 
     @classmethod
-    def parse_name(cls, full_name: str) -> RpcMethod:
-        """Parts of a method name whose shape is not known here (client side)."""
-        return _parse_method(full_name, False, False)
+    def parse_call(
+        cls, method: str | bytes, request_streaming: bool, response_streaming: bool
+    ) -> RpcMethod:
+        """A client call's method (``ClientCallDetails.method``: bytes in grpc.aio), of the
+        shape the client interceptor that sees it handles."""
+        return _parse_method(method, request_streaming, response_streaming)
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_method(full_name: str, request_streaming: bool, response_streaming: bool) -> RpcMethod:
+def _parse_method(
+    method: str | bytes, request_streaming: bool, response_streaming: bool
+) -> RpcMethod:
+    # Cached by the name as given, bytes included: a client call decodes it once per method.
+    full_name = method.decode() if isinstance(method, bytes) else method
     service, _, name = full_name.lstrip("/").rpartition("/")
     return RpcMethod(
         full_name=full_name,

@@ -12,23 +12,25 @@ with all layers once and caches it: grpc then awaits one interceptor per call in
 and the six admission/observer layers run inside one coroutine (``meshcore.interceptors.hooks``),
 with error mapping nested inside them.
 
-Everything can come from a ``ServiceSettings`` (``meshcore.settings``) or from keywords; keywords
-win. Redis-backed rate limits are used when ``REDIS_URL`` is set, in-process ones otherwise.
+``build_server_chain`` takes the service's ``ServiceSettings`` (``meshcore.settings``) and, for
+what settings do not carry, one small options object per layer (``meshcore.interceptors.options``:
+``AuthOptions``, ``RateLimitOptions``, ``LoggingOptions``); a field they set wins over the
+settings. Redis-backed rate limits are used when ``REDIS_URL`` is set, in-process ones otherwise.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypedDict
 
 import grpc
 import grpc.aio
+from opentelemetry.trace import TracerProvider
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import begin_call
-from meshcore.interceptors.auth import AuthInterceptor, Verifier
+from meshcore.interceptors.auth import AuthInterceptor
 from meshcore.interceptors.base import (
     Handler,
     RpcMethod,
@@ -40,31 +42,42 @@ from meshcore.interceptors.base import (
 from meshcore.interceptors.call_context import CallContextInterceptor
 from meshcore.interceptors.errors import ErrorMappingInterceptor
 from meshcore.interceptors.hooks import AdmissionInterceptor, ObservingInterceptor, fused_behavior
-from meshcore.interceptors.limiters import RateLimiter
 from meshcore.interceptors.logging import LoggingInterceptor
 from meshcore.interceptors.metrics import MetricsInterceptor
-from meshcore.interceptors.peer_binding import PeerBindingInterceptor
-from meshcore.interceptors.rate_limit import (
-    FailMode,
-    KeyGenerator,
-    RateLimitInterceptor,
-    key_by_caller,
+from meshcore.interceptors.options import (
+    FROM_SETTINGS,
+    AuthOptions,
+    FromSettings,
+    LoggingOptions,
+    RateLimitOptions,
+    chosen,
 )
+from meshcore.interceptors.peer_binding import PeerBindingInterceptor
+from meshcore.interceptors.rate_limit import RateLimitInterceptor
 from meshcore.interceptors.tracing import TracingInterceptor
 from meshcore.jwt import KeySource
-from meshcore.redaction import DEFAULT_SENSITIVE_FIELDS
 from meshcore.revocation import RevocationCheck
+from meshcore.settings import ServiceSettings
 
-__all__ = ["InterceptorChain", "build_server_chain"]
-
-_log = logging.getLogger("meshcore.interceptors.chain")
+__all__ = [
+    "FROM_SETTINGS",
+    "AuthOptions",
+    "ChainOverrides",
+    "InterceptorChain",
+    "LoggingOptions",
+    "RateLimitOptions",
+    "build_server_chain",
+    "service_chain",
+]
 
 
 class Closeable(Protocol):
     async def close(self) -> None: ...
 
 
-_UNSET: Any = object()
+_DEFAULT_AUTH = AuthOptions()
+_DEFAULT_RATE_LIMIT = RateLimitOptions()
+_DEFAULT_LOGGING = LoggingOptions()
 
 
 class InterceptorChain(ServerInterceptor):
@@ -159,154 +172,145 @@ def _split_fusable(
     return outer, observers, inner, list(layers[index:])
 
 
-def _setting(settings: Any, name: str, default: Any) -> Any:
-    return getattr(settings, name, default) if settings is not None else default
-
-
 def build_server_chain(
-    settings: Any = None,
+    settings: ServiceSettings | None = None,
     *,
-    verifier: Verifier | None = None,
-    service_verifier: Verifier | None = None,
-    key_source: KeySource | None = _UNSET,
-    jwt_secret: Any = _UNSET,
-    service_token_secret: Any = None,
-    issuer: str | None = _UNSET,
-    audience: str | None = _UNSET,
-    excluded_methods: Iterable[str] = (),
-    required_permissions: Mapping[str, Iterable[str]] | None = None,
-    auth: bool = True,
-    revocations: RevocationCheck | None = None,
-    window_ms: int | None = None,
-    max_requests: int | None = None,
-    key_generator: KeyGenerator = key_by_caller,
-    rate_limiter: RateLimiter | None = None,
-    redis_url: str | None = _UNSET,
-    fail_mode: FailMode | None = None,
-    rate_limit: bool = True,
-    log_level: str | None = None,
-    log_requests: bool = False,
-    log_responses: bool = False,
-    log_errors: bool = True,
-    sensitive_fields: Iterable[str] = DEFAULT_SENSITIVE_FIELDS,
+    auth: AuthOptions | None = _DEFAULT_AUTH,
+    rate_limit: RateLimitOptions | None = _DEFAULT_RATE_LIMIT,
+    logging: LoggingOptions = _DEFAULT_LOGGING,
     metrics_registry: CollectorRegistry = REGISTRY,
-    tracer_provider: Any = _UNSET,
+    tracer_provider: TracerProvider | FromSettings | None = FROM_SETTINGS,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[grpc.aio.ServerInterceptor]:
     """The full server chain for a service, as a one-element list for ``grpc.aio.server``.
 
-    ``revocations`` (e.g. a started ``meshcore.revocation.RevocationFeed``) is asked by the auth
-    layer on every authenticated call whether the caller's token was revoked.
-    ``tracer_provider`` defaults to ``meshcore.observability.tracing.global_tracer_provider``
-    (built once from ``OTEL_*``; None, so tracing off, when they are unset).
+    ``auth`` or ``rate_limit`` None leaves that layer out. ``tracer_provider`` from settings is
+    ``meshcore.observability.tracing.global_tracer_provider`` (built once from ``OTEL_*``; None,
+    so tracing off, when they are unset).
     """
-    if tracer_provider is _UNSET:
+    base = settings if settings is not None else ServiceSettings()
+    if isinstance(tracer_provider, FromSettings):
         from meshcore.observability.tracing import global_tracer_provider
 
-        tracer_provider = global_tracer_provider(_setting(settings, "service_name", "service"))
+        tracer_provider = global_tracer_provider(base.service_name)
+    log_level = logging.log_level
+    if isinstance(log_level, FromSettings):
+        log_level = base.log_level
     owned: list[Closeable] = []
     layers: list[ServerInterceptor] = [
         CallContextInterceptor(clock=clock),
         TracingInterceptor(tracer_provider),
         LoggingInterceptor(
-            log_level or _setting(settings, "log_level", "INFO"),
-            log_requests,
-            log_responses,
-            log_errors,
-            sensitive_fields,
+            log_level,
+            logging.log_requests,
+            logging.log_responses,
+            logging.log_errors,
+            logging.sensitive_fields,
         ),
         MetricsInterceptor(registry=metrics_registry),
     ]
-    if auth:
-        auth_layer = _auth_layer(
-            settings,
-            verifier,
-            service_verifier,
-            key_source,
-            jwt_secret,
-            service_token_secret,
-            issuer,
-            audience,
-            excluded_methods,
-            required_permissions,
-            revocations,
-            clock,
-        )
+    if auth is not None:
+        auth_layer = _auth_layer(settings, auth, clock)
         layers.append(auth_layer)
-        if _setting(settings, "mtls_port", 0):
+        if base.mtls_port:
             # Only a server with an mTLS port gets the layer: without one it would cost every
             # call something, and every service token would be refused.
-            trust_domain = _setting(settings, "tls_trust_domain", "zoptal.local")
-            layers.append(PeerBindingInterceptor(trust_domain, applies_to=auth_layer.applies_to))
-    if rate_limit:
-        window = window_ms or _setting(settings, "rate_limit_window_ms", 60_000)
-        limit = max_requests or _setting(settings, "rate_limit_max_requests", 1_000)
-        url = _setting(settings, "redis_url", None) if redis_url is _UNSET else redis_url
-        if rate_limiter is None and url:
-            from meshcore.interceptors.limiters import RedisRateLimiter
-
-            # One budget per service: replicas of a service share it, other services do not.
-            service = _setting(settings, "service_name", "service")
-            rate_limiter = RedisRateLimiter.from_url(
-                url,
-                window,
-                limit,
-                prefix=f"meshcore:ratelimit:{service}:",
-                client_name=f"meshcore-ratelimit-{service}",
+            layers.append(
+                PeerBindingInterceptor(base.tls_trust_domain, applies_to=auth_layer.applies_to)
             )
-            owned.append(rate_limiter)
-        layers.append(
-            RateLimitInterceptor(
-                window,
-                limit,
-                key_generator,
-                limiter=rate_limiter,
-                fail_mode=fail_mode or _setting(settings, "rate_limit_fail_mode", "open"),
-                trusted_proxy_hops=_setting(settings, "trusted_proxy_hops", 0),
-                # Methods excluded from auth (Login, RegisterUser) stay limited, per peer address:
-                # they are exactly where guessing passwords would happen.
-                registry=metrics_registry,
-                clock=clock,
-            )
-        )
+    if rate_limit is not None:
+        layers.append(_rate_limit_layer(base, rate_limit, metrics_registry, clock, owned))
     layers.append(ErrorMappingInterceptor())
     return [InterceptorChain(layers, owned=owned)]
 
 
-def _auth_layer(
-    settings: Any,
-    verifier: Verifier | None,
-    service_verifier: Verifier | None,
-    key_source: KeySource | None,
-    jwt_secret: Any,
-    service_token_secret: Any,
-    issuer: str | None,
-    audience: str | None,
-    excluded_methods: Iterable[str],
-    required_permissions: Mapping[str, Iterable[str]] | None,
+class ChainOverrides(TypedDict, total=False):
+    """What a test changes of a service's chain (``service_chain``)."""
+
+    key_source: KeySource | FromSettings
+    """The keys the test signs tokens with."""
+    metrics_registry: CollectorRegistry
+    """A registry of the test's own, so that servers in one process do not share series."""
+
+
+def service_chain(
+    settings: ServiceSettings,
     revocations: RevocationCheck | None,
-    clock: Clock,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    key_source: KeySource | FromSettings = FROM_SETTINGS,
+    metrics_registry: CollectorRegistry = REGISTRY,
+) -> list[grpc.aio.ServerInterceptor]:
+    """A service's production chain: all from its settings, refusing tokens ``revocations``
+    knows revoked (its apps' ``interceptors(**ChainOverrides)``)."""
+    return build_server_chain(
+        settings,
+        auth=AuthOptions(key_source=key_source, revocations=revocations),
+        metrics_registry=metrics_registry,
+        clock=clock,
+    )
+
+
+def _auth_layer(
+    settings: ServiceSettings | None, options: AuthOptions, clock: Clock
 ) -> AuthInterceptor:
-    if key_source is _UNSET:
-        jwks_url = _setting(settings, "auth_jwks_url", None)
-        if jwks_url and verifier is None:
+    # Without settings the layer trusts only what the options give: no JWKS, no issuer or
+    # audience check (ServiceSettings' defaults would name the platform's own).
+    key_source = options.key_source
+    if isinstance(key_source, FromSettings):
+        key_source = None
+        if settings is not None and settings.auth_jwks_url and options.verifier is None:
             from meshcore.jwks import RemoteJwks
 
-            key_source = RemoteJwks(jwks_url, clock=clock)
-        else:
-            key_source = None
+            key_source = RemoteJwks(settings.auth_jwks_url, clock=clock)
     return AuthInterceptor(
-        _setting(settings, "jwt_secret", None) if jwt_secret is _UNSET else jwt_secret,
-        # Never read from settings: a shared service-token secret is a legacy opt-in (the seed's
-        # HS256 tokens) that only an explicit argument turns on.
-        service_token_secret,
-        excluded_methods,
-        required_permissions,
+        chosen(options.jwt_secret, settings.jwt_secret if settings is not None else None),
+        options.service_token_secret,
+        options.excluded_methods,
+        options.required_permissions,
         key_source=key_source,
-        user_verifier=verifier,
-        service_verifier=service_verifier,
-        issuer=_setting(settings, "jwt_issuer", None) if issuer is _UNSET else issuer,
-        audience=_setting(settings, "jwt_audience", None) if audience is _UNSET else audience,
-        revocations=revocations,
+        user_verifier=options.verifier,
+        service_verifier=options.service_verifier,
+        issuer=chosen(options.issuer, settings.jwt_issuer if settings is not None else None),
+        audience=chosen(options.audience, settings.jwt_audience if settings is not None else None),
+        revocations=options.revocations,
+        clock=clock,
+    )
+
+
+def _rate_limit_layer(
+    settings: ServiceSettings,
+    options: RateLimitOptions,
+    registry: CollectorRegistry,
+    clock: Clock,
+    owned: list[Closeable],
+) -> RateLimitInterceptor:
+    window = chosen(options.window_ms, settings.rate_limit_window_ms)
+    limit = chosen(options.max_requests, settings.rate_limit_max_requests)
+    limiter = options.limiter
+    url = chosen(options.redis_url, settings.redis_url)
+    if limiter is None and url:
+        from meshcore.interceptors.limiters import RedisRateLimiter
+
+        # One budget per service: replicas of a service share it, other services do not.
+        service = settings.service_name
+        limiter = RedisRateLimiter.from_url(
+            url,
+            window,
+            limit,
+            prefix=f"meshcore:ratelimit:{service}:",
+            client_name=f"meshcore-ratelimit-{service}",
+        )
+        owned.append(limiter)
+    return RateLimitInterceptor(
+        window,
+        limit,
+        options.key_generator,
+        limiter=limiter,
+        fail_mode=chosen(options.fail_mode, settings.rate_limit_fail_mode),
+        trusted_proxy_hops=settings.trusted_proxy_hops,
+        # Methods excluded from auth (Login, RegisterUser) stay limited, per peer address:
+        # they are exactly where guessing passwords would happen.
+        registry=registry,
         clock=clock,
     )

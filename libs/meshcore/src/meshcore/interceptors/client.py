@@ -19,7 +19,7 @@ interceptors=...)``. Each interceptor class handles all four RPC shapes through
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -34,6 +34,7 @@ from meshcore.context import (
     new_request_id as _new_request_id,
 )
 from meshcore.interceptors.auth import SERVICE_TOKEN_HEADER
+from meshcore.interceptors.base import RpcMethod
 from meshcore.interceptors.call_context import REQUEST_ID_HEADER, TRACEPARENT_HEADER
 from meshcore.interceptors.tracing import PROPAGATOR
 
@@ -52,6 +53,10 @@ TokenProvider = Callable[[], str | None]
 class ClientInterceptor:
     """One override point, ``intercept``, for all four client RPC shapes.
 
+    As on the server side (``ServerInterceptor.intercept``), ``intercept`` is handed the call's
+    method parsed once (``RpcMethod``: service, name and shape), so no interceptor decodes
+    ``details.method`` itself.
+
     Give a channel ``channel_interceptors(...)`` of these, not the objects themselves: grpc.aio
     files an interceptor under the *first* shape interface it implements only, so one object
     implementing all four would silently skip streaming calls.
@@ -62,55 +67,64 @@ class ClientInterceptor:
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,
         request_or_iterator: Any,
-        rpc_type: str,
+        rpc: RpcMethod,
     ) -> Any:
         return await continuation(details, request_or_iterator)
 
 
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+class _Shape:
+    """``inner`` as one grpc.aio shape interface, after OpenTelemetry's aio client
+    instrumentation: this base does the work, the thin classes below name the shape."""
+
+    request_streaming: bool
+    response_streaming: bool
+
     def __init__(self, inner: ClientInterceptor) -> None:
         self.inner = inner
 
-    async def intercept_unary_unary(
+    def call(
+        self, continuation: Any, details: grpc.aio.ClientCallDetails, request_or_iterator: Any
+    ) -> Coroutine[Any, Any, Any]:
+        """``inner.intercept``'s coroutine, for grpc to await: no coroutine of our own around
+        it. The parse is cached per method name and shape: one dictionary lookup per call."""
+        rpc = RpcMethod.parse_call(details.method, self.request_streaming, self.response_streaming)
+        return self.inner.intercept(continuation, details, request_or_iterator, rpc)
+
+
+class _UnaryUnary(_Shape, grpc.aio.UnaryUnaryClientInterceptor):
+    request_streaming, response_streaming = False, False
+
+    def intercept_unary_unary(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        return await self.inner.intercept(continuation, client_call_details, request, "unary")
+    ) -> Coroutine[Any, Any, Any]:
+        return self.call(continuation, client_call_details, request)
 
 
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, inner: ClientInterceptor) -> None:
-        self.inner = inner
+class _UnaryStream(_Shape, grpc.aio.UnaryStreamClientInterceptor):
+    request_streaming, response_streaming = False, True
 
-    async def intercept_unary_stream(
+    def intercept_unary_stream(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        return await self.inner.intercept(
-            continuation, client_call_details, request, "server_stream"
-        )
+    ) -> Coroutine[Any, Any, Any]:
+        return self.call(continuation, client_call_details, request)
 
 
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    def __init__(self, inner: ClientInterceptor) -> None:
-        self.inner = inner
+class _StreamUnary(_Shape, grpc.aio.StreamUnaryClientInterceptor):
+    request_streaming, response_streaming = True, False
 
-    async def intercept_stream_unary(
+    def intercept_stream_unary(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, requests: Any
-    ) -> Any:
-        return await self.inner.intercept(
-            continuation, client_call_details, requests, "client_stream"
-        )
+    ) -> Coroutine[Any, Any, Any]:
+        return self.call(continuation, client_call_details, requests)
 
 
-class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
-    def __init__(self, inner: ClientInterceptor) -> None:
-        self.inner = inner
+class _StreamStream(_Shape, grpc.aio.StreamStreamClientInterceptor):
+    request_streaming, response_streaming = True, True
 
-    async def intercept_stream_stream(
+    def intercept_stream_stream(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, requests: Any
-    ) -> Any:
-        return await self.inner.intercept(
-            continuation, client_call_details, requests, "bidi_stream"
-        )
+    ) -> Coroutine[Any, Any, Any]:
+        return self.call(continuation, client_call_details, requests)
 
 
 def channel_interceptors(*interceptors: ClientInterceptor) -> list[grpc.aio.ClientInterceptor]:
@@ -166,12 +180,11 @@ class ContextPropagationInterceptor(ClientInterceptor):
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,
         request_or_iterator: Any,
-        rpc_type: str,
+        rpc: RpcMethod,
     ) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
         timeout = self.timeout_for(details.timeout)
         if timeout is not None and timeout <= 0:
-            raise spent_deadline_error(method)
+            raise spent_deadline_error(rpc.full_name)
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         if metadata.get(REQUEST_ID_HEADER) is None:
             metadata[REQUEST_ID_HEADER] = current_request_id() or _new_request_id()

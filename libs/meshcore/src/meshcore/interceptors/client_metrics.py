@@ -56,13 +56,12 @@ class MetricsClientInterceptor(ClientInterceptor):
 
     def __init__(self, *, registry: CollectorRegistry = REGISTRY) -> None:
         self._metrics = per_registry(registry, "grpc_client", lambda: ClientMetrics(registry))
-        self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._children: dict[RpcMethod, tuple[Any, ...]] = {}
 
-    def _bound(self, method: str, rpc_type: str) -> tuple[Any, ...]:
-        children = self._children.get((method, rpc_type))
+    def _bound(self, rpc: RpcMethod) -> tuple[Any, ...]:
+        children = self._children.get(rpc)
         if children is None:
-            rpc = RpcMethod.parse_name(method)
-            labels = (rpc.service, rpc.name, rpc_type)
+            labels = (rpc.service, rpc.name, rpc.rpc_type)
             metrics = self._metrics
             children = (
                 metrics.started.labels(*labels),
@@ -71,7 +70,7 @@ class MetricsClientInterceptor(ClientInterceptor):
                 metrics.received.labels(*labels),
                 labels,
             )
-            self._children[(method, rpc_type)] = children
+            self._children[rpc] = children
         return children
 
     async def intercept(
@@ -79,13 +78,12 @@ class MetricsClientInterceptor(ClientInterceptor):
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,
         request_or_iterator: Any,
-        rpc_type: str,
+        rpc: RpcMethod,
     ) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
-        started, seconds, sent, received, labels = self._bound(method, rpc_type)
+        started, seconds, sent, received, labels = self._bound(rpc)
         started.inc()
         started_at = time.perf_counter()
-        if rpc_type in ("client_stream", "bidi_stream"):
+        if rpc.request_streaming:
             request_or_iterator = _counted(request_or_iterator, sent)
         else:
             sent.inc()
@@ -94,7 +92,7 @@ class MetricsClientInterceptor(ClientInterceptor):
         def finished(code: str) -> None:
             seconds.observe(time.perf_counter() - started_at)
             handled.labels(*labels, code).inc()
-            if code == "OK" and rpc_type in ("unary", "client_stream"):
+            if code == "OK" and not rpc.response_streaming:
                 received.inc()
 
         try:

@@ -25,12 +25,10 @@ class TracingClientInterceptor(ClientInterceptor):
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
         details: grpc.aio.ClientCallDetails,
         request_or_iterator: Any,
-        rpc_type: str,
+        rpc: RpcMethod,
     ) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
-        rpc = RpcMethod.parse_name(method)
         span = self._tracer.start_span(
-            method.lstrip("/"),
+            rpc.full_name.lstrip("/"),
             kind=SpanKind.CLIENT,
             attributes=span_attributes(rpc.service, rpc.name),
         )

@@ -10,7 +10,7 @@ machinery, which is entered only once a call has failed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from meshcore.clock import Clock
 from meshcore.context import inbound_deadline
@@ -203,7 +203,61 @@ class ServiceCaller:
         breaker.record(ticket, error)
 
 
-class UnaryMethod:
+class _Method:
+    """One RPC of one service whose calls return one reply: the attempt both shapes share.
+
+    ``_shape`` names the ``Connection`` method (``unary_unary`` or ``stream_unary``) that gives
+    the shape's registered method callable on the chosen replica's channel."""
+
+    __slots__ = ("_caller", "_deserializer", "_serializer", "path")
+    _shape: ClassVar[str]
+
+    def __init__(
+        self,
+        caller: ServiceCaller,
+        path: str,
+        serializer: Callable[[Any], bytes],
+        deserializer: Callable[[bytes], Any],
+    ) -> None:
+        self._caller = caller
+        self.path = path
+        self._serializer = serializer
+        self._deserializer = deserializer
+
+    async def _attempt(
+        self,
+        request_or_iterator: Any,
+        deadline: float,
+        metadata: Metadata | None,
+        retry_on: Callable[[BaseException], bool] | None,
+    ) -> Any:
+        """One attempt; if it fails with an error ``retry_on`` accepts, the retries follow
+        (made with ``retry_on=None``: the retry loop is entered once per call, not nested)."""
+        caller = self._caller
+        try:
+            instance, breaker, ticket, start, remaining = caller.begin(deadline, self.path)
+            try:
+                rpc = getattr(caller.connection(instance.address), self._shape)(
+                    self.path, self._serializer, self._deserializer
+                )
+                reply = await rpc(request_or_iterator, timeout=remaining, metadata=metadata)
+            except BaseException as error:
+                caller.finish(instance, breaker, ticket, start, error)
+                raise
+            caller.finish(instance, breaker, ticket, start, None)
+            return reply
+        except Exception as error:
+            if retry_on is None or not retry_on(error):
+                raise
+            return await caller.retry_failed(
+                lambda: self._attempt(request_or_iterator, deadline, metadata, None),
+                error,
+                retry_on,
+                deadline,
+            )
+
+
+class UnaryMethod(_Method):
     """One unary RPC of one service: ``await method(request, timeout_ms=..., metadata=...)``.
 
     Retries (standalone mode only) follow the service's ``RetryPolicy``: idempotent methods
@@ -212,7 +266,8 @@ class UnaryMethod:
     attempt runs inline; the retry machinery is entered only after a failure.
     """
 
-    __slots__ = ("_caller", "_deserializer", "_retry_on", "_serializer", "idempotent", "path")
+    __slots__ = ("_retry_on", "idempotent")
+    _shape = "unary_unary"
 
     def __init__(
         self,
@@ -223,10 +278,7 @@ class UnaryMethod:
         *,
         idempotent: bool,
     ) -> None:
-        self._caller = caller
-        self.path = path
-        self._serializer = serializer
-        self._deserializer = deserializer
+        super().__init__(caller, path, serializer, deserializer)
         self.idempotent = idempotent
         retry = caller.retry
         self._retry_on = retry.retry_on_for(idempotent) if retry is not None else None
@@ -247,53 +299,13 @@ class UnaryMethod:
             budget.record_call()
         return self._attempt(request, deadline, metadata, self._retry_on)
 
-    async def _attempt(
-        self,
-        request: Any,
-        deadline: float,
-        metadata: Metadata | None,
-        retry_on: Callable[[BaseException], bool] | None,
-    ) -> Any:
-        """One attempt; if it fails with an error ``retry_on`` accepts, the retries follow
-        (made with ``retry_on=None``: the retry loop is entered once per call, not nested)."""
-        caller = self._caller
-        try:
-            instance, breaker, ticket, start, remaining = caller.begin(deadline, self.path)
-            try:
-                rpc = caller.connection(instance.address).unary_unary(
-                    self.path, self._serializer, self._deserializer
-                )
-                reply = await rpc(request, timeout=remaining, metadata=metadata)
-            except BaseException as error:
-                caller.finish(instance, breaker, ticket, start, error)
-                raise
-            caller.finish(instance, breaker, ticket, start, None)
-            return reply
-        except Exception as error:
-            if retry_on is None or not retry_on(error):
-                raise
-            return await caller.retry_failed(
-                lambda: self._attempt(request, deadline, metadata, None), error, retry_on, deadline
-            )
 
-
-class StreamUnaryMethod:
+class StreamUnaryMethod(_Method):
     """One client-streaming RPC: the request stream cannot be replayed, so it is sent once
     (retried only when refused before sending, which consumes nothing from the stream)."""
 
-    __slots__ = ("_caller", "_deserializer", "_serializer", "path")
-
-    def __init__(
-        self,
-        caller: ServiceCaller,
-        path: str,
-        serializer: Callable[[Any], bytes],
-        deserializer: Callable[[bytes], Any],
-    ) -> None:
-        self._caller = caller
-        self.path = path
-        self._serializer = serializer
-        self._deserializer = deserializer
+    __slots__ = ()
+    _shape = "stream_unary"
 
     def __call__(
         self,
@@ -306,30 +318,3 @@ class StreamUnaryMethod:
         caller = self._caller
         retry_on = is_unsent if caller.retry is not None else None
         return self._attempt(requests, caller.deadline(timeout_ms), metadata, retry_on)
-
-    async def _attempt(
-        self,
-        requests: AsyncIterator[Any],
-        deadline: float,
-        metadata: Metadata | None,
-        retry_on: Callable[[BaseException], bool] | None,
-    ) -> Any:
-        caller = self._caller
-        try:
-            instance, breaker, ticket, start, remaining = caller.begin(deadline, self.path)
-            try:
-                rpc = caller.connection(instance.address).stream_unary(
-                    self.path, self._serializer, self._deserializer
-                )
-                reply = await rpc(requests, timeout=remaining, metadata=metadata)
-            except BaseException as error:
-                caller.finish(instance, breaker, ticket, start, error)
-                raise
-            caller.finish(instance, breaker, ticket, start, None)
-            return reply
-        except Exception as error:
-            if retry_on is None or not retry_on(error):
-                raise
-            return await caller.retry_failed(
-                lambda: self._attempt(requests, deadline, metadata, None), error, retry_on, deadline
-            )
