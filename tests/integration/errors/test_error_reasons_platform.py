@@ -345,6 +345,20 @@ async def test_analytics_names_every_bad_field(mesh: Mesh) -> None:
     assert FieldViolation("bucket", "required: minute, hour or day") in error.field_violations
 
 
+async def test_analytics_ingest_names_every_bad_field(mesh: Mesh) -> None:
+    """An event is checked field by field, each field once (not stopping at the first)."""
+    error = await failure(
+        mesh.analytics.track_event(
+            "bad name!",
+            user_id="u" * 65,
+            event_id="not an id",
+            session_id="s" * 129,
+            metadata=await mesh.service("project"),
+        )
+    )
+    assert fields(error) == {"name", "user_id", "event_id", "session_id"}
+
+
 async def test_billing_names_every_bad_field(mesh: Mesh) -> None:
     error = await failure(
         mesh.billing.record_usage(

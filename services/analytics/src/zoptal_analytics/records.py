@@ -110,35 +110,92 @@ def _check_properties(properties: Mapping[str, str]) -> None:
         _limit(f"properties[{key!r}]", value, 1024)
 
 
-def validate_event(event: EventInput, *, now_ms: int, caller: str) -> EventRecord:
-    """The stored form of ``event`` sent by ``caller`` (its ``caller_scope``); ``InvalidArgument``
-    names the field within the event (callers checking a list use ``error.within("events[i]")``)."""
+def _check_identity(event: EventInput) -> None:
     if event.event_id and not _ID.fullmatch(event.event_id):
         raise InvalidArgument("event_id", "1 to 128 characters of [A-Za-z0-9._:-]")
+
+
+def _check_actor(event: EventInput) -> None:
     if not event.user_id and not event.anonymous_id:
         raise InvalidArgument("user_id", "user_id or anonymous_id is required")
     _limit("user_id", event.user_id, 64)
+
+
+def _check_anonymous_id(event: EventInput) -> None:
     _limit("anonymous_id", event.anonymous_id, 128)
+
+
+def _check_name(event: EventInput) -> None:
     if not _NAME.fullmatch(event.name):
         raise InvalidArgument("name", "1 to 128 characters of [A-Za-z0-9_.:-]")
     if (event.name == PAGE_VIEW) != (event.page is not None):
         raise InvalidArgument("name", f"{PAGE_VIEW!r} is reserved for page views (with a page)")
+
+
+def _check_properties_of(event: EventInput) -> None:
     if event.properties:
         _check_properties(event.properties)
+
+
+def _check_session(event: EventInput) -> None:
     _limit("session_id", event.session_id, 128)
-    occurred = event.timestamp_ms or now_ms
-    if not now_ms - MAX_PAST_MS <= occurred <= now_ms + MAX_FUTURE_MS:
-        raise InvalidArgument(
-            "timestamp", "at most 5 minutes in the future and 30 days in the past"
-        )
+
+
+def _check_page_url(event: EventInput) -> None:
+    if event.page is not None:
+        _limit("page.url", event.page.url, 2048)
+        _http_url("page.url", event.page.url)
+
+
+def _check_page_title(event: EventInput) -> None:
+    if event.page is not None:
+        _limit("page.title", event.page.title, 512)
+
+
+def _check_page_referrer(event: EventInput) -> None:
     page = event.page
     if page is not None:
-        _limit("page.url", page.url, 2048)
-        _http_url("page.url", page.url)
-        _limit("page.title", page.title, 512)
         _limit("page.referrer", page.referrer, 2048)
         if page.referrer:
             _http_url("page.referrer", page.referrer)
+
+
+# One check per field, independent of each other, so that a bad event is told every bad field
+# at once. Plain calls in a loop, not meshcore.validation.Violations: ingest validates every
+# event of every batch, and a context manager per check would cost more than the checks.
+_CHECKS = (
+    _check_identity,
+    _check_actor,
+    _check_anonymous_id,
+    _check_name,
+    _check_properties_of,
+    _check_session,
+    _check_page_url,
+    _check_page_title,
+    _check_page_referrer,
+)
+
+
+def validate_event(event: EventInput, *, now_ms: int, caller: str) -> EventRecord:
+    """The stored form of ``event`` sent by ``caller`` (its ``caller_scope``); ``InvalidArgument``
+    names every bad field within the event (callers checking a list use
+    ``error.within("events[i]")``)."""
+    found: list[InvalidArgument] = []
+    for check in _CHECKS:
+        try:
+            check(event)
+        except InvalidArgument as error:
+            found.append(error)
+    occurred = event.timestamp_ms or now_ms
+    if not now_ms - MAX_PAST_MS <= occurred <= now_ms + MAX_FUTURE_MS:
+        found.append(
+            InvalidArgument("timestamp", "at most 5 minutes in the future and 30 days in the past")
+        )
+    if found:
+        if len(found) == 1:
+            raise found[0]
+        raise InvalidArgument.of(violation for error in found for violation in error.violations)
+    page = event.page
     return EventRecord(
         caller=caller,
         event_id=event.event_id or os.urandom(16).hex(),  # 128 random bits, cheaper than uuid4
