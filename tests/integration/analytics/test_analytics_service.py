@@ -288,3 +288,44 @@ async def test_a_page_view_with_a_relative_url_names_the_url_field(postgres_url:
             )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (refused.value.details() or "").startswith("url:")
+
+
+async def test_buckets_list_their_most_frequent_names_and_sum_the_rest(postgres_url: str) -> None:
+    """bucket_names_limit keeps each bucket's answer bounded; other_events holds the rest, so a
+    bucket still adds up to its total."""
+    now = int(time.time() * 1000)
+    events = [
+        pb.Event(name=f"n{index:02d}", user_id="u1", timestamp=_stamp(now))
+        for index in range(12)
+        for _ in range(index + 1)  # n11 the most frequent, n00 the least
+    ]
+    async with running_analytics(make_settings(postgres_url, None)) as running:
+        await running.stub.TrackEvents(pb.TrackEventsRequest(events=events), metadata=CALLER)
+        limited = await running.stub.GetAnalytics(
+            _range_request(bucket_names_limit=3), metadata=CALLER
+        )
+        default = await running.stub.GetAnalytics(_range_request(), metadata=CALLER)
+    (bucket,) = [b for b in limited.buckets if b.total_events]
+    assert [c.name for c in bucket.counts] == ["n11", "n10", "n09"]
+    listed = sum(c.count for c in bucket.counts)
+    assert bucket.other_events == bucket.total_events - listed == sum(range(1, 10))
+    (bucket,) = [b for b in default.buckets if b.total_events]
+    assert len(bucket.counts) == 10
+    assert bucket.other_events == 1 + 2
+
+
+async def test_too_many_names_over_too_many_buckets_is_refused(postgres_url: str) -> None:
+    minute_aligned = 1_699_999_980
+    start = Timestamp(seconds=minute_aligned)
+    end = Timestamp(seconds=minute_aligned + 2000 * 60)  # 2000 minute buckets
+    request = pb.GetAnalyticsRequest(
+        start_time=start, end_time=end, bucket=pb.BUCKET_SIZE_MINUTE, bucket_names_limit=50
+    )
+    async with running_analytics(make_settings(postgres_url, None)) as running:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await running.stub.GetAnalytics(request, metadata=CALLER)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (caught.value.details() or "").startswith("bucket_names_limit:")
+        # The default adapts instead: 16000 / 2000 = 8 names per bucket.
+        request.bucket_names_limit = 0
+        await running.stub.GetAnalytics(request, metadata=CALLER)

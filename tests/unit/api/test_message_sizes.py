@@ -97,3 +97,42 @@ def test_bounds_name_real_fields() -> None:
                 if item.message_type is not None:
                     stack.append(item.message_type)
     assert set(BOUNDS) <= fields
+
+
+def test_the_largest_get_analytics_answer_fits_4_mib() -> None:
+    """2000 buckets sharing the 16000 name counts, names of 128 characters, every count at its
+    largest, and 100 top events and 100 top pages of maximal URLs and titles."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from meshcore.message_size import MAX_RESPONSE_BYTES
+    from zoptal.analytics.v1 import analytics_pb2 as pb
+    from zoptal_analytics.service import MAX_BUCKET_ENTRIES, MAX_BUCKETS
+
+    big = 2**63 - 1
+    per_bucket = MAX_BUCKET_ENTRIES // MAX_BUCKETS
+
+    def count(index: int) -> pb.EventCount:
+        return pb.EventCount(name=f"{index:0128d}", count=big, unique_users=big)
+
+    answer = pb.GetAnalyticsResponse(
+        buckets=[
+            pb.TimeBucket(
+                start_time=Timestamp(seconds=253402300799, nanos=999_999_999),
+                counts=[count(n) for n in range(per_bucket)],
+                total_events=big,
+                unique_users=big,
+                other_events=big,
+            )
+            for _ in range(MAX_BUCKETS)
+        ],
+        total_events=big,
+        unique_users=big,
+        top_events=[count(n) for n in range(100)],
+        top_pages=[
+            # URLs and titles at their character bounds, 4 bytes each in UTF-8.
+            pb.PageCount(
+                url="\U0001f310" * 2048, title="\U0001f310" * 512, views=big, unique_users=big
+            )
+            for _ in range(100)
+        ],
+    )
+    assert answer.ByteSize() <= MAX_RESPONSE_BYTES, answer.ByteSize()

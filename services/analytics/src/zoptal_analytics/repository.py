@@ -41,6 +41,8 @@ class BucketCounts:
     total: int
     unique_users: int
     names: list[NameCount]
+    other_events: int = 0
+    """Events of names left out of ``names`` (``AnalyticsService.report``'s per-bucket limit)."""
 
 
 class EventRepository:

@@ -31,6 +31,11 @@ VALIDATION_SLICE = 100
 MAX_BUCKETS = 2000
 MAX_NAME_FILTERS = 50
 DEFAULT_TOP = 10
+MAX_BUCKET_NAMES = 50
+DEFAULT_BUCKET_NAMES = 10
+MAX_BUCKET_ENTRIES = 16_000
+"""Names listed over all buckets of one answer: 16000 counts of at most ~160 bytes, plus the
+buckets, top events and top pages, stay under the 4 MiB every gRPC stack reads by default."""
 DEFAULT_WINDOW_MINUTES = 5
 MAX_WINDOW_MINUTES = 60
 
@@ -131,6 +136,7 @@ class AnalyticsService:
         names: Sequence[str] = (),
         user_id: str = "",
         top_limit: int = 0,
+        bucket_names_limit: int = 0,
     ) -> AnalyticsReport:
         with Violations() as violations:
             if start_ms <= 0:
@@ -150,11 +156,23 @@ class AnalyticsService:
                 violations.add("user_id", "at most 64 characters")
             if not 0 <= top_limit <= 100:
                 violations.add("top_limit", "must be 0..100")
+            if not 0 <= bucket_names_limit <= MAX_BUCKET_NAMES:
+                violations.add("bucket_names_limit", f"must be 0..{MAX_BUCKET_NAMES}")
         assert bucket is not None  # refused above otherwise
         start_ms -= start_ms % bucket  # rounded down to the bucket, as documented
-        if (end_ms - start_ms + bucket - 1) // bucket > MAX_BUCKETS:
+        bucket_count = (end_ms - start_ms + bucket - 1) // bucket
+        if bucket_count > MAX_BUCKETS:
             raise InvalidArgument(
                 "end_time", f"at most {MAX_BUCKETS} buckets from start_time to end_time"
+            )
+        per_bucket = bucket_names_limit or min(
+            DEFAULT_BUCKET_NAMES, MAX_BUCKET_ENTRIES // bucket_count
+        )
+        if bucket_count * per_bucket > MAX_BUCKET_ENTRIES:
+            raise InvalidArgument(
+                "bucket_names_limit",
+                f"{bucket_count} buckets of {per_bucket} names is over {MAX_BUCKET_ENTRIES}: "
+                "ask for fewer names or fewer buckets",
             )
         where = AnalyticsFilter(start_ms, end_ms, tuple(dict.fromkeys(names)), user_id)
         top = top_limit or DEFAULT_TOP
@@ -164,7 +182,7 @@ class AnalyticsService:
             top_events = await self._repository.top_events(connection, where, top)
             top_pages = await self._repository.top_pages(connection, where, top)
         buckets = [
-            found.get(start, BucketCounts(start, 0, 0, []))
+            _first_names(found.get(start, BucketCounts(start, 0, 0, [])), per_bucket)
             for start in range(start_ms, end_ms, bucket)
         ]
         return AnalyticsReport(buckets, total, uniques, top_events, top_pages)
@@ -173,3 +191,12 @@ class AnalyticsService:
         if not 0 <= window_minutes <= MAX_WINDOW_MINUTES:
             raise InvalidArgument("window_minutes", f"must be 0..{MAX_WINDOW_MINUTES}")
         return await self._realtime.snapshot(window_minutes or DEFAULT_WINDOW_MINUTES)
+
+
+def _first_names(counts: BucketCounts, limit: int) -> BucketCounts:
+    """``counts`` with its ``limit`` most frequent names (already sorted), the rest summed."""
+    if len(counts.names) <= limit:
+        return counts
+    listed = counts.names[:limit]
+    other = counts.total - sum(item.count for item in listed)
+    return BucketCounts(counts.start_ms, counts.total, counts.unique_users, listed, other)

@@ -195,6 +195,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             names=list(request.event_names),
             user_id=request.user_id,
             top_limit=request.top_limit,
+            bucket_names_limit=request.bucket_names_limit,
         )
         return pb.GetAnalyticsResponse(
             buckets=[
@@ -203,6 +204,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     counts=_counts(bucket.names),
                     total_events=bucket.total,
                     unique_users=bucket.unique_users,
+                    other_events=bucket.other_events,
                 )
                 for bucket in report.buckets
             ],

@@ -475,12 +475,19 @@ class GetAnalyticsRequest(_message.Message):
     EVENT_NAMES_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     TOP_LIMIT_FIELD_NUMBER: _builtins.int
+    BUCKET_NAMES_LIMIT_FIELD_NUMBER: _builtins.int
     bucket: Global___BucketSize.ValueType
     """Required. Not BUCKET_SIZE_UNSPECIFIED."""
     user_id: _builtins.str
     """Optional. Only this user's events; at most 64 characters."""
     top_limit: _builtins.int
     """Optional. How many top events and top pages to return, 0..100 (0 means 10)."""
+    bucket_names_limit: _builtins.int
+    """Optional. How many event names each bucket lists, most frequent first, 0..50; the rest are
+    summed in `TimeBucket.other_events`. 0 means 10, or fewer when the range has more than 1600
+    buckets: buckets × names listed is at most 16000, which keeps every answer under 4 MiB
+    (protos/README.md, Message sizes). A larger explicit value is INVALID_ARGUMENT.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Required. Start of the range (inclusive); rounded down to the bucket."""
@@ -502,10 +509,11 @@ class GetAnalyticsRequest(_message.Message):
         event_names: _abc.Iterable[_builtins.str] | None = ...,
         user_id: _builtins.str = ...,
         top_limit: _builtins.int = ...,
+        bucket_names_limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "end_time", b"end_time", "event_names", b"event_names", "start_time", b"start_time", "top_limit", b"top_limit", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "bucket_names_limit", b"bucket_names_limit", "end_time", b"end_time", "event_names", b"event_names", "start_time", b"start_time", "top_limit", b"top_limit", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -585,10 +593,13 @@ class TimeBucket(_message.Message):
     COUNTS_FIELD_NUMBER: _builtins.int
     TOTAL_EVENTS_FIELD_NUMBER: _builtins.int
     UNIQUE_USERS_FIELD_NUMBER: _builtins.int
+    OTHER_EVENTS_FIELD_NUMBER: _builtins.int
     total_events: _builtins.int
     """Events in the bucket."""
     unique_users: _builtins.int
     """Distinct actors in the bucket."""
+    other_events: _builtins.int
+    """Events of the names beyond `GetAnalyticsRequest.bucket_names_limit` (not in `counts`)."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Start of the bucket (inclusive)."""
@@ -604,10 +615,11 @@ class TimeBucket(_message.Message):
         counts: _abc.Iterable[Global___EventCount] | None = ...,
         total_events: _builtins.int = ...,
         unique_users: _builtins.int = ...,
+        other_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "start_time", b"start_time", "total_events", b"total_events", "unique_users", b"unique_users"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "other_events", b"other_events", "start_time", b"start_time", "total_events", b"total_events", "unique_users", b"unique_users"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -163,8 +163,9 @@ class AnalyticsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAnalytics(self, request, context):
-        """GetAnalytics aggregates events over a time range: counts per event name in time buckets,
-        unique users, top events and top pages.
+        """GetAnalytics aggregates events over a time range: counts per event name in time buckets
+        (the most frequent names of each bucket, the rest summed), unique users, top events and top
+        pages. Every answer fits 4 MiB.
         Requires: admin, or a service token with `analytics:read`.
         Errors: INVALID_ARGUMENT (missing or inverted range, BUCKET_SIZE_UNSPECIFIED, more than 2000
         buckets, too many filters).

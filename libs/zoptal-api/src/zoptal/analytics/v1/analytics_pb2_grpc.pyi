@@ -89,8 +89,9 @@ class AnalyticsServiceStub:
     RESOURCE_EXHAUSTED (buffer full; back-pressure also applies through HTTP/2 flow control).
     """
     GetAnalytics: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.GetAnalyticsRequest, _analytics_pb2.GetAnalyticsResponse]
-    """GetAnalytics aggregates events over a time range: counts per event name in time buckets,
-    unique users, top events and top pages.
+    """GetAnalytics aggregates events over a time range: counts per event name in time buckets
+    (the most frequent names of each bucket, the rest summed), unique users, top events and top
+    pages. Every answer fits 4 MiB.
     Requires: admin, or a service token with `analytics:read`.
     Errors: INVALID_ARGUMENT (missing or inverted range, BUCKET_SIZE_UNSPECIFIED, more than 2000
     buckets, too many filters).
@@ -165,8 +166,9 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     RESOURCE_EXHAUSTED (buffer full; back-pressure also applies through HTTP/2 flow control).
     """
     GetAnalytics: _aio.UnaryUnaryMultiCallable[_analytics_pb2.GetAnalyticsRequest, _analytics_pb2.GetAnalyticsResponse]  # type: ignore[assignment]
-    """GetAnalytics aggregates events over a time range: counts per event name in time buckets,
-    unique users, top events and top pages.
+    """GetAnalytics aggregates events over a time range: counts per event name in time buckets
+    (the most frequent names of each bucket, the rest summed), unique users, top events and top
+    pages. Every answer fits 4 MiB.
     Requires: admin, or a service token with `analytics:read`.
     Errors: INVALID_ARGUMENT (missing or inverted range, BUCKET_SIZE_UNSPECIFIED, more than 2000
     buckets, too many filters).
@@ -268,8 +270,9 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _analytics_pb2.GetAnalyticsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.GetAnalyticsResponse, _abc.Awaitable[_analytics_pb2.GetAnalyticsResponse]]:
-        """GetAnalytics aggregates events over a time range: counts per event name in time buckets,
-        unique users, top events and top pages.
+        """GetAnalytics aggregates events over a time range: counts per event name in time buckets
+        (the most frequent names of each bucket, the rest summed), unique users, top events and top
+        pages. Every answer fits 4 MiB.
         Requires: admin, or a service token with `analytics:read`.
         Errors: INVALID_ARGUMENT (missing or inverted range, BUCKET_SIZE_UNSPECIFIED, more than 2000
         buckets, too many filters).
