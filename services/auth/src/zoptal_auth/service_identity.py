@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.timeutil import utc_now
 from sqlalchemy.ext.asyncio import AsyncSession
 from zoptal.clients.service_identity import ServiceCredential
 
@@ -216,7 +217,7 @@ class PlatformIdentities:
         session.add(await new_credential(self._hasher, account.id, secret, now))
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), UTC)
+        return utc_now(self._clock)
 
 
 def _known(services: Iterable[str]) -> list[str]:

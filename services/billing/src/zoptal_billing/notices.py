@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from meshcore.background import PollWaiter, doubling_backoff
+from meshcore.background import PollWaiter
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.timeutil import backoff, utc_now
 
 from zoptal_billing.metering import Metric
 from zoptal_billing.models import ThresholdNoticeRow
@@ -128,7 +129,7 @@ class ThresholdNoticeDispatcher:
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt (1, 2, 4, ... capped)."""
-        return doubling_backoff(attempts, self._initial_backoff, self._max_backoff)
+        return backoff(attempts, self._initial_backoff, self._max_backoff)
 
     async def dispatch_due(self) -> DispatchResult:
         """One pass: try every notice due now (at most one batch)."""
@@ -189,7 +190,7 @@ class ThresholdNoticeDispatcher:
             await BillingRepository(session).mark_notice(notice_id, **values)
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), tz=UTC)
+        return utc_now(self._clock)
 
 
 def _to_notice(row: ThresholdNoticeRow) -> ThresholdNotice:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshcore.background import PollWaiter
 from meshcore.clock import SYSTEM_CLOCK, Clock
@@ -31,8 +31,9 @@ from meshcore.errors import (
     InvalidArgument,
     PermissionDenied,
 )
+from meshcore.timeutil import as_utc, utc_now
 
-from zoptal_billing.domain import ChangeRequest, Plan, PlanChange, as_utc
+from zoptal_billing.domain import ChangeRequest, Plan, PlanChange
 from zoptal_billing.metering import GAUGE_PERIOD, BillingPeriod, Metric
 from zoptal_billing.models import PlanChangeRow, SubscriptionRow
 from zoptal_billing.payments import Payment, PaymentProvider, PaymentRequest, PaymentStatus
@@ -396,4 +397,4 @@ class PlanChanges:
             await repository.update_subscription(change.user_id, change_due_at=None)
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), tz=UTC)
+        return utc_now(self._clock)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
@@ -23,6 +23,7 @@ from meshcore.errors import (
     ResourceExhausted,
 )
 from meshcore.reasons import Reason
+from meshcore.timeutil import as_utc, utc_now
 
 from zoptal_billing.domain import (
     ChangeRequest,
@@ -33,7 +34,6 @@ from zoptal_billing.domain import (
     UsageOutcome,
     UsageRecord,
     UsageRequest,
-    as_utc,
 )
 from zoptal_billing.metering import (
     GAUGE_PERIOD,
@@ -278,7 +278,7 @@ class BillingService:
     # -- helpers --------------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), tz=UTC)
+        return utc_now(self._clock)
 
     def _period(self) -> BillingPeriod:
         return BillingPeriod.containing(self._now())

@@ -12,11 +12,12 @@ import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.timeutil import backoff, utc_now
 
 from zoptal_notification.models import Notification, Status
 from zoptal_notification.providers.base import DeliveryError, OutgoingMessage, Provider
@@ -37,8 +38,7 @@ def retry_delay(
 ) -> float:
     """Exponential backoff after the ``attempt``-th failure (1-based), capped, plus up to
     ``jitter`` of itself at random so a burst of failures does not retry in lockstep."""
-    delay = min(cap, base * 2.0 ** (attempt - 1))
-    return float(delay * (1 + jitter * rng()))
+    return backoff(attempt, base, cap) * (1 + jitter * rng())
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class DeliveryService:
         self._repository = repository or NotificationRepository()
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), UTC)
+        return utc_now(self._clock)
 
     async def deliver(self, notification_id: str) -> DeliveryOutcome:
         token = uuid.uuid4().hex

@@ -8,13 +8,14 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy.exc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, InvalidArgument, NotFound
 from meshcore.reasons import Reason
+from meshcore.timeutil import utc_now
 
 from zoptal_notification.dispatch import Dispatcher
 from zoptal_notification.models import Channel, Notification, Status
@@ -69,7 +70,7 @@ class NotificationService:
         self._repository = repository or NotificationRepository()
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), UTC)
+        return utc_now(self._clock)
 
     # -- sending ----------------------------------------------------------------------------
 
