@@ -101,7 +101,7 @@ class PlatformIdentities:
         self, credentials_dir: Path, service: str, grace_seconds: float = DEFAULT_GRACE_SECONDS
     ) -> Outcome:
         (service,) = _known([service])
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             account = await repository.service_account_by_name(session, service)
             if account is None:
@@ -117,7 +117,7 @@ class PlatformIdentities:
 
     async def revoke(self, service: str) -> Outcome:
         (service,) = _known([service])
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             account = await repository.service_account_by_name(session, service)
             if account is None:
@@ -134,7 +134,7 @@ class PlatformIdentities:
 
     async def _ensure_one(self, credentials_dir: Path, service: str) -> Outcome:
         path = credentials_path(credentials_dir, service)
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             account = await repository.service_account_by_name(session, service)
             if not path.exists():
@@ -215,9 +215,6 @@ class PlatformIdentities:
         until = now + timedelta(seconds=max(grace_seconds, 0.0))
         await repository.retire_current_credentials(session, account.id, until=until)
         session.add(await new_credential(self._hasher, account.id, secret, now))
-
-    def _now(self) -> datetime:
-        return utc_now(self._clock)
 
 
 def _known(services: Iterable[str]) -> list[str]:

@@ -77,12 +77,9 @@ class DeliveryService:
         self._rng = rng
         self._repository = repository or NotificationRepository()
 
-    def _now(self) -> datetime:
-        return utc_now(self._clock)
-
     async def deliver(self, notification_id: str) -> DeliveryOutcome:
         token = uuid.uuid4().hex
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             claimed = await self._repository.claim(
                 session,
@@ -119,7 +116,7 @@ class DeliveryService:
                 session,
                 row.id,
                 token=token,
-                now=self._now(),
+                now=utc_now(self._clock),
                 provider=provider.name,
                 provider_message_id=provider_message_id,
             )
@@ -152,7 +149,7 @@ class DeliveryService:
             jitter=self._policy.jitter,
             rng=self._rng,
         )
-        now = self._now()
+        now = utc_now(self._clock)
         next_attempt = now + timedelta(seconds=delay)
         async with self._database.session() as session:
             await self._repository.record_retry(
@@ -170,7 +167,7 @@ class DeliveryService:
     async def _fail(self, row: Notification, token: str, reason: str) -> DeliveryOutcome:
         async with self._database.session() as session:
             await self._repository.record_failed(
-                session, row.id, token=token, now=self._now(), error=reason
+                session, row.id, token=token, now=utc_now(self._clock), error=reason
             )
         logger.warning("notification %s failed: %s", row.id, reason)
         return DeliveryOutcome("failed", reason)
