@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from meshcore.background import PollWaiter, doubling_backoff
+from meshcore.background import PollWaiter
 from meshcore.testing import FakeClock
 
 
@@ -32,9 +32,3 @@ async def test_wait_ends_when_the_interval_passes() -> None:
     assert not waiting.done()
     clock.advance(0.1)
     await asyncio.wait_for(waiting, 1)
-
-
-def test_backoff_doubles_up_to_its_cap() -> None:
-    """1, 2, 4, 8 ... never above the maximum, even after very many attempts."""
-    assert [doubling_backoff(n, 1.0, 10.0) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 10.0]
-    assert doubling_backoff(10_000, 0.5, 60.0) == 60.0

@@ -209,3 +209,15 @@ async def test_tokens_no_revocation_could_name_need_no_view() -> None:
     assert not feed.is_revoked(_token())
     with pytest.raises(Unavailable):
         feed.is_revoked(_token(jti="x"))
+
+
+async def test_a_long_outage_keeps_the_capped_delay() -> None:
+    """Past 1024 failures in a row 2.0**failures no longer fits a float: the delay stays capped
+    and the poll still never raises."""
+    clock, issuer = FakeClock(), FakeIssuer()
+    feed = _feed(issuer, clock, interval=1.0, max_backoff=10.0)
+    await feed.poll_once()
+    issuer.failing = True
+    for _ in range(1100):
+        assert await feed.poll_once() is False
+    assert feed.next_delay() == 10.0

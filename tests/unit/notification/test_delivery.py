@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from meshcore.db import Database
 from meshcore.testing import FakeClock
+from meshcore.timeutil import utc_now
 from zoptal_notification.delivery import DeliveryPolicy, DeliveryService, retry_delay
 from zoptal_notification.models import Status
 from zoptal_notification.providers.base import DeliveryError, OutgoingMessage
@@ -149,7 +150,7 @@ async def test_a_live_claim_blocks_a_second_attempt_until_its_lease_ends(
     """While a worker holds the row, another task is told to come back at lease end; after
     the lease a dead worker's row is taken over and delivered once."""
     notification_id = await _queued(service)
-    now = service._now()
+    now = utc_now(clock)
     async with database.session() as session:
         assert await NotificationRepository().claim(
             session,
@@ -175,7 +176,7 @@ async def test_a_stale_claim_holder_cannot_record_an_outcome(
     """Once another attempt took the row over, the old token's result is refused."""
     notification_id = await _queued(service)
     repository = NotificationRepository()
-    now = service._now()
+    now = utc_now(clock)
     async with database.session() as session:
         await repository.claim(session, notification_id, token="old", now=now, lease_until=now)
         assert await repository.claim(
@@ -194,7 +195,7 @@ async def test_a_message_that_keeps_killing_workers_is_failed(
     notification_id = await _queued(service)
     repository = NotificationRepository()
     for n in range(POLICY.max_attempts):
-        now = service._now()
+        now = utc_now(clock)
         async with database.session() as session:
             await repository.claim(
                 session, notification_id, token=f"w{n}", now=now, lease_until=now

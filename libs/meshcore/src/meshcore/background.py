@@ -11,7 +11,7 @@ import contextlib
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["PollWaiter", "doubling_backoff"]
+__all__ = ["PollWaiter"]
 
 
 class PollWaiter:
@@ -36,9 +36,3 @@ class PollWaiter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._woken.clear()
-
-
-def doubling_backoff(attempts: int, initial: float, maximum: float) -> float:
-    """Seconds to wait after the ``attempts``-th failure: initial, 2x, 4x, ... up to maximum."""
-    exponent = min(max(attempts - 1, 0), 30)
-    return float(min(initial * 2**exponent, maximum))

@@ -29,6 +29,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal
 from meshcore.errors import Unavailable
 from meshcore.reasons import Reason
+from meshcore.timeutil import backoff
 
 __all__ = [
     "RevocationCheck",
@@ -206,7 +207,7 @@ class RevocationFeed:
         sync has completed (before that, every interval: calls are waiting for it)."""
         if self._failures == 0 or self._synced_at is None:
             return self._interval
-        return min(self._interval * 2.0**self._failures, self._max_backoff)
+        return backoff(self._failures + 1, self._interval, self._max_backoff)
 
     async def poll_once(self) -> bool:
         """One sync attempt, recorded for backoff; never raises (but for cancellation)."""

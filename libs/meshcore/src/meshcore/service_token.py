@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.timeutil import backoff
 
 __all__ = ["IssuedServiceToken", "ServiceTokenSource"]
 
@@ -91,19 +92,20 @@ class ServiceTokenSource:
             self._task = None
 
     async def _renew_forever(self) -> None:
-        retry = self._first_retry
+        failures = 0
         while True:
             try:
                 issued = await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                failures += 1
+                retry = backoff(failures, self._first_retry, self._max_retry)
                 logger.warning(
                     "could not renew the service token (retry in %.1fs): %s", retry, error
                 )
                 await self._clock.sleep(retry)
-                retry = min(retry * 2, self._max_retry)
                 continue
-            retry = self._first_retry
+            failures = 0
             lifetime = issued.expires_at - self._clock.time()
             await self._clock.sleep(max(lifetime * self._renew_fraction, self._first_retry))

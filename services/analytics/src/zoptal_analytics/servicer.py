@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
 from meshcore.idempotency import caller_scope
-from meshcore.validation import timestamp_millis
+from meshcore.timeutil import timestamp_millis
 from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 
 from zoptal_analytics.access import own_user_id, require_reader, require_writer

@@ -34,6 +34,7 @@ from typing import Literal, Protocol, TypeVar
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import ResourceExhausted, Unavailable
+from meshcore.timeutil import backoff
 
 from zoptal_auth.reasons import AuthReason
 
@@ -68,9 +69,7 @@ class LoginThrottlePolicy:
     def backoff(self, failures: int, free: int, cap: float) -> float:
         """Seconds blocked after the ``failures``-th failure; 0 while still free."""
         over = failures - free
-        if over <= 0:
-            return 0.0
-        return min(cap, self.backoff_base * 2.0 ** min(over - 1, 60))
+        return backoff(over, self.backoff_base, cap) if over > 0 else 0.0
 
 
 class LoginStore(Protocol):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 from meshcore.clock import Clock
 from meshcore.context import Principal
 from meshcore.db import Database
 from meshcore.errors import MeshError, Unavailable
 from meshcore.revocation import RevocationListNotReady
+from meshcore.timeutil import from_unix
 
 from zoptal_auth import repository
 
@@ -93,11 +93,9 @@ class RevocationList:
     async def sync(self) -> None:
         """Fetch revocations made since the last poll (minus the overlap) and drop expired ones."""
         started_wall = self._clock.time()
-        since = datetime.fromtimestamp(max(self._synced_until - SYNC_OVERLAP_SECONDS, 0.0), UTC)
+        since = from_unix(max(self._synced_until - SYNC_OVERLAP_SECONDS, 0.0))
         async with self._database.session() as session:
-            rows = await repository.revocations_since(
-                session, since, datetime.fromtimestamp(started_wall, UTC)
-            )
+            rows = await repository.revocations_since(session, since, from_unix(started_wall))
         for kind, value, expires_at in rows:
             self.remember(kind, value, expires_at.timestamp())
         self._revoked = {k: exp for k, exp in self._revoked.items() if exp > started_wall}
@@ -110,7 +108,7 @@ class RevocationList:
         if self._purged_at is not None and now - self._purged_at < PURGE_INTERVAL_SECONDS:
             return
         self._purged_at = now
-        before = datetime.fromtimestamp(now - SYNC_OVERLAP_SECONDS, UTC)
+        before = from_unix(now - SYNC_OVERLAP_SECONDS)
         async with self._database.session() as session:
             purged = await repository.purge_expired(session, before)
         if purged:

@@ -15,10 +15,11 @@ that is when the last one expires. This keeps the list small: logouts otherwise 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshcore.db import Database
 from meshcore.errors import InvalidArgument
+from meshcore.timeutil import from_unix
 
 from zoptal_auth import repository
 from zoptal_auth.revocation import ACCESS_TOKEN, REFRESH_FAMILY, SYNC_OVERLAP_SECONDS
@@ -82,11 +83,11 @@ class RevocationListing:
         async with self._database.session() as session:
             rows = await repository.revocation_page(
                 session,
-                since=_at(position.since_ms / 1000),
+                since=from_unix(position.since_ms / 1000),
                 after_seq=position.after_seq,
-                now=_at(now),
+                now=from_unix(now),
                 family_kind=REFRESH_FAMILY,
-                family_cutoff=_at(now - self._family_window),
+                family_cutoff=from_unix(now - self._family_window),
                 limit=PAGE_SIZE + 1,
             )
         has_more = len(rows) > PAGE_SIZE
@@ -109,7 +110,3 @@ class RevocationListing:
             return RevokedItem(value, "", expires_at.timestamp())
         end = min(expires_at.timestamp(), revoked_at.timestamp() + self._family_window)
         return RevokedItem("", value, end)
-
-
-def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)

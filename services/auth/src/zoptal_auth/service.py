@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from datetime import UTC, datetime
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal
@@ -23,6 +22,7 @@ from meshcore.errors import (
     Unauthenticated,
 )
 from meshcore.jwt import InvalidToken
+from meshcore.timeutil import from_unix, utc_now
 from meshcore.validation import Violations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,10 +62,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_ROLE = "user"
 BAD_CREDENTIALS = "invalid email or password"
 BAD_REFRESH_TOKEN = "invalid refresh token"  # noqa: S105 - a message, not a secret
-
-
-def _at(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
 
 
 class AuthService:
@@ -111,7 +107,7 @@ class AuthService:
             with violations.check():
                 name = check_display_name(display_name)
         password_hash = await self._hasher.hash(password, client=client)
-        now = _at(self._clock.time())
+        now = utc_now(self._clock)
         user = User(
             id=str(uuid.uuid4()),
             email=normalized,
@@ -163,14 +159,14 @@ class AuthService:
         family = RefreshFamily(
             id=str(uuid.uuid4()),
             user_id=user.id,
-            created_at=_at(now),
-            expires_at=_at(now + self._refresh_ttl),
+            created_at=from_unix(now),
+            expires_at=from_unix(now + self._refresh_ttl),
         )
         refresh_token = new_refresh_token()
         async with self._database.session() as session:
             if new_hash is not None:
                 await repository.replace_password_hash(
-                    session, user.id, old=user.password_hash, new=new_hash, now=_at(now)
+                    session, user.id, old=user.password_hash, new=new_hash, now=from_unix(now)
                 )
             session.add(family)
             await session.flush()
@@ -192,9 +188,9 @@ class AuthService:
             row, family = found
             if family.revoked_at is not None:
                 raise Unauthenticated(BAD_REFRESH_TOKEN)
-            if min(row.expires_at, family.expires_at) <= _at(now):
+            if min(row.expires_at, family.expires_at) <= from_unix(now):
                 raise Unauthenticated("refresh token has expired")
-            if not await repository.mark_refresh_token_spent(session, row.id, _at(now)):
+            if not await repository.mark_refresh_token_spent(session, row.id, from_unix(now)):
                 # A spent token came back: it was stolen, or the client is replaying. Either
                 # way nobody can tell the thief from the owner, so the whole family goes.
                 await self._revoke_family(session, family, reason="reuse", now=now)
@@ -235,8 +231,8 @@ class AuthService:
                 session,
                 kind=ACCESS_TOKEN,
                 value=token_id,
-                expires_at=_at(verified.expires_at),
-                now=_at(self._clock.time()),
+                expires_at=from_unix(verified.expires_at),
+                now=utc_now(self._clock),
             )
         self._revocations.remember(ACCESS_TOKEN, token_id, verified.expires_at)
         return revoked
@@ -258,13 +254,15 @@ class AuthService:
     async def _revoke_family(
         self, session: AsyncSession, family: RefreshFamily, *, reason: str, now: float
     ) -> bool:
-        revoked = await repository.revoke_family(session, family.id, reason=reason, now=_at(now))
+        revoked = await repository.revoke_family(
+            session, family.id, reason=reason, now=from_unix(now)
+        )
         await repository.add_revocation(
             session,
             kind=REFRESH_FAMILY,
             value=family.id,
-            expires_at=_at(self._family_revocation_end(family)),
-            now=_at(now),
+            expires_at=from_unix(self._family_revocation_end(family)),
+            now=from_unix(now),
         )
         return revoked
 
@@ -329,7 +327,7 @@ class AuthService:
             id=str(uuid.uuid4()),
             family_id=family.id,
             token_hash=hash_refresh_token(token),
-            issued_at=_at(now),
+            issued_at=from_unix(now),
             expires_at=family.expires_at,  # rotation never extends a login's lifetime
         )
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, PermissionDenied, Unauthenticated
+from meshcore.timeutil import utc_now
 from meshcore.validation import Violations
 from sqlalchemy.exc import IntegrityError
 
@@ -68,7 +69,7 @@ class ServiceAccounts:
         if not_held:
             raise PermissionDenied(f"cannot grant permissions you do not hold: {not_held}")
         client_secret = new_client_secret()
-        now = datetime.fromtimestamp(self._clock.time(), UTC)
+        now = utc_now(self._clock)
         account = new_account(name, description, granted, now)
         credential = await new_credential(self._hasher, account.id, client_secret, now)
         try:
@@ -98,7 +99,7 @@ class ServiceAccounts:
                 require_text("client_secret", client_secret, max_length=256)
             with violations.check():
                 requested = check_permissions(permissions)
-        now = datetime.fromtimestamp(self._clock.time(), UTC)
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             account = await repository.service_account_by_client_id(session, client_id)
             live = (

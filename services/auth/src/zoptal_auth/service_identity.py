@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.timeutil import utc_now
 from sqlalchemy.ext.asyncio import AsyncSession
 from zoptal.clients.service_identity import ServiceCredential
 
@@ -100,7 +101,7 @@ class PlatformIdentities:
         self, credentials_dir: Path, service: str, grace_seconds: float = DEFAULT_GRACE_SECONDS
     ) -> Outcome:
         (service,) = _known([service])
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             account = await repository.service_account_by_name(session, service)
             if account is None:
@@ -116,7 +117,7 @@ class PlatformIdentities:
 
     async def revoke(self, service: str) -> Outcome:
         (service,) = _known([service])
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             account = await repository.service_account_by_name(session, service)
             if account is None:
@@ -133,7 +134,7 @@ class PlatformIdentities:
 
     async def _ensure_one(self, credentials_dir: Path, service: str) -> Outcome:
         path = credentials_path(credentials_dir, service)
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             account = await repository.service_account_by_name(session, service)
             if not path.exists():
@@ -214,9 +215,6 @@ class PlatformIdentities:
         until = now + timedelta(seconds=max(grace_seconds, 0.0))
         await repository.retire_current_credentials(session, account.id, until=until)
         session.add(await new_credential(self._hasher, account.id, secret, now))
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), UTC)
 
 
 def _known(services: Iterable[str]) -> list[str]:

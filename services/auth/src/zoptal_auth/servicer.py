@@ -7,14 +7,13 @@ Errors are raised as ``meshcore.errors`` and mapped by the error interceptor; no
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_principal
 from meshcore.interceptors.client_address import client_address
+from meshcore.timeutil import to_timestamp
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from zoptal_auth.access import require_revocation_reader
@@ -46,15 +45,6 @@ _REASONS = {
 }
 
 
-def _timestamp(value: datetime | float) -> Timestamp:
-    stamp = Timestamp()
-    if isinstance(value, datetime):
-        stamp.FromDatetime(value.astimezone(UTC))
-    else:
-        stamp.FromNanoseconds(int(value * 1_000_000_000))
-    return stamp
-
-
 def _user(record: UserRecord) -> auth_pb2.User:
     return auth_pb2.User(
         id=record.id,
@@ -63,8 +53,8 @@ def _user(record: UserRecord) -> auth_pb2.User:
         roles=record.roles,
         permissions=record.permissions,
         disabled=record.disabled,
-        created_at=_timestamp(record.created_at),
-        updated_at=_timestamp(record.updated_at),
+        created_at=to_timestamp(record.created_at),
+        updated_at=to_timestamp(record.updated_at),
     )
 
 
@@ -76,7 +66,7 @@ def _service_account(record: ServiceAccountRecord) -> auth_pb2.ServiceAccount:
         description=record.description,
         permissions=record.permissions,
         disabled=record.disabled,
-        created_at=_timestamp(record.created_at),
+        created_at=to_timestamp(record.created_at),
     )
 
 
@@ -95,10 +85,10 @@ def _validation(check: TokenCheck) -> auth_pb2.ValidateTokenResponse:
         token_id=_text(claims.get("jti")),
     )
     if verified.expires_at != float("inf"):
-        reply.expires_at.CopyFrom(_timestamp(verified.expires_at))
+        reply.expires_at.CopyFrom(to_timestamp(verified.expires_at))
     issued_at = claims.get("iat")
     if isinstance(issued_at, int | float) and not isinstance(issued_at, bool):
-        reply.issued_at.CopyFrom(_timestamp(float(issued_at)))
+        reply.issued_at.CopyFrom(to_timestamp(float(issued_at)))
     if verified.token_type == "service":  # noqa: S105 - a token kind, not a secret
         reply.token_type = auth_pb2.TOKEN_TYPE_SERVICE
         reply.service_id = _text(claims.get("serviceId")) or verified.subject
@@ -154,9 +144,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         return auth_pb2.LoginResponse(
             access_token=tokens.access_token,
-            access_token_expires_at=_timestamp(tokens.access_expires_at),
+            access_token_expires_at=to_timestamp(tokens.access_expires_at),
             refresh_token=tokens.refresh_token,
-            refresh_token_expires_at=_timestamp(tokens.refresh_expires_at),
+            refresh_token_expires_at=to_timestamp(tokens.refresh_expires_at),
             token_type=BEARER,
             user=_user(tokens.user),
         )
@@ -165,9 +155,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         tokens = await self._auth.refresh(request.refresh_token)
         return auth_pb2.RefreshTokenResponse(
             access_token=tokens.access_token,
-            access_token_expires_at=_timestamp(tokens.access_expires_at),
+            access_token_expires_at=to_timestamp(tokens.access_expires_at),
             refresh_token=tokens.refresh_token,
-            refresh_token_expires_at=_timestamp(tokens.refresh_expires_at),
+            refresh_token_expires_at=to_timestamp(tokens.refresh_expires_at),
             token_type=BEARER,
         )
 
@@ -212,7 +202,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         return auth_pb2.IssueServiceTokenResponse(
             access_token=issued.access_token,
-            expires_at=_timestamp(issued.expires_at),
+            expires_at=to_timestamp(issued.expires_at),
             service_id=issued.service_id,
             service_name=issued.service_name,
             permissions=issued.permissions,
@@ -235,7 +225,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 auth_pb2.RevokedToken(
                     token_id=item.token_id,
                     session_id=item.session_id,
-                    expires_at=_timestamp(item.expires_at),
+                    expires_at=to_timestamp(item.expires_at),
                 )
                 for item in page.items
             ],
@@ -268,5 +258,5 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             status=overall,
             dependencies=dependencies,
             version=VERSION,
-            checked_at=_timestamp(self._clock.time()),
+            checked_at=to_timestamp(self._clock.time()),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from zoptal_billing.metering import BillingPeriod, Metric
 
@@ -18,13 +18,7 @@ __all__ = [
     "UsageOutcome",
     "UsageRecord",
     "UsageRequest",
-    "as_utc",
 ]
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without a zone; every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

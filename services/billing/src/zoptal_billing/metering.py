@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from meshcore.timeutil import from_unix
+
 __all__ = [
     "GAUGE_PERIOD",
     "THRESHOLD_PERCENTS",
@@ -82,7 +84,7 @@ class BillingPeriod:
 
     @classmethod
     def at_epoch_seconds(cls, seconds: float) -> BillingPeriod:
-        return cls.containing(datetime.fromtimestamp(seconds, tz=UTC))
+        return cls.containing(from_unix(seconds))
 
 
 def crossed_threshold(before: int, after: int, limit: int | None) -> int | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from meshcore.background import PollWaiter, doubling_backoff
+from meshcore.background import PollWaiter
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.timeutil import backoff, utc_now
 
 from zoptal_billing.metering import Metric
 from zoptal_billing.models import ThresholdNoticeRow
@@ -128,11 +129,11 @@ class ThresholdNoticeDispatcher:
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt (1, 2, 4, ... capped)."""
-        return doubling_backoff(attempts, self._initial_backoff, self._max_backoff)
+        return backoff(attempts, self._initial_backoff, self._max_backoff)
 
     async def dispatch_due(self) -> DispatchResult:
         """One pass: try every notice due now (at most one batch)."""
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._db.session() as session:
             due = [
                 _to_notice(row)
@@ -169,27 +170,26 @@ class ThresholdNoticeDispatcher:
             await self._sender.send(notice)
         except PermanentDeliveryError as exc:
             logger.error("threshold notice %s abandoned: %s", notice.id, exc)
-            await self._mark(notice.id, abandoned_at=self._now(), last_error=str(exc)[:500])
+            await self._mark(
+                notice.id, abandoned_at=utc_now(self._clock), last_error=str(exc)[:500]
+            )
             return "abandoned"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             if attempts >= self._max_attempts:
                 logger.error("threshold notice %s abandoned after %d attempts", notice.id, attempts)
-                await self._mark(notice.id, abandoned_at=self._now(), last_error=error)
+                await self._mark(notice.id, abandoned_at=utc_now(self._clock), last_error=error)
                 return "abandoned"
-            retry_at = self._now() + timedelta(seconds=self.backoff(attempts))
+            retry_at = utc_now(self._clock) + timedelta(seconds=self.backoff(attempts))
             logger.info("threshold notice %s not sent (%s); retrying", notice.id, error)
             await self._mark(notice.id, next_attempt_at=retry_at, last_error=error)
             return "retrying"
-        await self._mark(notice.id, delivered_at=self._now(), last_error=None)
+        await self._mark(notice.id, delivered_at=utc_now(self._clock), last_error=None)
         return "delivered"
 
     async def _mark(self, notice_id: str, **values: object) -> None:
         async with self._db.session() as session:
             await BillingRepository(session).mark_notice(notice_id, **values)
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), tz=UTC)
 
 
 def _to_notice(row: ThresholdNoticeRow) -> ThresholdNotice:

@@ -22,14 +22,14 @@ Settings refuse this provider in production (``ZOPTAL_ENV=production``).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, InvalidArgument, NotFound
+from meshcore.timeutil import as_utc, utc_now
 from sqlalchemy import select
 
-from zoptal_billing.domain import as_utc
 from zoptal_billing.models import TestModePaymentRow
 from zoptal_billing.payments import Payment, PaymentRequest, PaymentStatus
 from zoptal_billing.reasons import BillingReason
@@ -72,7 +72,7 @@ class TestModePaymentProvider:
                 reason=BillingReason.PAYMENT_DECLINED,
             )
         status, decline_code = outcome
-        now = datetime.fromtimestamp(self._clock.time(), tz=UTC)
+        now = utc_now(self._clock)
         async with self._db.session() as session:
             statement = (
                 insert_for(session, TestModePaymentRow)
@@ -112,7 +112,7 @@ class TestModePaymentProvider:
             return self._state(row, now)
 
     async def payment(self, payment_id: str) -> Payment:
-        now = datetime.fromtimestamp(self._clock.time(), tz=UTC)
+        now = utc_now(self._clock)
         async with self._db.session() as session:
             row = await session.get(TestModePaymentRow, payment_id)
             if row is None:

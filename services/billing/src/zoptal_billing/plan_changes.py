@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshcore.background import PollWaiter
 from meshcore.clock import SYSTEM_CLOCK, Clock
@@ -31,8 +31,9 @@ from meshcore.errors import (
     InvalidArgument,
     PermissionDenied,
 )
+from meshcore.timeutil import as_utc, utc_now
 
-from zoptal_billing.domain import ChangeRequest, Plan, PlanChange, as_utc
+from zoptal_billing.domain import ChangeRequest, Plan, PlanChange
 from zoptal_billing.metering import GAUGE_PERIOD, BillingPeriod, Metric
 from zoptal_billing.models import PlanChangeRow, SubscriptionRow
 from zoptal_billing.payments import Payment, PaymentProvider, PaymentRequest, PaymentStatus
@@ -121,7 +122,7 @@ class PlanChanges:
                 raise PermissionDenied("only admins may grant a plan as complimentary")
             if request.payment_token:
                 raise InvalidArgument("payment_token", "must be empty for a complimentary grant")
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._db.session() as session:
             repository = BillingRepository(session)
             row = await self.locked_subscription(repository, request.user_id, now)
@@ -247,7 +248,7 @@ class PlanChanges:
         """One background pass over changes awaiting payment or due; how many it looked at."""
         async with self._db.session() as session:
             changes = await BillingRepository(session).changes_to_settle(
-                self._now(), self._batch_size
+                utc_now(self._clock), self._batch_size
             )
         for change in changes:
             try:
@@ -271,7 +272,7 @@ class PlanChanges:
         if change.status == SCHEDULED:
             async with self._db.session() as session:
                 repository = BillingRepository(session)
-                await self.locked_subscription(repository, change.user_id, self._now())
+                await self.locked_subscription(repository, change.user_id, utc_now(self._clock))
             return
         if change.status != AWAITING_PAYMENT:
             return
@@ -320,7 +321,7 @@ class PlanChanges:
     ) -> None:
         """Keep the provider's answer under the user's lock: a payment (applied when it
         succeeded, declined when it did not, kept while pending) or a refusal of the request."""
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._db.session() as session:
             repository = BillingRepository(session)
             change = await repository.change(change_id)
@@ -394,6 +395,3 @@ class PlanChanges:
         )
         if change.status == SCHEDULED:
             await repository.update_subscription(change.user_id, change_due_at=None)
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), tz=UTC)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
@@ -23,6 +23,7 @@ from meshcore.errors import (
     ResourceExhausted,
 )
 from meshcore.reasons import Reason
+from meshcore.timeutil import as_utc, utc_now
 
 from zoptal_billing.domain import (
     ChangeRequest,
@@ -33,7 +34,6 @@ from zoptal_billing.domain import (
     UsageOutcome,
     UsageRecord,
     UsageRequest,
-    as_utc,
 )
 from zoptal_billing.metering import (
     GAUGE_PERIOD,
@@ -102,7 +102,7 @@ class BillingService:
                 row = await self._subscription_row(repository, user_id)
                 subscription = await self._with_latest_change(repository, row, period)
                 if attempt == 0 and PlanChanges.needs_settling(
-                    row, subscription.latest_change, self._now()
+                    row, subscription.latest_change, utc_now(self._clock)
                 ):
                     settle = True
                 else:
@@ -133,9 +133,11 @@ class BillingService:
         async with self._db.session() as session:
             repository = BillingRepository(session)
             row = await self._subscription_row(repository, user_id)
-            if PlanChanges.needs_settling(row, None, self._now()):
+            if PlanChanges.needs_settling(row, None, utc_now(self._clock)):
                 # A downgrade fell due: put it in force (under the lock) before answering.
-                row = await self.changes.locked_subscription(repository, user_id, self._now())
+                row = await self.changes.locked_subscription(
+                    repository, user_id, utc_now(self._clock)
+                )
             subscription = self._to_subscription(row, period)
             usage = await self._usage(repository, subscription, metric, scope_id, period)
         allowed = usage.limit is None or usage.used + quantity <= usage.limit
@@ -146,7 +148,7 @@ class BillingService:
     async def record_usage(self, request: UsageRequest) -> UsageOutcome:
         """Record a usage delta once per (caller, user, key); replays return the first record."""
         await self._catalogue.load()
-        now = self._now()
+        now = utc_now(self._clock)
         period = BillingPeriod.containing(now)
         total_period = period.key if request.metric.is_counter else GAUGE_PERIOD
         async with self._db.session() as session:
@@ -277,17 +279,14 @@ class BillingService:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), tz=UTC)
-
     def _period(self) -> BillingPeriod:
-        return BillingPeriod.containing(self._now())
+        return BillingPeriod.containing(utc_now(self._clock))
 
     async def _subscription_row(
         self, repository: BillingRepository, user_id: str
     ) -> SubscriptionRow:
         return await repository.subscription_of(
-            user_id, default_plan_id=DEFAULT_PLAN_ID, now=self._now(), for_update=False
+            user_id, default_plan_id=DEFAULT_PLAN_ID, now=utc_now(self._clock), for_update=False
         )
 
     async def _with_latest_change(

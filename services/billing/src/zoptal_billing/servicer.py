@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
 from meshcore.idempotency import caller_scope
+from meshcore.timeutil import to_timestamp
 from meshcore.validation import Violations
 from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 
@@ -60,12 +58,6 @@ def _metric(value: pb.Metric.ValueType) -> Metric:
     return metric
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def plan_to_pb(plan: Plan) -> pb.Plan:
     return pb.Plan(
         id=plan.id,
@@ -92,8 +84,8 @@ def usage_to_pb(usage: MetricUsage) -> pb.MetricUsage:
         used=usage.used,
         limit=usage.limit or 0,
         unlimited=usage.limit is None,
-        period_start=_timestamp(usage.period_start),
-        period_end=_timestamp(usage.period_end),
+        period_start=to_timestamp(usage.period_start),
+        period_end=to_timestamp(usage.period_end),
     )
 
 
@@ -103,7 +95,7 @@ def change_to_pb(change: PlanChange) -> pb.PlanChange:
         from_plan_id=change.from_plan_id,
         to_plan_id=change.to_plan_id,
         status=_CHANGE_STATUS_TO_PB.get(change.status, pb.PLAN_CHANGE_STATUS_UNSPECIFIED),
-        requested_at=_timestamp(change.requested_at),
+        requested_at=to_timestamp(change.requested_at),
         payment_id=change.payment_id,
         amount_minor_units=change.amount_minor_units,
         currency=change.currency,
@@ -111,7 +103,7 @@ def change_to_pb(change: PlanChange) -> pb.PlanChange:
         complimentary=change.complimentary,
     )
     if change.effective_at is not None:
-        message.effective_at.CopyFrom(_timestamp(change.effective_at))
+        message.effective_at.CopyFrom(to_timestamp(change.effective_at))
     return message
 
 
@@ -121,10 +113,10 @@ def subscription_to_pb(subscription: Subscription) -> pb.Subscription:
         user_id=subscription.user_id,
         plan=plan_to_pb(subscription.plan),
         status=_STATUS_TO_PB.get(subscription.status, pb.SUBSCRIPTION_STATUS_UNSPECIFIED),
-        current_period_start=_timestamp(subscription.period.start),
-        current_period_end=_timestamp(subscription.period.end),
-        created_at=_timestamp(subscription.created_at),
-        updated_at=_timestamp(subscription.updated_at),
+        current_period_start=to_timestamp(subscription.period.start),
+        current_period_end=to_timestamp(subscription.period.end),
+        created_at=to_timestamp(subscription.created_at),
+        updated_at=to_timestamp(subscription.updated_at),
     )
     if subscription.latest_change is not None:
         message.latest_change.CopyFrom(change_to_pb(subscription.latest_change))
@@ -139,7 +131,7 @@ def record_to_pb(record: UsageRecord) -> pb.UsageRecord:
         scope_id=record.scope_id,
         quantity=record.quantity,
         idempotency_key=record.idempotency_key,
-        recorded_at=_timestamp(record.recorded_at),
+        recorded_at=to_timestamp(record.recorded_at),
     )
 
 

@@ -12,11 +12,12 @@ import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.timeutil import backoff, utc_now
 
 from zoptal_notification.models import Notification, Status
 from zoptal_notification.providers.base import DeliveryError, OutgoingMessage, Provider
@@ -37,8 +38,7 @@ def retry_delay(
 ) -> float:
     """Exponential backoff after the ``attempt``-th failure (1-based), capped, plus up to
     ``jitter`` of itself at random so a burst of failures does not retry in lockstep."""
-    delay = min(cap, base * 2.0 ** (attempt - 1))
-    return float(delay * (1 + jitter * rng()))
+    return backoff(attempt, base, cap) * (1 + jitter * rng())
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,9 @@ class DeliveryService:
         self._rng = rng
         self._repository = repository or NotificationRepository()
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), UTC)
-
     async def deliver(self, notification_id: str) -> DeliveryOutcome:
         token = uuid.uuid4().hex
-        now = self._now()
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             claimed = await self._repository.claim(
                 session,
@@ -119,7 +116,7 @@ class DeliveryService:
                 session,
                 row.id,
                 token=token,
-                now=self._now(),
+                now=utc_now(self._clock),
                 provider=provider.name,
                 provider_message_id=provider_message_id,
             )
@@ -152,7 +149,7 @@ class DeliveryService:
             jitter=self._policy.jitter,
             rng=self._rng,
         )
-        now = self._now()
+        now = utc_now(self._clock)
         next_attempt = now + timedelta(seconds=delay)
         async with self._database.session() as session:
             await self._repository.record_retry(
@@ -170,7 +167,7 @@ class DeliveryService:
     async def _fail(self, row: Notification, token: str, reason: str) -> DeliveryOutcome:
         async with self._database.session() as session:
             await self._repository.record_failed(
-                session, row.id, token=token, now=self._now(), error=reason
+                session, row.id, token=token, now=utc_now(self._clock), error=reason
             )
         logger.warning("notification %s failed: %s", row.id, reason)
         return DeliveryOutcome("failed", reason)

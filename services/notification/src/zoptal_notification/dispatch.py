@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_request_id, inbound_traceparent
 from meshcore.db import Database
+from meshcore.timeutil import utc_now
 from opentelemetry import propagate
 
 from zoptal_notification.repository import NotificationRepository
@@ -123,7 +124,7 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """One pass; the number of rows handed to the broker."""
-        now = datetime.fromtimestamp(self._clock.time(), UTC)
+        now = utc_now(self._clock)
         async with self._database.session() as session:
             due = await self._repository.due_for_dispatch(session, now=now, limit=self._batch_size)
         dispatched = 0
@@ -134,7 +135,7 @@ class OutboxRelay:
                 # The broker is down: stop this pass, the rows stay due for the next one.
                 logger.warning("outbox relay: broker refused a task (%s); retrying later", exc)
                 break
-            next_deadline = datetime.fromtimestamp(self._clock.time(), UTC)
+            next_deadline = utc_now(self._clock)
             async with self._database.session() as session:
                 await self._repository.mark_dispatched(
                     session,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from meshcore.db import new_metadata
+from meshcore.db_types import UtcDateTime
 from meshcore.idempotency import CALLER_SCOPE_MAX_LENGTH
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "MAX_LAST_ERROR_LENGTH",
@@ -20,7 +19,6 @@ __all__ = [
     "Channel",
     "Notification",
     "Status",
-    "UtcDateTime",
 ]
 
 MAX_LAST_ERROR_LENGTH = 2000
@@ -30,30 +28,6 @@ MAX_PROVIDER_MESSAGE_ID_LENGTH = 998
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out, on PostgreSQL and on SQLite (which drops the zone).
-
-    SQLite compares the stored text, so every value is written in UTC without an offset; that
-    keeps ``claimed_until <= :now`` correct on both databases.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored: pass an aware UTC datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Channel(enum.StrEnum):

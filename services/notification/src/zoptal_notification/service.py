@@ -8,13 +8,14 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy.exc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, InvalidArgument, NotFound
 from meshcore.reasons import Reason
+from meshcore.timeutil import utc_now
 
 from zoptal_notification.dispatch import Dispatcher
 from zoptal_notification.models import Channel, Notification, Status
@@ -67,9 +68,6 @@ class NotificationService:
         self._redispatch_after = timedelta(seconds=redispatch_after)
         self._clock = clock
         self._repository = repository or NotificationRepository()
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), UTC)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -132,14 +130,14 @@ class NotificationService:
                     session,
                     row.id,
                     seen_dispatch_after=row.dispatch_after,
-                    next_dispatch_after=self._now() + self._redispatch_after,
+                    next_dispatch_after=utc_now(self._clock) + self._redispatch_after,
                 )
         except Exception as exc:
             # Only costs a duplicate task later, which the worker's claim absorbs.
             logger.warning("could not record the dispatch of %s: %s", row.id, exc)
 
     def _new_row(self, request: SendRequest, caller: str) -> Notification:
-        now = self._now()
+        now = utc_now(self._clock)
         row = Notification(
             id=str(uuid.uuid4()),
             caller=caller,

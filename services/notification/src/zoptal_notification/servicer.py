@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.errors import InvalidArgument, NotFound, PermissionDenied
 from meshcore.idempotency import caller_scope
+from meshcore.timeutil import to_timestamp
 from zoptal.notification.v1 import notification_pb2 as pb, notification_pb2_grpc
 
 from zoptal_notification.access import require_reader_of, require_sender
@@ -39,14 +38,6 @@ _STATUS_FROM_PB = {
 }
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def notification_to_pb(row: Notification) -> pb.Notification:
     message = pb.Notification(
         id=row.id,
@@ -61,9 +52,9 @@ def notification_to_pb(row: Notification) -> pb.Notification:
         attempts=row.attempts,
         last_error=row.last_error,
         provider_message_id=row.provider_message_id,
-        created_at=_timestamp(row.created_at),
-        updated_at=_timestamp(row.updated_at),
-        sent_at=_timestamp(row.sent_at),
+        created_at=to_timestamp(row.created_at),
+        updated_at=to_timestamp(row.updated_at),
+        sent_at=to_timestamp(row.sent_at),
     )
     if row.status == Status.QUEUED.value and row.attempts > 0:
         message.next_attempt_at.FromDatetime(row.next_attempt_at)

@@ -1,28 +1,19 @@
-"""The values Project's service layer returns (no I/O, no protobuf), and time helpers."""
+"""The values Project's service layer returns (no I/O, no protobuf)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Generic, TypeVar
 
-from meshcore.clock import Clock
+from meshcore.timeutil import as_utc
 
 from zoptal_project.access import Role
 from zoptal_project.models import MemberRow, ProjectRow
 
-__all__ = ["Member", "Page", "Project", "as_utc", "utc_now"]
+__all__ = ["Member", "Page", "Project"]
 
 T = TypeVar("T")
-
-
-def utc_now(clock: Clock) -> datetime:
-    return datetime.fromtimestamp(clock.time(), tz=UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without a zone; every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,10 @@ from meshcore.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from meshcore.timeutil import utc_now
 
 from zoptal_project.access import Action, Role, ensure_allowed
-from zoptal_project.domain import Member, Page, utc_now
+from zoptal_project.domain import Member, Page
 from zoptal_project.ports import BilledMetric, BillingGateway, UserDirectory
 from zoptal_project.repository import ACTIVE, PENDING, ProjectRepository
 from zoptal_project.service import OWNER_SEAT, wait_in_progress

@@ -48,6 +48,7 @@ from meshcore.errors import (
 )
 from meshcore.idempotency import caller_scope
 from meshcore.reasons import Reason
+from meshcore.timeutil import utc_now
 
 from zoptal_project.access import (
     Action,
@@ -57,7 +58,7 @@ from zoptal_project.access import (
     may_read_any,
     role_allows,
 )
-from zoptal_project.domain import Page, Project, utc_now
+from zoptal_project.domain import Page, Project
 from zoptal_project.models import MemberRow, ProjectRow
 from zoptal_project.ports import AnalyticsGateway, BilledMetric, BillingGateway
 from zoptal_project.reasons import ProjectReason

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore.context import require_principal
 from meshcore.errors import InvalidArgument
+from meshcore.timeutil import to_timestamp
 from meshcore.validation import Violations
 from zoptal.project.v1 import project_pb2 as pb, project_pb2_grpc
 
@@ -40,12 +38,6 @@ def _role(role: Role | None) -> pb.ProjectRole.ValueType:
     return pb.PROJECT_ROLE_UNSPECIFIED if role is None else _ROLE_TO_PB[role]
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def project_to_pb(project: Project) -> pb.Project:
     return pb.Project(
         id=project.id,
@@ -54,8 +46,8 @@ def project_to_pb(project: Project) -> pb.Project:
         owner_id=project.owner_id,
         version=project.version,
         member_count=project.member_count,
-        created_at=_timestamp(project.created_at),
-        updated_at=_timestamp(project.updated_at),
+        created_at=to_timestamp(project.created_at),
+        updated_at=to_timestamp(project.updated_at),
     )
 
 
@@ -64,8 +56,8 @@ def member_to_pb(member: Member) -> pb.ProjectMember:
         project_id=member.project_id,
         user_id=member.user_id,
         role=_ROLE_TO_PB[member.role],
-        joined_at=_timestamp(member.joined_at),
-        updated_at=_timestamp(member.updated_at),
+        joined_at=to_timestamp(member.joined_at),
+        updated_at=to_timestamp(member.updated_at),
     )
 
 

@@ -20,12 +20,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from meshcore.background import PollWaiter, doubling_backoff
+from meshcore.background import PollWaiter
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from meshcore.timeutil import as_utc, backoff, utc_now
 
-from zoptal_project.domain import as_utc, utc_now
 from zoptal_project.ports import BilledMetric, BillingGateway
 from zoptal_project.repository import CREATING, ProjectRepository
 
@@ -103,7 +103,7 @@ class UsageOutboxDispatcher:
         self._waiter.wake()
 
     def backoff(self, attempts: int) -> float:
-        return doubling_backoff(attempts, self._initial_backoff, self._max_backoff)
+        return backoff(attempts, self._initial_backoff, self._max_backoff)
 
     async def deliver_due(self) -> int:
         """Deliver queued calls in order until the queue is empty or one fails; how many went."""

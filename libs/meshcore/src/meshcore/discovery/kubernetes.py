@@ -44,6 +44,7 @@ from meshcore.discovery.instance import ServiceInstance, canonical_service_name
 from meshcore.discovery.kube_api import KubeApiClient, KubeApiError, ResourceExpired
 from meshcore.discovery.kubeconfig import KubeConfig
 from meshcore.discovery.registry import ServiceDiscovery
+from meshcore.timeutil import backoff
 
 __all__ = ["KubernetesServiceDiscovery", "ServiceWatch", "instances_from_slice"]
 
@@ -363,11 +364,8 @@ class KubernetesServiceDiscovery(ServiceDiscovery):
     def backoff_seconds(self, failures: int) -> float:
         """Exponential in ``failures``, capped, with jitter in [half, full] so that many
         replicas of a caller do not reconnect to the API server in lockstep."""
-        ceiling = min(
-            self.backoff_max_seconds, self.backoff_initial_seconds * 2.0 ** max(failures - 1, 0)
-        )
-        jitter: float = self._backoff_rng.random()
-        return ceiling * (0.5 + 0.5 * jitter)
+        initial, cap = self.backoff_initial_seconds, self.backoff_max_seconds
+        return backoff(failures, initial, cap, self._backoff_rng, spread=0.5)
 
     async def close(self) -> None:
         """Stop every watch and close the API connection (replicas stay registered)."""

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -43,6 +43,7 @@ from sqlalchemy import func, select
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.observability.registry import counter, gauge, per_registry
+from meshcore.timeutil import as_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -296,10 +297,8 @@ class BacklogMonitor:
         if snapshot.oldest is None:
             self._age.set(0.0)
         else:
-            oldest = snapshot.oldest
-            if oldest.tzinfo is None:  # SQLite hands timestamps back without their zone
-                oldest = oldest.replace(tzinfo=UTC)
-            self._age.set(max(self._clock.time() - oldest.timestamp(), 0.0))
+            oldest = as_utc(snapshot.oldest).timestamp()
+            self._age.set(max(self._clock.time() - oldest, 0.0))
         return snapshot
 
     async def run(self) -> None:

@@ -40,6 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.private_files import private_directory, write_atomic
+from meshcore.timeutil import utc_now
 from meshcore.tls.identity import spiffe_id
 
 __all__ = [
@@ -152,7 +153,7 @@ def ensure_ca(
     private_directory(directory, restrict_existing=False)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Zoptal mesh CA")])
-    now = _now(clock)
+    now = utc_now(clock)
     certificate = (
         _builder(name, name, key.public_key(), now, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -181,7 +182,7 @@ def issue(
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, request.service)])
     ca_key_id = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     certificate = (
-        _builder(subject, ca.certificate.subject, key.public_key(), _now(clock), request.days)
+        _builder(subject, ca.certificate.subject, key.public_key(), utc_now(clock), request.days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signs_certificates=False), critical=True)
         .add_extension(
@@ -231,7 +232,7 @@ def renewal_reason(
     if current != request.subject_alternative_names():
         return "its names differ from those requested"
     start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    if _now(clock) >= end - (end - start) / 3:
+    if utc_now(clock) >= end - (end - start) / 3:
         return f"it is in the last third of its life (expires {end:%Y-%m-%d %H:%M}Z)"
     return None
 
@@ -286,7 +287,3 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _now(clock: Clock) -> dt.datetime:
-    return dt.datetime.fromtimestamp(clock.time(), dt.UTC)

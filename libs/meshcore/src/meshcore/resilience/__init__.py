@@ -10,7 +10,6 @@ from meshcore.resilience.breaker import (
 from meshcore.resilience.budget import RetryBudget
 from meshcore.resilience.retry import (
     RetryPolicy,
-    backoff_delay,
     is_retryable,
     is_unsent,
     retry_with_backoff,
@@ -27,7 +26,6 @@ __all__ = [
     "InvalidResponse",
     "RetryBudget",
     "RetryPolicy",
-    "backoff_delay",
     "is_callee_failure",
     "is_retryable",
     "is_unsent",

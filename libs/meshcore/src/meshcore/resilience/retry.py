@@ -35,13 +35,13 @@ from meshcore.resilience.status import (
     pushback_seconds,
     status_code_of,
 )
+from meshcore.timeutil import backoff
 
 MIN_RETRY_SECONDS = 0.05
 """A retry is started only if at least this much of the deadline would be left for it."""
 
 __all__ = [
     "RetryPolicy",
-    "backoff_delay",
     "is_retryable",
     "is_unsent",
     "retry_after_failure",
@@ -66,12 +66,6 @@ def is_retryable(error: BaseException) -> bool:
 def is_unsent(error: BaseException) -> bool:
     """Failures where the request provably never left this process: safe for any method."""
     return isinstance(error, CircuitOpenError)
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Full-jitter wait (seconds) before retry ``attempt`` (0-based)."""
-    ceiling = min(cap, base * (2.0**attempt))
-    return rng.uniform(0.0, ceiling)
 
 
 @dataclass(frozen=True)
@@ -160,7 +154,7 @@ async def retry_after_failure(
         if wait is None or isinstance(error, CircuitOpenError):
             # A breaker's retry_after is its recovery time, not a server's request: other
             # replicas may be fine, so back off as usual.
-            wait = backoff_delay(attempt, base, cap, chooser)
+            wait = backoff(attempt + 1, base, cap, chooser)
         if deadline is not None and clock.monotonic() + wait + MIN_RETRY_SECONDS >= deadline:
             # Too little time would be left for the retry to succeed: answer with the error
             # the callee really gave, not a DEADLINE_EXCEEDED of our own making.

@@ -5,21 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 
-from google.protobuf import timestamp_pb2
 from meshcore.client_manager import Metadata
+from meshcore.timeutil import to_timestamp
 
 from zoptal.analytics.v1 import analytics_pb2
 from zoptal.clients.base import TypedClient
 
 __all__ = ["AnalyticsServiceClient"]
-
-
-def _timestamp(moment: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if moment is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment.astimezone(dt.UTC) if moment.tzinfo else moment)
-    return stamp
 
 
 class AnalyticsServiceClient(TypedClient):
@@ -48,7 +40,7 @@ class AnalyticsServiceClient(TypedClient):
             anonymous_id=anonymous_id,
             name=name,
             properties=dict(properties or {}),
-            timestamp=_timestamp(timestamp),
+            timestamp=to_timestamp(timestamp),
             session_id=session_id,
         )
         return await self._call(
@@ -78,7 +70,7 @@ class AnalyticsServiceClient(TypedClient):
             title=title,
             referrer=referrer,
             properties=dict(properties or {}),
-            timestamp=_timestamp(timestamp),
+            timestamp=to_timestamp(timestamp),
             session_id=session_id,
         )
         return await self._call(
@@ -128,8 +120,8 @@ class AnalyticsServiceClient(TypedClient):
         metadata: Metadata | None = None,
     ) -> analytics_pb2.GetAnalyticsResponse:
         request = analytics_pb2.GetAnalyticsRequest(
-            start_time=_timestamp(start_time),
-            end_time=_timestamp(end_time),
+            start_time=to_timestamp(start_time),
+            end_time=to_timestamp(end_time),
             bucket=bucket,
             event_names=list(event_names),
             user_id=user_id,

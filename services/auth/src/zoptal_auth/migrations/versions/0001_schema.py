@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from zoptal_auth.models import UtcDateTime
+from meshcore.db_types import UtcDateTime
 
 revision: str = "0001_schema"
 down_revision: str | None = None

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from zoptal_auth.models import UtcDateTime
+from meshcore.db_types import UtcDateTime
 
 revision: str = "0004_service_credentials"
 down_revision: str | None = "0003_revocation_read"
