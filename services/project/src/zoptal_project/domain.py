@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from meshcore.clock import Clock
 
 from zoptal_project.access import Role
-from zoptal_project.models import MemberRow, ProjectRow
+from zoptal_project.models import MemberRow
 
-__all__ = ["Member", "Page", "Project", "as_utc", "utc_now"]
+__all__ = ["Member", "Page", "Project", "ProjectRecord", "as_utc", "utc_now"]
 
 T = TypeVar("T")
 
@@ -23,6 +23,27 @@ def utc_now(clock: Clock) -> datetime:
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands datetimes back without a zone; every stored time is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class ProjectRecord(Protocol):
+    """A stored project as read: an ORM ``ProjectRow`` or a Core row with its columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def member_count(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +58,7 @@ class Project:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: ProjectRow) -> Project:
+    def of(cls, row: ProjectRecord) -> Project:
         return cls(
             id=row.id,
             name=row.name,
