@@ -274,10 +274,14 @@ def _profile(
         time.sleep(0.5)
         stacks = pyspy.record(service.pid, options.profile_seconds)
         load.result()
+    _keep_stacks(rpc.name, stacks, options)
+    return pyspy.by_package(stacks) if stacks else {}
+
+
+def _keep_stacks(name: str, stacks: str | None, options: argparse.Namespace) -> None:
     if stacks and options.profile_out:
         Path(options.profile_out).mkdir(parents=True, exist_ok=True)
-        Path(options.profile_out, f"{rpc.name}.txt").write_text(stacks)
-    return pyspy.by_package(stacks) if stacks else {}
+        Path(options.profile_out, f"{name}.txt").write_text(stacks)
 
 
 # -- orchestration --------------------------------------------------------------------------------
@@ -314,7 +318,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                     platform.address(4001), fixture, {"project": pids["project"],
                                                       "billing": pids["billing"]},
                     seconds=options.seconds, rounds=options.rounds,
+                    profile_seconds=options.profile_seconds,
                 )  # fmt: skip
+                _keep_stacks("CreateProject", results["CreateProject"].pop("stacks", None),
+                             options)  # fmt: skip
         finally:
             platform.stop()
             bare_process.terminate()

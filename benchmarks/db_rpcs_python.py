@@ -11,6 +11,7 @@ Project and of Billing (which CreateProject calls twice) is measured over each s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import itertools
 import json
@@ -25,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pyspy
 from _common import cpu_seconds, loop_runner
 
 __all__ = ["measure_create_project"]
@@ -123,14 +125,23 @@ def _slice(
 
 def measure_create_project(
     address: str, fixture: Any, pids: dict[str, int], *, seconds: float, rounds: int,
-    clients: int = 2, concurrency: int = 8,
+    clients: int = 2, concurrency: int = 8, profile_seconds: float = 0.0,
 ) -> dict[str, Any]:  # fmt: skip
-    """CreateProject / GetProject, ``clients`` x ``concurrency`` in flight, alternating slices."""
+    """CreateProject / GetProject, ``clients`` x ``concurrency`` in flight, alternating slices;
+    then, with ``profile_seconds``, py-spy samples Project during one more CreateProject slice."""
     figures: dict[str, list[dict[str, float]]] = {"GetProject": [], "CreateProject": []}
     for number in range(rounds):
         order = list(figures) if number % 2 == 0 else list(reversed(figures))
         for rpc in order:
             figures[rpc].append(_slice(address, rpc, fixture, pids, seconds, clients, concurrency))
+    stacks = None
+    if profile_seconds > 0:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            load = pool.submit(_slice, address, "CreateProject", fixture, pids,
+                               profile_seconds + 2, clients, concurrency)  # fmt: skip
+            time.sleep(WARMUP_SECONDS + 1)
+            stacks = pyspy.record(pids["project"], profile_seconds)
+            load.result()
     ratios = [c["rps"] / g["rps"] for c, g in
               zip(figures["CreateProject"], figures["GetProject"], strict=True)]  # fmt: skip
     result: dict[str, Any] = {"ratio": statistics.median(ratios), "round_ratios": ratios,
@@ -138,6 +149,9 @@ def measure_create_project(
     for rpc, slices in figures.items():
         for key in slices[0]:
             result[f"{rpc}_{key}"] = statistics.median(s[key] for s in slices)
+    if stacks:
+        result["profile"] = pyspy.by_package(stacks)
+        result["stacks"] = stacks
     print(f"CreateProject / GetProject (Python harness, {clients}x{concurrency} in flight): "
           f"{result['CreateProject_rps']:.0f} vs {result['GetProject_rps']:.0f} calls/s, "
           f"ratio {result['ratio']:.2f}; Project CPU "
