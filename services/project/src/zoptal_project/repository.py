@@ -26,7 +26,8 @@ ACTIVE = "active"
 Record = Row[*tuple[Any, ...]]
 """A row of a Core statement: its columns by name (``row.name``, ``row.role``)."""
 
-_projects, _members = ProjectRow.__table__, MemberRow.__table__
+_tables = ProjectRow.metadata.tables
+_projects, _members = _tables[ProjectRow.__tablename__], _tables[MemberRow.__tablename__]
 _PROJECT_COLUMNS = tuple(
     _projects.c[name]
     for name in ("id", "name", "description", "owner_id", "version", "member_count",
@@ -71,6 +72,24 @@ _USER_PROJECT_COUNT = (
 )
 
 
+_BY_REQUEST_ID = select(*_PROJECT_COLUMNS, _projects.c.state, _projects.c.name_key,
+                        _projects.c.caller).where(
+    _projects.c.owner_id == bindparam("owner_id"),
+    _projects.c.caller == bindparam("caller"),
+    _projects.c.request_id == bindparam("request_id"),
+)  # fmt: skip
+_ACTIVATE = (
+    update(_projects)
+    .where(_projects.c.id == bindparam("project_id"), _projects.c.state == CREATING)
+    .values(state=ACTIVE, updated_at=bindparam("now"))
+    .returning(*_PROJECT_COLUMNS)
+)
+# Table-level statements: executed through a session they skip the ORM's bulk-insert machinery,
+# which cost more than the database round trip on the create path.
+_INSERT_PROJECT, _INSERT_MEMBER = insert(_projects), insert(_members)
+_INSERT_USAGE = insert(_tables[UsageOutboxRow.__tablename__])
+
+
 class ProjectReads:
     """The reads GetProject, CheckAccess and ListUserProjects make, one statement each."""
 
@@ -99,6 +118,11 @@ class ProjectReads:
         total = await self.connection.scalar(_USER_PROJECT_COUNT, {"user_id": user_id})
         return page, int(total or 0)
 
+    async def by_request_id(self, owner_id: str, caller: str, request_id: str) -> Record | None:
+        """See ``ProjectRepository.project_by_request_id``."""
+        params = {"owner_id": owner_id, "caller": caller, "request_id": request_id}
+        return (await self.connection.execute(_BY_REQUEST_ID, params)).first()
+
 
 class ProjectRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -108,9 +132,8 @@ class ProjectRepository:
 
     async def add_project(self, project: Mapping[str, Any], owner: Mapping[str, Any]) -> None:
         """Insert a project and its owner's membership (IntegrityError on a name clash)."""
-        await self.session.execute(insert(ProjectRow).values(**project))
-        await self.session.execute(insert(MemberRow).values(**owner))
-        await self.session.flush()
+        await self.session.execute(_INSERT_PROJECT, dict(project))
+        await self.session.execute(_INSERT_MEMBER, dict(owner))
 
     async def project(self, project_id: str, *, for_update: bool = False) -> ProjectRow | None:
         query = (
@@ -130,23 +153,17 @@ class ProjectRepository:
 
     async def project_by_request_id(
         self, owner_id: str, caller: str, request_id: str
-    ) -> ProjectRow | None:
-        """The project of ``owner_id`` that ``caller`` created with ``request_id`` (any state)."""
-        query = select(ProjectRow).where(
-            ProjectRow.owner_id == owner_id,
-            ProjectRow.caller == caller,
-            ProjectRow.request_id == request_id,
-        )
-        return (await self.session.scalars(query)).one_or_none()
+    ) -> Record | None:
+        """The project of ``owner_id`` that ``caller`` created with ``request_id`` (any state):
+        the client's columns, ``state``, ``name_key`` and ``caller``."""
+        params = {"owner_id": owner_id, "caller": caller, "request_id": request_id}
+        return (await self.session.execute(_BY_REQUEST_ID, params)).first()
 
-    async def activate_project(self, project_id: str, now: datetime) -> bool:
-        """``creating`` -> ``active``; False if the row is gone (a sweeper gave up on it)."""
-        result = await self.session.execute(
-            update(ProjectRow)
-            .where(ProjectRow.id == project_id, ProjectRow.state == CREATING)
-            .values(state=ACTIVE, updated_at=now)
-        )
-        return bool(getattr(result, "rowcount", 0))
+    async def activate_project(self, project_id: str, now: datetime) -> Record | None:
+        """``creating`` -> ``active``: the project as clients now see it, or None if the row is
+        gone (a sweeper gave up on it)."""
+        result = await self.session.execute(_ACTIVATE, {"project_id": project_id, "now": now})
+        return result.first()
 
     async def delete_project(self, project_id: str, *, state: str | None = None) -> bool:
         query = delete(ProjectRow).where(ProjectRow.id == project_id)
@@ -280,7 +297,7 @@ class ProjectRepository:
 
     async def enqueue_usage(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(UsageOutboxRow), [dict(row) for row in rows])
+            await self.session.execute(_INSERT_USAGE, [dict(row) for row in rows])
 
     async def next_usage(self, limit: int) -> Sequence[UsageOutboxRow]:
         """The oldest queued calls, in the order they must reach Billing."""

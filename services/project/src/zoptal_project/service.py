@@ -206,7 +206,8 @@ class ProjectService:
     async def _activate(self, owner: str, project_id: str, now: datetime) -> Project:
         async with self._db.session() as session:
             repository = ProjectRepository(session)
-            if not await repository.activate_project(project_id, utc_now(self._clock)):
+            row = await repository.activate_project(project_id, utc_now(self._clock))
+            if row is None:
                 raise Aborted("the create was abandoned before it completed; retry it")
             # The owner's seat counts towards the members-per-project limit; it is queued
             # rather than called so that creating a project costs one Billing write, not two.
@@ -222,9 +223,7 @@ class ProjectService:
                     )
                 ]
             )
-            row = await repository.project(project_id)
-            assert row is not None
-            return Project.of(row)
+        return Project.of(row)
 
     async def _charge_project(self, owner: str, project_id: str) -> None:
         """RecordUsage for the new project; on failure leave nothing visible behind."""
@@ -281,9 +280,8 @@ class ProjectService:
         key = ("create", owner, caller, request_id)
         waited = 0.0
         while True:
-            async with self._db.session() as session:
-                repository = ProjectRepository(session)
-                row = await repository.project_by_request_id(owner, caller, request_id)
+            async with self._db.read() as connection:
+                row = await ProjectReads(connection).by_request_id(owner, caller, request_id)
             if row is None:
                 if self._completions.running(key) in (None, asyncio.current_task()):
                     return None
