@@ -223,6 +223,8 @@ def measure(
             rate[name] = rounds[name][-1]["rps"]
     ratios = [s["rps"] / b["rps"] for s, b in zip(rounds["service"], rounds["bare"], strict=True)]
     result: dict[str, Any] = {
+        "label": rpc.label,
+        "goal": rpc.goal,
         "ratio": statistics.median(ratios),
         "round_ratios": ratios,
         **{f"{name}_{key}": statistics.median(r[key] for r in rounds[name])
