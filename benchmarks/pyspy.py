@@ -73,5 +73,5 @@ def by_package(stacks: str, top: int = 6) -> dict[str, list[tuple[str, float]]]:
 
 
 def _package(frame: str) -> str:
-    location = frame.rsplit("(", 1)[1].rstrip(")")
+    location = frame.split(" (", 1)[1].removesuffix(")")  # generated code: "(<... ()>:2)"
     return package_of(location.rsplit(":", 1)[0])

@@ -225,29 +225,23 @@ async def _backend_pid(db: Database) -> int:
 
 
 @pytest.mark.postgres
-async def test_an_idle_pooled_connection_the_server_dropped_is_replaced(postgres_url: str) -> None:
-    """Past ``ping_idle_seconds`` a pooled connection is pinged first: no call fails."""
-    db = Database(postgres_url, ping_idle_seconds=0.05)
+@pytest.mark.parametrize(
+    ("ping_idle_seconds", "wait"),
+    [
+        (0.05, 0.1),  # idle past ping_idle_seconds: pinged before use
+        (3600, 0.5),  # in steady use, no ping due: the driver read the server's goodbye
+    ],
+    ids=["pinged-after-idle", "driver-saw-the-close"],
+)
+async def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(
+    postgres_url: str, ping_idle_seconds: float, wait: float
+) -> None:
+    db = Database(postgres_url, ping_idle_seconds=ping_idle_seconds)
     admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
     try:
         pid = await _backend_pid(db)
         await admin.execute("SELECT pg_terminate_backend($1)", pid)
-        await asyncio.sleep(0.1)
-        assert await _backend_pid(db) != pid
-    finally:
-        await admin.close()
-        await db.dispose()
-
-
-@pytest.mark.postgres
-async def test_a_pooled_connection_the_driver_saw_close_is_replaced(postgres_url: str) -> None:
-    """Even in steady use (no ping due), a connection the driver knows closed is not used."""
-    db = Database(postgres_url, ping_idle_seconds=3600)
-    admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
-    try:
-        pid = await _backend_pid(db)
-        await admin.execute("SELECT pg_terminate_backend($1)", pid)
-        await asyncio.sleep(0.5)  # the event loop reads the server's goodbye
+        await asyncio.sleep(wait)
         assert await _backend_pid(db) != pid
     finally:
         await admin.close()

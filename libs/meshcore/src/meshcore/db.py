@@ -156,6 +156,18 @@ def unavailable_from(exc: BaseException) -> Unavailable | None:
     return None
 
 
+@contextlib.asynccontextmanager
+async def _unavailable_when_unreachable() -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        unavailable = unavailable_from(exc)
+        if unavailable is not None:
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            raise unavailable from exc
+        raise
+
+
 # -- the database ---------------------------------------------------------------------------------
 
 
@@ -253,14 +265,8 @@ class Database:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         """A raw ``AsyncConnection`` in a transaction (committed at the end), errors mapped."""
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except Exception as exc:
-            unavailable = unavailable_from(exc)
-            if unavailable is not None:
-                raise unavailable from exc
-            raise
+        async with _unavailable_when_unreachable(), self.engine.begin() as conn:
+            yield conn
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -270,15 +276,8 @@ class Database:
         read one statement answers costs that one round trip. Use ``session()`` when several
         statements must agree with each other. SQLite: one transaction, rolled back at the end.
         """
-        try:
-            async with self._reader.connect() as conn:
-                yield conn
-        except Exception as exc:
-            unavailable = unavailable_from(exc)
-            if unavailable is not None:
-                logger.warning("database unavailable: %s", type(exc).__name__)
-                raise unavailable from exc
-            raise
+        async with _unavailable_when_unreachable(), self._reader.connect() as conn:
+            yield conn
 
     async def ping(self) -> None:
         """Round-trip ``SELECT 1``; raise ``Unavailable`` when the database does not answer."""
