@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,7 @@ def render(
               "| issue | measure | goal | measured | verdict | rounds: min-max (n) | detail |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     lines += [
-        f"| {row.issue} | {row.measure} | {row.goal_text} | {row.value:.2f} | {row.verdict} | "
+        f"| {row.issue} | {row.measure} | {row.goal_text} | {_figure(row.value)} | {row.verdict} | "
         f"{row.spread} | {row.detail} |"
         for row in rows
     ]
@@ -87,6 +88,11 @@ def render(
     ]
     lines.append("")
     return "\n".join(lines)
+
+
+def _figure(value: float) -> str:
+    """A ratio, or "-" for one that could not be measured (NaN: its row's detail says why)."""
+    return "-" if math.isnan(value) else f"{value:.2f}"
 
 
 def _machine(host: dict[str, Any], total_seconds: float) -> list[str]:

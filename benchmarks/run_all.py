@@ -163,9 +163,19 @@ def _db_rpcs(result: dict[str, Any]) -> list[Row]:
                 ">=" if figures["goal"] else None,
                 figures["goal"],
                 f"{figures['service_rps']:.0f} vs {figures['bare_rps']:.0f} calls/s; server CPU "
-                f"{figures['service_cpu_us_per_call']:.0f} vs {figures['bare_cpu_us_per_call']:.0f} "
-                "us/call",
+                f"{figures['service_cpu_us_per_call']:.0f} vs "
+                f"{figures['bare_cpu_us_per_call']:.0f} us/call",
                 figures["round_ratios"],
+            )
+        )
+        rows.append(
+            Row(
+                "18",
+                f"{figures['label']}: capacity (bare CPU per call / service CPU per call)",
+                figures["bare_cpu_us_per_call"] / figures["service_cpu_us_per_call"],
+                None,
+                None,
+                "diagnostic: moves less than calls/s when others share the machine",
             )
         )
         offered = f"at {latency['offered_rps']:.0f} calls/s"
