@@ -1,5 +1,4 @@
-"""How Billing's servicer builds replies: exact timestamps (meshcore.timeutil.to_timestamp, in
-integer arithmetic), plan messages built once."""
+"""How Billing's servicer builds replies: exact timestamps, plan messages built once."""
 
 from __future__ import annotations
 
@@ -7,11 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from meshcore.timeutil import to_timestamp
 from zoptal.billing.v1 import billing_pb2 as pb
 from zoptal_billing.domain import Plan
 from zoptal_billing.metering import Metric
-from zoptal_billing.servicer import plan_to_pb
+from zoptal_billing.servicer import _timestamp, plan_to_pb
 
 
 @pytest.mark.parametrize(
@@ -26,7 +24,7 @@ from zoptal_billing.servicer import plan_to_pb
 def test_timestamps_are_exact(moment: datetime) -> None:
     expected = Timestamp()
     expected.FromDatetime(moment)
-    assert to_timestamp(moment) == expected
+    assert _timestamp(moment) == expected
 
 
 def test_a_plan_message_is_built_once_and_copied_into_replies() -> None:
