@@ -99,7 +99,7 @@ class HeldDriverConnections:
             else:
                 return held
         try:
-            connection = await self._database.engine.connect()  # checked by the pool
+            connection = await self._database.engine.connect()  # pinged by the pool
             pooled = await connection.get_raw_connection()
         except Exception as exc:
             unavailable = unavailable_from(exc)
