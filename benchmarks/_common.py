@@ -94,6 +94,29 @@ def memory_kib(pid: int) -> dict[str, int]:
     return {"rss_kib": found.get("VmRSS", 0), "peak_kib": found.get("VmHWM", 0)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def package_of(filename: str) -> str:
+    """The top-level package a profiled frame's source file belongs to (``stdlib`` for the
+    standard library, ``builtins / C calls`` for frames without a file)."""
+    if filename.startswith("<") or filename == "~":
+        return "builtins / C calls"
+    parts = filename.replace("\\", "/").split("/")
+    for marker in ("site-packages", "src", "lib"):
+        if marker in parts:
+            index = len(parts) - 1 - parts[::-1].index(marker)
+            if index + 1 < len(parts):
+                name = parts[index + 1]
+                if name.startswith("python3"):
+                    return "stdlib"
+                return name.removesuffix(".py")
+    return "stdlib" if "python3" in filename else parts[-1]
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (every thread's list, as the kernel keeps them per thread)."""
     found: list[int] = []

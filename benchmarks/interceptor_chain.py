@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import cpu_seconds
+
 METHOD = "/bench.v1.Echo/Ping"
 SECRET = "benchmark-jwt-secret-0123456789abcdef-0123"  # noqa: S105 - a throwaway bench key
 VARIANTS = ("bare", "chain", "traced")
@@ -168,11 +170,6 @@ def _announce(port_file: str, port: int) -> None:
 # --------------------------------------------------------------------------- load generator
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _measure(address: str, seconds: float, concurrency: int, pid: int) -> dict[str, float]:
     import grpc
     import grpc.aio
@@ -197,11 +194,11 @@ async def _measure(address: str, seconds: float, concurrency: int, pid: int) -> 
                 if reply != expected:
                     raise AssertionError(f"unexpected reply {reply!r}")
 
-        cpu_before = _cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         started = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
-        cpu = _cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
     latencies.sort()
     return {
         "calls": len(latencies),

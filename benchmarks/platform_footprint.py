@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,9 @@ def bare_start_seconds() -> float:
 class Platform:
     """``python -m zoptal_platform run`` in a temporary data folder on free ports."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_env: Mapping[str, str] | None = None) -> None:
+        """``extra_env``: more variables for the launcher and every service (PostgreSQL and
+        Redis through ``ZOPTAL_POSTGRES_URL`` and ``ZOPTAL_REDIS_URL``, cheaper hashing...)."""
         self.data_dir = data_dir
         self.offset = free_port_offset(BASE_PORTS)
         env = {k: v for k, v in os.environ.items() if k not in FOREIGN_VARIABLES}
@@ -108,6 +111,7 @@ class Platform:
             RATE_LIMIT_MAX_REQUESTS="1000000000",
             PYTHONUNBUFFERED="1",
         )
+        env.update(extra_env or {})
         self.env = env
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,7 @@ def render(
               "| issue | measure | goal | measured | verdict | rounds: min-max (n) | detail |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     lines += [
-        f"| {row.issue} | {row.measure} | {row.goal_text} | {row.value:.2f} | {row.verdict} | "
+        f"| {row.issue} | {row.measure} | {row.goal_text} | {_figure(row.value)} | {row.verdict} | "
         f"{row.spread} | {row.detail} |"
         for row in rows
     ]
@@ -70,6 +71,10 @@ def render(
     for name, error in failed:
         lines.append(f"| | {name} | | | ERROR | | no result: {error} |")
     lines.append("")
+    db_rpcs = next((result for name, _, _, result in outcomes if name == "db_rpcs" and result),
+                   None)  # fmt: skip
+    if db_rpcs is not None:
+        lines += _db_rpc_notes(db_rpcs)
     lines += _platform_notes()
     lines += _login_flood_notes()
     platform = next((result for name, _, _, result in outcomes if name == "platform" and result),
@@ -83,6 +88,11 @@ def render(
     ]
     lines.append("")
     return "\n".join(lines)
+
+
+def _figure(value: float) -> str:
+    """A ratio, or "-" for one that could not be measured (NaN: its row's detail says why)."""
+    return "-" if math.isnan(value) else f"{value:.2f}"
 
 
 def _machine(host: dict[str, Any], total_seconds: float) -> list[str]:
@@ -137,6 +147,45 @@ def _how_to_read() -> list[str]:
         "- *info* rows have no goal in the issues; they are recorded so a change shows.",
         "",
     ]
+
+
+def _db_rpc_notes(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "Issue 18 rows (`benchmarks/db_rpcs.py`):",
+        "",
+        "- The embedded platform on PostgreSQL and Redis (every service its own process, the "
+        "production interceptor chain, a real user's token from Auth) against a bare `grpc.aio` "
+        "echo server on uvloop, both driven by h2load (16 connections x 8 streams) with the same "
+        "request, in alternating phases. h2load counts gRPC errors as successes, so a real "
+        "client checks a reply before and after, and the service's own "
+        "`grpc_server_handled_total` must count every call of a phase as OK.",
+        "- *Server CPU per call* is the serving process's CPU time over a phase divided by its "
+        "calls (PostgreSQL's and Redis's own CPU not included). On a shared machine it moves "
+        "less than calls/s: the bare figure over the service's is the capacity ratio when the "
+        "server, not the machine, is the bottleneck.",
+        "- *p99 at half the bare capacity*: h2load's timing script sends at a constant rate "
+        "(half the bare server's calls/s of this run) to each side; not measured when the "
+        "service's capacity is below that rate (its queue would only grow).",
+        "- *CreateProject*: a new request id and a new owner each call (the bootstrap admin "
+        "creates for others, so no plan limit is reached), through real Python gRPC clients "
+        "(2 processes x 8 in flight), against GetProject in the same harness. Each create also "
+        "calls Billing twice and queues one usage row that the outbox delivers to Billing.",
+        "",
+        "Where the serving process's busy time goes (py-spy, own time by package of the "
+        "innermost Python frame; *stdlib* includes the event loop and gRPC's C core reached "
+        "from it):",
+        "",
+        "| RPC | own time by package (%) | inclusive (%) |",
+        "|---|---|---|",
+    ]
+    for name, figures in result.items():
+        profile = figures.get("profile") or {}
+        own = ", ".join(f"{package} {share:.0f}" for package, share in profile.get("own", []))
+        inclusive = ", ".join(f"{package} {share:.0f}" for package, share in
+                              profile.get("inclusive", []))  # fmt: skip
+        lines.append(f"| {name} | {own or '-'} | {inclusive or '-'} |")
+    lines.append("")
+    return lines
 
 
 def _platform_notes() -> list[str]:

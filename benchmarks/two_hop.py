@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from _common import package_of
 
 ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 JWT_SECRET = "benchmark-jwt-secret-0123456789abcdef-0123"  # noqa: S105 - a throwaway test key
@@ -378,25 +379,10 @@ def _profile_by_package(path: str, top: int = 14) -> list[tuple[str, float]]:
     stats = pstats.Stats(path)
     totals: dict[str, float] = {}
     for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        totals[_package_of(filename)] = totals.get(_package_of(filename), 0.0) + tottime
+        totals[package_of(filename)] = totals.get(package_of(filename), 0.0) + tottime
     grand = sum(totals.values()) or 1.0
     ranked = sorted(totals.items(), key=lambda item: item[1], reverse=True)[:top]
     return [(name, round(100 * value / grand, 1)) for name, value in ranked]
-
-
-def _package_of(filename: str) -> str:
-    if filename.startswith("<") or filename == "~":
-        return "builtins / C calls"
-    parts = filename.replace("\\", "/").split("/")
-    for marker in ("site-packages", "src", "lib"):
-        if marker in parts:
-            index = len(parts) - 1 - parts[::-1].index(marker)
-            if index + 1 < len(parts):
-                name = parts[index + 1]
-                if name.startswith("python3"):
-                    return "stdlib"
-                return name.removesuffix(".py")
-    return "stdlib" if "python3" in filename else parts[-1]
 
 
 # -- orchestration ------------------------------------------------------------------------------

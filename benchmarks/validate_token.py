@@ -49,6 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase 42"  # noqa: S105 - a throwaway account in a temp database
 
@@ -253,12 +255,6 @@ def _start_auth(data_dir: Path, *, cache: bool) -> tuple[subprocess.Popen[str], 
     return _spawn(["-m", "zoptal_auth"], env), f"127.0.0.1:{port}"
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads included (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _measure(
     address: str, server_pid: int, tokens: list[str], options: argparse.Namespace
 ) -> dict[str, Any]:
@@ -282,9 +278,9 @@ def _measure(
         process.stdin.write(f"{start_at}\n")
         process.stdin.flush()
     time.sleep(max(start_at - time.time(), 0))
-    cpu_before = _cpu_seconds(server_pid)
+    cpu_before = cpu_seconds(server_pid)
     time.sleep(max(start_at + options.seconds - time.time(), 0))
-    cpu_used = _cpu_seconds(server_pid) - cpu_before
+    cpu_used = cpu_seconds(server_pid) - cpu_before
     results = []
     for process in clients:
         out, err = process.communicate(timeout=options.seconds + options.warmup + 60)

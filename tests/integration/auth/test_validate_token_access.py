@@ -94,3 +94,28 @@ async def test_an_admin_validates_any_token(auth):
         metadata=auth.bearer(auth.admin_token),
     )
     assert (verdict.valid, verdict.email) == (True, "alice@example.com")
+
+
+async def test_a_service_sees_a_revocation_after_the_same_token_validated_before(auth):
+    """The reply to a valid token is built once and reused; a revocation still ends it, and
+    each token keeps its own reply."""
+    alice = await auth.register_and_login()
+    bob = await auth.register_and_login("bob@example.com")
+    caller = auth.bearer(auth.admin_token)  # the admin holds user:validate
+
+    async def validate(token: str) -> auth_pb2.ValidateTokenResponse:
+        request = auth_pb2.ValidateTokenRequest(token=token)
+        return await auth.stub.ValidateToken(request, metadata=caller)
+
+    first, again = await validate(alice.access_token), await validate(alice.access_token)
+    assert first == again
+    assert (first.valid, first.email, first.user_id) == (True, "alice@example.com", alice.user.id)
+    assert (await validate(bob.access_token)).email == "bob@example.com"
+    await auth.stub.RevokeToken(
+        auth_pb2.RevokeTokenRequest(token=alice.access_token),
+        metadata=auth.bearer(alice.access_token),
+    )
+    revoked = await validate(alice.access_token)
+    assert (revoked.valid, revoked.reason) == (False, auth_pb2.INVALID_TOKEN_REASON_REVOKED)
+    assert not revoked.email
+    assert (await validate(bob.access_token)).valid

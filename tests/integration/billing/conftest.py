@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from meshcore.db import Database
 from zoptal_billing.migrate import upgrade
+from zoptal_billing.service import BillingService
 
 
 @pytest.fixture
@@ -17,3 +18,13 @@ async def billing_pg(postgres_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+async def billing(billing_pg: Database) -> AsyncIterator[BillingService]:
+    """The service on ``billing_pg``; its read connections go back before the database closes."""
+    service = BillingService(billing_pg)
+    try:
+        yield service
+    finally:
+        await service.close()

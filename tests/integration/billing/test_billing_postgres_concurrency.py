@@ -24,9 +24,10 @@ async def rows(database: Database, model: type) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def test_concurrent_record_usage_with_one_key_counts_once(billing_pg: Database) -> None:
+async def test_concurrent_record_usage_with_one_key_counts_once(
+    billing_pg: Database, billing: BillingService
+) -> None:
     """Twenty racing RecordUsage calls with one key: one record, usage 1, one original."""
-    billing = BillingService(billing_pg)
     request = UsageRequest(
         caller=CALLER, user_id="ada", metric=Metric.API_CALLS, quantity=1, idempotency_key="call-1"
     )
@@ -38,10 +39,9 @@ async def test_concurrent_record_usage_with_one_key_counts_once(billing_pg: Data
 
 
 async def test_project_limit_is_exact_under_concurrent_enforced_records(
-    billing_pg: Database,
+    billing_pg: Database, billing: BillingService
 ) -> None:
     """Ten racing enforced +1s on the free plan (3 projects): exactly three succeed."""
-    billing = BillingService(billing_pg)
     results = await asyncio.gather(
         *(
             billing.record_usage(
@@ -64,19 +64,19 @@ async def test_project_limit_is_exact_under_concurrent_enforced_records(
     assert await rows(billing_pg, UsageRecordRow) == 3
 
 
-async def test_first_use_from_many_calls_creates_one_subscription(billing_pg: Database) -> None:
+async def test_first_use_from_many_calls_creates_one_subscription(
+    billing_pg: Database, billing: BillingService
+) -> None:
     """Concurrent first calls for a new user agree on a single free subscription."""
-    billing = BillingService(billing_pg)
     results = await asyncio.gather(*(billing.subscription("newcomer") for _ in range(10)))
     assert len({subscription.id for subscription, _ in results}) == 1
     assert await rows(billing_pg, SubscriptionRow) == 1
 
 
 async def test_thresholds_queue_one_notice_each_under_concurrent_usage(
-    billing_pg: Database,
+    billing_pg: Database, billing: BillingService
 ) -> None:
     """Racing API-call records that cross 80 % and 100 % queue exactly two notices."""
-    billing = BillingService(billing_pg)
     await asyncio.gather(
         *(
             billing.record_usage(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from typing import Any, ClassVar
 
@@ -153,3 +154,53 @@ async def test_the_chain_closes_the_redis_connections_it_opened_when_the_server_
         assert await limiter_connections() == 0
     finally:
         await observer.aclose()
+
+
+async def test_a_burst_of_concurrent_hits_shares_a_few_pipelines(redis_url: str) -> None:
+    """300 concurrent calls (redis-py's pool refuses its 101st connection at once) each get
+    their own decision, exactly 120 are allowed, and at most max_pipelines connections open."""
+    from uuid import uuid4
+
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    limiter = RedisRateLimiter(connection, 60_000, 120, prefix=f"burst-{uuid4().hex}:")
+    try:
+        decisions = await asyncio.gather(*(limiter.hit("caller") for _ in range(300)))
+        assert sum(decision.allowed for decision in decisions) == 120
+        assert sorted(d.remaining for d in decisions if d.allowed) == list(range(120))
+        assert all(d.retry_after > 0 for d in decisions if not d.allowed)
+        pool = connection.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) <= 4
+    finally:
+        await limiter.close()
+
+
+async def test_a_script_redis_forgot_is_loaded_again(redis_url: str) -> None:
+    """After a restart (or SCRIPT FLUSH) Redis answers NOSCRIPT: the limiter loads the script
+    and sends those hits again. Simulated with a digest Redis never saw, to leave the shared
+    server's script cache alone."""
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    limiter = RedisRateLimiter(connection, 60_000, 5, prefix="noscript-test:")
+    try:
+        limiter._sha = "0" * 40
+        decisions = await asyncio.gather(*(limiter.hit(f"k{index}") for index in range(3)))
+        assert all(decision.allowed for decision in decisions)
+        assert limiter._sha != "0" * 40
+    finally:
+        await connection.delete(*(f"noscript-test:k{index}" for index in range(3)))
+        await limiter.close()
+
+
+async def test_a_caller_that_goes_away_leaves_the_others_their_answers(redis_url: str) -> None:
+    from uuid import uuid4
+
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    limiter = RedisRateLimiter(connection, 60_000, 10, prefix=f"cancel-{uuid4().hex}:")
+    try:
+        gone = asyncio.ensure_future(limiter.hit("caller"))
+        staying = [asyncio.ensure_future(limiter.hit("caller")) for _ in range(3)]
+        gone.cancel()
+        decisions = await asyncio.gather(*staying)
+        assert all(decision.allowed for decision in decisions)
+        assert gone.cancelled()
+    finally:
+        await limiter.close()

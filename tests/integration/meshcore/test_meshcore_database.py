@@ -186,8 +186,63 @@ async def test_a_connection_killed_mid_session_becomes_unavailable(postgres_url:
     try:
         with pytest.raises(Unavailable):
             await query_after_the_server_dropped_us()
-        # The pool recovers on its own (pre-ping replaces the dead connection).
+        # The pool recovers on its own (the failure invalidated the dead connection).
         await db.ping()
+    finally:
+        await admin.close()
+        await db.dispose()
+
+
+async def test_read_sees_what_sessions_committed(database: Database) -> None:
+    async with database.session() as session:
+        session.add(Account(email="reader@example.com", balance=7))
+    async with database.read() as connection:
+        found = await connection.execute(select(Account.__table__.c.balance))
+        assert found.scalars().all() == [7]
+
+
+@pytest.mark.postgres
+async def test_read_opens_no_transaction_on_postgres(postgres_url: str) -> None:
+    """Each statement of ``read()`` is its own transaction; a session's share one."""
+    db = Database(postgres_url)
+    stamp = text("SELECT transaction_timestamp()")
+    try:
+        async with db.read() as connection:
+            first = await connection.scalar(stamp)
+            await asyncio.sleep(0.01)
+            assert await connection.scalar(stamp) != first
+        async with db.session() as session:
+            first = await session.scalar(stamp)
+            await asyncio.sleep(0.01)
+            assert await session.scalar(stamp) == first
+    finally:
+        await db.dispose()
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.read() as connection:
+        return int(await connection.scalar(text("SELECT pg_backend_pid()")))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("ping_idle_seconds", "wait"),
+    [
+        (0.05, 0.1),  # idle past ping_idle_seconds: pinged before use
+        (3600, 0.5),  # in steady use, no ping due: the driver read the server's goodbye
+    ],
+    ids=["pinged-after-idle", "driver-saw-the-close"],
+)
+async def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(
+    postgres_url: str, ping_idle_seconds: float, wait: float
+) -> None:
+    db = Database(postgres_url, ping_idle_seconds=ping_idle_seconds)
+    admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+    try:
+        pid = await _backend_pid(db)
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        await asyncio.sleep(wait)
+        assert await _backend_pid(db) != pid
     finally:
         await admin.close()
         await db.dispose()

@@ -151,3 +151,95 @@ async def test_an_unreachable_database_is_unavailable() -> None:
 def test_sqlite_is_refused(tmp_path: object) -> None:
     with pytest.raises(ValueError, match="PostgreSQL"):
         HeldDriverConnections(Database("sqlite+aiosqlite:///:memory:"))
+
+
+async def test_uses_beyond_max_connections_wait_for_a_held_one(database: Database) -> None:
+    """Ten concurrent uses share two connections, in turn, and none waits at the pool."""
+    held = HeldDriverConnections(database, max_connections=2)
+    inside = 0
+    most_inside = 0
+
+    async def use() -> int:
+        nonlocal inside, most_inside
+        async with held.use() as driver:
+            inside += 1
+            most_inside = max(most_inside, inside)
+            pid = int(await driver.fetchval("SELECT pg_backend_pid() FROM pg_sleep(0.01)"))
+            inside -= 1
+            return pid
+
+    try:
+        pids = await asyncio.gather(*(use() for _ in range(10)))
+        assert len(set(pids)) == 2
+        assert most_inside == 2
+        assert database.engine.sync_engine.pool.checkedout() == 2
+    finally:
+        await held.close()
+    assert database.engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_a_waiting_use_cancelled_leaves_the_turn_to_the_next(database: Database) -> None:
+    held = HeldDriverConnections(database, max_connections=1)
+    release = asyncio.Event()
+
+    async def occupy() -> None:
+        async with held.use():
+            await release.wait()
+
+    async def wait_in_line() -> int:
+        async with held.use() as driver:
+            return int(await driver.fetchval("SELECT 1"))
+
+    try:
+        occupant = asyncio.create_task(occupy())
+        await asyncio.sleep(0.05)
+        cancelled = asyncio.create_task(wait_in_line())
+        served = asyncio.create_task(wait_in_line())
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        release.set()
+        await occupant
+        assert await asyncio.wait_for(served, 10) == 1
+        assert cancelled.cancelled()
+        assert held.held == 1
+    finally:
+        await held.close()
+
+
+async def test_a_released_connection_makes_room_for_a_waiting_use(
+    database: Database, admin: asyncpg.Connection
+) -> None:
+    """A connection dropped after a failure frees its slot: the next use opens a new one."""
+    held = HeldDriverConnections(database, max_connections=1)
+    waiting: list[asyncio.Task[int]] = []
+    killed: list[int] = []
+
+    async def fail_while_another_waits() -> None:
+        async with held.use() as driver:
+            waiting.append(asyncio.create_task(_pid(held)))
+            killed.append(await driver.fetchval("SELECT pg_backend_pid()"))
+            await admin.execute("SELECT pg_terminate_backend($1)", killed[0])
+            await driver.fetchval("SELECT 1")
+
+    try:
+        with pytest.raises(Unavailable):
+            await fail_while_another_waits()
+        assert await asyncio.wait_for(waiting[0], 10) != killed[0]
+    finally:
+        await held.close()
+
+
+async def test_close_fails_the_uses_still_waiting(database: Database) -> None:
+    held = HeldDriverConnections(database, max_connections=1)
+    async with held.use():
+        waiting = asyncio.create_task(_pid(held))
+        await asyncio.sleep(0.01)
+        await held.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await waiting
+    assert database.engine.sync_engine.pool.checkedout() == 0
+
+
+def test_max_connections_must_be_positive(database: Database) -> None:
+    with pytest.raises(ValueError, match="max_connections"):
+        HeldDriverConnections(database, max_connections=0)

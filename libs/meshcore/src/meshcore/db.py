@@ -13,7 +13,11 @@ umask: user rows, Auth's password hashes), and SQLite gives its ``-wal`` and ``-
 database file's mode.
 
 PostgreSQL gets bounded pools and timeouts on connect, pool checkout and statements, so no call
-waits forever when the server stops.
+waits forever when the server stops. A pooled connection is pinged before use only when it sat
+idle for ``ping_idle_seconds`` (SQLAlchemy's ``pool_pre_ping`` would cost three round trips,
+BEGIN, a ping and ROLLBACK, on every checkout); one the driver already knows closed is replaced
+without a ping. ``read()`` runs statements with no transaction around them (autocommit), for reads
+a single statement answers: no BEGIN, no COMMIT, no reset round trip when the connection returns.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ import sqlalchemy.exc
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -150,6 +156,18 @@ def unavailable_from(exc: BaseException) -> Unavailable | None:
     return None
 
 
+@contextlib.asynccontextmanager
+async def _unavailable_when_unreachable() -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        unavailable = unavailable_from(exc)
+        if unavailable is not None:
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            raise unavailable from exc
+        raise
+
+
 # -- the database ---------------------------------------------------------------------------------
 
 
@@ -171,6 +189,7 @@ class Database:
         pool_timeout: float = 5.0,
         sqlite_busy_timeout: float = 5.0,
         application_name: str = "meshcore",
+        ping_idle_seconds: float = 1.0,
     ) -> None:
         parsed = make_url(url)
         self.url = url
@@ -188,7 +207,6 @@ class Database:
             options["connect_args"] = {"timeout": sqlite_busy_timeout}
         elif self.dialect == "postgresql":
             options.update(
-                pool_pre_ping=True,  # a connection the server dropped is replaced, not used
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout,  # waiting for a free connection is bounded too
@@ -209,6 +227,10 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.dialect == "sqlite":
             _tune_sqlite(self.engine, sqlite_file, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
+            self._reader = self.engine
+        else:
+            _ping_when_idle(self.engine, ping_idle_seconds)
+            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         observe_pool(self.engine.sync_engine.pool, application_name)
 
@@ -243,14 +265,19 @@ class Database:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         """A raw ``AsyncConnection`` in a transaction (committed at the end), errors mapped."""
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except Exception as exc:
-            unavailable = unavailable_from(exc)
-            if unavailable is not None:
-                raise unavailable from exc
-            raise
+        async with _unavailable_when_unreachable(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads, errors mapped; nothing it runs is ever committed.
+
+        PostgreSQL: no transaction (each statement sees the latest commits on its own), so a
+        read one statement answers costs that one round trip. Use ``session()`` when several
+        statements must agree with each other. SQLite: one transaction, rolled back at the end.
+        """
+        async with _unavailable_when_unreachable(), self._reader.connect() as conn:
+            yield conn
 
     async def ping(self) -> None:
         """Round-trip ``SELECT 1``; raise ``Unavailable`` when the database does not answer."""
@@ -271,6 +298,35 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection (on shutdown)."""
         await self.engine.dispose()
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Replace a pooled connection the driver knows closed; ping one idle for ``idle_seconds``.
+
+    Raising ``DisconnectionError`` at checkout makes the pool drop that connection and hand out
+    another (a new one, if need be). A connection in steady use is not pinged: a server that
+    went away under load fails the statement (``Unavailable``, retryable), and SQLAlchemy then
+    invalidates every connection older than that failure, as it would with ``pool_pre_ping``.
+    """
+    pool = engine.sync_engine.pool
+    idle_since = "meshcore_idle_since"  # in ``record.info``, which lives as long as the connection
+
+    @event.listens_for(pool, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[idle_since] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.driver_connection.is_closed():
+            raise sqlalchemy.exc.DisconnectionError("the server closed this connection")
+        returned = record.info.get(idle_since)
+        if returned is None or time.monotonic() - returned < idle_seconds:
+            return  # new, or in steady use
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise sqlalchemy.exc.DisconnectionError("the pooled connection is dead") from exc
 
 
 def _sqlite_file(database: str | None, query: Any) -> Path | None:

@@ -165,6 +165,7 @@ async def build_app(
         revocations=listing,
         trusted_proxy_hops=settings.trusted_proxy_hops,
         clock=clock,
+        validation_cache_size=settings.validation_cache_size,
     )
     hooks: list[ShutdownHook] = []
     if interceptors is None:

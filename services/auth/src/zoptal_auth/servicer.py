@@ -13,6 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import current_principal
 from meshcore.interceptors.client_address import client_address
+from meshcore.jwt import VerifiedToken
 from meshcore.timeutil import to_timestamp
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 
@@ -70,14 +71,37 @@ def _service_account(record: ServiceAccountRecord) -> auth_pb2.ServiceAccount:
     )
 
 
-def _validation(check: TokenCheck) -> auth_pb2.ValidateTokenResponse:
-    verified = check.verified
-    if verified is None:
-        return auth_pb2.ValidateTokenResponse(
-            valid=False,
-            reason=_REASONS.get(check.reason, auth_pb2.INVALID_TOKEN_REASON_MALFORMED),
-            reason_detail=check.detail,
-        )
+class _Validations:
+    """ValidateToken's replies. A valid token's reply depends on its verified claims alone, and
+    the verifier hands out the same ``VerifiedToken`` for a token while it caches it
+    (verification.py), so each such reply is built once and kept with it (at most ``size``,
+    oldest out first). Expiry and revocation are decided on every call, before this."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        # By id of the VerifiedToken, held here so that its id stays its own while cached.
+        self._valid: dict[int, tuple[VerifiedToken, auth_pb2.ValidateTokenResponse]] = {}
+
+    def reply(self, check: TokenCheck) -> auth_pb2.ValidateTokenResponse:
+        verified = check.verified
+        if verified is None:
+            return auth_pb2.ValidateTokenResponse(
+                valid=False,
+                reason=_REASONS.get(check.reason, auth_pb2.INVALID_TOKEN_REASON_MALFORMED),
+                reason_detail=check.detail,
+            )
+        cached = self._valid.get(id(verified))
+        if cached is not None and cached[0] is verified:
+            return cached[1]
+        reply = _valid_reply(verified)
+        if self._size > 0:
+            while len(self._valid) >= self._size:
+                del self._valid[next(iter(self._valid))]
+            self._valid[id(verified)] = (verified, reply)
+        return reply
+
+
+def _valid_reply(verified: VerifiedToken) -> auth_pb2.ValidateTokenResponse:
     claims = verified.claims
     reply = auth_pb2.ValidateTokenResponse(
         valid=True,
@@ -116,8 +140,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         revocations: RevocationListing,
         trusted_proxy_hops: int = 0,
         clock: Clock = SYSTEM_CLOCK,
+        validation_cache_size: int = 10_000,
     ) -> None:
         self._auth = auth
+        self._validations = _Validations(validation_cache_size)
         self._hops = trusted_proxy_hops
         self._revocations = revocations
         self._service_accounts = service_accounts
@@ -166,7 +192,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.RevokeTokenResponse(revoked=revoked)
 
     async def ValidateToken(self, request: Any, context: Any) -> auth_pb2.ValidateTokenResponse:
-        return _validation(await self._auth.validate(request.token, current_principal()))
+        return self._validations.reply(
+            await self._auth.validate(request.token, current_principal())
+        )
 
     async def GetUser(self, request: Any, context: Any) -> auth_pb2.GetUserResponse:
         user = await self._auth.get_user(request.user_id, current_principal())

@@ -138,6 +138,7 @@ class BillingApp:
         self._tasks = []
         if self.clients is not None:
             await self.clients.close()
+        await self.service.close()
         await self.database.dispose()
 
     def server(self) -> MeshServer:

@@ -41,7 +41,7 @@ from zoptal_billing.plans import DEFAULT_PLAN_ID, PlanCatalogue
 from zoptal_billing.reasons import BillingReason
 from zoptal_billing.repository import BillingRepository
 
-__all__ = ["PlanChanges", "to_plan_change", "usage_problem"]
+__all__ = ["PlanChanges", "usage_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +75,6 @@ async def usage_problem(
                 f"exceeds its limit {limit}"
             )
     return None
-
-
-def to_plan_change(row: PlanChangeRow) -> PlanChange:
-    return PlanChange(
-        id=row.id,
-        from_plan_id=row.from_plan_id,
-        to_plan_id=row.to_plan_id,
-        status=row.status,
-        requested_at=as_utc(row.created_at),
-        effective_at=None if row.effective_at is None else as_utc(row.effective_at),
-        payment_id=row.payment_id or "",
-        amount_minor_units=row.amount_minor_units,
-        currency=row.currency,
-        reason=row.reason,
-        complimentary=row.complimentary,
-    )
 
 
 class PlanChanges:
@@ -232,9 +216,12 @@ class PlanChanges:
         return await self._apply_due(repository, row, now)
 
     @staticmethod
-    def needs_settling(row: SubscriptionRow, latest: PlanChange | None, now: datetime) -> bool:
-        """Whether a read of ``row`` should settle first: a due change or a pending payment."""
-        due = row.change_due_at is not None and as_utc(row.change_due_at) <= now
+    def needs_settling(
+        change_due_at: datetime | None, latest: PlanChange | None, now: datetime
+    ) -> bool:
+        """Whether a read of a subscription should settle first: a change due (its
+        ``change_due_at`` has come) or a pending payment."""
+        due = change_due_at is not None and as_utc(change_due_at) <= now
         return due or (latest is not None and latest.status == AWAITING_PAYMENT)
 
     async def settle_user(self, user_id: str) -> None:

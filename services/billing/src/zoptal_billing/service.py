@@ -9,10 +9,11 @@ always has its email queued, and a rejected one leaves nothing behind.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
@@ -23,6 +24,7 @@ from meshcore.errors import (
     ResourceExhausted,
 )
 from meshcore.reasons import Reason
+from meshcore.statement_reads import StatementReads
 from meshcore.timeutil import as_utc, utc_now
 
 from zoptal_billing.domain import (
@@ -30,6 +32,7 @@ from zoptal_billing.domain import (
     LimitCheck,
     MetricUsage,
     Plan,
+    PlanChange,
     Subscription,
     UsageOutcome,
     UsageRecord,
@@ -43,10 +46,11 @@ from zoptal_billing.metering import (
     crossed_threshold,
     notice_idempotency_key,
 )
-from zoptal_billing.models import SubscriptionRow, UsageRecordRow
+from zoptal_billing.models import UsageRecordRow
 from zoptal_billing.payments import NoPaymentProvider, PaymentProvider
-from zoptal_billing.plan_changes import PlanChanges, to_plan_change
+from zoptal_billing.plan_changes import PlanChanges
 from zoptal_billing.plans import DEFAULT_PLAN_ID, PlanCatalogue
+from zoptal_billing.reads import BillingReads, SubscriptionColumns
 from zoptal_billing.repository import BillingRepository
 
 __all__ = ["MAX_USAGE", "BillingService"]
@@ -54,12 +58,16 @@ __all__ = ["MAX_USAGE", "BillingService"]
 MAX_USAGE = 2**63 - 1
 """The largest running total the usage column (BIGINT) holds."""
 
+_T = TypeVar("_T")
+
 
 class BillingService:
     """Plans, subscriptions, limits and usage; plan changes are ``plan_changes.PlanChanges``.
 
     ``payments`` is the payment provider port (``payments.py``); without one nothing can be
     bought (``NoPaymentProvider``), which is also what production runs until one is configured.
+    GetUserSubscription and CheckSubscriptionLimits read through ``reads.BillingReads``, on at
+    most ``read_connections`` connections (PostgreSQL); ``close()`` gives them back.
     """
 
     def __init__(
@@ -70,11 +78,15 @@ class BillingService:
         on_notice_queued: Callable[[], None] | None = None,
         payments: PaymentProvider | None = None,
         change_poll_interval: float = 2.0,
+        read_connections: int = 4,
     ) -> None:
         self._db = database
         self._clock = clock
         self._on_notice_queued = on_notice_queued
         self._catalogue = PlanCatalogue(database)
+        self._reads = BillingReads(
+            StatementReads(database, max_connections=read_connections, clock=clock)
+        )
         self.changes = PlanChanges(
             database,
             self._catalogue,
@@ -82,6 +94,10 @@ class BillingService:
             clock=clock,
             poll_interval=change_poll_interval,
         )
+
+    async def close(self) -> None:
+        """Give the read connections back (before the database is disposed)."""
+        await self._reads.close()
 
     # -- plans ----------------------------------------------------------------------------------
 
@@ -93,27 +109,26 @@ class BillingService:
 
     async def subscription(self, user_id: str) -> tuple[Subscription, list[MetricUsage]]:
         """The user's subscription (free, created on first use), its latest plan change and its
-        user-wide usage; a change the provider or the clock has decided is settled first."""
+        user-wide usage; a change the provider or the clock has decided is settled first.
+        Nothing pending (the usual case) costs one read."""
         await self._catalogue.load()
         for attempt in range(2):
             period = self._period()
-            async with self._db.session() as session:
-                repository = BillingRepository(session)
-                row = await self._subscription_row(repository, user_id)
-                subscription = await self._with_latest_change(repository, row, period)
-                if attempt == 0 and PlanChanges.needs_settling(
-                    row, subscription.latest_change, utc_now(self._clock)
-                ):
-                    settle = True
-                else:
-                    settle = False
-                    usage = [
-                        await self._usage(repository, subscription, metric, "", period)
-                        for metric in USER_WIDE_METRICS
-                    ]
-            if not settle:
-                return subscription, usage
-            await self.changes.settle_user(user_id)
+            view = await self._on_first_use(
+                user_id, partial(self._reads.subscription, user_id, period.key)
+            )
+            row, latest = view.subscription, view.latest_change
+            if attempt == 0 and PlanChanges.needs_settling(
+                row.change_due_at, latest, utc_now(self._clock)
+            ):
+                await self.changes.settle_user(user_id)
+                continue
+            subscription = self._to_subscription(row, period, latest)
+            usage = [
+                self._usage_value(subscription, metric, "", view.used[metric])
+                for metric in USER_WIDE_METRICS
+            ]
+            return subscription, usage
         raise AssertionError("unreachable: the second attempt never settles")  # pragma: no cover
 
     async def change_subscription(self, request: ChangeRequest) -> Subscription:
@@ -130,16 +145,20 @@ class BillingService:
         """Whether ``quantity`` more fits in the plan now (advisory: not a reservation)."""
         await self._catalogue.load()
         period = self._period()
-        async with self._db.session() as session:
-            repository = BillingRepository(session)
-            row = await self._subscription_row(repository, user_id)
-            if PlanChanges.needs_settling(row, None, utc_now(self._clock)):
-                # A downgrade fell due: put it in force (under the lock) before answering.
+        total_period = period.key if metric.is_counter else GAUGE_PERIOD
+        row, used = await self._on_first_use(
+            user_id, partial(self._reads.usage, user_id, metric, scope_id, total_period)
+        )
+        if PlanChanges.needs_settling(row.change_due_at, None, utc_now(self._clock)):
+            # A downgrade fell due: put it in force (under the lock) before answering.
+            async with self._db.session() as session:
+                repository = BillingRepository(session)
                 row = await self.changes.locked_subscription(
                     repository, user_id, utc_now(self._clock)
                 )
-            subscription = self._to_subscription(row, period)
-            usage = await self._usage(repository, subscription, metric, scope_id, period)
+                used = await repository.used(user_id, metric, scope_id, total_period)
+        subscription = self._to_subscription(row, period)
+        usage = self._usage_value(subscription, metric, scope_id, used)
         allowed = usage.limit is None or usage.used + quantity <= usage.limit
         return LimitCheck(allowed=allowed, usage=usage, plan_id=subscription.plan.id)
 
@@ -282,25 +301,30 @@ class BillingService:
     def _period(self) -> BillingPeriod:
         return BillingPeriod.containing(utc_now(self._clock))
 
-    async def _subscription_row(
-        self, repository: BillingRepository, user_id: str
-    ) -> SubscriptionRow:
-        return await repository.subscription_of(
-            user_id, default_plan_id=DEFAULT_PLAN_ID, now=utc_now(self._clock), for_update=False
-        )
+    async def _on_first_use(self, user_id: str, read: Callable[[], Awaitable[_T | None]]) -> _T:
+        """What ``read`` finds, once the user has a subscription: the free plan's, created
+        here if ``read`` found none (concurrent first calls: one insert wins)."""
+        found = await read()
+        if found is not None:
+            return found
+        async with self._db.session() as session:
+            await BillingRepository(session).ensure_subscription(
+                subscription_id=str(uuid.uuid4()),
+                user_id=user_id,
+                plan_id=DEFAULT_PLAN_ID,
+                now=utc_now(self._clock),
+            )
+        found = await read()
+        if found is None:  # pragma: no cover - the insert above or a concurrent one made it
+            raise RuntimeError(f"subscription of {user_id!r} vanished after being created")
+        return found
 
-    async def _with_latest_change(
-        self, repository: BillingRepository, row: SubscriptionRow, period: BillingPeriod
+    def _to_subscription(
+        self,
+        row: SubscriptionColumns,
+        period: BillingPeriod,
+        latest_change: PlanChange | None = None,
     ) -> Subscription:
-        subscription = self._to_subscription(row, period)
-        if row.latest_change_id is None:
-            return subscription
-        change = await repository.change(row.latest_change_id)
-        if change is None:  # pragma: no cover - changes are never deleted
-            return subscription
-        return dataclasses.replace(subscription, latest_change=to_plan_change(change))
-
-    def _to_subscription(self, row: SubscriptionRow, period: BillingPeriod) -> Subscription:
         return Subscription(
             id=row.id,
             user_id=row.user_id,
@@ -309,6 +333,7 @@ class BillingService:
             period=period,
             created_at=as_utc(row.created_at),
             updated_at=as_utc(row.updated_at),
+            latest_change=latest_change,
         )
 
     async def _usage(

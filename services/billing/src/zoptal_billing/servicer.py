@@ -58,7 +58,21 @@ def _metric(value: pb.Metric.ValueType) -> Metric:
     return metric
 
 
+_PLAN_MESSAGES: dict[str, tuple[Plan, pb.Plan]] = {}
+
+
 def plan_to_pb(plan: Plan) -> pb.Plan:
+    """``plan`` as a message, built once per plan (the catalogue never changes while the
+    process runs). Shared: callers put it into replies, which copy it, and never change it."""
+    cached = _PLAN_MESSAGES.get(plan.id)
+    if cached is not None and cached[0] is plan:
+        return cached[1]
+    message = _plan_message(plan)
+    _PLAN_MESSAGES[plan.id] = (plan, message)
+    return message
+
+
+def _plan_message(plan: Plan) -> pb.Plan:
     return pb.Plan(
         id=plan.id,
         name=plan.name,

@@ -47,7 +47,12 @@ class ProjectApp:
         clients: GrpcClientManager | None = None,
     ) -> None:
         self.settings = settings
-        self.database = Database(settings.database_url, application_name="zoptal-project")
+        # No overflow: under load, connections beyond the pool were opened (TLS attempt,
+        # authentication) and closed again call after call; calls now queue for one of ten
+        # instead, more than PostgreSQL on a few cores answers at once (docs/benchmarks.md).
+        self.database = Database(
+            settings.database_url, application_name="zoptal-project", pool_size=10, max_overflow=0
+        )
         # Project's own token for its peers, and the tokens revoked through Auth (polled from
         # ListRevocations, asked on every call).
         self.peers = PeerAccess(settings, clock=clock, clients=clients)

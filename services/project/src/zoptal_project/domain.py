@@ -4,16 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from meshcore.timeutil import as_utc
 
 from zoptal_project.access import Role
-from zoptal_project.models import MemberRow, ProjectRow
+from zoptal_project.models import MemberRow
 
-__all__ = ["Member", "Page", "Project"]
+__all__ = ["Member", "Page", "Project", "ProjectRecord"]
 
 T = TypeVar("T")
+
+
+class ProjectRecord(Protocol):
+    """A stored project as read: an ORM ``ProjectRow`` or a Core row with its columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def member_count(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +49,7 @@ class Project:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: ProjectRow) -> Project:
+    def of(cls, row: ProjectRecord) -> Project:
         return cls(
             id=row.id,
             name=row.name,

@@ -1,4 +1,6 @@
-"""Project's queries. One ``ProjectRepository`` per unit of work (it wraps one session).
+"""Project's queries. One ``ProjectRepository`` per unit of work (it wraps one session);
+``ProjectReads`` answers the hot reads in one statement each, on a connection without a
+transaction (``Database.read()``), with Core statements built once at import.
 
 Every read that serves a client filters on ``state = 'active'``: rows still being created, and
 memberships Billing has not confirmed, do not exist as far as clients can tell.
@@ -10,16 +12,116 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from zoptal_project.models import MemberRow, ProjectRow, UsageOutboxRow
 
-__all__ = ["ACTIVE", "CREATING", "PENDING", "ProjectRepository"]
+__all__ = ["ACTIVE", "CREATING", "PENDING", "ProjectReads", "ProjectRepository"]
 
 CREATING = "creating"
 PENDING = "pending"
 ACTIVE = "active"
+
+Record = Row[*tuple[Any, ...]]
+"""A row of a Core statement: its columns by name (``row.name``, ``row.role``)."""
+
+_tables = ProjectRow.metadata.tables
+_projects, _members = _tables[ProjectRow.__tablename__], _tables[MemberRow.__tablename__]
+_PROJECT_COLUMNS = tuple(
+    _projects.c[name]
+    for name in ("id", "name", "description", "owner_id", "version", "member_count",
+                 "created_at", "updated_at")
+)  # fmt: skip
+"""What a client sees of a project (``domain.Project``)."""
+
+_PROJECT_WITH_ROLE = (
+    select(*_PROJECT_COLUMNS, _members.c.role)
+    .select_from(
+        _projects.outerjoin(
+            _members,
+            and_(
+                _members.c.project_id == _projects.c.id,
+                _members.c.user_id == bindparam("user_id"),
+                _members.c.state == ACTIVE,
+            ),
+        )
+    )
+    .where(_projects.c.id == bindparam("project_id"), _projects.c.state == ACTIVE)
+)
+_USER_PROJECTS = (
+    select(*_PROJECT_COLUMNS, _members.c.role, func.count().over().label("total"))
+    .join(_members, _members.c.project_id == _projects.c.id)
+    .where(
+        _members.c.user_id == bindparam("user_id"),
+        _members.c.state == ACTIVE,
+        _projects.c.state == ACTIVE,
+    )
+    .order_by(_projects.c.created_at.desc(), _projects.c.id.desc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_USER_PROJECT_COUNT = (
+    select(func.count())
+    .select_from(_projects.join(_members, _members.c.project_id == _projects.c.id))
+    .where(
+        _members.c.user_id == bindparam("user_id"),
+        _members.c.state == ACTIVE,
+        _projects.c.state == ACTIVE,
+    )
+)
+
+
+_BY_REQUEST_ID = select(*_PROJECT_COLUMNS, _projects.c.state, _projects.c.name_key,
+                        _projects.c.caller).where(
+    _projects.c.owner_id == bindparam("owner_id"),
+    _projects.c.caller == bindparam("caller"),
+    _projects.c.request_id == bindparam("request_id"),
+)  # fmt: skip
+_ACTIVATE = (
+    update(_projects)
+    .where(_projects.c.id == bindparam("project_id"), _projects.c.state == CREATING)
+    .values(state=ACTIVE, updated_at=bindparam("now"))
+    .returning(*_PROJECT_COLUMNS)
+)
+# Table-level statements: executed through a session they skip the ORM's bulk-insert machinery,
+# which cost more than the database round trip on the create path.
+_INSERT_PROJECT, _INSERT_MEMBER = insert(_projects), insert(_members)
+_INSERT_USAGE = insert(_tables[UsageOutboxRow.__tablename__])
+
+
+class ProjectReads:
+    """The reads GetProject, CheckAccess and ListUserProjects make, one statement each."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def project_with_role(self, project_id: str, user_id: str) -> Record | None:
+        """The active project (``_PROJECT_COLUMNS``) and ``user_id``'s active role in it
+        (``role``, None when not a member); None when there is no such active project."""
+        result = await self.connection.execute(
+            _PROJECT_WITH_ROLE, {"project_id": project_id, "user_id": user_id}
+        )
+        return result.first()
+
+    async def user_projects(
+        self, user_id: str, *, offset: int, limit: int
+    ) -> tuple[Sequence[Record], int]:
+        """A page of the user's projects with their ``role``, newest first, and the total."""
+        params = {"user_id": user_id, "offset": offset, "limit": limit}
+        page = (await self.connection.execute(_USER_PROJECTS, params)).all()
+        if page:
+            return page, int(page[0].total)
+        if offset == 0:
+            return page, 0
+        # A page past the end: the window had no row to count on.
+        total = await self.connection.scalar(_USER_PROJECT_COUNT, {"user_id": user_id})
+        return page, int(total or 0)
+
+    async def by_request_id(self, owner_id: str, caller: str, request_id: str) -> Record | None:
+        """See ``ProjectRepository.project_by_request_id``."""
+        params = {"owner_id": owner_id, "caller": caller, "request_id": request_id}
+        return (await self.connection.execute(_BY_REQUEST_ID, params)).first()
 
 
 class ProjectRepository:
@@ -30,9 +132,8 @@ class ProjectRepository:
 
     async def add_project(self, project: Mapping[str, Any], owner: Mapping[str, Any]) -> None:
         """Insert a project and its owner's membership (IntegrityError on a name clash)."""
-        await self.session.execute(insert(ProjectRow).values(**project))
-        await self.session.execute(insert(MemberRow).values(**owner))
-        await self.session.flush()
+        await self.session.execute(_INSERT_PROJECT, dict(project))
+        await self.session.execute(_INSERT_MEMBER, dict(owner))
 
     async def project(self, project_id: str, *, for_update: bool = False) -> ProjectRow | None:
         query = (
@@ -52,23 +153,17 @@ class ProjectRepository:
 
     async def project_by_request_id(
         self, owner_id: str, caller: str, request_id: str
-    ) -> ProjectRow | None:
-        """The project of ``owner_id`` that ``caller`` created with ``request_id`` (any state)."""
-        query = select(ProjectRow).where(
-            ProjectRow.owner_id == owner_id,
-            ProjectRow.caller == caller,
-            ProjectRow.request_id == request_id,
-        )
-        return (await self.session.scalars(query)).one_or_none()
+    ) -> Record | None:
+        """The project of ``owner_id`` that ``caller`` created with ``request_id`` (any state):
+        the client's columns, ``state``, ``name_key`` and ``caller``."""
+        params = {"owner_id": owner_id, "caller": caller, "request_id": request_id}
+        return (await self.session.execute(_BY_REQUEST_ID, params)).first()
 
-    async def activate_project(self, project_id: str, now: datetime) -> bool:
-        """``creating`` -> ``active``; False if the row is gone (a sweeper gave up on it)."""
-        result = await self.session.execute(
-            update(ProjectRow)
-            .where(ProjectRow.id == project_id, ProjectRow.state == CREATING)
-            .values(state=ACTIVE, updated_at=now)
-        )
-        return bool(getattr(result, "rowcount", 0))
+    async def activate_project(self, project_id: str, now: datetime) -> Record | None:
+        """``creating`` -> ``active``: the project as clients now see it, or None if the row is
+        gone (a sweeper gave up on it)."""
+        result = await self.session.execute(_ACTIVATE, {"project_id": project_id, "now": now})
+        return result.first()
 
     async def delete_project(self, project_id: str, *, state: str | None = None) -> bool:
         query = delete(ProjectRow).where(ProjectRow.id == project_id)
@@ -98,27 +193,6 @@ class ProjectRepository:
             .where(ProjectRow.id == project_id)
             .values(member_count=ProjectRow.member_count + delta)
         )
-
-    async def user_projects(
-        self, user_id: str, *, offset: int, limit: int
-    ) -> tuple[Sequence[tuple[ProjectRow, str]], int]:
-        """A page of the user's projects with their role, newest first, and the total count."""
-        joined = (
-            select(ProjectRow, MemberRow.role)
-            .join(MemberRow, MemberRow.project_id == ProjectRow.id)
-            .where(
-                MemberRow.user_id == user_id,
-                MemberRow.state == ACTIVE,
-                ProjectRow.state == ACTIVE,
-            )
-        )
-        total = await self.session.scalar(select(func.count()).select_from(joined.subquery()))
-        page = await self.session.execute(
-            joined.order_by(ProjectRow.created_at.desc(), ProjectRow.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        return [(row[0], row[1]) for row in page.all()], int(total or 0)
 
     async def stale_creations(self, before: datetime, limit: int) -> Sequence[ProjectRow]:
         query = (
@@ -223,7 +297,7 @@ class ProjectRepository:
 
     async def enqueue_usage(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(UsageOutboxRow), [dict(row) for row in rows])
+            await self.session.execute(_INSERT_USAGE, [dict(row) for row in rows])
 
     async def next_usage(self, limit: int) -> Sequence[UsageOutboxRow]:
         """The oldest queued calls, in the order they must reach Billing."""

@@ -62,7 +62,7 @@ from zoptal_project.domain import Page, Project
 from zoptal_project.models import MemberRow, ProjectRow
 from zoptal_project.ports import AnalyticsGateway, BilledMetric, BillingGateway
 from zoptal_project.reasons import ProjectReason
-from zoptal_project.repository import ACTIVE, CREATING, ProjectRepository
+from zoptal_project.repository import ACTIVE, CREATING, ProjectReads, ProjectRepository
 from zoptal_project.usage_outbox import compensation, queued_usage, seat_key
 from zoptal_project.validation import name_key
 
@@ -207,7 +207,8 @@ class ProjectService:
     async def _activate(self, owner: str, project_id: str, now: datetime) -> Project:
         async with self._db.session() as session:
             repository = ProjectRepository(session)
-            if not await repository.activate_project(project_id, utc_now(self._clock)):
+            row = await repository.activate_project(project_id, utc_now(self._clock))
+            if row is None:
                 raise Aborted("the create was abandoned before it completed; retry it")
             # The owner's seat counts towards the members-per-project limit; it is queued
             # rather than called so that creating a project costs one Billing write, not two.
@@ -223,9 +224,7 @@ class ProjectService:
                     )
                 ]
             )
-            row = await repository.project(project_id)
-            assert row is not None
-            return Project.of(row)
+        return Project.of(row)
 
     async def _charge_project(self, owner: str, project_id: str) -> None:
         """RecordUsage for the new project; on failure leave nothing visible behind."""
@@ -282,9 +281,8 @@ class ProjectService:
         key = ("create", owner, caller, request_id)
         waited = 0.0
         while True:
-            async with self._db.session() as session:
-                repository = ProjectRepository(session)
-                row = await repository.project_by_request_id(owner, caller, request_id)
+            async with self._db.read() as connection:
+                row = await ProjectReads(connection).by_request_id(owner, caller, request_id)
             if row is None:
                 if self._completions.running(key) in (None, asyncio.current_task()):
                     return None
@@ -323,12 +321,11 @@ class ProjectService:
     async def get_project(
         self, principal: Principal, project_id: str
     ) -> tuple[Project, Role | None]:
-        async with self._db.session() as session:
-            repository = ProjectRepository(session)
-            row = await repository.project(project_id)
-            role = await self._role(repository, project_id, principal.subject)
+        async with self._db.read() as connection:
+            row = await ProjectReads(connection).project_with_role(project_id, principal.subject)
         if row is None:
             raise NotFound("project", project_id)
+        role = _role_of(row.role)
         ensure_allowed(principal, project_id, role, Action.READ)
         return Project.of(row), role
 
@@ -340,11 +337,11 @@ class ProjectService:
             raise PermissionDenied("you may list only your own projects")
         if principal.is_service and not user_id:
             raise InvalidArgument("user_id", "is required when a service lists projects")
-        async with self._db.session() as session:
-            rows, total = await ProjectRepository(session).user_projects(
+        async with self._db.read() as connection:
+            rows, total = await ProjectReads(connection).user_projects(
                 user, offset=(page - 1) * limit, limit=limit
             )
-        items = [(Project.of(row), Role(role)) for row, role in rows]
+        items = [(Project.of(row), Role(row.role)) for row in rows]
         return Page(items=items, total_count=total, page=page, limit=limit)
 
     async def check_access(
@@ -353,12 +350,11 @@ class ProjectService:
         privileged = may_read_any(principal)
         if not privileged and user_id != principal.subject:
             raise PermissionDenied("you may check only your own access")
-        async with self._db.session() as session:
-            repository = ProjectRepository(session)
-            exists = await repository.project(project_id) is not None
-            role = await self._role(repository, project_id, user_id)
+        async with self._db.read() as connection:
+            row = await ProjectReads(connection).project_with_role(project_id, user_id)
+        role = None if row is None else _role_of(row.role)
         # A user asking about a project they are not in learns nothing: it is NOT_FOUND.
-        if not exists or (role is None and not privileged):
+        if row is None or (role is None and not privileged):
             raise NotFound("project", project_id)
         return role_allows(role, action), role
 
@@ -439,8 +435,7 @@ class ProjectService:
 
     @staticmethod
     async def _role(repository: ProjectRepository, project_id: str, user_id: str) -> Role | None:
-        role = await repository.active_role(project_id, user_id)
-        return Role(role) if role is not None else None
+        return _role_of(await repository.active_role(project_id, user_id))
 
     def _usage_queued(self) -> None:
         if self._on_usage_queued is not None:
@@ -461,6 +456,10 @@ class ProjectService:
         """Wait for mutations still finishing and analytics events in flight (on shutdown, and
         in tests)."""
         await self._completions.drain()
+
+
+def _role_of(role: str | None) -> Role | None:
+    return Role(role) if role is not None else None
 
 
 def _release_rows(
