@@ -25,7 +25,7 @@ from zoptal.project.v1 import project_pb2 as project
 
 from tests.fuzz.calls import Metadata
 from tests.fuzz.conftest import ClientCredentials, Identity, Mesh
-from tests.fuzz.platform import PASSWORD
+from tests.mesh import PASSWORD
 
 __all__ = ["BASELINES", "Baseline", "Scene", "prepare_scene"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,16 @@ from zoptal.project.v1 import project_pb2
 from tests.conftest import _admin
 from tests.fuzz.calls import Metadata, bearer, call, service_header
 from tests.fuzz.catalogue import ALL_RPCS, SERVICE_MODULES, Rpc
-from tests.fuzz.platform import (
+from tests.fuzz.tokens import ALL_SERVICE_PERMISSIONS
+from tests.identities import credential_of
+from tests.mesh import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     PASSWORD,
     BackgroundLoop,
-    RunningPlatform,
-    platform,
+    InProcessMesh,
+    serve_mesh,
 )
-from tests.fuzz.tokens import ALL_SERVICE_PERMISSIONS
-from tests.identities import credential_of
 from tests.requirements import require_reachable
 
 RENEW_BEFORE_SECONDS = 60.0
@@ -67,10 +67,7 @@ class ClientCredentials:
 @dataclass(repr=False)
 class Mesh:
     channels: dict[str, grpc.Channel]
-    addresses: dict[str, str]  # host:port by service, for clients that are not grpc channels
-    jwks_url: str
-    signing_key: SigningKey
-    running: RunningPlatform
+    running: InProcessMesh
     admin: Identity
     alice: Identity
     bob: Identity
@@ -79,6 +76,19 @@ class Mesh:
     operator: ClientCredentials | None = None
     """The admin-created service account holding every permission (set up by ``_populate``)."""
     _issued: dict[ClientCredentials, tuple[str, float]] = field(default_factory=dict)
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        """``host:port`` by service, for clients that are not grpc channels."""
+        return self.running.addresses
+
+    @property
+    def jwks_url(self) -> str:
+        return self.running.jwks_url
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return self.running.signing_key
 
     def issue(self, credentials: ClientCredentials) -> str:
         """Auth's IssueServiceToken for ``credentials``; cached until it nears expiry."""
@@ -184,16 +194,14 @@ def background_loop() -> Iterator[BackgroundLoop]:
 
 @contextlib.contextmanager
 def running_mesh(
-    loop: BackgroundLoop, data_dir: Path, url_for: Callable[[str], str] | None = None
+    loop: BackgroundLoop, data_dir: Path, database_urls: Mapping[str, str] | None = None
 ) -> Iterator[Mesh]:
-    """The five services on ``loop`` (databases from ``url_for``, else SQLite), populated."""
-    running = platform(data_dir, url_for)
-    addresses = loop.run(running.__aenter__())
-    channels = {
-        name: grpc.insecure_channel(address) for name, address in addresses.by_service.items()
-    }
+    """The five services on ``loop`` (databases from ``database_urls``, else SQLite), populated."""
+    running = serve_mesh(data_dir, database_urls)
+    served = loop.run(running.__aenter__())
+    channels = {name: grpc.insecure_channel(address) for name, address in served.addresses.items()}
     try:
-        yield _populate(channels, addresses)
+        yield _populate(channels, served)
     finally:
         for channel in channels.values():
             channel.close()
@@ -222,7 +230,10 @@ def postgres_mesh(
         with running_mesh(
             background_loop,
             tmp_path_factory.mktemp("fuzz-postgres"),
-            lambda service: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{names[service]}",
+            {
+                svc: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+                for svc, name in names.items()
+            },
         ) as running:
             yield running
     finally:
@@ -230,20 +241,11 @@ def postgres_mesh(
             _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _populate(channels: dict[str, grpc.Channel], running: RunningPlatform) -> Mesh:
+def _populate(channels: dict[str, grpc.Channel], running: InProcessMesh) -> Mesh:
     admin = _login(channels, ADMIN_EMAIL, ADMIN_PASSWORD)
     alice = _register(channels, "alice@example.com")
     bob = _register(channels, "bob@example.com")
-    partial = Mesh(
-        channels,
-        running.by_service,
-        running.jwks_url,
-        running.signing_key,
-        running,
-        admin,
-        alice,
-        bob,
-    )
+    partial = Mesh(channels, running, admin, alice, bob)
     partial.operator = partial.create_service_account(
         f"fuzz-operator-{uuid.uuid4().hex[:8]}", ALL_SERVICE_PERMISSIONS
     )

@@ -21,8 +21,8 @@ from zoptal.project.v1 import project_pb2 as P
 from tests.fuzz.calls import Metadata, call, describe, service_header
 from tests.fuzz.catalogue import ALL_RPCS, Rpc
 from tests.fuzz.conftest import ClientCredentials, Mesh
-from tests.fuzz.platform import PASSWORD
 from tests.fuzz.targets import CASES, Victim
+from tests.mesh import PASSWORD
 
 REFUSALS = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND})
 ID_FIELDS = frozenset({"user_id", "owner_id", "project_id", "notification_id"})

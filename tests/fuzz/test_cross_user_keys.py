@@ -19,7 +19,7 @@ from zoptal.project.v1 import project_pb2 as P
 
 from tests.fuzz.calls import Metadata, bearer
 from tests.fuzz.conftest import Mesh
-from tests.fuzz.platform import PASSWORD
+from tests.mesh import PASSWORD
 
 
 def _new_user(mesh: Mesh) -> tuple[str, Metadata]:

@@ -20,8 +20,8 @@ from zoptal.auth.v1 import auth_pb2 as auth
 from tests.fuzz.calls import call, leaks_internals
 from tests.fuzz.catalogue import ALL_RPCS, Rpc
 from tests.fuzz.conftest import Mesh
-from tests.fuzz.platform import PASSWORD
 from tests.fuzz.targets import CASES, Victim
+from tests.mesh import PASSWORD
 
 RPCS = {str(rpc): rpc for rpc in ALL_RPCS}
 SERVICE_ONLY = {"billing.RecordUsage", "auth.ListRevocations"}

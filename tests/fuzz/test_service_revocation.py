@@ -30,7 +30,7 @@ from zoptal_auth.service_identity import credentials_path
 from tests.fuzz.calls import Metadata, Outcome, call, describe, service_header
 from tests.fuzz.catalogue import ALL_RPCS, Rpc
 from tests.fuzz.conftest import ClientCredentials, Mesh, running_mesh
-from tests.fuzz.platform import BackgroundLoop
+from tests.mesh import BackgroundLoop
 
 WITHIN_SECONDS = 30.0
 """Revocations reach every verifier within REVOCATION_SYNC_SECONDS (1 s here); tokens live 300 s."""

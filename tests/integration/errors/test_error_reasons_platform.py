@@ -1,7 +1,7 @@
 """Every error reason, produced by a real call to the real services and read by the typed clients.
 
 The five services run in-process behind their production interceptor chains
-(``tests/fuzz/platform.py``); each test makes the failing call through ``zoptal.clients`` and
+(``tests/mesh.py``); each test makes the failing call through ``zoptal.clients`` and
 checks what ``zoptal.clients.errors.ApiError`` exposes: the reason, its domain, the field
 violations, the retry delay (only where waiting helps) and the resource. Billing's own reasons
 need a fake clock and another payment provider: tests/integration/billing/
@@ -45,9 +45,9 @@ from zoptal.clients.errors import (
 )
 from zoptal.project.v1 import project_pb2
 
-from tests.fuzz.platform import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, RunningPlatform, platform
 from tests.fuzz.tokens import user_claims
 from tests.identities import credential_of
+from tests.mesh import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, InProcessMesh, serve_mesh
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -56,7 +56,7 @@ Metadata = tuple[tuple[str, str], ...]
 
 @dataclass
 class Mesh:
-    running: RunningPlatform
+    running: InProcessMesh
     auth: AuthServiceClient
     project: ProjectServiceClient
     billing: BillingServiceClient
@@ -88,9 +88,9 @@ def bearer(token: str) -> Metadata:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     data_dir: Path = tmp_path_factory.mktemp("error-reasons")
-    async with platform(data_dir) as running:
+    async with serve_mesh(data_dir) as running:
         manager = create_grpc_client_manager(
-            dict(running.by_service), interceptors=(), health_checks=False
+            running.addresses, interceptors=(), health_checks=False
         )
         async with manager:
             yield Mesh(

@@ -4,9 +4,7 @@ Billing on PostgreSQL and Project on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,17 +14,11 @@ from zoptal.project.v1 import project_pb2 as pb
 from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.repository import ProjectRepository
 
-from tests.integration.project.mesh_harness import Mesh, running_mesh
 from tests.integration.project.test_project_journey import expect, projects_used
+from tests.mesh import InProcessMesh
 from tests.migrating import upgrade_with_rows
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def mesh(tmp_path: Path, postgres_url: str, billing_postgres_url: str) -> AsyncIterator[Mesh]:
-    async with running_mesh(tmp_path, postgres_url, billing_postgres_url) as running:
-        yield running
 
 
 def _create(name: str, request_id: str, owner_id: str = "") -> pb.CreateProjectRequest:
@@ -34,7 +26,7 @@ def _create(name: str, request_id: str, owner_id: str = "") -> pb.CreateProjectR
 
 
 async def test_two_users_an_admin_and_a_service_reusing_a_request_id_each_create(
-    mesh: Mesh,
+    mesh: InProcessMesh,
 ) -> None:
     """Ada and Bob both use "req-1"; the admin and a service then use it creating for Ada:
     four projects, each caller's retry returns its own, and nobody is told about another's."""
@@ -75,7 +67,7 @@ async def test_two_users_an_admin_and_a_service_reusing_a_request_id_each_create
     assert await projects_used(mesh, bob, bob_bearer) == 1
 
 
-async def test_racing_retries_by_two_callers_create_one_project_each(mesh: Mesh) -> None:
+async def test_racing_retries_by_two_callers_create_one_project_each(mesh: InProcessMesh) -> None:
     """Ada and a service (for Ada) each send six concurrent creates with "race-1": two
     projects, each caller's answers all naming its own, counted twice in Billing."""
     ada, ada_bearer = await mesh.user("ada@example.com")

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import pytest
 from zoptal.billing.v1 import billing_pb2
 from zoptal.project.v1 import project_pb2 as pb
 
-from tests.integration.project.mesh_harness import Mesh, running_mesh
+from tests.mesh import InProcessMesh
 
 pytestmark = pytest.mark.postgres
 
@@ -32,13 +31,7 @@ MEMBERS = 30
 IN_FLIGHT = 4
 
 
-@pytest.fixture
-async def mesh(tmp_path: Path, postgres_url: str, billing_postgres_url: str) -> AsyncIterator[Mesh]:
-    async with running_mesh(tmp_path, postgres_url, billing_postgres_url) as running:
-        yield running
-
-
-async def on_pro(mesh: Mesh, user_id: str) -> None:
+async def on_pro(mesh: InProcessMesh, user_id: str) -> None:
     _, admin = await mesh.admin("root@example.com")
     await mesh.billing.ChangeSubscription(
         billing_pb2.ChangeSubscriptionRequest(user_id=user_id, plan_id="pro", complimentary=True),
@@ -66,7 +59,11 @@ async def until_answered(
 
 
 async def billing_used(
-    mesh: Mesh, bearer: Sequence[tuple[str, str]], user_id: str, metric: int, scope: str = ""
+    mesh: InProcessMesh,
+    bearer: Sequence[tuple[str, str]],
+    user_id: str,
+    metric: int,
+    scope: str = "",
 ) -> int:
     reply = await mesh.billing.CheckSubscriptionLimits(
         billing_pb2.CheckSubscriptionLimitsRequest(
@@ -80,7 +77,7 @@ async def billing_used(
     return int(reply.current_usage)
 
 
-async def settled(mesh: Mesh) -> None:
+async def settled(mesh: InProcessMesh) -> None:
     """Everything the server still finishes is finished, and the usage outbox is delivered."""
     await mesh.project_app.completions.drain()
     for _ in range(200):
@@ -91,7 +88,7 @@ async def settled(mesh: Mesh) -> None:
 
 
 async def test_creates_with_tiny_deadlines_end_counted_once_and_retries_get_them(
-    mesh: Mesh,
+    mesh: InProcessMesh,
 ) -> None:
     ada, bearer = await mesh.user("ada@example.com")
     await on_pro(mesh, ada)
@@ -147,7 +144,7 @@ async def test_creates_with_tiny_deadlines_end_counted_once_and_retries_get_them
     assert code == grpc.StatusCode.OK
 
 
-async def test_member_adds_with_tiny_deadlines_end_counted_once(mesh: Mesh) -> None:
+async def test_member_adds_with_tiny_deadlines_end_counted_once(mesh: InProcessMesh) -> None:
     ada, bearer = await mesh.user("ada@example.com")
     await on_pro(mesh, ada)
     project = (

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -15,15 +13,9 @@ from zoptal.notification.v1 import notification_pb2
 from zoptal.project.v1 import project_pb2 as pb
 from zoptal_billing.models import ThresholdNoticeRow
 
-from tests.integration.project.mesh_harness import Mesh, running_mesh
+from tests.mesh import InProcessMesh, RecordingAnalytics
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def mesh(tmp_path: Path, postgres_url: str, billing_postgres_url: str) -> AsyncIterator[Mesh]:
-    async with running_mesh(tmp_path, postgres_url, billing_postgres_url) as running:
-        yield running
 
 
 async def expect(code: grpc.StatusCode, call: object) -> str:
@@ -33,14 +25,16 @@ async def expect(code: grpc.StatusCode, call: object) -> str:
     return error.value.details() or ""
 
 
-async def projects_used(mesh: Mesh, user_id: str, bearer: object) -> int:
+async def projects_used(mesh: InProcessMesh, user_id: str, bearer: object) -> int:
     reply = await mesh.billing.GetUserSubscription(
         billing_pb2.GetUserSubscriptionRequest(user_id=user_id), metadata=bearer
     )
     return next(u.used for u in reply.usage if u.metric == billing_pb2.METRIC_PROJECTS)
 
 
-async def test_create_project_journey_counts_usage_and_tracks_the_event(mesh: Mesh) -> None:
+async def test_create_project_journey_counts_usage_and_tracks_the_event(
+    mesh: InProcessMesh, analytics: RecordingAnalytics
+) -> None:
     """A new user creates a project: it is readable, listed, counted once, tracked once."""
     ada, bearer = await mesh.user("ada@example.com")
     created = await mesh.project.CreateProject(
@@ -63,13 +57,13 @@ async def test_create_project_journey_counts_usage_and_tracks_the_event(mesh: Me
     assert again.project.id == project.id
     assert await projects_used(mesh, ada, bearer) == 1
     async with asyncio.timeout(5):
-        await mesh.analytics.arrived.wait()
-    assert [(e.name, e.user_id) for e in mesh.analytics.events] == [("project.created", ada)]
-    assert mesh.analytics.events[0].event_id == f"project.created:{project.id}"
-    assert all(mesh.analytics.service_tokens), "calls between services carry a service token"
+        await analytics.arrived.wait()
+    assert [(e.name, e.user_id) for e in analytics.events] == [("project.created", ada)]
+    assert analytics.events[0].event_id == f"project.created:{project.id}"
+    assert all(analytics.service_tokens), "calls between services carry a service token"
 
 
-async def test_reaching_the_plan_limit_emails_once_per_threshold(mesh: Mesh) -> None:
+async def test_reaching_the_plan_limit_emails_once_per_threshold(mesh: InProcessMesh) -> None:
     """Three projects on free: the third is 80 % and 100 % at once, so one email, the 100 %
     one, is queued once; the fourth is refused."""
     ada, bearer = await mesh.user("ada@example.com")
@@ -101,7 +95,7 @@ async def test_reaching_the_plan_limit_emails_once_per_threshold(mesh: Mesh) -> 
     assert await emails() == ["You have reached your plan's limit of 3 projects"]
 
 
-async def test_free_plan_limit_is_exact_under_concurrent_creates(mesh: Mesh) -> None:
+async def test_free_plan_limit_is_exact_under_concurrent_creates(mesh: InProcessMesh) -> None:
     """Eight racing creates on the free plan: three projects exist and Billing counts three."""
     ada, bearer = await mesh.user("ada@example.com")
     results = await asyncio.gather(
@@ -119,7 +113,7 @@ async def test_free_plan_limit_is_exact_under_concurrent_creates(mesh: Mesh) -> 
     assert await projects_used(mesh, ada, bearer) == 3
 
 
-async def test_another_user_can_neither_read_nor_change_the_project(mesh: Mesh) -> None:
+async def test_another_user_can_neither_read_nor_change_the_project(mesh: InProcessMesh) -> None:
     """Bob gets NOT_FOUND for Ada's project id on every RPC; nothing of it leaks."""
     _, ada = await mesh.user("ada@example.com")
     _, bob = await mesh.user("bob@example.com")
@@ -154,7 +148,7 @@ async def test_another_user_can_neither_read_nor_change_the_project(mesh: Mesh) 
     assert (unchanged.project.name, unchanged.project.version) == ("Secret", 1)
 
 
-async def test_members_are_checked_in_auth_and_counted_in_billing(mesh: Mesh) -> None:
+async def test_members_are_checked_in_auth_and_counted_in_billing(mesh: InProcessMesh) -> None:
     """Ada adds Bob (who exists in Auth) as editor; Bob can update; a stranger id is NOT_FOUND."""
     ada_id, ada = await mesh.user("ada@example.com")
     bob_id, bob = await mesh.user("bob@example.com")
@@ -200,7 +194,7 @@ async def test_members_are_checked_in_auth_and_counted_in_billing(mesh: Mesh) ->
     assert check.current_usage == 2
 
 
-async def test_bad_input_names_the_field(mesh: Mesh) -> None:
+async def test_bad_input_names_the_field(mesh: InProcessMesh) -> None:
     """INVALID_ARGUMENT messages start with the field the client must fix."""
     _, ada = await mesh.user("ada@example.com")
     cases = [
@@ -221,10 +215,10 @@ async def test_bad_input_names_the_field(mesh: Mesh) -> None:
     assert details.startswith("limit:")
 
 
-async def test_billing_stopped_create_fails_cleanly_and_leaves_nothing(mesh: Mesh) -> None:
+async def test_billing_stopped_create_fails_cleanly_and_leaves_nothing(mesh: InProcessMesh) -> None:
     """With Billing down CreateProject is UNAVAILABLE and no project, visible or not, remains."""
     _, ada = await mesh.user("ada@example.com")
-    await mesh.billing_server.server.stop()
+    await mesh.servers["billing"].server.stop()
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await mesh.project.CreateProject(pb.CreateProjectRequest(name="Doomed"), metadata=ada)
     outage = api_error(failed.value)  # what a typed client raises
@@ -243,9 +237,11 @@ async def test_billing_stopped_create_fails_cleanly_and_leaves_nothing(mesh: Mes
         assert await session.scalar(select(func.count()).select_from(ProjectRow)) == 0
 
 
-async def test_analytics_down_never_fails_the_create(mesh: Mesh) -> None:
+async def test_analytics_down_never_fails_the_create(
+    mesh: InProcessMesh, analytics: RecordingAnalytics
+) -> None:
     """A failing Analytics is off the critical path."""
     _, ada = await mesh.user("ada@example.com")
-    mesh.analytics.broken = True
+    analytics.broken = True
     created = await mesh.project.CreateProject(pb.CreateProjectRequest(name="Apollo"), metadata=ada)
     assert created.project.version == 1

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import pytest
@@ -13,7 +12,7 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal.billing.v1 import billing_pb2
 from zoptal.project.v1 import project_pb2 as pb
 
-from tests.integration.project.mesh_harness import PASSWORD, Mesh, running_mesh
+from tests.mesh import PASSWORD, InProcessMesh
 
 pytestmark = pytest.mark.postgres
 
@@ -23,13 +22,7 @@ PROPAGATION_BOUND_SECONDS = 5.0
 Metadata = Sequence[tuple[str, str]]
 
 
-@pytest.fixture
-async def mesh(tmp_path: Path, postgres_url: str, billing_postgres_url: str) -> AsyncIterator[Mesh]:
-    async with running_mesh(tmp_path, postgres_url, billing_postgres_url) as running:
-        yield running
-
-
-async def _login(mesh: Mesh, email: str) -> auth_pb2.LoginResponse:
+async def _login(mesh: InProcessMesh, email: str) -> auth_pb2.LoginResponse:
     await mesh.auth.RegisterUser(auth_pb2.RegisterUserRequest(email=email, password=PASSWORD))
     return await mesh.auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
 
@@ -51,7 +44,9 @@ async def _refused_within(call: Callable[[], Awaitable[object]]) -> float:
         await asyncio.sleep(0.05)
 
 
-async def test_a_revoked_access_token_is_refused_by_project_and_billing(mesh: Mesh) -> None:
+async def test_a_revoked_access_token_is_refused_by_project_and_billing(
+    mesh: InProcessMesh,
+) -> None:
     """Accepted (and cached) by Project, revoked through Auth, then refused within the bound."""
     login = await _login(mesh, "revoked@example.com")
     bearer = (("authorization", f"Bearer {login.access_token}"),)
@@ -72,7 +67,7 @@ async def test_a_revoked_access_token_is_refused_by_project_and_billing(mesh: Me
     await mesh.project.ListUserProjects(list_projects, metadata=fine)
 
 
-async def test_logging_out_kills_the_sessions_access_tokens_on_project(mesh: Mesh) -> None:
+async def test_logging_out_kills_the_sessions_access_tokens_on_project(mesh: InProcessMesh) -> None:
     """Revoking the refresh token (logout) revokes its family, so Project refuses the sid too."""
     login = await _login(mesh, "logout@example.com")
     bearer = (("authorization", f"Bearer {login.access_token}"),)
