@@ -7,21 +7,16 @@ broken CI machine can never pass by skipping.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
+from meshcore.testing import FakeClock
 
 from tests.requirements import require_reachable
+from tests.support import postgres_database
 
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -38,30 +33,8 @@ def usual_umask() -> Iterator[None]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, as a ``postgresql+asyncpg`` URL."""
-    require_reachable("PostgreSQL", "127.0.0.1", 5432)
-    name = f"zoptal_test_{uuid.uuid4().hex[:12]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _admin(statement: str) -> None:
-    """Run one administrative statement on its own loop in its own thread.
-
-    A thread keeps this safe whatever event loop the calling test or fixture is running.
-    """
-
-    async def run() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, run()).result()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -80,9 +53,15 @@ def redis_url() -> Iterator[str]:
         client.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def sqlite_or_postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test twice: on an embedded SQLite file and on a fresh PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock for one test; a package whose tests need another start overrides this."""
+    return FakeClock()

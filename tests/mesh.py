@@ -53,6 +53,7 @@ from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.settings import ProjectSettings
 
 from tests.identities import provision
+from tests.support import CHEAP_ARGON2
 
 __all__ = [
     "ADMIN_EMAIL",
@@ -71,11 +72,6 @@ ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = secrets.token_urlsafe(24)
 """Made for this run: Auth bootstraps the admin with it (AUTH_BOOTSTRAP_ADMIN_PASSWORD)."""
 PASSWORD = "violet tractor harbour"
-CHEAP_ARGON2: dict[str, Any] = {
-    "argon2_time_cost": 1,
-    "argon2_memory_kib": 1024,
-    "argon2_parallelism": 1,
-}
 # Tests send thousands of calls from one peer: the limiter is not what is under test here.
 COMMON: dict[str, Any] = {"metrics_port": 0, "rate_limit_max_requests": 10_000_000}
 POLL_SECONDS = 0.2

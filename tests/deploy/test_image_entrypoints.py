@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -23,16 +22,10 @@ import yaml
 from zoptal.clients.service_identity import ServiceCredential
 
 from tests.deploy.support import REPO, SERVICES
+from tests.support import free_port
 
 STOP_GRACE_SECONDS = 40  # docker-compose.yml stop_grace_period
 START_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def container_env(tmp_path: Path, svc: str, database_url: str, redis_url: str) -> dict[str, str]:

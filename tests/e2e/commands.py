@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -23,7 +22,7 @@ from zoptal.clients.service_identity import ServiceCredential
 from tests.e2e.journey import CALL_TIMEOUT, Stubs, bearer
 from tests.e2e.platform import EmbeddedPlatform
 
-__all__ = ["Done", "closed_port", "operator_credentials", "platform_env", "run_module"]
+__all__ = ["Done", "operator_credentials", "platform_env", "run_module"]
 
 COMMAND_TIMEOUT = 120.0
 
@@ -95,11 +94,3 @@ def operator_credentials(
     )
     credential.write(path)
     return credential
-
-
-def closed_port() -> int:
-    """A local port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port

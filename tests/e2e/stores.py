@@ -13,6 +13,8 @@ import os
 import asyncpg  # type: ignore[import-untyped]
 import redis
 
+from tests.support import POSTGRES_ADMIN_DSN
+
 __all__ = [
     "E2E_POSTGRES_URL",
     "E2E_REDIS_DB",
@@ -22,9 +24,6 @@ __all__ = [
     "redis_key_count",
 ]
 
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 E2E_POSTGRES_URL = POSTGRES_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://", 1)
 REDIS_SERVER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
 E2E_REDIS_DB = 14

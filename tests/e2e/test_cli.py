@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.commands import Done, closed_port, operator_credentials, platform_env, run_module
+from tests.e2e.commands import Done, operator_credentials, platform_env, run_module
 from tests.e2e.journey import PASSWORD, Stubs, User, open_stubs, register_and_login
 from tests.e2e.platform import EmbeddedPlatform
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -148,7 +149,7 @@ def test_health_reports_every_service_and_fails_for_a_dead_one(env: dict[str, st
     }  # fmt: skip
     assert {row["status"] for row in rows} == {"SERVING"}
 
-    dead = zoptal(env, "--timeout", "2", "--addr", f"billing=127.0.0.1:{closed_port()}", "health")
+    dead = zoptal(env, "--timeout", "2", "--addr", f"billing=127.0.0.1:{free_port()}", "health")
     assert dead.returncode == 1
     by_service = {row["service"]: row["status"] for row in dead.json()}
     assert by_service["billing"] == "UNAVAILABLE"

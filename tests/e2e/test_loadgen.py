@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.commands import closed_port, operator_credentials, platform_env, run_module
+from tests.e2e.commands import operator_credentials, platform_env, run_module
 from tests.e2e.journey import Stubs, open_stubs
 from tests.e2e.platform import EmbeddedPlatform
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +66,7 @@ def test_a_short_run_passes_and_cleans_up(
 def test_a_dead_platform_fails_the_threshold(
     embedded_platform: EmbeddedPlatform, tmp_path: Path
 ) -> None:
-    port = closed_port()
+    port = free_port()
     addresses = [f"--addr={svc}=127.0.0.1:{port}" for svc in ONE_PER_SERVICE]
     done = run_module(
         "zoptal_loadgen",

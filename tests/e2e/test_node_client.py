@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 
 import pytest
 
 from tests.e2e.platform import REPO_ROOT, EmbeddedPlatform
 from tests.requirements import requirement_missing
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def test_the_node_journey_fails_on_an_unexpected_status(
     env = {
         **os.environ,
         **embedded_platform.client_env(),
-        "BILLING_ADDR": f"127.0.0.1:{_closed_port()}",
+        "BILLING_ADDR": f"127.0.0.1:{free_port()}",
     }
     result = _run([node, "journey.mjs"], JOURNEY_TIMEOUT_SECONDS, env)
     assert result.returncode != 0, result.stdout
@@ -107,10 +107,3 @@ def test_the_status_decoder(node: str) -> None:
     """``node --test``: the google.rpc details decoder on hand-made trailers."""
     done = _run([node, "--test", "status.test.mjs"], JOURNEY_TIMEOUT_SECONDS)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-
-
-def _closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

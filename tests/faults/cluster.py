@@ -40,7 +40,8 @@ from zoptal_auth.service_identity import credentials_path
 from zoptal_platform.catalogue import SERVICES, ServiceSpec
 
 from tests.faults.operator import Metadata, Operator
-from tests.faults.stores import PrivatePostgres, PrivateRedis, free_port
+from tests.faults.stores import PrivatePostgres, PrivateRedis
+from tests.support import free_port
 
 __all__ = ["Cluster", "ServiceProcess"]
 

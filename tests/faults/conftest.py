@@ -23,8 +23,9 @@ from aiosmtpd.controller import Controller
 
 from tests.faults.cluster import Cluster, build_cluster
 from tests.faults.journey import Clients, open_clients
-from tests.faults.stores import PrivatePostgres, PrivateRedis, free_port
+from tests.faults.stores import PrivatePostgres, PrivateRedis
 from tests.integration.notification.conftest import SmtpSink
+from tests.support import free_port
 
 
 @pytest.fixture(scope="session")

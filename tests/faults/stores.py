@@ -18,13 +18,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support import free_port
+
 __all__ = ["PrivatePostgres", "PrivateRedis", "free_port", "wait_for_port"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

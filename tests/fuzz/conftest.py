@@ -26,7 +26,6 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal.notification.v1 import notification_pb2
 from zoptal.project.v1 import project_pb2
 
-from tests.conftest import _admin
 from tests.fuzz.calls import Metadata, bearer, call, service_header
 from tests.fuzz.catalogue import ALL_RPCS, SERVICE_MODULES, Rpc
 from tests.fuzz.tokens import ALL_SERVICE_PERMISSIONS
@@ -39,7 +38,7 @@ from tests.mesh import (
     InProcessMesh,
     serve_mesh,
 )
-from tests.requirements import require_reachable
+from tests.support import postgres_database
 
 RENEW_BEFORE_SECONDS = 60.0
 """A cached service token is re-issued once it has less than this left (tokens live 300 s)."""
@@ -222,23 +221,13 @@ def postgres_mesh(
     background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Mesh]:
     """All five services again, each on its own fresh PostgreSQL database, as deployed."""
-    require_reachable("PostgreSQL", "127.0.0.1", 5432)
-    names = {svc: f"zoptal_fuzz_{svc}_{uuid.uuid4().hex[:8]}" for svc in SERVICE_MODULES}
-    for name in names.values():
-        _admin(f'CREATE DATABASE "{name}"')
-    try:
-        with running_mesh(
-            background_loop,
-            tmp_path_factory.mktemp("fuzz-postgres"),
-            {
-                svc: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-                for svc, name in names.items()
-            },
-        ) as running:
-            yield running
-    finally:
-        for name in names.values():
-            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with contextlib.ExitStack() as databases:
+        urls = {
+            svc: databases.enter_context(postgres_database(f"zoptal_fuzz_{svc}"))
+            for svc in SERVICE_MODULES
+        }
+        with running_mesh(background_loop, tmp_path_factory.mktemp("fuzz-postgres"), urls) as mesh:
+            yield mesh
 
 
 def _populate(channels: dict[str, grpc.Channel], running: InProcessMesh) -> Mesh:

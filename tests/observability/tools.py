@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -20,6 +19,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from tests.requirements import requirement_missing
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "scripts" / "install_observability_tools.sh"
@@ -45,13 +45,6 @@ def tool(name: str) -> str:
         if found is None:
             requirement_missing(f"{name} is missing; {INSTALL_SCRIPT.name} said:\n{log}")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Prometheus:

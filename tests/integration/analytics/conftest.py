@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,6 @@ from zoptal_analytics.settings import AnalyticsSettings
 from tests.tokens import MINT, trusting_chain
 
 CALLER = MINT.as_service("project", "analytics:write", "analytics:read")
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def direct_count(database_url: str, where: str = "true") -> int:

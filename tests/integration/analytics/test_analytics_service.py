@@ -19,7 +19,9 @@ from zoptal_analytics.app import MIGRATIONS_DIR
 from zoptal_analytics.records import EventInput, EventRecord, validate_event
 from zoptal_analytics.writer import EventWriter
 
-from .conftest import CALLER, closed_port, direct_count, make_settings, running_analytics
+from tests.support import free_port
+
+from .conftest import CALLER, direct_count, make_settings, running_analytics
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -208,7 +210,7 @@ async def test_a_retried_event_is_counted_once_everywhere(
 
 async def test_redis_down_makes_real_time_unavailable_but_ingest_works(postgres_url: str) -> None:
     """Without Redis, tracking still succeeds and the real-time RPC says UNAVAILABLE."""
-    settings = make_settings(postgres_url, f"redis://127.0.0.1:{closed_port()}/0")
+    settings = make_settings(postgres_url, f"redis://127.0.0.1:{free_port()}/0")
     async with running_analytics(settings) as running:
         tracked = await running.stub.TrackEvent(
             pb.TrackEventRequest(name="still.works", user_id="u1"), metadata=CALLER

@@ -24,10 +24,11 @@ from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR, AuthApp, build_app
 from zoptal_auth.settings import AuthSettings
 
+from tests.support import CHEAP_ARGON2
+
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "admin passphrase for tests"
 PASSWORD = "violet tractor harbour"
-CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
 
 
 @dataclass
@@ -90,14 +91,7 @@ async def running_auth(
         )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_url"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
-
-
 @pytest.fixture
-async def auth(tmp_path: Path, database_url: str) -> AsyncIterator[AuthUnderTest]:
-    async with running_auth(auth_settings(tmp_path, database_url)) as running:
+async def auth(tmp_path: Path, sqlite_or_postgres_url: str) -> AsyncIterator[AuthUnderTest]:
+    async with running_auth(auth_settings(tmp_path, sqlite_or_postgres_url)) as running:
         yield running

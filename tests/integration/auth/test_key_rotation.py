@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -27,12 +26,7 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal_auth.keys import generate_key_file, signs_from
 
 from tests.integration.auth.conftest import PASSWORD, auth_settings, running_auth
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import free_port
 
 
 def _generate_key(folder: Path, publish_seconds: float) -> Path:
@@ -79,13 +73,15 @@ async def _login(auth: Any, email: str) -> str:
     return str(reply.access_token)
 
 
-async def test_rotation_never_refuses_a_new_login(tmp_path: Path, database_url: str) -> None:
+async def test_rotation_never_refuses_a_new_login(
+    tmp_path: Path, sqlite_or_postgres_url: str
+) -> None:
     keys = tmp_path / "keys"
     old = generate_key_file(keys)
     # One JWKS port across the restart, as a Service gives: the verifier keeps its URL.
     settings = replace(
-        auth_settings(tmp_path, database_url, jwt_signing_key_dir=keys),
-        auth_http_port=_free_port(),
+        auth_settings(tmp_path, sqlite_or_postgres_url, jwt_signing_key_dir=keys),
+        auth_http_port=free_port(),
     )
     # The verifier's cache clock is fake, so "the refresh interval passed" needs no sleeping;
     # the fetches themselves are real HTTP requests to Auth.

@@ -18,11 +18,11 @@ def _differences(connection: Any) -> list[Any]:
     return list(compare_metadata(context, Base.metadata))
 
 
-async def test_migrated_schema_matches_the_models_and_seeds_roles(database_url: str):
+async def test_migrated_schema_matches_the_models_and_seeds_roles(sqlite_or_postgres_url: str):
     """upgrade head twice is a no-op; autogenerate finds no drift; user/admin roles exist."""
-    await upgrade_database(database_url, MIGRATIONS_DIR)
-    await upgrade_database(database_url, MIGRATIONS_DIR)
-    database = Database(database_url)
+    await upgrade_database(sqlite_or_postgres_url, MIGRATIONS_DIR)
+    await upgrade_database(sqlite_or_postgres_url, MIGRATIONS_DIR)
+    database = Database(sqlite_or_postgres_url)
     try:
         async with database.connection() as connection:
             assert await connection.run_sync(_differences) == []

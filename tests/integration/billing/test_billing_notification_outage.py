@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, N
 from zoptal_notification.settings import NotificationSettings
 
 from tests.identities import issued_token, provision
+from tests.support import CHEAP_ARGON2, free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -45,12 +45,6 @@ async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_threshold_emails_wait_for_notification_and_are_sent_once(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -61,9 +55,7 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
         auth_http_port=0,
         metrics_port=0,
-        argon2_time_cost=1,
-        argon2_memory_kib=1024,
-        argon2_parallelism=1,
+        **CHEAP_ARGON2,
     )
     await upgrade_database(auth_settings.database_url, AUTH_MIGRATIONS)
     identities = tmp_path / "identities"

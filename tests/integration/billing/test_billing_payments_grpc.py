@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import grpc
 import pytest
@@ -36,14 +35,6 @@ SETTLE_SECONDS = 30.0
 the fake clock past it."""
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     # Mid-month, at the real time of day: 2026-11-10 plus the seconds of today.
@@ -57,9 +48,9 @@ def settings_for(url: str) -> object:
 
 
 @pytest.fixture
-async def billing(database_url: str, clock: FakeClock) -> AsyncIterator[RunningBilling]:
+async def billing(sqlite_or_postgres_url: str, clock: FakeClock) -> AsyncIterator[RunningBilling]:
     async with running_billing(
-        settings_for(database_url), sender=DiscardNotices(), clock=clock
+        settings_for(sqlite_or_postgres_url), sender=DiscardNotices(), clock=clock
     ) as running:  # type: ignore[arg-type]
         yield running
 
@@ -278,10 +269,12 @@ async def test_only_admins_grant_a_plan_without_payment(billing: RunningBilling)
     assert granted.subscription.latest_change.amount_minor_units == 0
 
 
-async def test_a_pending_payment_survives_a_restart(database_url: str, clock: FakeClock) -> None:
+async def test_a_pending_payment_survives_a_restart(
+    sqlite_or_postgres_url: str, clock: FakeClock
+) -> None:
     """Billing stops while the payment is pending; the next Billing on the same database settles
     it (the change and the provider's ledger are both durable)."""
-    settings = settings_for(database_url)
+    settings = settings_for(sqlite_or_postgres_url)
     async with running_billing(settings, sender=DiscardNotices(), clock=clock) as first:  # type: ignore[arg-type]
         await first.stub.ChangeSubscription(
             change("ada", "enterprise", "tok_test_approve"), metadata=as_user("ada")

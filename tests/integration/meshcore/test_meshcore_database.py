@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +14,8 @@ from meshcore.db import Database, new_metadata
 from meshcore.errors import NotFound, Unavailable
 from sqlalchemy import ForeignKey, String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tests.support import free_port
 
 
 class Base(DeclarativeBase):
@@ -47,12 +48,6 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield db
     finally:
         await db.dispose()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_a_session_commits_when_the_block_ends(database: Database) -> None:
@@ -145,7 +140,7 @@ async def test_sqlite_files_use_wal_and_their_folder_is_created(tmp_path: Path) 
 @pytest.mark.postgres
 async def test_a_closed_postgres_port_fails_fast_with_unavailable() -> None:
     """Nothing listening: UNAVAILABLE within the connect timeout, for sessions and pings."""
-    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/x", connect_timeout=2)
+    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x", connect_timeout=2)
     started = time.monotonic()
     try:
         with pytest.raises(Unavailable, match="database unavailable"):

@@ -29,12 +29,6 @@ def identity(data: bytes) -> bytes:
     return data
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True, kw_only=True)
 class BillingSettings(ServiceSettings):
     service_name: ClassVar[str] = "billing"

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,13 +25,8 @@ from zoptal.notification.v1 import notification_pb2_grpc
 from zoptal_notification.app import MIGRATIONS_DIR, NotificationApp
 from zoptal_notification.settings import NotificationSettings
 
+from tests.support import free_port
 from tests.tokens import MINT, trusting_chain
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -65,7 +59,7 @@ class SmtpSink:
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=_free_port())
+    sink = SmtpSink(port=free_port())
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
     controller.start()
     try:

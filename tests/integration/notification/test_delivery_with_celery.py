@@ -3,13 +3,14 @@ the Redis broker (compose/Kubernetes) and on SQLite with the SQLite broker (embe
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
 from zoptal.notification.v1 import notification_pb2 as pb
+
+from tests.support import free_port
 
 from .conftest import (
     SENDER,
@@ -192,7 +193,7 @@ async def test_an_email_sent_while_the_broker_is_down_is_delivered_once_it_is_ba
 ) -> None:
     """SendEmail still answers QUEUED with no broker; a restarted server's outbox relay
     enqueues the committed row and the worker delivers it."""
-    unreachable = f"redis://127.0.0.1:{_closed_port()}/0"
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
     without_broker = make_settings(postgres_url, unreachable, tmp_path)
     async with running_notification(without_broker) as running:
         reply = await running.stub.SendEmail(_email("outage"), metadata=SENDER)
@@ -203,12 +204,6 @@ async def test_an_email_sent_while_the_broker_is_down_is_delivered_once_it_is_ba
         sent = await _wait_for_status(running, reply.notification_id, pb.NOTIFICATION_STATUS_SENT)
     assert sent.attempts == 1
     assert len(smtp_sink.messages) == 1
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.postgres

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 from zoptal_analytics.records import EventRecord
@@ -38,9 +37,3 @@ def record(
         page_title=title,
         referrer="",
     )
-
-
-async def settle() -> None:
-    """Let every ready task run (no time passes: the clock is fake)."""
-    for _ in range(20):
-        await asyncio.sleep(0)

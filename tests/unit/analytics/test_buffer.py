@@ -11,7 +11,9 @@ from meshcore.testing import FakeClock
 from zoptal_analytics.buffer import EventBuffer
 from zoptal_analytics.records import EventRecord
 
-from .conftest import record, settle
+from tests.support import settle
+
+from .conftest import record
 
 
 class FakeStore:

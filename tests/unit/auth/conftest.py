@@ -12,14 +12,10 @@ from meshcore.testing import FakeClock
 from zoptal_auth.app import MIGRATIONS_DIR, AuthApp, build_app
 from zoptal_auth.settings import AuthSettings
 
+from tests.support import CHEAP_ARGON2
+
 VALIDATOR = Principal(subject="gateway", kind="service", permissions=frozenset({"user:validate"}))
 """A caller that may validate anyone's token (ValidateToken's domain needs one)."""
-CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

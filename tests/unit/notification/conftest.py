@@ -37,11 +37,6 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def dispatcher() -> RecordingDispatcher:
     return RecordingDispatcher()
 

@@ -17,11 +17,6 @@ from tests.unit.project.project_fakes import FakeAnalytics, FakeBilling, FakeDir
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def project_db(tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'project.db'}"
     await upgrade(url)

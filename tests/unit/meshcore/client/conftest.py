@@ -6,21 +6,11 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-import pytest
 from meshcore.testing import FakeClock
 
+from tests.support import settle
+
 T = TypeVar("T")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-async def settle() -> None:
-    """Let every ready task run until none is ready (no real time passes)."""
-    for _ in range(20):
-        await asyncio.sleep(0)
 
 
 async def drive(clock: FakeClock, work: Awaitable[T], *, step: float = 0.01) -> T:

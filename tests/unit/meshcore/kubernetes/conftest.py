@@ -19,11 +19,6 @@ def api() -> FakeApi:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def discovery(api: FakeApi, clock: FakeClock) -> AsyncIterator[KubernetesServiceDiscovery]:
     found = KubernetesServiceDiscovery(
         KubeConfig(server="https://kube.test:6443", token="sa-token", namespace=NAMESPACE),

@@ -14,16 +14,12 @@ from meshcore.settings import ServiceSettings
 from meshcore.testing import FakeClock
 from prometheus_client import CollectorRegistry, Counter
 
+from tests.support import free_port
+
 ECHO = "/meshtest.Echo/Echo"
 HOLD = "/meshtest.Echo/Hold"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_settings(**overrides: object) -> ServiceSettings:
