@@ -10,7 +10,7 @@ from meshcore.errors import InvalidArgument, NotFound, Unavailable
 from meshcore.resilience import CircuitBreaker, CircuitOpenError, CircuitState
 from meshcore.testing import FakeClock
 
-from .conftest import settle
+from tests.support import settle
 
 
 class Boom(grpc.RpcError):

@@ -15,7 +15,7 @@ from meshcore.discovery import (
 from meshcore.errors import Unavailable
 from meshcore.testing import FakeClock
 
-from .conftest import settle
+from tests.support import settle
 
 
 class ScriptedProbe:

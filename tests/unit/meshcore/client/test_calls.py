@@ -15,7 +15,9 @@ from meshcore.resilience import RetryBudget, RetryPolicy
 from meshcore.resilience.breaker import CircuitOpenError
 from meshcore.testing import FakeClock
 
-from .conftest import drive, settle
+from tests.support import settle
+
+from .conftest import drive
 
 Behaviour = Callable[[str, Any, float | None], Awaitable[Any]]
 

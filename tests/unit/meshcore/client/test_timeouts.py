@@ -10,7 +10,7 @@ from meshcore.errors import DeadlineExceeded
 from meshcore.resilience import InvalidResponse, validate_response, with_timeout
 from meshcore.testing import FakeClock
 
-from .conftest import settle
+from tests.support import settle
 
 
 async def test_with_timeout_returns_the_result_in_time(clock: FakeClock) -> None:
