@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.faults.cluster import Cluster, build_cluster
 from tests.faults.journey import Clients, open_clients
 from tests.faults.stores import PrivatePostgres, PrivateRedis
-from tests.integration.notification.conftest import SmtpSink
-from tests.support import free_port
+from tests.smtp import SmtpSink, serving
 
 
 @pytest.fixture(scope="session")
@@ -101,14 +99,8 @@ class SelectiveSmtpSink(SmtpSink):
 @pytest.fixture(scope="session")
 def smtp_sink() -> Iterator[SelectiveSmtpSink]:
     """A real SMTP server (aiosmtpd) the Celery worker delivers to."""
-    sink = SelectiveSmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
-    try:
+    with serving(SelectiveSmtpSink()) as sink:
         yield sink
-    finally:
-        sink.released.set()
-        controller.stop()
 
 
 @pytest.fixture(scope="session")

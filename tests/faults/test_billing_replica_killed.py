@@ -15,7 +15,7 @@ from tests.faults.cluster import Cluster
 from tests.faults.journey import Clients, User, rpc_code
 from tests.faults.ledger import read_ledger, wait_for_outbox_drained
 from tests.faults.probes import eventually
-from tests.integration.notification.conftest import SmtpSink
+from tests.smtp import SmtpSink
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 

@@ -12,7 +12,7 @@ import pytest
 from tests.faults.cluster import Cluster
 from tests.faults.journey import PASSWORD, Clients
 from tests.faults.probes import eventually, service_pids, timed
-from tests.integration.notification.conftest import SmtpSink
+from tests.smtp import SmtpSink
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(150)]
 

@@ -9,64 +9,28 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from meshcore.migrations import upgrade_database
 from meshcore.testing import serve_in_process
 from zoptal.notification.v1 import notification_pb2_grpc
 from zoptal_notification.app import MIGRATIONS_DIR, NotificationApp
 from zoptal_notification.settings import NotificationSettings
 
-from tests.support import free_port
+from tests.smtp import SmtpSink, serving
 from tests.tokens import MINT, trusting_chain
-
-
-@dataclass
-class SmtpSink:
-    """Records accepted messages. ``reply`` makes every DATA answer with that SMTP reply;
-    ``hold`` parks the next DATA (the client is then mid-delivery) until ``release``."""
-
-    port: int = 0
-    messages: list[bytes] = field(default_factory=list)
-    reply: str | None = None
-    hold: bool = False
-    held: threading.Event = field(default_factory=threading.Event)
-    released: threading.Event = field(default_factory=threading.Event)
-    attempts: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.attempts += 1
-        if self.hold:
-            self.hold = False
-            self.held.set()
-            await asyncio.to_thread(self.released.wait)
-            # The client was killed while we held it: it never gets to hear an answer, and
-            # we do not take responsibility for a message we never acknowledged.
-            return "451 4.3.0 connection lost before acceptance"
-        if self.reply is not None:
-            return self.reply
-        self.messages.append(bytes(envelope.original_content or envelope.content))
-        return "250 2.0.0 accepted"
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
-    try:
+    with serving(SmtpSink()) as sink:
         yield sink
-    finally:
-        sink.released.set()
-        controller.stop()
 
 
 def worker_environment(

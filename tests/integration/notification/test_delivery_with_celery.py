@@ -10,12 +10,12 @@ import grpc
 import pytest
 from zoptal.notification.v1 import notification_pb2 as pb
 
+from tests.smtp import SmtpSink
 from tests.support import free_port
 
 from .conftest import (
     SENDER,
     RunningNotification,
-    SmtpSink,
     WorkerProcess,
     eventually,
     make_settings,
