@@ -14,13 +14,14 @@ from meshcore.server import MeshServer
 from meshcore.testing import TokenMint
 from meshcore.tls import TlsFiles, server_credentials
 
+from tests.support import free_port
+
 from .tls_harness import (
     WHO,
     BillingSettings,
     Pki,
     ProjectSettings,
     channel_credentials,
-    free_port,
     identity,
     serial_of,
     start_server,

@@ -8,12 +8,13 @@ from pathlib import Path
 from meshcore.client_manager import GrpcClientManager
 from meshcore.testing import FakeClock, TokenMint
 
+from tests.support import free_port
+
 from .tls_harness import (
     WHO,
     BillingSettings,
     Pki,
     ProjectSettings,
-    free_port,
     identity,
     server_certificate_serial,
     start_server,
