@@ -23,13 +23,13 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from meshcore.jwt import SigningKey
 from meshcore.migrations import upgrade_database
 from meshcore.server import ServiceRegistration
-from meshcore.settings import Secret
+from meshcore.settings import Secret, ServiceSettings
 from meshcore.testing import InProcessServer, serve_in_process
 from prometheus_client import CollectorRegistry
 from zoptal.analytics.v1 import analytics_pb2, analytics_pb2_grpc
@@ -62,11 +62,14 @@ __all__ = [
     "BackgroundLoop",
     "InProcessMesh",
     "RecordingAnalytics",
+    "auth_settings",
     "serve_mesh",
+    "serving",
+    "serving_auth",
 ]
 
 T = TypeVar("T")
-Metadata = Sequence[tuple[str, str]]
+Metadata = tuple[tuple[str, str], ...]
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = secrets.token_urlsafe(24)
@@ -125,19 +128,19 @@ class InProcessMesh:
 
     # Async stubs on the servers' own channels: for tests running on the mesh's event loop.
     @property
-    def auth(self) -> auth_pb2_grpc.AuthServiceStub:
+    def auth(self) -> auth_pb2_grpc.AuthServiceAsyncStub:
         return auth_pb2_grpc.AuthServiceStub(self.servers["auth"].channel)
 
     @property
-    def project(self) -> project_pb2_grpc.ProjectServiceStub:
+    def project(self) -> project_pb2_grpc.ProjectServiceAsyncStub:
         return project_pb2_grpc.ProjectServiceStub(self.servers["project"].channel)
 
     @property
-    def billing(self) -> billing_pb2_grpc.BillingServiceStub:
+    def billing(self) -> billing_pb2_grpc.BillingServiceAsyncStub:
         return billing_pb2_grpc.BillingServiceStub(self.servers["billing"].channel)
 
     @property
-    def notification(self) -> notification_pb2_grpc.NotificationServiceStub:
+    def notification(self) -> notification_pb2_grpc.NotificationServiceAsyncStub:
         return notification_pb2_grpc.NotificationServiceStub(self.servers["notification"].channel)
 
     async def user(self, email: str) -> tuple[str, Metadata]:
@@ -261,32 +264,81 @@ async def serve_mesh(
 # -- each service's construction: the one place that knows the services' builders -------------
 
 
+def auth_settings(data_dir: Path, database_url: str, **overrides: Any) -> AuthSettings:
+    """Auth's settings for a test: bootstrap admin ``ADMIN_EMAIL``, cheap hashing, free ports."""
+    return AuthSettings(
+        **{
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "auth_http_port": 0,
+            "metrics_port": 0,
+            "auth_bootstrap_admin_email": ADMIN_EMAIL,
+            "auth_bootstrap_admin_password": Secret(ADMIN_PASSWORD),
+            **CHEAP_ARGON2,
+            **overrides,
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving_auth(app: AuthApp) -> AsyncIterator[InProcessServer]:
+    """Auth's ``app`` on a loopback port behind its own chain, its database migrated already.
+    The bootstrap admin is made first, as Auth's start-up does."""
+    await app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with serve_in_process(
+        [app.registration],
+        settings=app.settings,
+        interceptors=app.interceptors,
+        dependency_checks=app.dependency_checks,
+        on_shutdown=app.on_shutdown,
+    ) as server:
+        yield server
+
+
 async def _serve_auth(
     stack: contextlib.AsyncExitStack, data_dir: Path, database_url: str
 ) -> tuple[AuthSettings, AuthApp, InProcessServer]:
-    settings = AuthSettings(
-        data_dir=data_dir,
-        database_url=database_url,
-        auth_http_port=0,
-        auth_bootstrap_admin_email=ADMIN_EMAIL,
-        auth_bootstrap_admin_password=Secret(ADMIN_PASSWORD),
-        **CHEAP_ARGON2,
-        **COMMON,
-    )
+    settings = auth_settings(data_dir, database_url, **COMMON)
     await upgrade_database(database_url, AUTH_MIGRATIONS)
     await provision(settings, data_dir / "identities", *PLATFORM_SERVICES)
     app = await build_auth(settings)
-    await app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
-    server = await stack.enter_async_context(
-        serve_in_process(
-            [app.registration],
-            settings=settings,
-            interceptors=app.interceptors,
-            dependency_checks=app.dependency_checks,
-            on_shutdown=app.on_shutdown,
-        )
-    )
-    return settings, app, server
+    return settings, app, await stack.enter_async_context(serving_auth(app))
+
+
+class ServableApp(Protocol):
+    """What Billing's, Notification's, Analytics' and Project's apps have in common."""
+
+    @property
+    def settings(self) -> ServiceSettings: ...
+
+    @property
+    def registrations(self) -> Sequence[ServiceRegistration]: ...
+
+    def interceptors(
+        self, *, metrics_registry: CollectorRegistry
+    ) -> list[grpc.aio.ServerInterceptor]: ...
+
+    def start_background(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: ServableApp, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
+) -> AsyncIterator[InProcessServer]:
+    """``app`` on a loopback port with its background work on, behind ``interceptors`` (its
+    production chain when omitted); shut down gracefully when the block ends. Its database must
+    be migrated already."""
+    chain = app.interceptors(metrics_registry=CollectorRegistry())
+    async with serve_in_process(
+        app.registrations,
+        settings=app.settings,
+        interceptors=chain if interceptors is None else interceptors,
+        on_shutdown=[app.close],
+    ) as server:
+        app.start_background()
+        yield server
 
 
 async def _serve_notification(
@@ -300,17 +352,7 @@ async def _serve_notification(
         **settings,
     )
     await upgrade_database(database_url, NOTIFICATION_MIGRATIONS)
-    app = NotificationApp(notification_settings)
-    server = await stack.enter_async_context(
-        serve_in_process(
-            app.registrations,
-            settings=notification_settings,
-            interceptors=app.interceptors(metrics_registry=CollectorRegistry()),
-            on_shutdown=[app.close],
-        )
-    )
-    app.start_background()
-    return server
+    return await stack.enter_async_context(serving(NotificationApp(notification_settings)))
 
 
 async def _serve_billing(
@@ -321,16 +363,7 @@ async def _serve_billing(
     )
     await upgrade_database(database_url, BILLING_MIGRATIONS)
     app = BillingApp(billing_settings)
-    server = await stack.enter_async_context(
-        serve_in_process(
-            app.registrations,
-            settings=billing_settings,
-            interceptors=app.interceptors(metrics_registry=CollectorRegistry()),
-            on_shutdown=[app.close],
-        )
-    )
-    app.start_background()
-    return app, server
+    return app, await stack.enter_async_context(serving(app))
 
 
 async def _serve_analytics(
@@ -338,17 +371,7 @@ async def _serve_analytics(
 ) -> InProcessServer:
     analytics_settings = AnalyticsSettings(database_url=database_url, redis_url=None, **settings)
     await upgrade_database(database_url, ANALYTICS_MIGRATIONS)
-    app = AnalyticsApp(analytics_settings)
-    server = await stack.enter_async_context(
-        serve_in_process(
-            app.registrations,
-            settings=analytics_settings,
-            interceptors=app.interceptors(metrics_registry=CollectorRegistry()),
-            on_shutdown=[app.close],
-        )
-    )
-    app.start_background()
-    return server
+    return await stack.enter_async_context(serving(AnalyticsApp(analytics_settings)))
 
 
 async def _serve_stand_in(
@@ -371,13 +394,4 @@ async def _serve_project(
     )
     await upgrade_database(database_url, PROJECT_MIGRATIONS)
     app = ProjectApp(project_settings)
-    server = await stack.enter_async_context(
-        serve_in_process(
-            app.registrations,
-            settings=project_settings,
-            interceptors=app.interceptors(metrics_registry=CollectorRegistry()),
-            on_shutdown=[app.close],
-        )
-    )
-    app.start_background()
-    return app, server
+    return app, await stack.enter_async_context(serving(app))

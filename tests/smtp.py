@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from tests.support import free_port
 
-__all__ = ["SmtpSink", "serving"]
+__all__ = ["SmtpSink", "listening"]
 
 Sink = TypeVar("Sink", bound="SmtpSink")
 
@@ -47,7 +47,7 @@ class SmtpSink:
 
 
 @contextlib.contextmanager
-def serving(sink: Sink) -> Iterator[Sink]:
+def listening(sink: Sink) -> Iterator[Sink]:
     """``sink`` listening on a free loopback port (``sink.port``) until the block ends."""
     sink.port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port)

@@ -23,7 +23,7 @@ import pytest
 from tests.faults.cluster import Cluster, build_cluster
 from tests.faults.journey import Clients, open_clients
 from tests.faults.stores import PrivatePostgres, PrivateRedis
-from tests.smtp import SmtpSink, serving
+from tests.smtp import SmtpSink, listening
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +99,7 @@ class SelectiveSmtpSink(SmtpSink):
 @pytest.fixture(scope="session")
 def smtp_sink() -> Iterator[SelectiveSmtpSink]:
     """A real SMTP server (aiosmtpd) the Celery worker delivers to."""
-    with serving(SelectiveSmtpSink()) as sink:
+    with listening(SelectiveSmtpSink()) as sink:
         yield sink
 
 

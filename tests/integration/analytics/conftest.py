@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from meshcore.migrations import upgrade_database
-from meshcore.testing import serve_in_process
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal_analytics.app import MIGRATIONS_DIR, AnalyticsApp
 from zoptal_analytics.settings import AnalyticsSettings
 
+from tests.mesh import serving
 from tests.tokens import MINT, trusting_chain
 
 CALLER = MINT.as_service("project", "analytics:write", "analytics:read")
@@ -54,11 +54,5 @@ async def running_analytics(settings: AnalyticsSettings) -> AsyncIterator[Runnin
     """Migrate, serve AnalyticsService on a real channel; leaving shuts down gracefully."""
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
     app = AnalyticsApp(settings)
-    async with serve_in_process(
-        app.registrations,
-        settings=settings,
-        interceptors=trusting_chain(settings),
-        on_shutdown=[app.close],
-    ) as served:
-        app.start_background()
+    async with serving(app, trusting_chain(settings)) as served:
         yield RunningAnalytics(analytics_pb2_grpc.AnalyticsServiceStub(served.channel), app)

@@ -18,17 +18,11 @@ import grpc
 import pytest
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.migrations import upgrade_database
-from meshcore.settings import Secret
-from meshcore.testing import serve_in_process
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR, AuthApp, build_app
 from zoptal_auth.settings import AuthSettings
 
-from tests.support import CHEAP_ARGON2
-
-ADMIN_EMAIL = "root@example.com"
-ADMIN_PASSWORD = "admin passphrase for tests"
-PASSWORD = "violet tractor harbour"
+from tests.mesh import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, auth_settings, serving_auth
 
 
 @dataclass
@@ -50,18 +44,6 @@ class AuthUnderTest:
         return await self.stub.Login(auth_pb2.LoginRequest(email=email, password=password))
 
 
-def auth_settings(data_dir: Path, database_url: str, **overrides: Any) -> AuthSettings:
-    return AuthSettings(
-        data_dir=data_dir,
-        database_url=database_url,
-        auth_http_port=0,
-        metrics_port=0,
-        auth_bootstrap_admin_email=ADMIN_EMAIL,
-        auth_bootstrap_admin_password=Secret(ADMIN_PASSWORD),
-        **{**CHEAP_ARGON2, **overrides},
-    )
-
-
 @contextlib.asynccontextmanager
 async def running_auth(
     settings: AuthSettings,
@@ -71,15 +53,8 @@ async def running_auth(
 ) -> AsyncIterator[AuthUnderTest]:
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
     app = await build_app(settings, interceptors=interceptors, clock=clock)
-    await app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     port = await app.jwks_http.start()
-    async with serve_in_process(
-        [app.registration],
-        settings=settings,
-        interceptors=app.interceptors,
-        dependency_checks=app.dependency_checks,
-        on_shutdown=app.on_shutdown,
-    ) as server:
+    async with serving_auth(app) as server:
         stub = auth_pb2_grpc.AuthServiceStub(server.channel)
         admin = await stub.Login(auth_pb2.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD))
         yield AuthUnderTest(

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from meshcore.jwt import SigningKey
 from zoptal.auth.v1 import auth_pb2
 
-from .conftest import PASSWORD
+from tests.mesh import PASSWORD
 
 
 def _reason(name: str) -> int:

@@ -18,7 +18,9 @@ from argon2 import extract_parameters
 from zoptal.auth.v1 import auth_pb2
 from zoptal.clients.errors import api_error
 
-from .conftest import PASSWORD, auth_settings, running_auth
+from tests.mesh import PASSWORD, auth_settings
+
+from .conftest import running_auth
 
 ATTACKER = (("x-forwarded-for", "198.51.100.66"),)
 VICTIM = (("x-forwarded-for", "203.0.113.20"),)

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from zoptal.auth.v1 import auth_pb2
 
-from .conftest import PASSWORD
+from tests.mesh import PASSWORD
 
 INVALID = auth_pb2.InvalidTokenReason
 

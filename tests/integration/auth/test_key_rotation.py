@@ -25,7 +25,8 @@ from meshcore.testing import FakeClock
 from zoptal.auth.v1 import auth_pb2
 from zoptal_auth.keys import generate_key_file, signs_from
 
-from tests.integration.auth.conftest import PASSWORD, auth_settings, running_auth
+from tests.integration.auth.conftest import running_auth
+from tests.mesh import PASSWORD, auth_settings
 from tests.support import free_port
 
 

@@ -19,7 +19,9 @@ from grpc_status import rpc_status
 from meshcore.testing import FakeClock
 from zoptal.auth.v1 import auth_pb2
 
-from .conftest import PASSWORD, AuthUnderTest, auth_settings, running_auth
+from tests.mesh import PASSWORD, auth_settings
+
+from .conftest import AuthUnderTest, running_auth
 
 WRONG = "not the password at all"
 # Small numbers, so that each rule shows within a few calls.

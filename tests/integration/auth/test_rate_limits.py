@@ -9,7 +9,9 @@ import pytest
 from zoptal.auth.v1 import auth_pb2
 from zoptal.clients.errors import api_error
 
-from .conftest import auth_settings, running_auth
+from tests.mesh import auth_settings
+
+from .conftest import running_auth
 
 
 async def test_login_and_validate_token_are_limited_but_get_jwks_is_not(tmp_path: Path):

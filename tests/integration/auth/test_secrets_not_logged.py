@@ -12,7 +12,9 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal_auth.app import PUBLIC_METHODS
 from zoptal_auth.keys import load_key_ring
 
-from .conftest import ADMIN_PASSWORD, PASSWORD, auth_settings, running_auth
+from tests.mesh import ADMIN_PASSWORD, PASSWORD, auth_settings
+
+from .conftest import running_auth
 
 
 async def test_a_full_journey_logs_no_secret(tmp_path: Path, caplog: pytest.LogCaptureFixture):

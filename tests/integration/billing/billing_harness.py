@@ -11,7 +11,6 @@ import jwt
 from meshcore.clock import Clock
 from meshcore.migrations import upgrade_database
 from meshcore.settings import Secret
-from meshcore.testing import serve_in_process
 from prometheus_client import CollectorRegistry
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal_billing.app import BillingApp
@@ -19,6 +18,7 @@ from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender
 from zoptal_billing.settings import BillingSettings
 
+from tests.mesh import serving
 from tests.tokens import MINT, trusting_chain
 
 USER_TOKEN_SECRET = "user-token-secret-for-integration-tests-0123456789"
@@ -104,13 +104,7 @@ async def running_billing(
     else:
         app = BillingApp(settings, sender=sender, clock=clock)
         chain = trusting_chain(settings, metrics_registry=CollectorRegistry())
-    async with serve_in_process(
-        app.registrations,
-        settings=settings,
-        interceptors=chain,
-        on_shutdown=[app.close],
-    ) as served:
-        app.start_background()
+    async with serving(app, chain) as served:
         yield RunningBilling(
             billing_pb2_grpc.BillingServiceStub(served.channel), app, served.address
         )

@@ -12,7 +12,6 @@ from meshcore.client_manager import BreakerSettings
 from meshcore.interceptors.chain import build_server_chain
 from meshcore.migrations import upgrade_database
 from meshcore.server import MeshServer
-from meshcore.testing import serve_in_process
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -20,7 +19,6 @@ from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 from zoptal.clients.service_identity import identified_clients
 from zoptal.notification.v1 import notification_pb2, notification_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
-from zoptal_auth.settings import AuthSettings
 from zoptal_billing.app import BillingApp
 from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.models import ThresholdNoticeRow
@@ -29,11 +27,10 @@ from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, N
 from zoptal_notification.settings import NotificationSettings
 
 from tests.identities import issued_token, provision
-from tests.support import CHEAP_ARGON2, free_port
+from tests.mesh import PASSWORD, auth_settings, serving, serving_auth
+from tests.support import free_port
 
 pytestmark = pytest.mark.postgres
-
-PASSWORD = "violet tractor harbour"
 
 
 async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -50,25 +47,14 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
 ) -> None:
     """Usage crossing 80 %, then 100 %, is recorded with Notification down; both emails come
     later."""
-    auth_settings = AuthSettings(
-        data_dir=tmp_path,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
-        auth_http_port=0,
-        metrics_port=0,
-        **CHEAP_ARGON2,
-    )
-    await upgrade_database(auth_settings.database_url, AUTH_MIGRATIONS)
+    auth_config = auth_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}")
+    await upgrade_database(auth_config.database_url, AUTH_MIGRATIONS)
     identities = tmp_path / "identities"
-    await provision(auth_settings, identities, "billing", "project")
-    auth_app = await build_auth(auth_settings)
+    await provision(auth_config, identities, "billing", "project")
+    auth_app = await build_auth(auth_config)
     jwks_url = f"http://127.0.0.1:{await auth_app.jwks_http.start()}/.well-known/jwks.json"
     notification_port = free_port()
-    async with serve_in_process(
-        [auth_app.registration],
-        settings=auth_settings,
-        interceptors=auth_app.interceptors,
-        on_shutdown=auth_app.on_shutdown,
-    ) as auth_server:
+    async with serving_auth(auth_app) as auth_server:
         auth = auth_pb2_grpc.AuthServiceStub(auth_server.channel)
         user = (
             await auth.RegisterUser(
@@ -99,13 +85,7 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
         await billing_token.refresh()  # Billing's own token, from its own credential
         await upgrade_database(postgres_url, BILLING_MIGRATIONS)
         billing_app = BillingApp(settings, clients=clients)
-        async with serve_in_process(
-            billing_app.registrations,
-            settings=settings,
-            interceptors=billing_app.interceptors(metrics_registry=CollectorRegistry()),
-            on_shutdown=[billing_app.close],
-        ) as billing_server:
-            billing_app.start_background()
+        async with serving(billing_app) as billing_server:
             billing = billing_pb2_grpc.BillingServiceStub(billing_server.channel)
             meter = (("x-service-token", await issued_token(auth, identities, "project")),)
             # Five members of one project, one at a time (limit 5): 80 % at 4, 100 % at 5.

@@ -18,18 +18,18 @@ from typing import Any
 
 import pytest
 from meshcore.migrations import upgrade_database
-from meshcore.testing import serve_in_process
 from zoptal.notification.v1 import notification_pb2_grpc
 from zoptal_notification.app import MIGRATIONS_DIR, NotificationApp
 from zoptal_notification.settings import NotificationSettings
 
-from tests.smtp import SmtpSink, serving
+from tests.mesh import serving
+from tests.smtp import SmtpSink, listening
 from tests.tokens import MINT, trusting_chain
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
-    with serving(SmtpSink()) as sink:
+    with listening(SmtpSink()) as sink:
         yield sink
 
 
@@ -137,13 +137,7 @@ async def running_notification(
     """Migrate, then serve NotificationService over a real channel with the outbox relay on."""
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
     app = NotificationApp(settings)
-    async with serve_in_process(
-        app.registrations,
-        settings=settings,
-        interceptors=trusting_chain(settings),
-        on_shutdown=[app.close],
-    ) as served:
-        app.start_background()
+    async with serving(app, trusting_chain(settings)) as served:
         yield RunningNotification(
             notification_pb2_grpc.NotificationServiceStub(served.channel), app, settings
         )
