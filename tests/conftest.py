@@ -8,12 +8,13 @@ broken CI machine can never pass by skipping.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from meshcore.testing import FakeClock
 
+from tests.replicas import Replica
 from tests.requirements import require_reachable
 from tests.support import postgres_database
 
@@ -65,3 +66,16 @@ def sqlite_or_postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> st
 def clock() -> FakeClock:
     """A fake clock for one test; a package whose tests need another start overrides this."""
     return FakeClock()
+
+
+@pytest.fixture
+async def replicas() -> AsyncIterator[list[Replica]]:
+    """Two echo replicas, ``r1`` and ``r2``, each on its own loopback port."""
+    pair = [Replica("r1"), Replica("r2")]
+    for replica in pair:
+        await replica.start()
+    try:
+        yield pair
+    finally:
+        for replica in pair:
+            await replica.stop(None)

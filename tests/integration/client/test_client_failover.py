@@ -13,7 +13,7 @@ from meshcore.discovery import ServiceDiscovery
 from meshcore.errors import Unavailable
 from meshcore.resilience import CircuitOpenError, CircuitState, RetryPolicy
 
-from .conftest import COLLECT, CREATE, ECHO, SERVICE, Replica, identity
+from tests.replicas import COLLECT, CREATE, ECHO, SERVICE, Replica, identity
 
 
 def manager_for(

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from meshcore.mesh import create_service_mesh
 
-from .conftest import ECHO, SERVICE, identity
+from tests.replicas import ECHO, SERVICE, identity
 
 
 def _issue(

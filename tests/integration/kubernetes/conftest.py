@@ -1,4 +1,4 @@
-"""Fixtures: the HTTP API server imitation, two real gRPC replicas, and discovery on them."""
+"""Fixtures: the HTTP API server imitation, and discovery on it (replicas: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from meshcore.discovery.kubernetes import KubernetesServiceDiscovery
 
 from tests.integration.kubernetes.apiserver import FakeApiServer
-from tests.integration.kubernetes.support import TOKEN, Replica, kubeconfig_for
+from tests.integration.kubernetes.support import TOKEN, kubeconfig_for
 
 
 @pytest.fixture
@@ -19,18 +19,6 @@ async def apiserver() -> AsyncIterator[FakeApiServer]:
         yield server
     finally:
         await server.stop()
-
-
-@pytest.fixture
-async def replicas() -> AsyncIterator[tuple[Replica, Replica]]:
-    pair = (Replica("r1"), Replica("r2"))
-    for replica in pair:
-        await replica.start()
-    try:
-        yield pair
-    finally:
-        for replica in pair:
-            await replica.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers for the Kubernetes discovery integration tests: real gRPC replicas, slice builders."""
+"""Helpers for the Kubernetes discovery integration tests: slice builders, kubeconfigs, certificates
+(the replicas: tests/replicas.py)."""
 
 from __future__ import annotations
 
@@ -7,59 +8,18 @@ import datetime
 import ipaddress
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tests.replicas import Replica
 
 TOKEN = "integration-sa-token"
 NAMESPACE = "zoptal"
-ECHO_SERVICE = "test.v1.Echo"
-ECHO = f"/{ECHO_SERVICE}/Echo"
-
-
-def identity(data: bytes) -> bytes:
-    return data
-
-
-@dataclass
-class Replica:
-    """A grpc.aio server with grpc.health.v1 whose Echo answers with the replica's name."""
-
-    name: str
-    port: int = 0
-    calls: int = 0
-    _server: grpc.aio.Server | None = None
-
-    async def _echo(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        self.calls += 1
-        return self.name.encode()
-
-    async def start(self) -> None:
-        server = grpc.aio.server()
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._echo, request_deserializer=identity, response_serializer=identity
-        )
-        server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Echo": handler})]
-        )
-        servicer = health.aio.HealthServicer()
-        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        self._server = server
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            await server.stop(None)
 
 
 def ready_endpoint(replica: Replica, *, ready: bool = True) -> dict[str, Any]:

@@ -13,16 +13,14 @@ from meshcore.mesh import create_service_mesh
 
 from tests.integration.kubernetes.apiserver import FakeApiServer
 from tests.integration.kubernetes.support import (
-    ECHO,
     NAMESPACE,
-    Replica,
     endpoint_slice,
     eventually,
-    identity,
     kubeconfig_for,
     ready_endpoint,
     server_certificate,
 )
+from tests.replicas import ECHO, Replica, identity
 
 
 def pods(discovery: KubernetesServiceDiscovery) -> list[str]:
@@ -32,7 +30,7 @@ def pods(discovery: KubernetesServiceDiscovery) -> list[str]:
 async def test_grpc_calls_land_only_on_ready_replicas_as_the_watch_changes_them(
     apiserver: FakeApiServer,
     discovery: KubernetesServiceDiscovery,
-    replicas: tuple[Replica, Replica],
+    replicas: list[Replica],
 ) -> None:
     """r2 starts not ready and gets no calls; once ready it shares them; when r1 turns not
     ready every call lands on r2. Calls go through the client manager over real channels."""
@@ -45,16 +43,16 @@ async def test_grpc_calls_land_only_on_ready_replicas_as_the_watch_changes_them(
 
     async with GrpcClientManager(discovery=discovery, strategy="round-robin") as manager:
         echo = manager.service("auth").unary(ECHO, identity, identity, idempotent=True)
-        assert {await echo(b"hi") for _ in range(4)} == {b"r1"}
+        assert {await echo(b"hi") for _ in range(4)} == {b"r1:hi"}
 
         apiserver.upsert(endpoint_slice("auth-r2", [ready_endpoint(r2)], port=r2.port))
         await eventually(lambda: pods(discovery) == ["auth-r1", "auth-r2"], "r2 registered")
-        assert {await echo(b"hi") for _ in range(6)} == {b"r1", b"r2"}
+        assert {await echo(b"hi") for _ in range(6)} == {b"r1:hi", b"r2:hi"}
 
         apiserver.upsert(endpoint_slice("auth-r1", [ready_endpoint(r1, ready=False)], port=r1.port))
         await eventually(lambda: pods(discovery) == ["auth-r2"], "r1 deregistered")
         before = r1.calls
-        assert {await echo(b"hi") for _ in range(6)} == {b"r2"}
+        assert {await echo(b"hi") for _ in range(6)} == {b"r2:hi"}
         assert r1.calls == before
 
         apiserver.delete(NAMESPACE, "auth-r2")
@@ -70,7 +68,7 @@ async def test_grpc_calls_land_only_on_ready_replicas_as_the_watch_changes_them(
 async def test_dropped_watch_resumes_from_its_version_and_replays_what_it_missed(
     apiserver: FakeApiServer,
     discovery: KubernetesServiceDiscovery,
-    replicas: tuple[Replica, Replica],
+    replicas: list[Replica],
 ) -> None:
     """A watch cut mid-stream reconnects from the last resourceVersion: the change made while
     it was away arrives by replay, with no relist."""
@@ -94,7 +92,7 @@ async def test_dropped_watch_resumes_from_its_version_and_replays_what_it_missed
 async def test_gone_after_compaction_relists_and_the_registry_matches_the_store(
     apiserver: FakeApiServer,
     discovery: KubernetesServiceDiscovery,
-    replicas: tuple[Replica, Replica],
+    replicas: list[Replica],
 ) -> None:
     """Changes made while disconnected and then compacted away come back as a 410 ERROR
     event; discovery lists again and ends up with exactly what the store holds."""
@@ -117,7 +115,7 @@ async def test_gone_after_compaction_relists_and_the_registry_matches_the_store(
 async def test_bookmark_lets_a_reconnect_skip_the_relist_after_compaction(
     apiserver: FakeApiServer,
     discovery: KubernetesServiceDiscovery,
-    replicas: tuple[Replica, Replica],
+    replicas: list[Replica],
 ) -> None:
     """Other services' changes move the store on without touching this watch; a BOOKMARK
     carries the new version, so after compaction the reconnect still resumes (no 410)."""
@@ -159,7 +157,7 @@ async def test_wrong_token_is_refused_and_nothing_is_registered(
 
 
 async def test_https_api_server_is_verified_against_the_kubeconfig_ca(
-    tmp_path: Path, replicas: tuple[Replica, Replica]
+    tmp_path: Path, replicas: list[Replica]
 ) -> None:
     """Over TLS the cluster CA from ``certificate-authority`` is trusted; without it the
     same server is refused and nothing registers."""
@@ -196,7 +194,7 @@ async def test_https_api_server_is_verified_against_the_kubeconfig_ca(
 async def test_service_mesh_with_kubernetes_discovery_reports_the_watched_replicas(
     apiserver: FakeApiServer,
     discovery: KubernetesServiceDiscovery,
-    replicas: tuple[Replica, Replica],
+    replicas: list[Replica],
 ) -> None:
     """``create_service_mesh({"discovery": {"type": "kubernetes"}}, discovery=...)`` as the
     ADR wires it: health_check probes the watched pods over grpc.health.v1."""

@@ -18,15 +18,13 @@ from meshcore.settings import ServiceSettings
 
 from tests.integration.kubernetes.apiserver import FakeApiServer
 from tests.integration.kubernetes.support import (
-    ECHO,
     NAMESPACE,
-    Replica,
     endpoint_slice,
     eventually,
-    identity,
     ready_endpoint,
     server_certificate,
 )
+from tests.replicas import ECHO, Replica, identity
 
 TOKEN = "pod-service-account-token"
 
@@ -76,7 +74,7 @@ def addresses(manager: GrpcClientManager) -> list[str]:
 
 
 async def test_calls_balance_per_call_over_the_pods_of_the_service_the_address_names(
-    cluster: Cluster, replicas: tuple[Replica, Replica]
+    cluster: Cluster, replicas: list[Replica]
 ) -> None:
     """AUTH_ADDR=auth:4000 (a ClusterIP name this host cannot even resolve) names Service
     `auth`; its two ready pods both take calls from one manager, each call choosing; a pod
@@ -100,14 +98,14 @@ async def test_calls_balance_per_call_over_the_pods_of_the_service_the_address_n
     assert addresses(manager) == sorted(f"127.0.0.1:{r.port}" for r in replicas)
 
     answers = [await echo(b"hi") for _ in range(10)]
-    assert answers.count(b"r1") == answers.count(b"r2") == 5
+    assert answers.count(b"r1:hi") == answers.count(b"r2:hi") == 5
 
     cluster.apiserver.upsert(
         endpoint_slice("auth-r1", [ready_endpoint(r1, ready=False)], port=r1.port, service="auth")
     )
     await eventually(lambda: addresses(manager) == [f"127.0.0.1:{r2.port}"], "r1 leaves")
     before = r1.calls
-    assert {await echo(b"hi") for _ in range(4)} == {b"r2"}
+    assert {await echo(b"hi") for _ in range(4)} == {b"r2:hi"}
     assert r1.calls == before
 
     await manager.close()
@@ -119,7 +117,7 @@ async def test_calls_balance_per_call_over_the_pods_of_the_service_the_address_n
 
 
 async def test_without_api_access_the_address_keeps_serving(
-    cluster: Cluster, replicas: tuple[Replica, Replica]
+    cluster: Cluster, replicas: list[Replica]
 ) -> None:
     """The Role or the NetworkPolicy missing (here: the API server refuses the token): the
     watch keeps retrying, saying why, and calls go to <SVC>_ADDR as with static discovery."""
@@ -136,10 +134,10 @@ async def test_without_api_access_the_address_keeps_serving(
     ) as manager:
         echo = manager.service("auth").unary(ECHO, identity, identity, idempotent=True)
         (watch,) = watched(manager).watches
-        assert await echo(b"hi") == b"r1"
+        assert await echo(b"hi") == b"r1:hi"
         await eventually(lambda: watch.last_error is not None, "the refused list")
         assert getattr(watch.last_error, "status", None) == 401
-        assert {await echo(b"hi") for _ in range(4)} == {b"r1"}
+        assert {await echo(b"hi") for _ in range(4)} == {b"r1:hi"}
         assert watch.lists == 0
         assert r2.calls == 0
 
