@@ -330,11 +330,12 @@ async def serving(
     """``app`` on a loopback port with its background work on, behind ``interceptors`` (its
     production chain when omitted); shut down gracefully when the block ends. Its database must
     be migrated already."""
-    chain = app.interceptors(metrics_registry=CollectorRegistry())
+    if interceptors is None:
+        interceptors = app.interceptors(metrics_registry=CollectorRegistry())
     async with serve_in_process(
         app.registrations,
         settings=app.settings,
-        interceptors=chain if interceptors is None else interceptors,
+        interceptors=interceptors,
         on_shutdown=[app.close],
     ) as server:
         app.start_background()
