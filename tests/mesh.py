@@ -10,8 +10,11 @@ exactly what Project sends it or make it fail. Synchronous tests (hypothesis) ru
 ``BackgroundLoop`` and call it through blocking channels.
 
 Used by the fuzz suite (tests/fuzz/conftest.py), the error-reason tests
-(tests/integration/errors/) and Project's integration tests (tests/integration/project/). Every
-call into a service's construction is in the ``_serve_*`` functions below, and nowhere else.
+(tests/integration/errors/) and Project's integration tests (tests/integration/project/). The
+pieces it serves each service with, ``serving(app)``, ``serving_auth(app)`` and
+``auth_settings()``, also serve the single services of the Analytics, Notification, Billing and
+Auth integration tests. How the mesh builds each service's settings and app is in the
+``_serve_*`` functions at the end, and nowhere else.
 """
 
 from __future__ import annotations
@@ -213,7 +216,7 @@ async def serve_mesh(
 
     identities = data_dir / "identities"
     async with contextlib.AsyncExitStack() as stack:
-        auth_settings, auth_app, auth = await _serve_auth(stack, data_dir, database("auth"))
+        auth_config, auth_app, auth = await _serve_auth(stack, data_dir, database("auth"))
         jwks_url = f"http://127.0.0.1:{await auth_app.jwks_http.start()}/.well-known/jwks.json"
         servers = {"auth": auth}
 
@@ -255,7 +258,7 @@ async def serve_mesh(
             identities_dir=identities,
             auth_environment={
                 "DATA_DIR": str(data_dir),
-                "DATABASE_URL": auth_settings.database_url,
+                "DATABASE_URL": auth_config.database_url,
                 **{name.upper(): str(value) for name, value in CHEAP_ARGON2.items()},
             },
         )
