@@ -27,6 +27,8 @@ from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, inst
 from zoptal_platform.stores import ExternalStores, create_databases
 
 READY_TIMEOUT_SECONDS = 90.0
+POLL_SECONDS = 0.05
+"""Between health checks of starting services: short, since every check is a moment saved."""
 FIRST_SERVICE = "auth"
 """Started and SERVING before the others (see ``start_all``)."""
 AUTH_ONLY_PREFIX = "AUTH_BOOTSTRAP_"
@@ -110,17 +112,31 @@ def prepare_folders(layout: PlatformLayout) -> None:
 
 
 async def migrate_all(layout: PlatformLayout) -> None:
-    """Apply every service's migrations, one after the other, failing loudly on the first error."""
+    """Every service's migrations, then the service identities (``python -m zoptal_platform
+    migrate``; ``run`` overlaps the identities with Auth's start instead)."""
+    await migrate_databases(layout)
+    await ensure_identities(layout)
+
+
+async def migrate_databases(layout: PlatformLayout) -> None:
+    """Apply every service's migrations, all at once (each service has its own database),
+    failing loudly on the first error. A database already at head costs its process a moment
+    (``meshcore.migrations.is_at_head``)."""
     prepare_folders(layout)
     try:
         await create_databases(layout.stores, [spec.name for spec in layout.services])
     except (OSError, asyncpg.PostgresError) as error:
         raise PlatformError(f"creating the PostgreSQL databases failed: {error}") from error
-    for spec in layout.services:
-        await _run_once(
-            f"migrating {spec.name}", [spec.module, "migrate"], layout.environment(spec)
-        )
-    await ensure_identities(layout)
+    outcomes = await asyncio.gather(
+        *(
+            _run_once(f"migrating {spec.name}", [spec.module, "migrate"], layout.environment(spec))
+            for spec in layout.services
+        ),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def ensure_identities(layout: PlatformLayout) -> None:
@@ -174,7 +190,8 @@ async def _spawn(
 
 
 async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
-    """Start Auth, wait until it serves, then start the others (and the Celery worker) at once.
+    """Start Auth, wait until it serves and the service identities exist, then start the
+    others (and the Celery worker) at once.
 
     Auth goes first as compose orders it (``depends_on: auth: service_healthy``): every other
     service polls Auth's revocation list from its first moment and refuses user calls until
@@ -189,7 +206,11 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
     try:
         for spec in first:
             running.append(await _spawn_service(layout, spec, log_dir))
-        await wait_until_serving(replace(layout, services=first), running)
+        # The others' credentials are made (or checked) while Auth starts: both only need
+        # Auth's migrated database, and only the others need the credentials.
+        await asyncio.gather(
+            ensure_identities(layout), wait_until_serving(replace(layout, services=first), running)
+        )
         for spec in rest:
             running.append(await _spawn_service(layout, spec, log_dir))
         if celery_worker_available() and any(s.name == "notification" for s in layout.services):
@@ -238,7 +259,7 @@ async def wait_until_serving(layout: PlatformLayout, running: list[RunningProces
                 f"{pending[0].name} did not become SERVING", by_name[pending[0].name]
             )
         if pending:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(POLL_SECONDS)
     worker = by_name.get("notification-worker")
     if worker is not None and worker.process.returncode is not None:
         raise PlatformError("the notification worker exited", worker)
