@@ -29,6 +29,9 @@ SERVICES: dict[str, tuple[int, int, str]] = {
     "analytics": (4005, 9405, "AnalyticsService"),
 }
 NAMESPACE = "zoptal"
+WORKER = "notification-worker"
+WORKER_METRICS_PORT = 9406
+"""The Celery worker serves no gRPC, only its delivery metrics (WORKER_METRICS_PORT)."""
 
 Resource = dict[str, Any]
 
