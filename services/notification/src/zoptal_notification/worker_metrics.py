@@ -112,33 +112,35 @@ def _empty(folder: Path) -> None:
             entry.unlink()
 
 
-class _MetricsEndpoint(bootsteps.StartStopStep):  # type: ignore[misc]
-    """Serves ``/metrics`` from the worker's main process once the pool runs; a port that cannot
-    be bound fails the worker's start, as it does a server's."""
+def _endpoint_step(folder: Path, host: str, port: int) -> type[bootsteps.StartStopStep]:
+    """A worker bootstep serving ``/metrics`` from the worker's main process once the pool
+    runs; a port that cannot be bound fails the worker's start, as it does a server's."""
 
-    requires = ("celery.worker.components:Pool",)
-    settings: NotificationSettings  # set on the subclass install_worker_metrics makes
+    class WorkerMetricsEndpoint(bootsteps.StartStopStep):  # type: ignore[misc]
+        name = "zoptal_notification.worker_metrics.WorkerMetricsEndpoint"
+        requires = ("celery.worker.components:Pool",)
 
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self._server: WSGIServer | None = None
+            self._thread: threading.Thread | None = None
 
-    def start(self, parent: Any) -> None:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(_multiproc_dir()))  # type: ignore[no-untyped-call]
-        host, port = self.settings.grpc_host, self.settings.worker_metrics_port
-        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
-        logger.info("notification worker metrics on %s:%d", host, self._server.server_port)
+        def start(self, parent: Any) -> None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
+            self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+            logger.info("notification worker metrics on %s:%d", host, self._server.server_port)
 
-    def stop(self, parent: Any) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        def stop(self, parent: Any) -> None:
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+                self._server = None
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+                self._thread = None
+
+    return WorkerMetricsEndpoint
 
 
 def install_worker_metrics(app: Celery, settings: NotificationSettings) -> None:
@@ -156,5 +158,6 @@ def install_worker_metrics(app: Celery, settings: NotificationSettings) -> None:
         _empty(folder)
 
     signals.worker_init.connect(empty_before_the_pool_starts, weak=False)
-    endpoint = type("WorkerMetricsEndpoint", (_MetricsEndpoint,), {"settings": settings})
-    app.steps["worker"].add(endpoint)
+    app.steps["worker"].add(
+        _endpoint_step(folder, settings.grpc_host, settings.worker_metrics_port)
+    )
