@@ -23,7 +23,12 @@ import asyncpg  # type: ignore[import-untyped]
 from meshcore import health_probe
 from meshcore.private_files import open_private, private_directory
 
-from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, installed_services
+from zoptal_platform.catalogue import (
+    WORKER_METRICS_PORT,
+    ServiceSpec,
+    celery_worker_available,
+    installed_services,
+)
 from zoptal_platform.stores import ExternalStores, create_databases
 
 READY_TIMEOUT_SECONDS = 90.0
@@ -63,6 +68,23 @@ class PlatformLayout:
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def worker_metrics_dir(self) -> Path:
+        """The Celery worker's per-process metric files (``PROMETHEUS_MULTIPROC_DIR``)."""
+        return self.data_dir / "worker-metrics"
+
+    @property
+    def worker_metrics_port(self) -> int:
+        return WORKER_METRICS_PORT + self.port_offset
+
+    def worker_environment(self) -> dict[str, str]:
+        """The Celery worker's: Notification's database and broker, its own metrics port."""
+        env = self.environment(None)
+        env.update(self.stores.variables("notification"))
+        env["WORKER_METRICS_PORT"] = str(self.worker_metrics_port)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.worker_metrics_dir)
+        return env
 
     def grpc_address(self, spec: ServiceSpec) -> str:
         return f"127.0.0.1:{spec.grpc_port + self.port_offset}"
@@ -220,8 +242,7 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
                 "notification-worker@%h",
             ]  # fmt: skip
             # The worker is Notification's: it shares that service's database (and broker).
-            worker_env = layout.environment(None)
-            worker_env.update(layout.stores.variables("notification"))
+            worker_env = layout.worker_environment()
             running.append(await _spawn("notification-worker", worker_argv, worker_env, log_dir))
     except BaseException:
         await stop_all(running)
