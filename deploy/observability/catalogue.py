@@ -12,7 +12,10 @@ from dataclasses import dataclass
 __all__ = [
     "AVAILABILITY_TARGET",
     "BURN_RATE_ALERTS",
+    "DELIVERIES",
+    "DELIVERY_FAILURE_RATIO",
     "LATENCY_TARGET",
+    "NOTIFICATION_WORKER",
     "SERVER_ERROR_CODES",
     "SERVICES",
     "WINDOWS",
@@ -101,6 +104,15 @@ BURN_RATE_ALERTS: tuple[BurnRateAlert, ...] = (
     BurnRateAlert("Fast", "page", (("1h", "5m", 14.4), ("6h", "30m", 6.0))),
     BurnRateAlert("Slow", "ticket", (("1d", "2h", 3.0), ("3d", "6h", 1.0))),
 )
+
+
+NOTIFICATION_WORKER = "notification-worker"
+"""The ``service`` label of the Celery worker's own scrape target (WORKER_METRICS_PORT)."""
+DELIVERIES = "zoptal_notification_deliveries_total"
+"""Delivery tasks by ``outcome`` (sent, retried, failed, skipped, deferred) and ``channel``."""
+DELIVERY_FAILURE_RATIO = 0.05
+"""Alert when more than this share of the notifications that finished (sent or failed for
+good) in the last 30 minutes failed for good."""
 
 
 def rpc_selector(service: str | None = None, **extra: str) -> str:

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalogue import SERVER_ERROR_CODES, SERVICES, Service, rpc_selector
+from catalogue import (
+    DELIVERIES,
+    NOTIFICATION_WORKER,
+    SERVER_ERROR_CODES,
+    SERVICES,
+    Service,
+    rpc_selector,
+)
 
 __all__ = ["dashboards"]
 
@@ -231,6 +238,8 @@ def service_dashboard(service: Service) -> dict[str, Any]:
                 "s",
             ),
         ]
+    if name == "notification":
+        panels += _delivery_panels()
     if name == "analytics":
         panels += [
             _panel(
@@ -263,6 +272,69 @@ def service_dashboard(service: Service) -> dict[str, Any]:
             ),
         ]
     return _dashboard(f"zoptal-{name}", f"Zoptal: {name}", panels, [name])
+
+
+def _delivery_panels() -> list[Panel]:
+    """The Celery worker's delivery outcomes and latency (its own target, WORKER_METRICS_PORT)."""
+    worker = f'service="{NOTIFICATION_WORKER}"'
+
+    def deliveries(outcomes: str) -> str:
+        return f'sum (rate({DELIVERIES}{{{worker}, outcome=~"{outcomes}"}}[{RATE}]))'
+
+    latency = f"rate(zoptal_notification_delivery_latency_seconds_bucket{{{worker}}}[{RATE}])"
+    attempt = f"rate(zoptal_notification_delivery_attempt_seconds_bucket{{{worker}}}[{RATE}])"
+    return [
+        _panel(
+            "Deliveries by outcome",
+            [
+                (
+                    f"sum by (outcome, channel) (rate({DELIVERIES}{{{worker}}}[{RATE}]))",
+                    "{{outcome}} {{channel}}",
+                )
+            ],
+            "ops",
+            "sent; retried (the attempt failed, another is scheduled); failed (for good); "
+            "skipped (nothing to do); deferred (waited for another attempt or the database).",
+        ),
+        _panel(
+            "Delivery failure ratio",
+            [
+                (
+                    f"({deliveries('failed')} or vector(0)) / {deliveries('sent|failed')}",
+                    "failed for good",
+                ),
+                (
+                    f"({deliveries('retried|failed')} or vector(0)) / {deliveries('sent|retried|failed')}",
+                    "failed attempts",
+                ),
+            ],
+            "percentunit",
+            "Of the notifications that finished, the share that failed for good (what "
+            "ZoptalNotificationDeliveryFailing watches); of all attempts, the share that failed.",
+        ),
+        _panel(
+            "Delivery latency: creation to sent",
+            [
+                (
+                    f"histogram_quantile({q}, sum by (le) ({latency}))",
+                    f"p{int(q * 100)}",
+                )
+                for q in (0.5, 0.9, 0.99)
+            ],
+            "s",
+            "From the send RPC until the provider accepted the message, retries included.",
+        ),
+        _panel(
+            "Delivery attempt duration p99 by outcome",
+            [
+                (
+                    f"histogram_quantile(0.99, sum by (outcome, le) ({attempt}))",
+                    "{{outcome}}",
+                )
+            ],
+            "s",
+        ),
+    ]
 
 
 def dashboards() -> dict[str, dict[str, Any]]:

@@ -10,7 +10,10 @@ from typing import Any
 from catalogue import (
     AVAILABILITY_TARGET,
     BURN_RATE_ALERTS,
+    DELIVERIES,
+    DELIVERY_FAILURE_RATIO,
     LATENCY_TARGET,
+    NOTIFICATION_WORKER,
     SERVER_ERROR_CODES,
     SERVICES,
     WINDOWS,
@@ -112,6 +115,26 @@ def _burn_rate_alerts(sli: str, what: str, target: float) -> list[Rule]:
     return alerts
 
 
+def _delivery_failure_alert() -> Rule:
+    # At least 3 failures in the window: one bounced address among a handful of notifications
+    # on a quiet night is a user's typo, not an outage.
+    worker = f'service="{NOTIFICATION_WORKER}"'
+    failed = f'sum by (channel) (rate({DELIVERIES}{{{worker}, outcome="failed"}}[30m]))'
+    finished = f'sum by (channel) (rate({DELIVERIES}{{{worker}, outcome=~"sent|failed"}}[30m]))'
+    failures = f'sum by (channel) (increase({DELIVERIES}{{{worker}, outcome="failed"}}[30m]))'
+    return _alert(
+        "ZoptalNotificationDeliveryFailing",
+        f"(\n  {failed}\n  /\n  {finished}\n) > {DELIVERY_FAILURE_RATIO:g}\nand\n{failures} >= 3",
+        "15m",
+        "warning",
+        "{{ $value | humanizePercentage }} of {{ $labels.channel }} notifications fail for good",
+        f"More than {DELIVERY_FAILURE_RATIO * 100:g} % of the {{{{ $labels.channel }}}} "
+        "notifications that finished in the last 30 minutes failed for good (a permanent "
+        "provider error, or every attempt failed): the provider refuses them, or is down for "
+        "longer than the retries last.",
+    )
+
+
 def _machinery_alerts() -> list[Rule]:
     return [
         _alert(
@@ -142,6 +165,7 @@ def _machinery_alerts() -> list[Rule]:
             "A notification has waited more than 15 minutes for delivery: no worker is taking "
             "tasks, or every attempt fails and is retried.",
         ),
+        _delivery_failure_alert(),
         _alert(
             "ZoptalOutboxLagging",
             'max by (service, backlog) (meshcore_backlog_oldest_age_seconds{backlog=~"project_usage_outbox|billing_threshold_notices"}) > 600',
@@ -176,7 +200,8 @@ def _machinery_alerts() -> list[Rule]:
             "page",
             "Prometheus cannot scrape {{ $labels.service }} at {{ $labels.instance }}",
             "{{ $labels.instance }} has not answered on /metrics for 2 minutes: the process is "
-            "down, or its METRICS_PORT is unreachable. Its SLO alerts cannot fire meanwhile.",
+            "down, or its METRICS_PORT (the Celery worker's WORKER_METRICS_PORT) is unreachable. "
+            "Its alerts cannot fire meanwhile.",
         ),
     ]
 

@@ -53,7 +53,7 @@ def hadolint() -> str:
 
 @pytest.fixture(scope="session")
 def crd_validator() -> list[str]:
-    """`node validate.mjs`: Istio resources against Istio's own CRD schemas."""
+    """`node validate.mjs`: Istio and Prometheus Operator resources against their CRD schemas."""
     return _tool("the Istio CRD schema check", find_crd_validator)
 
 

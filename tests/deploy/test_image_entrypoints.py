@@ -187,8 +187,9 @@ def test_entry_point_migrates_serves_and_stops_on_sigterm(
 def test_worker_entry_point_passes_the_compose_health_check(
     runtime_venv: Path, postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    """The worker target's command starts Celery; compose's health check (celery inspect ping)
-    sees it; SIGTERM (Celery's warm shutdown) ends it with 0."""
+    """The worker target's command starts Celery with the image's metrics settings; compose's
+    health check (celery inspect ping) sees it and leaves no metric files behind; the worker
+    serves /metrics; SIGTERM (Celery's warm shutdown) ends it with 0."""
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     health = compose["services"]["notification-worker"]["healthcheck"]["test"]
     assert health[0] == "CMD-SHELL"
@@ -196,6 +197,10 @@ def test_worker_entry_point_passes_the_compose_health_check(
     env = container_env(tmp_path, "notification", postgres_url, redis_url)
     env["PATH"] = f"{runtime_venv / 'bin'}:{env['PATH']}"
     env["METRICS_PORT"] = "0"
+    # The image's ENV (Dockerfile, target notification-worker), on a free port.
+    metrics_dir = tmp_path / "worker-metrics"
+    env["WORKER_METRICS_PORT"] = str(free_port())
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     workdir = tmp_path / "workdir"
     workdir.mkdir()
     python = runtime_venv / "bin" / "python"
@@ -242,6 +247,10 @@ def test_worker_entry_point_passes_the_compose_health_check(
                 break
             assert time.monotonic() < deadline, f"health check never passed: {done.stdout!r}"
             time.sleep(1)
+        # It answers; with nothing delivered yet no process has counted anything, the health
+        # checks' processes included.
+        assert http_get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics") == ""
+        assert list(metrics_dir.iterdir()) == []
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=60)
         assert worker.returncode == 0, output[-3000:]

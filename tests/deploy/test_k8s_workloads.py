@@ -18,6 +18,7 @@ from tests.deploy.support import (
     REPO,
     SERVICE_SETTINGS,
     SERVICES,
+    WORKER_METRICS_PORT,
     Resource,
     build,
     calls_in_code,
@@ -202,6 +203,23 @@ def test_celery_worker_is_deployed(full_install: list[Resource]) -> None:
     refs = {ref["configMapRef"]["name"].rsplit("-", 1)[0] for ref in worker["envFrom"]}
     assert refs == {"zoptal-config", "notification-config"}
     assert "celery" in " ".join(worker["livenessProbe"]["exec"]["command"])
+
+
+def test_celery_worker_is_scraped_on_its_metrics_port(full_install: list[Resource]) -> None:
+    """Its delivery metrics: the port, the prometheus.io annotations (job "zoptal" with the pod's
+    app label as service), and the multiprocess folder on the writable /tmp emptyDir."""
+    deployment = named(full_install, "Deployment", "notification-worker")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(WORKER_METRICS_PORT)
+    worker = container_of(full_install, "Deployment", "notification-worker")
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {
+        "http-metrics": WORKER_METRICS_PORT
+    }
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert env["WORKER_METRICS_PORT"] == str(WORKER_METRICS_PORT)
+    mounts = {m["mountPath"] for m in worker["volumeMounts"]}
+    assert Path(env["PROMETHEUS_MULTIPROC_DIR"]).parent.as_posix() in mounts
 
 
 @pytest.mark.parametrize("directory", kustomizations(), ids=lambda d: str(d.relative_to(REPO)))

@@ -23,6 +23,8 @@ from tests.deploy.support import (
     K8S,
     NAMESPACE,
     SERVICES,
+    WORKER,
+    WORKER_METRICS_PORT,
     Resource,
     build,
     calls_in_code,
@@ -134,7 +136,7 @@ def allowed_edges(resources: list[Resource]) -> set[Edge]:
     policies = of_kind(resources, "NetworkPolicy")
     everyone = pods(resources)
     ports = {53, 8080, 15012, 15020, 5432, 6379, 1025, 8025, 587, EGRESS_GATEWAY_PORT, *API_PORTS}
-    ports |= {p for pair in SERVICES.values() for p in pair[:2]}
+    ports |= {p for pair in SERVICES.values() for p in pair[:2]} | {WORKER_METRICS_PORT}
     edges = set()
     for (client, client_pod), (server, server_pod) in product(everyone.items(), repeat=2):
         if client == server or NAMESPACE not in (client_pod[0], server_pod[0]):
@@ -156,6 +158,7 @@ def call_graph_edges(resources: list[Resource], public_from: tuple[str, ...]) ->
     edges |= {(pod, "kube-dns", 53, protocol) for pod in ours for protocol in ("TCP", "UDP")}
     for client, svc in product(public_from, SERVICES):
         edges |= {(client, svc, port, "TCP") for port in SERVICES[svc][:2]}
+    edges |= {(client, WORKER, WORKER_METRICS_PORT, "TCP") for client in public_from}
     return edges
 
 
@@ -217,7 +220,8 @@ def test_istio_install_allows_the_call_graph_and_the_mesh_only(kubectl: str, sce
     directory = K8S if scenario == "k8s" else K8S / "tests" / scenario
     resources = build(kubectl, directory)
     expected = call_graph_edges(resources, public_from=ISTIO_SYSTEM)
-    expected |= {(c, svc, 15020, "TCP") for c, svc in product(ISTIO_SYSTEM, SERVICES)}
+    scraped = [*SERVICES, WORKER]
+    expected |= {(c, svc, 15020, "TCP") for c, svc in product(ISTIO_SYSTEM, scraped)}
     ours = [name for name, (namespace, _) in pods(resources).items() if namespace == NAMESPACE]
     expected |= {(pod, "istiod", 15012, "TCP") for pod in ours}
     expected.add(("istiod", "auth", 8080, "TCP"))

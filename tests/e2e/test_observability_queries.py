@@ -3,7 +3,8 @@ platform, and every rule evaluates without error there: the dashboards and alert
 metrics the services really export (k8s/components/observability/, docs/observability.md).
 
 The platform is this package's ``make run`` (its metrics ports are 9400-9405 shifted by the
-package's port offset); Prometheus is Debian's, in a temporary folder, scraping every second.
+package's port offset, and the Celery worker's 9406); Prometheus is Debian's, in a temporary
+folder, scraping every second.
 """
 
 from __future__ import annotations
@@ -22,14 +23,35 @@ from zoptal.auth.v1 import auth_pb2
 from zoptal.billing.v1 import billing_pb2
 from zoptal.notification.v1 import notification_pb2
 from zoptal.project.v1 import project_pb2
-from zoptal_platform.catalogue import installed_services
+from zoptal_platform.catalogue import (
+    WORKER_METRICS_PORT,
+    celery_worker_available,
+    installed_services,
+)
 
-from tests.e2e.journey import CALL_TIMEOUT, create_project, open_stubs, register_and_login
+from tests.e2e.journey import (
+    CALL_TIMEOUT,
+    create_project,
+    open_stubs,
+    operator_metadata,
+    register_and_login,
+)
 from tests.e2e.platform import EmbeddedPlatform
 from tests.observability.tools import DASHBOARDS, Prometheus, running_prometheus
 
 RATE_INTERVAL = "1m"
 """What Grafana's $__rate_interval stands for here: many 1 s scrapes, as the panels need."""
+WORKER = "notification-worker"
+"""The Celery worker's scrape target, as compose and Kubernetes label it."""
+DELIVERY_TIMEOUT = 60.0
+
+
+def scrape_targets(platform: EmbeddedPlatform) -> dict[str, str]:
+    """Every service's metrics port and the Celery worker's (its delivery panels)."""
+    targets = {spec.name: platform.address(spec.metrics_port) for spec in installed_services()}
+    if celery_worker_available():
+        targets[WORKER] = platform.address(WORKER_METRICS_PORT)
+    return targets
 
 
 def _refused(call: Any, *args: Any, **kwargs: Any) -> grpc.StatusCode:
@@ -40,11 +62,24 @@ def _refused(call: Any, *args: Any, **kwargs: Any) -> grpc.StatusCode:
 
 
 def drive_traffic(platform: EmbeddedPlatform) -> None:
-    """A journey through every service (so each peer's client, breaker and retry series exist)
-    and one refused call to each service (so every "errors by code" panel has a code)."""
+    """A journey through every service (so each peer's client, breaker and retry series exist),
+    one email the worker delivers (its delivery panels), and one refused call to each service
+    (so every "errors by code" panel has a code)."""
     with open_stubs(platform) as stubs:
         user = register_and_login(stubs.auth, "dashboards")
         create_project(stubs, user, "dashboards")
+        sender = operator_metadata(platform, stubs.auth, ["notification:send"])
+        stubs.notification.SendEmail(
+            notification_pb2.SendEmailRequest(
+                to=user.email,
+                user_id=user.user_id,
+                subject="Dashboards",
+                body_text="A delivery for the notification worker's panels.",
+                idempotency_key=f"dashboards-{user.user_id}",
+            ),
+            metadata=sender,
+            timeout=CALL_TIMEOUT,
+        )
         refusals = [
             _refused(
                 stubs.auth.Login,
@@ -91,22 +126,28 @@ def panel_queries() -> list[tuple[str, str, str]]:
 def prometheus(
     embedded_platform: EmbeddedPlatform, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:
-    targets = {
-        spec.name: embedded_platform.address(spec.metrics_port) for spec in installed_services()
-    }
+    targets = scrape_targets(embedded_platform)
     with running_prometheus(Path(tmp_path_factory.mktemp("prometheus")), targets) as server:
         drive_traffic(embedded_platform)
         # Enough scrapes after the traffic for every rate() to see it (1 s apart).
         deadline = time.monotonic() + 30
         while not server.scraped_everything({"zoptal"}) and time.monotonic() < deadline:
             time.sleep(0.5)
+        if WORKER in targets:
+            # The email is delivered by the worker on its own schedule.
+            sent = f'zoptal_notification_deliveries_total{{service="{WORKER}", outcome="sent"}}'
+            deadline = time.monotonic() + DELIVERY_TIMEOUT
+            while not server.query(sent) and time.monotonic() < deadline:
+                time.sleep(0.5)
         time.sleep(5)
         yield server
 
 
-def test_prometheus_scrapes_every_service(prometheus: Prometheus) -> None:
+def test_prometheus_scrapes_every_service(
+    prometheus: Prometheus, embedded_platform: EmbeddedPlatform
+) -> None:
     up = {r["metric"]["service"]: r["value"][1] for r in prometheus.query('up{job="zoptal"}')}
-    assert up == {spec.name: "1" for spec in installed_services()}
+    assert up == dict.fromkeys(scrape_targets(embedded_platform), "1")
 
 
 def test_every_panel_query_returns_series(prometheus: Prometheus) -> None:

@@ -66,11 +66,9 @@ class CallLoop:
                 self.ok += 1
             except grpc.RpcError as error:
                 self.failed.append(f"{error.code().name}: {error.details()}")
-            # Paced: a pair is five calls from Project to Billing (check, record, and the outbox's
-            # seat and releases), all under Project's one service principal, whose budget is
-            # RATE_LIMIT_MAX_REQUESTS per minute like any caller's; unpaced on a fast machine the
-            # loop itself was rate limited (RESOURCE_EXHAUSTED, which Project reports as
-            # "billing is unavailable").
+            # Paced to a few pairs a second: the loop is one user, whose budget is
+            # RATE_LIMIT_MAX_REQUESTS (1000) a minute; Project's calls to Billing for it count
+            # against Project's own service budget (RATE_LIMIT_SERVICE_MAX_REQUESTS).
             time.sleep(0.25)
 
     def __enter__(self) -> CallLoop:

@@ -204,3 +204,29 @@ async def test_a_caller_that_goes_away_leaves_the_others_their_answers(redis_url
         assert gone.cancelled()
     finally:
         await limiter.close()
+
+
+async def test_the_service_budget_shares_the_users_connections_but_not_their_keys(
+    redis_url: str,
+) -> None:
+    """``sharing_connections``: its own limit and key space on the same Redis client."""
+    from uuid import uuid4
+
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    prefix = f"shared-{uuid4().hex}:"
+    users = RedisRateLimiter(connection, 60_000, 1, prefix=prefix)
+    services = users.sharing_connections(3, prefix=f"{prefix}services:")
+    try:
+        assert [(await services.hit("service:project")).allowed for _ in range(4)] == [
+            True,
+            True,
+            True,
+            False,
+        ]
+        assert [(await users.hit("service:project")).allowed for _ in range(2)] == [True, False]
+        assert (
+            await connection.exists(f"{prefix}services:service:project", f"{prefix}service:project")
+            == 2
+        )
+    finally:
+        await users.close()

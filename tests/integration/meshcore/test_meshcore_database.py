@@ -188,34 +188,8 @@ async def test_a_connection_killed_mid_session_becomes_unavailable(postgres_url:
         await db.dispose()
 
 
-async def test_read_sees_what_sessions_committed(database: Database) -> None:
-    async with database.session() as session:
-        session.add(Account(email="reader@example.com", balance=7))
-    async with database.read() as connection:
-        found = await connection.execute(select(Account.__table__.c.balance))
-        assert found.scalars().all() == [7]
-
-
-@pytest.mark.postgres
-async def test_read_opens_no_transaction_on_postgres(postgres_url: str) -> None:
-    """Each statement of ``read()`` is its own transaction; a session's share one."""
-    db = Database(postgres_url)
-    stamp = text("SELECT transaction_timestamp()")
-    try:
-        async with db.read() as connection:
-            first = await connection.scalar(stamp)
-            await asyncio.sleep(0.01)
-            assert await connection.scalar(stamp) != first
-        async with db.session() as session:
-            first = await session.scalar(stamp)
-            await asyncio.sleep(0.01)
-            assert await session.scalar(stamp) == first
-    finally:
-        await db.dispose()
-
-
 async def _backend_pid(db: Database) -> int:
-    async with db.read() as connection:
+    async with db.connection() as connection:
         return int(await connection.scalar(text("SELECT pg_backend_pid()")))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from meshcore.db import Database
-from meshcore.migrations import run_migrations, upgrade_database
+from meshcore.migrations import head_revisions, is_at_head, run_migrations, upgrade_database
 from sqlalchemy import inspect, text
 
 ENV_PY = """\
@@ -113,6 +113,46 @@ def test_running_again_is_a_no_op(database_url: str, tmp_path: Path) -> None:
     (folder / "versions" / "0002.py").write_text(SECOND)
     run_migrations(database_url, folder)
     assert asyncio.run(schema(database_url))[2] == "0002"
+
+
+def test_is_at_head_tells_without_alembic(database_url: str, tmp_path: Path) -> None:
+    """No database yet, one revision behind, at head: only the last is at head; and a start
+    at head imports neither Alembic nor SQLAlchemy (a fresh interpreter, to see its modules)."""
+    folder = migrations_folder(tmp_path, FIRST, SECOND)
+    assert head_revisions(folder) == {"0002"}
+    assert not is_at_head(database_url, folder)
+    run_migrations(database_url, migrations_folder(tmp_path / "first", FIRST))
+    assert not is_at_head(database_url, folder)
+    run_migrations(database_url, folder)
+    assert is_at_head(database_url, folder)
+    probe = (
+        "import sys; from meshcore.migrations import run_migrations; "
+        f"run_migrations({database_url!r}, {str(folder)!r}); "
+        "print(sorted(m for m in ('alembic', 'sqlalchemy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_heads_follow_every_branch_and_merge(tmp_path: Path) -> None:
+    """Two branches off 0001 are two heads; a merge revision (a tuple) makes one again."""
+    branch = SECOND.replace('revision = "0002"', 'revision = "0003"')
+    folder = migrations_folder(tmp_path, FIRST, SECOND, branch)
+    assert head_revisions(folder) == {"0002", "0003"}
+    merge = 'revision: str = "0004"\ndown_revision: tuple[str, str] = ("0002", "0003")\n'
+    (folder / "versions" / "0004.py").write_text(merge)
+    assert head_revisions(folder) == {"0004"}
+
+
+@pytest.mark.parametrize("service", ["auth", "project", "billing", "notification", "analytics"])
+def test_every_service_has_one_head(service: str) -> None:
+    """Each service's migrations form one line: is_at_head compares against one revision."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(f"zoptal_{service}")
+    assert spec is not None
+    assert spec.origin is not None
+    assert len(head_revisions(Path(spec.origin).with_name("migrations"))) == 1
 
 
 async def test_upgrade_database_works_inside_a_running_loop(

@@ -93,6 +93,18 @@ async def test_no_row_is_none(reads: StatementReads) -> None:
     assert await reads.one(ACCOUNT, account_id="nobody") is None
 
 
+async def test_all_rows_come_back_in_the_statement_s_order(reads: StatementReads) -> None:
+    charges = (
+        select(Charge.kind, Charge.amount)
+        .where(Charge.account_id == bindparam("account_id"))
+        .order_by(Charge.amount.desc())
+        .limit(bindparam("limit"))
+    )
+    rows = await reads.all(charges, account_id="ada", limit=2)
+    assert [(row.kind, row.amount) for row in rows] == [("refund", 100), ("usage", 7)]
+    assert await reads.all(charges, account_id="nobody", limit=2) == []
+
+
 async def test_every_read_sees_the_latest_commit(database: Database, reads: StatementReads) -> None:
     assert (await reads.one(ACCOUNT, account_id="ada")).plan == "free"
     async with database.session() as session:

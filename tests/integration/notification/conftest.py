@@ -44,6 +44,7 @@ def worker_environment(
     env.update(
         DATABASE_URL=settings.database_url,
         CELERY_BROKER_URL=settings.celery_broker_url,
+        CELERY_QUEUE=settings.celery_queue,
         DATA_DIR=str(settings.data_dir),
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(smtp_port),
@@ -173,6 +174,9 @@ def make_settings(
         "outbox_redispatch_after_seconds": 30.0,
         "rate_limit_max_requests": 100_000,
         "metrics_port": 0,
+        # A queue of its own per test: a worker of another test run on the same Redis (another
+        # checkout's, at the same time) must not take this test's deliveries.
+        "celery_queue": f"notifications-test-{uuid.uuid4().hex[:12]}",
     }
     values.update(overrides)
     return NotificationSettings(**values)

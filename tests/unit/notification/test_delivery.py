@@ -14,6 +14,7 @@ from zoptal_notification.providers.base import DeliveryError, OutgoingMessage
 from zoptal_notification.repository import NotificationRepository
 from zoptal_notification.requests import EmailRequest
 from zoptal_notification.service import NotificationService
+from zoptal_notification.tasks import delivery_result
 
 from .conftest import SENDER
 
@@ -219,3 +220,42 @@ def test_retry_delay_jitter_adds_at_most_its_fraction() -> None:
     """Jitter spreads retries upward by at most the given fraction."""
     assert retry_delay(1, base=10.0, cap=60.0, jitter=0.1, rng=lambda: 1.0) == pytest.approx(11)
     assert retry_delay(1, base=10.0, cap=60.0, jitter=0.1, rng=lambda: 0.0) == 10.0
+
+
+async def test_outcomes_carry_what_the_worker_metrics_label_and_measure(
+    database: Database, service: NotificationService, clock: FakeClock
+) -> None:
+    """The channel on every outcome, a failed attempt's retry told from a deferred one, and
+    the time from creation to sent (retries included) on a sent one."""
+    notification_id = await _queued(service)
+    provider = ScriptedProvider(DeliveryError("busy", transient=True), "<id>")
+    delivery = _delivery(database, provider, clock)
+    retry = await delivery.deliver(notification_id)
+    early = await delivery.deliver(notification_id)
+    clock.advance(30.0)
+    sent = await delivery.deliver(notification_id)
+    assert (retry.kind, retry.attempt_failed, retry.channel) == ("retry", True, "email")
+    assert delivery_result(retry) == "retried"
+    assert (early.kind, early.channel, delivery_result(early)) == ("skipped", "email", "skipped")
+    assert (sent.kind, sent.channel, delivery_result(sent)) == ("sent", "email", "sent")
+    assert sent.latency_seconds == pytest.approx(30.0)
+
+
+async def test_a_retry_that_only_waits_for_another_claim_is_deferred(
+    database: Database, service: NotificationService, clock: FakeClock
+) -> None:
+    """Another attempt holds the claim: no attempt was made, so nothing failed."""
+    notification_id = await _queued(service)
+    repository = NotificationRepository()
+    async with database.session() as session:
+        now = utc_now(clock)
+        assert await repository.claim(
+            session,
+            notification_id,
+            token="other",
+            now=now,
+            lease_until=now + timedelta(seconds=60),
+        )
+    outcome = await _delivery(database, ScriptedProvider(), clock).deliver(notification_id)
+    assert (outcome.kind, outcome.attempt_failed, outcome.channel) == ("retry", False, "email")
+    assert delivery_result(outcome) == "deferred"

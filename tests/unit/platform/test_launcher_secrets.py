@@ -19,7 +19,18 @@ def test_the_bootstrap_admin_password_reaches_auth_only(monkeypatch: pytest.Monk
     by_name = {spec.name: layout.environment(spec) for spec in SERVICES}
     assert by_name["auth"]["AUTH_BOOTSTRAP_ADMIN_PASSWORD"] == password
     others = [env for name, env in by_name.items() if name != "auth"]
-    others.append(layout.environment(None))  # the Celery worker
+    others.append(layout.worker_environment())  # the Celery worker
     for env in others:
         assert password not in env.values()
         assert not any(name.startswith("AUTH_BOOTSTRAP_") for name in env)
+
+
+def test_the_worker_serves_its_metrics_on_its_own_shifted_port() -> None:
+    """9406 plus the offset, next to the services' 9400-9405, with its multiprocess folder in
+    the data folder."""
+    layout = PlatformLayout(Path("/tmp/zoptal"), port_offset=100, services=SERVICES)
+    worker = layout.worker_environment()
+    assert worker["WORKER_METRICS_PORT"] == "9506"
+    assert worker["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/zoptal/worker-metrics"
+    service_ports = {layout.environment(spec)["METRICS_PORT"] for spec in SERVICES}
+    assert worker["WORKER_METRICS_PORT"] not in service_ports

@@ -34,7 +34,6 @@ import sqlalchemy.exc
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -227,10 +226,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.dialect == "sqlite":
             _tune_sqlite(self.engine, sqlite_file, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
-            self._reader = self.engine
         else:
             _ping_when_idle(self.engine, ping_idle_seconds)
-            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         observe_pool(self.engine.sync_engine.pool, application_name)
 
@@ -266,17 +263,6 @@ class Database:
     async def connection(self) -> AsyncIterator[Any]:
         """A raw ``AsyncConnection`` in a transaction (committed at the end), errors mapped."""
         async with _unavailable_when_unreachable(), self.engine.begin() as conn:
-            yield conn
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads, errors mapped; nothing it runs is ever committed.
-
-        PostgreSQL: no transaction (each statement sees the latest commits on its own), so a
-        read one statement answers costs that one round trip. Use ``session()`` when several
-        statements must agree with each other. SQLite: one transaction, rolled back at the end.
-        """
-        async with _unavailable_when_unreachable(), self._reader.connect() as conn:
             yield conn
 
     async def ping(self) -> None:

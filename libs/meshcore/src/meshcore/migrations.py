@@ -16,20 +16,37 @@ with Alembic (the "connection sharing" recipe). On PostgreSQL a transaction-scop
 serialises replicas that start together, so only one of them migrates and the rest see ``head``.
 Plain ``alembic upgrade head`` in a service folder works too: ``run_env`` then reads
 ``sqlalchemy.url`` from ``alembic.ini`` or ``DATABASE_URL``.
+
+``run_migrations`` first asks whether the database is already at head (``is_at_head``) without
+Alembic or SQLAlchemy: the heads come from the revision files' ``revision``/``down_revision``
+lines, the database's from ``alembic_version`` (stdlib ``sqlite3``, or one asyncpg query). On
+every start but the first that is all a ``migrate`` does, in a tenth of the time (importing
+Alembic and SQLAlchemy and opening an engine cost ~0.6 s a process).
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import concurrent.futures
 import os
+import sqlite3
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import MetaData, text
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
 
-__all__ = ["alembic_config", "run_env", "run_migrations", "upgrade_database"]
+__all__ = [
+    "alembic_config",
+    "head_revisions",
+    "is_at_head",
+    "run_env",
+    "run_migrations",
+    "upgrade_database",
+]
 
 # One database belongs to one service, so one lock key per database is enough.
 _MIGRATION_LOCK_KEY = zlib.crc32(b"meshcore:alembic-upgrade")
@@ -52,6 +69,7 @@ async def upgrade_database(
 ) -> None:
     """Apply migrations up to ``revision`` (default ``head``) from inside an event loop."""
     from alembic import command
+    from sqlalchemy import text
 
     from meshcore.db import Database
 
@@ -78,13 +96,91 @@ def run_migrations(database_url: str, script_location: str | Path, revision: str
 
     Called while an event loop is running in this thread, it migrates on a helper thread.
     """
+
+    def migrate() -> None:
+        if revision == "head" and is_at_head(database_url, script_location):
+            return
+        asyncio.run(upgrade_database(database_url, script_location, revision))
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(upgrade_database(database_url, script_location, revision))
+        migrate()
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, upgrade_database(database_url, script_location, revision)).result()
+        pool.submit(migrate).result()
+
+
+def head_revisions(script_location: str | Path) -> frozenset[str]:
+    """The revisions no other revision of ``script_location/versions`` builds on."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in Path(script_location, "versions").glob("*.py"):
+        found = _revision_assignments(path)
+        if "revision" not in found:
+            continue
+        revisions.add(found["revision"])
+        down = found.get("down_revision")
+        parents.update([down] if isinstance(down, str) else down or ())
+    return frozenset(revisions - parents)
+
+
+def _revision_assignments(path: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            values[target.id] = ast.literal_eval(value)
+    return values
+
+
+def is_at_head(database_url: str, script_location: str | Path) -> bool:
+    """Whether the database's ``alembic_version`` holds exactly the heads of
+    ``script_location``. False when that cannot be told (no file, no table, unreachable):
+    the caller then runs Alembic, which says what is wrong."""
+    heads = head_revisions(script_location)
+    try:
+        current = _current_revisions(database_url)
+    except Exception:  # any doubt: let Alembic look
+        return False
+    return bool(heads) and current == heads
+
+
+def _current_revisions(database_url: str) -> frozenset[str] | None:
+    scheme, _, rest = database_url.partition("://")
+    if scheme.startswith("sqlite"):
+        database = unquote(urlsplit(f"{scheme}://{rest}").path[1:].split("?")[0])
+        if not database or database == ":memory:" or not Path(database).exists():
+            return None
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            connection.close()
+        return frozenset(row[0] for row in rows)
+    if scheme.startswith("postgresql"):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: one may run here
+            return asyncio.run(_current_postgres_revisions(f"postgresql://{rest}"))
+        return None  # inside a loop: say "cannot tell" (run_migrations calls from a thread)
+    return None
+
+
+async def _current_postgres_revisions(dsn: str) -> frozenset[str]:
+    import asyncpg  # type: ignore[import-untyped]  # the PostgreSQL driver
+
+    connection = await asyncpg.connect(dsn, timeout=5)
+    try:
+        rows = await connection.fetch("SELECT version_num FROM alembic_version")
+    finally:
+        await connection.close()
+    return frozenset(row[0] for row in rows)
 
 
 def run_env(target_metadata: MetaData | None) -> None:

@@ -267,6 +267,11 @@ class ServiceSettings:
     """How long in-flight calls get to finish on shutdown before they are cancelled."""
     rate_limit_window_ms: int = 60_000
     rate_limit_max_requests: int = 1_000
+    """Calls per window for each user (or, unauthenticated, each client address)."""
+    rate_limit_service_max_requests: int = 60_000
+    """Calls per window for each calling platform service, which calls on behalf of all its own
+    users: one user's budget would let one busy peer throttle everyone
+    (``meshcore.interceptors.rate_limit``)."""
     rate_limit_fail_mode: FailMode = "open"
     """What the Redis-backed limiter does while Redis is down: let calls through or refuse them."""
     trusted_proxy_hops: int = 0
@@ -334,6 +339,7 @@ class ServiceSettings:
             "shutdown_grace_seconds",
             "rate_limit_window_ms",
             "rate_limit_max_requests",
+            "rate_limit_service_max_requests",
             "revocation_sync_seconds",
             "revocation_max_staleness_seconds",
         ):

@@ -83,6 +83,19 @@ class StatementReads:
         async with self._connections.use() as driver:
             return await driver.fetchrow(compiled.sql, *arguments, record_class=self._row_class)
 
+    async def all(self, statement: AnySelect, **params: Any) -> list[Any]:
+        """Every row ``statement`` returns with ``params`` bound."""
+        if self._connections is None:
+            async with self._database.connection() as connection:
+                return list((await connection.execute(statement, params)).all())
+        compiled = self._compiled.get(id(statement)) or self._compile(statement)
+        arguments = compiled.values(params)
+        async with self._connections.use() as driver:
+            rows: list[Any] = await driver.fetch(
+                compiled.sql, *arguments, record_class=self._row_class
+            )
+            return rows
+
     async def close(self) -> None:
         """Give the held connections back to the pool."""
         if self._connections is not None:

@@ -13,6 +13,7 @@ from zoptal_platform.launcher import (
     PlatformError,
     PlatformLayout,
     migrate_all,
+    migrate_databases,
     start_all,
     stop_all,
     wait_until_serving,
@@ -84,7 +85,7 @@ async def _run(layout: PlatformLayout) -> int:
     if not layout.services:
         print("no service is installed yet; nothing to run", file=sys.stderr)
         return 1
-    await migrate_all(layout)
+    await migrate_databases(layout)
     mail = MailSink(layout.mail_dir, layout.smtp_port)
     mail.start()
     running = await start_all(layout)

@@ -41,6 +41,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 
+WORKER_METRICS_PORT = 9406
+"""The Notification Celery worker's ``/metrics`` (its delivery outcomes and latency)."""
+
+
 def installed_services() -> list[ServiceSpec]:
     return [spec for spec in SERVICES if spec.is_installed()]
 

@@ -23,10 +23,17 @@ import asyncpg  # type: ignore[import-untyped]
 from meshcore import health_probe
 from meshcore.private_files import open_private, private_directory
 
-from zoptal_platform.catalogue import ServiceSpec, celery_worker_available, installed_services
+from zoptal_platform.catalogue import (
+    WORKER_METRICS_PORT,
+    ServiceSpec,
+    celery_worker_available,
+    installed_services,
+)
 from zoptal_platform.stores import ExternalStores, create_databases
 
 READY_TIMEOUT_SECONDS = 90.0
+POLL_SECONDS = 0.05
+"""Between health checks of starting services: short, since every check is a moment saved."""
 FIRST_SERVICE = "auth"
 """Started and SERVING before the others (see ``start_all``)."""
 AUTH_ONLY_PREFIX = "AUTH_BOOTSTRAP_"
@@ -61,6 +68,23 @@ class PlatformLayout:
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def worker_metrics_dir(self) -> Path:
+        """The Celery worker's per-process metric files (``PROMETHEUS_MULTIPROC_DIR``)."""
+        return self.data_dir / "worker-metrics"
+
+    @property
+    def worker_metrics_port(self) -> int:
+        return WORKER_METRICS_PORT + self.port_offset
+
+    def worker_environment(self) -> dict[str, str]:
+        """The Celery worker's: Notification's database and broker, its own metrics port."""
+        env = self.environment(None)
+        env.update(self.stores.variables("notification"))
+        env["WORKER_METRICS_PORT"] = str(self.worker_metrics_port)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.worker_metrics_dir)
+        return env
 
     def grpc_address(self, spec: ServiceSpec) -> str:
         return f"127.0.0.1:{spec.grpc_port + self.port_offset}"
@@ -110,17 +134,31 @@ def prepare_folders(layout: PlatformLayout) -> None:
 
 
 async def migrate_all(layout: PlatformLayout) -> None:
-    """Apply every service's migrations, one after the other, failing loudly on the first error."""
+    """Every service's migrations, then the service identities (``python -m zoptal_platform
+    migrate``; ``run`` overlaps the identities with Auth's start instead)."""
+    await migrate_databases(layout)
+    await ensure_identities(layout)
+
+
+async def migrate_databases(layout: PlatformLayout) -> None:
+    """Apply every service's migrations, all at once (each service has its own database),
+    failing loudly on the first error. A database already at head costs its process a moment
+    (``meshcore.migrations.is_at_head``)."""
     prepare_folders(layout)
     try:
         await create_databases(layout.stores, [spec.name for spec in layout.services])
     except (OSError, asyncpg.PostgresError) as error:
         raise PlatformError(f"creating the PostgreSQL databases failed: {error}") from error
-    for spec in layout.services:
-        await _run_once(
-            f"migrating {spec.name}", [spec.module, "migrate"], layout.environment(spec)
-        )
-    await ensure_identities(layout)
+    outcomes = await asyncio.gather(
+        *(
+            _run_once(f"migrating {spec.name}", [spec.module, "migrate"], layout.environment(spec))
+            for spec in layout.services
+        ),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def ensure_identities(layout: PlatformLayout) -> None:
@@ -174,7 +212,8 @@ async def _spawn(
 
 
 async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
-    """Start Auth, wait until it serves, then start the others (and the Celery worker) at once.
+    """Start Auth, wait until it serves and the service identities exist, then start the
+    others (and the Celery worker) at once.
 
     Auth goes first as compose orders it (``depends_on: auth: service_healthy``): every other
     service polls Auth's revocation list from its first moment and refuses user calls until
@@ -189,7 +228,11 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
     try:
         for spec in first:
             running.append(await _spawn_service(layout, spec, log_dir))
-        await wait_until_serving(replace(layout, services=first), running)
+        # The others' credentials are made (or checked) while Auth starts: both only need
+        # Auth's migrated database, and only the others need the credentials.
+        await asyncio.gather(
+            ensure_identities(layout), wait_until_serving(replace(layout, services=first), running)
+        )
         for spec in rest:
             running.append(await _spawn_service(layout, spec, log_dir))
         if celery_worker_available() and any(s.name == "notification" for s in layout.services):
@@ -199,8 +242,7 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
                 "notification-worker@%h",
             ]  # fmt: skip
             # The worker is Notification's: it shares that service's database (and broker).
-            worker_env = layout.environment(None)
-            worker_env.update(layout.stores.variables("notification"))
+            worker_env = layout.worker_environment()
             running.append(await _spawn("notification-worker", worker_argv, worker_env, log_dir))
     except BaseException:
         await stop_all(running)
@@ -238,7 +280,7 @@ async def wait_until_serving(layout: PlatformLayout, running: list[RunningProces
                 f"{pending[0].name} did not become SERVING", by_name[pending[0].name]
             )
         if pending:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(POLL_SECONDS)
     worker = by_name.get("notification-worker")
     if worker is not None and worker.process.returncode is not None:
         raise PlatformError("the notification worker exited", worker)

@@ -12,10 +12,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.health import DependencyCheck
 from meshcore.http import HttpResponse, HttpServer, Route
-from meshcore.interceptors.chain import AuthOptions, InterceptorChain, build_server_chain
-from meshcore.interceptors.errors import ErrorMappingInterceptor as ErrorMapping
-from meshcore.interceptors.limiters import RedisRateLimiter
-from meshcore.interceptors.rate_limit import RateLimitInterceptor
+from meshcore.interceptors.chain import AuthOptions, RateLimitOptions, build_server_chain
 from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook
 from zoptal.auth.v1 import auth_pb2_grpc
 
@@ -167,9 +164,8 @@ async def build_app(
         clock=clock,
         validation_cache_size=settings.validation_cache_size,
     )
-    hooks: list[ShutdownHook] = []
     if interceptors is None:
-        interceptors, hooks = server_interceptors(settings, keys, clock, revocations=revocations)
+        interceptors = server_interceptors(settings, keys, clock, revocations=revocations)
     jwks_http = HttpServer(
         settings.grpc_host, settings.auth_http_port, {JWKS_PATH: _jwks_route(keys)}
     )
@@ -189,7 +185,6 @@ async def build_app(
         # Hooks run in reverse: stop HTTP, finish a revocation poll, then close the database,
         # the throttle's store and the hashing threads.
         on_shutdown=[
-            *hooks,
             pool.close,
             throttle.close,
             database.dispose,
@@ -205,49 +200,27 @@ def server_interceptors(
     clock: Clock = SYSTEM_CLOCK,
     *,
     revocations: RevocationList | None = None,
-) -> tuple[list[grpc.aio.ServerInterceptor], list[ShutdownHook]]:
-    """The production chain with Auth's own rate-limit layer, and what to close on shutdown.
+) -> list[grpc.aio.ServerInterceptor]:
+    """The production chain, trusting this service's keys directly (no HTTP round trip to
+    ourselves for the JWKS).
 
-    The chain's AuthInterceptor trusts this service's keys directly (no HTTP round trip to
-    ourselves for the JWKS). The rate-limit layer sits where the chain puts its own (after auth,
-    before error mapping), but exempts the cheap anonymous reads every verifier needs (GetJwks,
-    HealthCheck). Everything else is limited per caller (the principal, else the real client
-    address: ``TRUSTED_PROXY_HOPS``), ValidateToken included; Login is throttled further per
-    account and client (``login_throttle``).
-    With ``revocations``, the auth layer refuses tokens this replica knows are revoked, as
-    ValidateToken does (verifying a token is not enough: it may have been revoked since).
+    Every RPC is limited per caller (the principal, else the real client address:
+    ``TRUSTED_PROXY_HOPS``), ValidateToken included, except the cheap anonymous reads every
+    verifier needs (GetJwks, HealthCheck); Login is throttled further per account and client
+    (``login_throttle``). With ``revocations``, the auth layer refuses tokens this replica knows
+    are revoked, as ValidateToken does (verifying a token is not enough: it may have been
+    revoked since).
     """
-    chain = build_server_chain(
+    return build_server_chain(
         settings,
         auth=AuthOptions(
             key_source=keys.verification_keys(),
             excluded_methods=PUBLIC_METHODS,
             revocations=RevocationListCheck(revocations) if revocations is not None else None,
         ),
-        rate_limit=None,
+        rate_limit=RateLimitOptions(excluded_methods=UNLIMITED_METHODS),
         clock=clock,
     )
-    limiter: RedisRateLimiter | None = None
-    if settings.redis_url:
-        limiter = RedisRateLimiter.from_url(
-            settings.redis_url, settings.rate_limit_window_ms, settings.rate_limit_max_requests
-        )
-    rate_limit = RateLimitInterceptor(
-        settings.rate_limit_window_ms,
-        settings.rate_limit_max_requests,
-        limiter=limiter,
-        fail_mode=settings.rate_limit_fail_mode,
-        excluded_methods=UNLIMITED_METHODS,
-        trusted_proxy_hops=settings.trusted_proxy_hops,
-        clock=clock,
-    )
-    (fused,) = chain
-    if not isinstance(fused, InterceptorChain):
-        raise TypeError("build_server_chain no longer returns one InterceptorChain")
-    layers = list(fused.layers)
-    error_mapping = next(i for i, layer in enumerate(layers) if isinstance(layer, ErrorMapping))
-    layers.insert(error_mapping, rate_limit)
-    return [InterceptorChain(layers)], [limiter.close] if limiter is not None else []
 
 
 def _jwks_route(keys: KeyRing) -> Route:

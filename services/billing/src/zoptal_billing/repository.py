@@ -2,16 +2,23 @@
 
 Inserts that may race use the dialect's ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both
 have it), so "insert or fetch" needs no retry loop and never surfaces an IntegrityError.
+
+The statements of RecordUsage's path (two for every CreateProject) are table-level Core
+statements built once per dialect with bound parameters (``_UsageStatements``): built per call
+with literal values through the ORM, computing their cache keys and the ORM's bulk-insert
+machinery cost more CPU than the database's work on them.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Executable, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,9 +44,61 @@ def insert_for(session: AsyncSession, model: type[Any]) -> Any:
     return sqlite.insert(model)
 
 
+_tables = SubscriptionRow.metadata.tables
+_subscriptions = _tables[SubscriptionRow.__tablename__]
+_records = _tables[UsageRecordRow.__tablename__]
+_totals = _tables[UsageTotalRow.__tablename__]
+_TOTAL_KEY = ("user_id", "metric", "scope_id", "period")
+
+
+@dataclass(frozen=True)
+class _UsageStatements:
+    """RecordUsage's statements for one dialect (its own INSERT ... ON CONFLICT)."""
+
+    ensure_subscription: Executable
+    claim_usage_key: Executable
+    set_used: Executable
+
+
+@functools.cache
+def _usage_statements(dialect: str) -> _UsageStatements:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    upsert_total = insert(_totals)
+    return _UsageStatements(
+        ensure_subscription=insert(_subscriptions).on_conflict_do_nothing(
+            index_elements=["user_id"]
+        ),
+        claim_usage_key=insert(_records)
+        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key", "caller"])
+        .returning(_records.c.id),
+        set_used=upsert_total.on_conflict_do_update(
+            index_elements=list(_TOTAL_KEY),
+            set_={
+                "used": upsert_total.excluded.used,
+                "updated_at": upsert_total.excluded.updated_at,
+            },
+        ),
+    )
+
+
+_USED = select(_totals.c.used).where(*(_totals.c[name] == bindparam(name) for name in _TOTAL_KEY))
+_SUBSCRIPTION = select(SubscriptionRow).where(SubscriptionRow.user_id == bindparam("user_id"))
+_LOCKED_SUBSCRIPTION = _SUBSCRIPTION.with_for_update()
+_USAGE_RECORD = (
+    select(UsageRecordRow)
+    .where(
+        UsageRecordRow.user_id == bindparam("user_id"),
+        UsageRecordRow.idempotency_key == bindparam("idempotency_key"),
+        or_(UsageRecordRow.caller == bindparam("caller"), UsageRecordRow.caller.is_(None)),
+    )
+    .limit(1)
+)
+
+
 class BillingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._usage = _usage_statements(session.get_bind().dialect.name)
 
     def _insert(self, model: type[Any]) -> Any:
         return insert_for(self.session, model)
@@ -65,19 +124,9 @@ class BillingRepository:
         self, *, subscription_id: str, user_id: str, plan_id: str, now: datetime
     ) -> None:
         """Create the user's subscription unless one exists (concurrent callers: one wins)."""
-        statement = (
-            self._insert(SubscriptionRow)
-            .values(
-                id=subscription_id,
-                user_id=user_id,
-                plan_id=plan_id,
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["user_id"])
-        )
-        await self.session.execute(statement)
+        values: dict[str, object] = {"id": subscription_id, "user_id": user_id}
+        values.update(plan_id=plan_id, status="active", created_at=now, updated_at=now)
+        await self.session.execute(self._usage.ensure_subscription, values)
 
     async def subscription_of(
         self, user_id: str, *, default_plan_id: str, now: datetime, for_update: bool
@@ -98,14 +147,10 @@ class BillingRepository:
         self, user_id: str, *, for_update: bool = False
     ) -> SubscriptionRow | None:
         """The user's subscription; ``for_update`` serialises writers of this user's usage."""
-        query = (
-            select(SubscriptionRow)
-            .where(SubscriptionRow.user_id == user_id)
-            .execution_options(populate_existing=True)
-        )
-        if for_update:
-            query = query.with_for_update()
-        return (await self.session.scalars(query)).one_or_none()
+        query = _LOCKED_SUBSCRIPTION if for_update else _SUBSCRIPTION
+        options = {"populate_existing": True}
+        result = await self.session.scalars(query, {"user_id": user_id}, execution_options=options)
+        return result.one_or_none()
 
     async def update_subscription(self, user_id: str, **values: Any) -> None:
         """Set columns of the user's subscription (``plan_id``, ``latest_change_id``, ...)."""
@@ -162,38 +207,20 @@ class BillingRepository:
 
     async def claim_usage_key(self, values: Mapping[str, Any]) -> bool:
         """Insert the usage record; False when the caller's (user, key) already exists."""
-        statement = (
-            self._insert(UsageRecordRow)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key", "caller"])
-            .returning(UsageRecordRow.id)
-        )
-        return (await self.session.execute(statement)).first() is not None
+        result = await self.session.execute(self._usage.claim_usage_key, dict(values))
+        return result.first() is not None
 
     async def usage_record(
         self, user_id: str, idempotency_key: str, caller: str
     ) -> UsageRecordRow | None:
         """The record ``caller`` made under the key, or one made before keys were scoped
         (``caller`` NULL: it belonged to every caller then, so it still does)."""
-        query = (
-            select(UsageRecordRow)
-            .where(
-                UsageRecordRow.user_id == user_id,
-                UsageRecordRow.idempotency_key == idempotency_key,
-                or_(UsageRecordRow.caller == caller, UsageRecordRow.caller.is_(None)),
-            )
-            .limit(1)
-        )
-        return (await self.session.scalars(query)).first()
+        params = {"user_id": user_id, "idempotency_key": idempotency_key, "caller": caller}
+        return (await self.session.scalars(_USAGE_RECORD, params)).first()
 
     async def used(self, user_id: str, metric: Metric, scope_id: str, period: str) -> int:
-        query = select(UsageTotalRow.used).where(
-            UsageTotalRow.user_id == user_id,
-            UsageTotalRow.metric == metric.value,
-            UsageTotalRow.scope_id == scope_id,
-            UsageTotalRow.period == period,
-        )
-        return (await self.session.scalar(query)) or 0
+        params = {"user_id": user_id, "metric": metric.value, "scope_id": scope_id}
+        return (await self.session.scalar(_USED, {**params, "period": period})) or 0
 
     async def largest_scope_usage(self, user_id: str, metric: Metric, period: str) -> int:
         """The highest total of a scoped metric across the user's scopes (0 when none)."""
@@ -207,19 +234,9 @@ class BillingRepository:
     async def set_used(
         self, user_id: str, metric: Metric, scope_id: str, period: str, used: int, now: datetime
     ) -> None:
-        statement = self._insert(UsageTotalRow).values(
-            user_id=user_id,
-            metric=metric.value,
-            scope_id=scope_id,
-            period=period,
-            used=used,
-            updated_at=now,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["user_id", "metric", "scope_id", "period"],
-            set_={"used": used, "updated_at": now},
-        )
-        await self.session.execute(statement)
+        values: dict[str, object] = {"user_id": user_id, "metric": metric.value}
+        values.update(scope_id=scope_id, period=period, used=used, updated_at=now)
+        await self.session.execute(self._usage.set_used, values)
 
     # -- threshold notices (the outbox) ---------------------------------------------------------
 

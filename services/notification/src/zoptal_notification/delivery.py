@@ -57,6 +57,13 @@ class DeliveryOutcome:
     detail: str = ""
     retry_in: float | None = None
     """For ``retry``: seconds until the next attempt is due."""
+    channel: str | None = None
+    """The notification's channel, once its row was read (the metrics' label)."""
+    attempt_failed: bool = False
+    """For ``retry``: this attempt failed and the next is scheduled (not merely deferred
+    because another attempt holds the claim)."""
+    latency_seconds: float | None = None
+    """For ``sent``: from the notification's creation until the provider accepted it."""
 
 
 class DeliveryService:
@@ -122,18 +129,26 @@ class DeliveryService:
             )
         if not recorded:
             logger.error("notification %s was sent but its claim had been taken over", row.id)
-        return DeliveryOutcome("sent", provider_message_id)
+        latency = (utc_now(self._clock) - row.created_at).total_seconds()
+        return DeliveryOutcome(
+            "sent", provider_message_id, channel=row.channel, latency_seconds=latency
+        )
 
     def _not_claimed(self, row: Notification, now: datetime) -> DeliveryOutcome:
         if row.status in (Status.SENT.value, Status.FAILED.value):
-            return DeliveryOutcome("skipped", f"already {row.status}")
+            return DeliveryOutcome("skipped", f"already {row.status}", channel=row.channel)
         if row.status == Status.SENDING.value and row.claimed_until is not None:
             # Another attempt holds the claim (or a dead worker's claim has not run out yet,
             # which is how a redelivery after a lost worker arrives): look again when it ends.
             wait = (row.claimed_until - now).total_seconds()
-            return DeliveryOutcome("retry", "claimed by another attempt", retry_in=max(wait, 0.0))
+            return DeliveryOutcome(
+                "retry",
+                "claimed by another attempt",
+                retry_in=max(wait, 0.0),
+                channel=row.channel,
+            )
         # Queued but not due: the retry already scheduled (or the outbox relay) will run it.
-        return DeliveryOutcome("skipped", "not due yet")
+        return DeliveryOutcome("skipped", "not due yet", channel=row.channel)
 
     async def _after_failure(
         self, row: Notification, token: str, reason: str, *, transient: bool
@@ -162,7 +177,9 @@ class DeliveryService:
                 dispatch_after=next_attempt + timedelta(seconds=self._policy.redispatch_after),
             )
         logger.info("notification %s attempt %d failed (%s)", row.id, row.attempts, reason)
-        return DeliveryOutcome("retry", reason, retry_in=delay)
+        return DeliveryOutcome(
+            "retry", reason, retry_in=delay, channel=row.channel, attempt_failed=True
+        )
 
     async def _fail(self, row: Notification, token: str, reason: str) -> DeliveryOutcome:
         async with self._database.session() as session:
@@ -170,7 +187,7 @@ class DeliveryService:
                 session, row.id, token=token, now=utc_now(self._clock), error=reason
             )
         logger.warning("notification %s failed: %s", row.id, reason)
-        return DeliveryOutcome("failed", reason)
+        return DeliveryOutcome("failed", reason, channel=row.channel)
 
 
 def _outgoing(row: Notification) -> OutgoingMessage:

@@ -15,12 +15,14 @@ from zoptal_notification.celery_app import create_celery_app
 from zoptal_notification.runtime import configure_runtime, start_runtime, stop_runtime
 from zoptal_notification.settings import NotificationSettings
 from zoptal_notification.tasks import register_tasks
+from zoptal_notification.worker_metrics import install_worker_metrics
 
 __all__ = ["app", "settings"]
 
 settings = NotificationSettings.from_env()
 app = create_celery_app(settings)
 deliver = register_tasks(app)
+install_worker_metrics(app, settings)
 configure_runtime(settings)
 
 

@@ -132,6 +132,7 @@ class ProjectApp:
             async with asyncio.timeout(5):
                 await self.completions.drain()
         await self.clients.close()
+        await self.projects.close()
         await self.database.dispose()
 
     def server(self) -> MeshServer:

@@ -1,6 +1,7 @@
 """Project's queries. One ``ProjectRepository`` per unit of work (it wraps one session);
-``ProjectReads`` answers the hot reads in one statement each, on a connection without a
-transaction (``Database.read()``), with Core statements built once at import.
+``ProjectReads`` answers the hot reads in one statement each, outside any transaction
+(``meshcore.statement_reads``: on PostgreSQL one prepared statement on a held asyncpg
+connection, no SQLAlchemy at run time), with Core statements built once at import.
 
 Every read that serves a client filters on ``state = 'active'``: rows still being created, and
 memberships Billing has not confirmed, do not exist as far as clients can tell.
@@ -12,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from meshcore.statement_reads import StatementReads
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from zoptal_project.models import MemberRow, ProjectRow, UsageOutboxRow
 
@@ -62,7 +64,7 @@ _USER_PROJECTS = (
     .limit(bindparam("limit"))
 )
 _USER_PROJECT_COUNT = (
-    select(func.count())
+    select(func.count().label("total"))
     .select_from(_projects.join(_members, _members.c.project_id == _projects.c.id))
     .where(
         _members.c.user_id == bindparam("user_id"),
@@ -93,35 +95,36 @@ _INSERT_USAGE = insert(_tables[UsageOutboxRow.__tablename__])
 class ProjectReads:
     """The reads GetProject, CheckAccess and ListUserProjects make, one statement each."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.connection = connection
+    def __init__(self, reads: StatementReads) -> None:
+        self._reads = reads
 
     async def project_with_role(self, project_id: str, user_id: str) -> Record | None:
         """The active project (``_PROJECT_COLUMNS``) and ``user_id``'s active role in it
         (``role``, None when not a member); None when there is no such active project."""
-        result = await self.connection.execute(
-            _PROJECT_WITH_ROLE, {"project_id": project_id, "user_id": user_id}
-        )
-        return result.first()
+        return await self._reads.one(_PROJECT_WITH_ROLE, project_id=project_id, user_id=user_id)
 
     async def user_projects(
         self, user_id: str, *, offset: int, limit: int
     ) -> tuple[Sequence[Record], int]:
         """A page of the user's projects with their ``role``, newest first, and the total."""
-        params = {"user_id": user_id, "offset": offset, "limit": limit}
-        page = (await self.connection.execute(_USER_PROJECTS, params)).all()
+        page = await self._reads.all(_USER_PROJECTS, user_id=user_id, offset=offset, limit=limit)
         if page:
             return page, int(page[0].total)
         if offset == 0:
             return page, 0
         # A page past the end: the window had no row to count on.
-        total = await self.connection.scalar(_USER_PROJECT_COUNT, {"user_id": user_id})
-        return page, int(total or 0)
+        total = await self._reads.one(_USER_PROJECT_COUNT, user_id=user_id)
+        return page, int(total.total if total is not None else 0)
 
     async def by_request_id(self, owner_id: str, caller: str, request_id: str) -> Record | None:
         """See ``ProjectRepository.project_by_request_id``."""
-        params = {"owner_id": owner_id, "caller": caller, "request_id": request_id}
-        return (await self.connection.execute(_BY_REQUEST_ID, params)).first()
+        return await self._reads.one(
+            _BY_REQUEST_ID, owner_id=owner_id, caller=caller, request_id=request_id
+        )
+
+    async def close(self) -> None:
+        """Give the held read connections back (before the database is disposed)."""
+        await self._reads.close()
 
 
 class ProjectRepository:

@@ -48,6 +48,7 @@ from meshcore.errors import (
 )
 from meshcore.idempotency import caller_scope
 from meshcore.reasons import Reason
+from meshcore.statement_reads import StatementReads
 from meshcore.timeutil import utc_now
 
 from zoptal_project.access import (
@@ -110,14 +111,22 @@ class ProjectService:
         completions: Completions | None = None,
         on_usage_queued: Callable[[], None] | None = None,
         on_create_abandoned: Callable[[str, str], None] | None = None,
+        read_connections: int = 4,
     ) -> None:
         self._db = database
+        self._reads = ProjectReads(
+            StatementReads(database, max_connections=read_connections, clock=clock)
+        )
         self._billing = billing
         self._analytics = analytics
         self._clock = clock
         self._completions = completions if completions is not None else Completions()
         self._on_usage_queued = on_usage_queued
         self._on_create_abandoned = on_create_abandoned
+
+    async def close(self) -> None:
+        """Give the read connections back (before the database is disposed)."""
+        await self._reads.close()
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -281,8 +290,7 @@ class ProjectService:
         key = ("create", owner, caller, request_id)
         waited = 0.0
         while True:
-            async with self._db.read() as connection:
-                row = await ProjectReads(connection).by_request_id(owner, caller, request_id)
+            row = await self._reads.by_request_id(owner, caller, request_id)
             if row is None:
                 if self._completions.running(key) in (None, asyncio.current_task()):
                     return None
@@ -321,8 +329,7 @@ class ProjectService:
     async def get_project(
         self, principal: Principal, project_id: str
     ) -> tuple[Project, Role | None]:
-        async with self._db.read() as connection:
-            row = await ProjectReads(connection).project_with_role(project_id, principal.subject)
+        row = await self._reads.project_with_role(project_id, principal.subject)
         if row is None:
             raise NotFound("project", project_id)
         role = _role_of(row.role)
@@ -337,10 +344,7 @@ class ProjectService:
             raise PermissionDenied("you may list only your own projects")
         if principal.is_service and not user_id:
             raise InvalidArgument("user_id", "is required when a service lists projects")
-        async with self._db.read() as connection:
-            rows, total = await ProjectReads(connection).user_projects(
-                user, offset=(page - 1) * limit, limit=limit
-            )
+        rows, total = await self._reads.user_projects(user, offset=(page - 1) * limit, limit=limit)
         items = [(Project.of(row), Role(row.role)) for row in rows]
         return Page(items=items, total_count=total, page=page, limit=limit)
 
@@ -350,8 +354,7 @@ class ProjectService:
         privileged = may_read_any(principal)
         if not privileged and user_id != principal.subject:
             raise PermissionDenied("you may check only your own access")
-        async with self._db.read() as connection:
-            row = await ProjectReads(connection).project_with_role(project_id, user_id)
+        row = await self._reads.project_with_role(project_id, user_id)
         role = None if row is None else _role_of(row.role)
         # A user asking about a project they are not in learns nothing: it is NOT_FOUND.
         if row is None or (role is None and not privileged):

@@ -14,8 +14,10 @@ from meshcore.testing import FakeClock
 from prometheus_client import CollectorRegistry
 
 from tests.unit.meshcore.interceptors.interceptor_testkit import (
+    SERVICE_SECRET,
     USER_SECRET,
     EchoFactory,
+    service_token,
     settle,
     user_token,
 )
@@ -137,6 +139,51 @@ async def test_authenticated_callers_get_their_own_budget(echo: EchoFactory) -> 
     await client.unary(b"x", metadata=bearer("bob"))
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.unary(b"x", metadata=bearer("alice"))
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_platform_service_gets_the_service_budget_not_a_users(
+    echo: EchoFactory,
+) -> None:
+    """A service calls for all its users: it spends ``service_max_requests``, users spend
+    ``max_requests``, each under its own key (a user named like the service is not it)."""
+    import time
+
+    auth = AuthInterceptor(
+        jwt_secret=USER_SECRET,
+        service_token_secret=SERVICE_SECRET,
+        issuer="zoptal-auth",
+        audience="zoptal",
+    )
+    limiter = RateLimitInterceptor(
+        60_000, 2, service_max_requests=5, clock=FakeClock(), registry=CollectorRegistry()
+    )
+    client = await echo([auth, limiter])
+    service = (("x-service-token", service_token(time.time())),)
+    user = (("authorization", f"Bearer {user_token(time.time(), sub='billing')}"),)
+    for _ in range(5):
+        await client.unary(b"x", metadata=service)
+    for _ in range(2):
+        await client.unary(b"x", metadata=user)
+    for metadata in (service, user):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.unary(b"x", metadata=metadata)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_without_a_service_budget_services_share_the_users_limit_rules(
+    echo: EchoFactory,
+) -> None:
+    """No ``service_max_requests``: a service is limited like any caller (the seed's rule)."""
+    import time
+
+    auth = AuthInterceptor(service_token_secret=SERVICE_SECRET)
+    limiter = RateLimitInterceptor(60_000, 1, clock=FakeClock(), registry=CollectorRegistry())
+    client = await echo([auth, limiter])
+    service = (("x-service-token", service_token(time.time())),)
+    await client.unary(b"x", metadata=service)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await client.unary(b"x", metadata=service)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 

@@ -42,6 +42,7 @@ from meshcore.interceptors.base import (
 from meshcore.interceptors.call_context import CallContextInterceptor
 from meshcore.interceptors.errors import ErrorMappingInterceptor
 from meshcore.interceptors.hooks import AdmissionInterceptor, ObservingInterceptor, fused_behavior
+from meshcore.interceptors.limiters import RateLimiter
 from meshcore.interceptors.logging import LoggingInterceptor
 from meshcore.interceptors.metrics import MetricsInterceptor
 from meshcore.interceptors.options import (
@@ -287,27 +288,33 @@ def _rate_limit_layer(
 ) -> RateLimitInterceptor:
     window = chosen(options.window_ms, settings.rate_limit_window_ms)
     limit = chosen(options.max_requests, settings.rate_limit_max_requests)
+    service_limit = chosen(options.service_max_requests, settings.rate_limit_service_max_requests)
     limiter = options.limiter
+    service_limiter: RateLimiter | None = None
     url = chosen(options.redis_url, settings.redis_url)
     if limiter is None and url:
         from meshcore.interceptors.limiters import RedisRateLimiter
 
         # One budget per service: replicas of a service share it, other services do not.
         service = settings.service_name
-        limiter = RedisRateLimiter.from_url(
-            url,
-            window,
-            limit,
-            prefix=f"meshcore:ratelimit:{service}:",
-            client_name=f"meshcore-ratelimit-{service}",
+        prefix = f"meshcore:ratelimit:{service}:"
+        redis_limiter = RedisRateLimiter.from_url(
+            url, window, limit, prefix=prefix, client_name=f"meshcore-ratelimit-{service}"
         )
-        owned.append(limiter)
+        service_limiter = redis_limiter.sharing_connections(
+            service_limit, prefix=f"{prefix}services:"
+        )
+        limiter = redis_limiter
+        owned.append(redis_limiter)
     return RateLimitInterceptor(
         window,
         limit,
         options.key_generator,
         limiter=limiter,
+        service_max_requests=service_limit,
+        service_limiter=service_limiter,
         fail_mode=chosen(options.fail_mode, settings.rate_limit_fail_mode),
+        excluded_methods=options.excluded_methods,
         trusted_proxy_hops=settings.trusted_proxy_hops,
         # Methods excluded from auth (Login, RegisterUser) stay limited, per peer address:
         # they are exactly where guessing passwords would happen.

@@ -84,6 +84,10 @@ class RateLimitOptions:
     """``RATE_LIMIT_WINDOW_MS``."""
     max_requests: int | FromSettings = FROM_SETTINGS
     """``RATE_LIMIT_MAX_REQUESTS``."""
+    service_max_requests: int | FromSettings = FROM_SETTINGS
+    """``RATE_LIMIT_SERVICE_MAX_REQUESTS``: the budget of each calling platform service."""
+    excluded_methods: frozenset[str] = frozenset()
+    """Full method names never limited (cheap anonymous reads every caller needs)."""
     key_generator: KeyGenerator = key_by_caller
     limiter: RateLimiter | None = None
     """A limiter of the caller's, used as is (and closed by the caller)."""

@@ -7,6 +7,11 @@ Istio's sidecar all clients are not one budget); ``key_generator`` replaces that
 a call ends with RESOURCE_EXHAUSTED carrying ``google.rpc.RetryInfo`` and a ``retry-after``
 trailer.
 
+Platform services get their own, larger budget (``service_max_requests``): a service calls on
+behalf of every user of its own service (Project asks Billing for each user's CreateProject), so
+one user's budget would let one busy peer throttle the platform for everyone. The service budget
+still bounds a runaway peer (a retry storm, a compromised service).
+
 When the limiter's backend (Redis) fails, ``fail_mode`` decides, explicitly: ``"open"`` lets the
 call through, ``"closed"`` refuses it with UNAVAILABLE. Either way the failure is counted in
 ``meshcore_rate_limit_backend_errors_total{outcome}`` and logged (at most once per
@@ -111,7 +116,11 @@ def rate_limit_rejections(registry: CollectorRegistry) -> Counter:
 
 
 class RateLimitInterceptor(AdmissionInterceptor):
-    """Refuses calls over ``max_requests`` per sliding ``window_ms`` for one key."""
+    """Refuses calls over ``max_requests`` per sliding ``window_ms`` for one key.
+
+    Calls of a service principal count against ``service_limiter``, else against a limiter of
+    ``service_max_requests`` like the users' one, else against the users' limiter.
+    """
 
     def __init__(
         self,
@@ -120,6 +129,8 @@ class RateLimitInterceptor(AdmissionInterceptor):
         key_generator: KeyGenerator = key_by_caller,
         *,
         limiter: RateLimiter | None = None,
+        service_max_requests: int | None = None,
+        service_limiter: RateLimiter | None = None,
         fail_mode: FailMode = "open",
         excluded_methods: frozenset[str] = frozenset(),
         trusted_proxy_hops: int = 0,
@@ -133,9 +144,9 @@ class RateLimitInterceptor(AdmissionInterceptor):
         self._limiter: RateLimiter = limiter or InProcessRateLimiter(
             window_ms, max_requests, clock=clock
         )
-        self._in_process_limiter = (
-            self._limiter if isinstance(self._limiter, InProcessRateLimiter) else None
-        )
+        if service_limiter is None and service_max_requests is not None and limiter is None:
+            service_limiter = InProcessRateLimiter(window_ms, service_max_requests, clock=clock)
+        self._service_limiter: RateLimiter = service_limiter or self._limiter
         self._key_generator = key_generator
         self._fail_open = fail_mode == "open"
         self._excluded = excluded_methods
@@ -156,19 +167,22 @@ class RateLimitInterceptor(AdmissionInterceptor):
     def admit(
         self, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
     ) -> Awaitable[None] | None:
-        if self._key_generator is key_by_caller:
-            principal = current_call().principal
-            key = (
-                principal.key
-                if principal is not None
-                else f"peer:{client_address(context, self._hops)}"
-            )
-        else:
+        principal = current_call().principal
+        if self._key_generator is not key_by_caller:
             key = self._key_generator(CallInfo(context, rpc, self._hops))
-        if self._in_process_limiter is None:
-            return self._admit_remote(key, context, rpc)
+        elif principal is not None:
+            key = principal.key
+        else:
+            key = f"peer:{client_address(context, self._hops)}"
+        limiter = (
+            self._service_limiter
+            if principal is not None and principal.is_service
+            else self._limiter
+        )
+        if not isinstance(limiter, InProcessRateLimiter):
+            return self._admit_remote(limiter, key, context, rpc)
         # The in-process check never waits: no coroutine on the hot path.
-        retry_after = self._in_process_limiter.refusal(key)
+        retry_after = limiter.refusal(key)
         if retry_after is None:
             return None
         self._rejections.inc()
@@ -179,10 +193,14 @@ class RateLimitInterceptor(AdmissionInterceptor):
         )
 
     async def _admit_remote(
-        self, key: str, context: grpc.aio.ServicerContext[Any, Any], rpc: RpcMethod
+        self,
+        limiter: RateLimiter,
+        key: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        rpc: RpcMethod,
     ) -> None:
         try:
-            decision = await self._limiter.hit(key)
+            decision = await limiter.hit(key)
         except Exception as error:  # the backend is down: apply the configured choice
             self._backend_failed(error)
             if not self._fail_open:

@@ -123,6 +123,18 @@ class RedisRateLimiter:
         )
         return cls(client, window_ms, max_requests, **kwargs)
 
+    def sharing_connections(self, max_requests: int, *, prefix: str) -> RedisRateLimiter:
+        """Another limit (``max_requests`` per the same window, keys under ``prefix``) on this
+        limiter's Redis client; closing this limiter closes it for both."""
+        return RedisRateLimiter(
+            self._redis,
+            self._window_ms,
+            max_requests,
+            prefix=prefix,
+            clock=self._clock,
+            max_pipelines=self._max_pipelines,
+        )
+
     async def hit(self, key: str) -> Decision:
         now = "" if self._clock is None else str(int(self._clock.time() * 1000))
         decided: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
