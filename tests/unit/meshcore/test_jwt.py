@@ -58,11 +58,6 @@ def _claims(clock: FakeClock, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def key() -> SigningKey:
     return SigningKey.generate()
 
