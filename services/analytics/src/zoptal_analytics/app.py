@@ -15,7 +15,7 @@ from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal.clients.service_identity import PeerAccess
 
 from zoptal_analytics.buffer import EventBuffer
-from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters, RedisRealTime
+from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters
 from zoptal_analytics.records import EventRecord
 from zoptal_analytics.service import AnalyticsService
 from zoptal_analytics.servicer import AnalyticsServicer
@@ -33,16 +33,7 @@ class AnalyticsApp:
     def __init__(self, settings: AnalyticsSettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
         self.database = Database(settings.database_url, application_name="analytics")
-        self.realtime: RealTimeCounters = (
-            RedisRealTime.from_url(
-                settings.redis_url,
-                prefix=settings.realtime_key_prefix,
-                timeout=settings.realtime_redis_timeout_seconds,
-                clock=clock,
-            )
-            if settings.redis_url
-            else InProcessRealTime(clock)
-        )
+        self.realtime = _realtime_counters(settings, clock)
 
         async def write(events: Sequence[EventRecord]) -> Sequence[EventRecord]:
             return await self.service.write_batch(events)
@@ -105,3 +96,17 @@ class AnalyticsApp:
             dependency_checks={"database": self.database.ping},
             on_shutdown=[self.close],
         )
+
+
+def _realtime_counters(settings: AnalyticsSettings, clock: Clock) -> RealTimeCounters:
+    """Shared through Redis when there is one; else in memory (without importing redis-py)."""
+    if not settings.redis_url:
+        return InProcessRealTime(clock)
+    from zoptal_analytics.realtime_redis import RedisRealTime
+
+    return RedisRealTime.from_url(
+        settings.redis_url,
+        prefix=settings.realtime_key_prefix,
+        timeout=settings.realtime_redis_timeout_seconds,
+        clock=clock,
+    )
