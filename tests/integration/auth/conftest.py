@@ -69,15 +69,15 @@ async def running_auth(
     clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[AuthUnderTest]:
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
-    app = await build_app(settings, interceptors=interceptors, clock=clock)
+    app = await build_app(settings, clock=clock)
     await app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     port = await app.jwks_http.start()
     async with serve_in_process(
-        [app.registration],
+        app.registrations,
         settings=settings,
-        interceptors=app.interceptors,
+        interceptors=interceptors if interceptors is not None else app.interceptors(),
         dependency_checks=app.dependency_checks,
-        on_shutdown=app.on_shutdown,
+        on_shutdown=[app.close],
     ) as server:
         stub = auth_pb2_grpc.AuthServiceStub(server.channel)
         admin = await stub.Login(auth_pb2.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD))

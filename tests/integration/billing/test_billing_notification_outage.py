@@ -22,8 +22,8 @@ from zoptal.clients.service_identity import identified_clients
 from zoptal.notification.v1 import notification_pb2, notification_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
 from zoptal_auth.settings import AuthSettings
+from zoptal_billing import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.app import BillingApp
-from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.models import ThresholdNoticeRow
 from zoptal_billing.settings import BillingSettings
 from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, NotificationApp
@@ -72,10 +72,10 @@ async def test_threshold_emails_wait_for_notification_and_are_sent_once(
     jwks_url = f"http://127.0.0.1:{await auth_app.jwks_http.start()}/.well-known/jwks.json"
     notification_port = free_port()
     async with serve_in_process(
-        [auth_app.registration],
+        auth_app.registrations,
         settings=auth_settings,
-        interceptors=auth_app.interceptors,
-        on_shutdown=auth_app.on_shutdown,
+        interceptors=auth_app.interceptors(),
+        on_shutdown=[auth_app.close],
     ) as auth_server:
         auth = auth_pb2_grpc.AuthServiceStub(auth_server.channel)
         user = (

@@ -28,13 +28,13 @@ from zoptal.project.v1 import project_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, AuthApp, build_app as build_auth
 from zoptal_auth.service_identity import credentials_path
 from zoptal_auth.settings import AuthSettings
+from zoptal_billing import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.app import BillingApp
-from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.settings import BillingSettings
 from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, NotificationApp
 from zoptal_notification.settings import NotificationSettings
+from zoptal_project import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.app import ProjectApp
-from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.settings import ProjectSettings
 
 from tests.identities import provision
@@ -135,10 +135,10 @@ async def running_mesh(
         jwks_port = await auth_app.jwks_http.start()
         auth_server = await stack.enter_async_context(
             serve_in_process(
-                [auth_app.registration],
+                auth_app.registrations,
                 settings=auth_settings,
-                interceptors=auth_app.interceptors,
-                on_shutdown=auth_app.on_shutdown,
+                interceptors=auth_app.interceptors(),
+                on_shutdown=[auth_app.close],
             )
         )
         jwks_url = f"http://127.0.0.1:{jwks_port}/.well-known/jwks.json"
