@@ -13,8 +13,8 @@ from zoptal.clients.service_identity import PeerAccess
 
 from zoptal_analytics import MIGRATIONS_DIR
 from zoptal_analytics.buffer import EventBuffer
+from zoptal_analytics.domain import EventRecord
 from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters
-from zoptal_analytics.records import EventRecord
 from zoptal_analytics.service import AnalyticsService
 from zoptal_analytics.servicer import AnalyticsServicer
 from zoptal_analytics.settings import AnalyticsSettings

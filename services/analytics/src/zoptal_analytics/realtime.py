@@ -21,7 +21,7 @@ from typing import Protocol
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 
-from zoptal_analytics.records import EventRecord
+from zoptal_analytics.domain import EventRecord
 from zoptal_analytics.repository import NameCount
 
 __all__ = [

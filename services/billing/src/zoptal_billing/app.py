@@ -16,11 +16,11 @@ from zoptal.clients import AuthServiceClient, NotificationServiceClient
 from zoptal.clients.service_identity import PeerAccess
 
 from zoptal_billing import MIGRATIONS_DIR
+from zoptal_billing.gateways import NotificationNoticeSender
 from zoptal_billing.models import ThresholdNoticeRow
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
 from zoptal_billing.payment_provider import load_provider
 from zoptal_billing.payments import PaymentProvider
-from zoptal_billing.peers import NotificationNoticeSender
 from zoptal_billing.service import BillingService
 from zoptal_billing.servicer import BillingServicer
 from zoptal_billing.settings import BillingSettings
