@@ -14,6 +14,7 @@ from meshcore.errors import Unavailable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from zoptal_analytics.domain import EventRecord
 from zoptal_analytics.realtime import (
     RETENTION_MINUTES,
     RealTimeSnapshot,
@@ -21,7 +22,6 @@ from zoptal_analytics.realtime import (
     minute_window,
     top_names,
 )
-from zoptal_analytics.records import EventRecord
 from zoptal_analytics.repository import NameCount
 
 __all__ = ["RedisRealTime"]
