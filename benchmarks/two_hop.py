@@ -440,8 +440,8 @@ def main() -> int:
 
 def _orchestrate(args: argparse.Namespace) -> int:
     from meshcore.migrations import run_migrations
-    from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING
-    from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT
+    from zoptal_billing import MIGRATIONS_DIR as BILLING
+    from zoptal_project import MIGRATIONS_DIR as PROJECT
 
     suffix = uuid.uuid4().hex[:8]
     keys = ("bare-billing", "bare-project", "mesh-billing", "mesh-project")

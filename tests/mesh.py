@@ -26,13 +26,14 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from meshcore.jwt import SigningKey
 from meshcore.migrations import upgrade_database
 from meshcore.server import ServiceRegistration
-from meshcore.settings import Secret, ServiceSettings
+from meshcore.service_app import ServiceApp
+from meshcore.settings import Secret
 from meshcore.testing import InProcessServer, serve_in_process
 from prometheus_client import CollectorRegistry
 from zoptal.analytics.v1 import analytics_pb2, analytics_pb2_grpc
@@ -46,13 +47,13 @@ from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, AuthApp, build_ap
 from zoptal_auth.platform_services import PLATFORM_SERVICES
 from zoptal_auth.service_identity import credentials_path
 from zoptal_auth.settings import AuthSettings
+from zoptal_billing import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.app import BillingApp
-from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.settings import BillingSettings
 from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, NotificationApp
 from zoptal_notification.settings import NotificationSettings
+from zoptal_project import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.app import ProjectApp
-from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.settings import ProjectSettings
 
 from tests.identities import provision
@@ -284,17 +285,13 @@ def auth_settings(data_dir: Path, database_url: str, **overrides: Any) -> AuthSe
 
 
 @contextlib.asynccontextmanager
-async def serving_auth(app: AuthApp) -> AsyncIterator[InProcessServer]:
-    """Auth's ``app`` on a loopback port behind its own chain, its database migrated already.
-    The bootstrap admin is made first, as Auth's start-up does."""
+async def serving_auth(
+    app: AuthApp, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
+) -> AsyncIterator[InProcessServer]:
+    """``serving`` for Auth, whose bootstrap admin (``ADMIN_EMAIL``) is made first, as its
+    start-up does. Its JWKS endpoint is the caller's to start (``app.jwks_http.start()``)."""
     await app.auth.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
-    async with serve_in_process(
-        [app.registration],
-        settings=app.settings,
-        interceptors=app.interceptors,
-        dependency_checks=app.dependency_checks,
-        on_shutdown=app.on_shutdown,
-    ) as server:
+    async with serving(app, interceptors) as server:
         yield server
 
 
@@ -308,37 +305,20 @@ async def _serve_auth(
     return settings, app, await stack.enter_async_context(serving_auth(app))
 
 
-class ServableApp(Protocol):
-    """What Billing's, Notification's, Analytics' and Project's apps have in common."""
-
-    @property
-    def settings(self) -> ServiceSettings: ...
-
-    @property
-    def registrations(self) -> Sequence[ServiceRegistration]: ...
-
-    def interceptors(
-        self, *, metrics_registry: CollectorRegistry
-    ) -> list[grpc.aio.ServerInterceptor]: ...
-
-    def start_background(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
 @contextlib.asynccontextmanager
 async def serving(
-    app: ServableApp, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
+    app: ServiceApp[Any], interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
 ) -> AsyncIterator[InProcessServer]:
-    """``app`` on a loopback port with its background work on, behind ``interceptors`` (its
-    production chain when omitted); shut down gracefully when the block ends. Its database must
-    be migrated already."""
+    """A service's ``app`` on a loopback port with its background work on, behind
+    ``interceptors`` (its production chain when omitted), with its health checks; shut down
+    gracefully when the block ends. Its database must be migrated already."""
     if interceptors is None:
         interceptors = app.interceptors(metrics_registry=CollectorRegistry())
     async with serve_in_process(
         app.registrations,
         settings=app.settings,
         interceptors=interceptors,
+        dependency_checks=app.dependency_checks,
         on_shutdown=[app.close],
     ) as server:
         app.start_background()

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 from zoptal_analytics.app import MIGRATIONS_DIR
-from zoptal_analytics.records import EventInput, EventRecord, validate_event
+from zoptal_analytics.domain import EventInput, EventRecord, validate_event
 from zoptal_analytics.writer import EventWriter
 
 from tests.support import free_port

@@ -16,7 +16,7 @@ from meshcore.migrations import upgrade_database
 from sqlalchemy import text
 from zoptal.analytics.v1 import analytics_pb2 as pb
 from zoptal_analytics.app import MIGRATIONS_DIR
-from zoptal_analytics.records import EventInput, EventRecord, validate_event
+from zoptal_analytics.domain import EventInput, EventRecord, validate_event
 from zoptal_analytics.writer import EventWriter
 
 from tests.migrating import upgrade_with_rows

@@ -52,9 +52,9 @@ async def running_auth(
     clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[AuthUnderTest]:
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
-    app = await build_app(settings, interceptors=interceptors, clock=clock)
+    app = await build_app(settings, clock=clock)
     port = await app.jwks_http.start()
-    async with serving_auth(app) as server:
+    async with serving_auth(app, interceptors) as server:
         stub = auth_pb2_grpc.AuthServiceStub(server.channel)
         admin = await stub.Login(auth_pb2.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD))
         yield AuthUnderTest(

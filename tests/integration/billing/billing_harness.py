@@ -13,8 +13,8 @@ from meshcore.migrations import upgrade_database
 from meshcore.settings import Secret
 from prometheus_client import CollectorRegistry
 from zoptal.billing.v1 import billing_pb2_grpc
+from zoptal_billing import MIGRATIONS_DIR
 from zoptal_billing.app import BillingApp
-from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.notices import NoticeSender
 from zoptal_billing.settings import BillingSettings
 

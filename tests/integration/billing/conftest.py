@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from meshcore.db import Database
-from zoptal_billing.migrate import upgrade
+from meshcore.migrations import upgrade_database
+from zoptal_billing import MIGRATIONS_DIR
 from zoptal_billing.service import BillingService
 
 
 @pytest.fixture
 async def billing_pg(postgres_url: str) -> AsyncIterator[Database]:
-    await upgrade(postgres_url)
+    await upgrade_database(postgres_url, MIGRATIONS_DIR)
     database = Database(postgres_url, pool_size=10, max_overflow=10)
     try:
         yield database

@@ -19,8 +19,8 @@ from zoptal.billing.v1 import billing_pb2 as pb, billing_pb2_grpc
 from zoptal.clients.service_identity import identified_clients
 from zoptal.notification.v1 import notification_pb2, notification_pb2_grpc
 from zoptal_auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS, build_app as build_auth
+from zoptal_billing import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.app import BillingApp
-from zoptal_billing.migrate import MIGRATIONS_DIR as BILLING_MIGRATIONS
 from zoptal_billing.models import ThresholdNoticeRow
 from zoptal_billing.settings import BillingSettings
 from zoptal_notification.app import MIGRATIONS_DIR as NOTIFICATION_MIGRATIONS, NotificationApp

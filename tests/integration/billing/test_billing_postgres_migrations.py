@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic import command
 from meshcore.db import Database
 from meshcore.migrations import alembic_config, run_migrations
+from zoptal_billing import MIGRATIONS_DIR
 from zoptal_billing.domain import UsageRequest
 from zoptal_billing.metering import Metric
-from zoptal_billing.migrate import MIGRATIONS_DIR
 from zoptal_billing.service import BillingService
 
 pytestmark = pytest.mark.postgres

@@ -11,7 +11,7 @@ import pytest
 from meshcore.db import Database
 from sqlalchemy import text
 from zoptal.project.v1 import project_pb2 as pb
-from zoptal_project.migrate import MIGRATIONS_DIR as PROJECT_MIGRATIONS
+from zoptal_project import MIGRATIONS_DIR as PROJECT_MIGRATIONS
 from zoptal_project.repository import ProjectRepository
 
 from tests.integration.project.test_project_journey import expect, projects_used

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from zoptal_analytics.records import EventRecord
+from zoptal_analytics.domain import EventRecord
 
 _ids = itertools.count()
 

@@ -9,7 +9,7 @@ import pytest
 from meshcore.errors import ResourceExhausted, Unavailable
 from meshcore.testing import FakeClock
 from zoptal_analytics.buffer import EventBuffer
-from zoptal_analytics.records import EventRecord
+from zoptal_analytics.domain import EventRecord
 
 from tests.support import settle
 

@@ -13,8 +13,8 @@ from meshcore.errors import InvalidArgument
 from meshcore.testing import FakeClock
 from zoptal.analytics.v1 import analytics_pb2 as pb
 from zoptal_analytics.buffer import EventBuffer
+from zoptal_analytics.domain import EventInput, PageInput, validate_event
 from zoptal_analytics.realtime import InProcessRealTime
-from zoptal_analytics.records import EventInput, PageInput, validate_event
 from zoptal_analytics.service import AnalyticsService
 from zoptal_analytics.servicer import _EventInputs
 

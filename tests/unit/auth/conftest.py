@@ -26,7 +26,7 @@ def settings(tmp_path: Path) -> AuthSettings:
 @pytest.fixture
 async def app(settings: AuthSettings, clock: FakeClock) -> AsyncIterator[AuthApp]:
     await upgrade_database(settings.database_url, MIGRATIONS_DIR)
-    built = await build_app(settings, clock=clock, interceptors=[])
+    built = await build_app(settings, clock=clock)
     try:
         yield built
     finally:

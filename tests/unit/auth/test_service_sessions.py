@@ -81,7 +81,7 @@ async def test_empty_login_fields_are_invalid_argument(app):
 async def test_login_rehashes_a_password_hashed_with_old_parameters(app, settings, clock):
     """After the Argon2 cost goes up, the next login stores a hash with the new cost."""
     await app.auth.register_user("alice@example.com", PASSWORD)
-    stronger = await build_app(replace(settings, argon2_time_cost=2), clock=clock, interceptors=[])
+    stronger = await build_app(replace(settings, argon2_time_cost=2), clock=clock)
     try:
         await stronger.auth.login("alice@example.com", PASSWORD)
         async with stronger.database.session() as session:
@@ -174,7 +174,7 @@ async def test_revocations_made_elsewhere_arrive_within_the_sync_interval(app, s
     """A second replica learns a revocation from the database after one sync interval."""
     await app.auth.register_user("alice@example.com", PASSWORD)
     tokens = await app.auth.login("alice@example.com", PASSWORD)
-    other = await build_app(settings, clock=clock, interceptors=[])
+    other = await build_app(settings, clock=clock)
     try:
         assert (await other.auth.validate(tokens.access_token, VALIDATOR)).valid
         await app.auth.revoke(tokens.access_token, _as_user(tokens.user.id))

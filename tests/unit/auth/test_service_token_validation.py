@@ -132,7 +132,7 @@ async def test_no_shared_secret_makes_a_service_token(settings, clock):
     secret = "a-configured-jwt-secret-that-is-long-enough"
     configured = replace(settings, jwt_secret=Secret(secret))
     await upgrade_database(configured.database_url, MIGRATIONS_DIR)
-    app = await build_app(configured, clock=clock, interceptors=[])
+    app = await build_app(configured, clock=clock)
     try:
         now = int(clock.time())
         seed_style = {
@@ -172,7 +172,7 @@ async def test_hs256_user_tokens_need_jwt_secret_configured(settings, clock):
     secret = "a-configured-jwt-secret-that-is-long-enough"
     configured = replace(settings, jwt_secret=Secret(secret))
     await upgrade_database(configured.database_url, MIGRATIONS_DIR)
-    app = await build_app(configured, clock=clock, interceptors=[])
+    app = await build_app(configured, clock=clock)
     try:
         good = pyjwt.encode(_claims(app, clock), secret, algorithm="HS256")
         assert (await app.auth.validate(good, VALIDATOR)).valid

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from meshcore.db import Database
+from meshcore.migrations import upgrade_database
 from meshcore.testing import FakeClock
-from zoptal_billing.migrate import upgrade
+from zoptal_billing import MIGRATIONS_DIR
 from zoptal_billing.payments_test_mode import TestModePaymentProvider
 from zoptal_billing.service import BillingService
 
@@ -25,7 +26,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def billing_db(tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}"
-    await upgrade(url)
+    await upgrade_database(url, MIGRATIONS_DIR)
     database = Database(url)
     try:
         yield database

@@ -9,10 +9,10 @@ from meshcore.db import Database
 from meshcore.testing import FakeClock
 from meshcore.timeutil import utc_now
 from zoptal_notification.delivery import DeliveryPolicy, DeliveryService, retry_delay
+from zoptal_notification.domain import EmailRequest
 from zoptal_notification.models import Status
 from zoptal_notification.providers.base import DeliveryError, OutgoingMessage
 from zoptal_notification.repository import NotificationRepository
-from zoptal_notification.requests import EmailRequest
 from zoptal_notification.service import NotificationService
 from zoptal_notification.tasks import delivery_result
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from meshcore.db import Database
 from meshcore.testing import FakeClock
 from zoptal_notification.dispatch import OutboxRelay
-from zoptal_notification.requests import EmailRequest
+from zoptal_notification.domain import EmailRequest
 from zoptal_notification.service import NotificationService
 
 from .conftest import SENDER, RecordingDispatcher

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from meshcore.errors import InvalidArgument, NotFound
 from meshcore.testing import FakeClock
+from zoptal_notification.domain import EmailRequest, SmsRequest
 from zoptal_notification.models import Channel, Status
-from zoptal_notification.requests import EmailRequest, SmsRequest
 from zoptal_notification.service import NotificationService
 
 from .conftest import SENDER

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, InvalidArgument
+from zoptal_notification.domain import EmailRequest, PushRequest, SmsRequest
 from zoptal_notification.models import Status
 from zoptal_notification.repository import NotificationRepository
-from zoptal_notification.requests import EmailRequest, PushRequest, SmsRequest
 from zoptal_notification.service import NotificationService
 
 from .conftest import SENDER, RecordingDispatcher

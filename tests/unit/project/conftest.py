@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from meshcore.db import Database
+from meshcore.migrations import upgrade_database
 from meshcore.testing import FakeClock
+from zoptal_project import MIGRATIONS_DIR
 from zoptal_project.members import MembershipService
-from zoptal_project.migrate import upgrade
 from zoptal_project.service import ProjectService
 from zoptal_project.usage_outbox import UsageOutboxDispatcher
 
@@ -19,7 +20,7 @@ from tests.unit.project.project_fakes import FakeAnalytics, FakeBilling, FakeDir
 @pytest.fixture
 async def project_db(tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'project.db'}"
-    await upgrade(url)
+    await upgrade_database(url, MIGRATIONS_DIR)
     database = Database(url)
     try:
         yield database

@@ -1,20 +1,22 @@
 """The command line every service shares: ``python -m <service> [serve|migrate|...]``.
 
-A service's ``__main__`` names its settings, migrations folder and serve coroutine; this module
-does the rest the same way everywhere: settings errors as one line and exit code 2, ``migrate``
-to head, JSON logging, uvloop, and flushing trace exporters after the server has stopped.
-Everything service-specific is imported lazily by the callables, so ``migrate`` and ``--help``
-stay quick and nothing opens at import time.
+A service's ``__main__`` names its settings class, migrations folder and app (``ServiceApp``);
+this module does the rest the same way everywhere: settings errors as one line and exit code 2,
+``migrate`` to head, JSON logging, uvloop, serving the app, and flushing trace exporters after
+the server has stopped. The app is named as ``"module:factory"`` and imported only to serve, so
+``migrate`` and ``--help`` stay quick and nothing opens at import time.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from meshcore.settings import ServiceSettings
 
@@ -36,9 +38,11 @@ class ExtraCommand:
 class ServiceCli(Generic[S]):
     prog: str
     description: str | None
-    load_settings: Callable[[], S]
-    migrations_dir: Callable[[], Path]
-    serve: Callable[[S], Coroutine[Any, Any, None]]
+    settings: type[S]
+    migrations: Path
+    app: str
+    """``"module:factory"``: the factory takes the settings and returns a ``ServiceApp`` (or an
+    awaitable of one, for an app whose parts are loaded off the event loop)."""
     serve_help: str = "serve gRPC (the default)"
     extra_commands: Mapping[str, ExtraCommand] = field(default_factory=dict)
 
@@ -59,7 +63,7 @@ class ServiceCli(Generic[S]):
         from meshcore.settings import SettingsError
 
         try:
-            settings = self.load_settings()
+            settings = self.settings.from_env()
         except SettingsError as error:
             print(f"{self.prog}: {error}", file=sys.stderr)
             return 2
@@ -71,7 +75,7 @@ class ServiceCli(Generic[S]):
         from meshcore.migrations import run_migrations
         from meshcore.settings import redact_url
 
-        run_migrations(settings.database_url, self.migrations_dir())
+        run_migrations(settings.database_url, self.migrations)
         print(f"{self.prog}: {redact_url(settings.database_url)} is at head")
         return 0
 
@@ -82,7 +86,17 @@ class ServiceCli(Generic[S]):
 
         configure_logging(settings.log_level, service=settings.service_name)
         try:
-            return run(self.serve(settings))
+            return run(self._serve_app(settings))
         finally:
             # After the server has drained: flush the spans still buffered for export.
             shutdown_tracing()
+
+    async def _serve_app(self, settings: S) -> None:
+        from meshcore.service_app import ServiceApp
+
+        module, _, name = self.app.partition(":")
+        made = getattr(importlib.import_module(module), name)(settings)
+        app = await made if inspect.isawaitable(made) else made
+        if not isinstance(app, ServiceApp):
+            raise TypeError(f"{self.app} made {type(app).__name__}, not a ServiceApp")
+        await app.serve()

@@ -56,6 +56,7 @@ __all__ = [
     "ServiceRegistration",
     "ShutdownHook",
     "run",
+    "run_shutdown_hook",
     "serve",
 ]
 
@@ -360,10 +361,10 @@ class MeshServer:
             for interceptor in self.interceptors:
                 close = getattr(interceptor, "close", None)
                 if close is not None:
-                    await _run_hook(close)
+                    await run_shutdown_hook(close)
             # Even if stopping gRPC failed or was cancelled: release the database, Redis, ...
             for hook in reversed(self._hooks):
-                await _run_hook(hook)
+                await run_shutdown_hook(hook)
             logger.info("%s stopped", self.settings.service_name)
 
     async def _watch_dependencies(self) -> None:
@@ -398,7 +399,8 @@ async def serve(
     await server.serve()
 
 
-async def _run_hook(hook: ShutdownHook, limit: float = 10.0) -> None:
+async def run_shutdown_hook(hook: ShutdownHook, limit: float = 10.0) -> None:
+    """Run one hook (sync or async) for at most ``limit`` seconds; failures are logged."""
     name = getattr(hook, "__qualname__", repr(hook))
     try:
         async with asyncio.timeout(limit):

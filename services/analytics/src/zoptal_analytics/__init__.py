@@ -1,1 +1,6 @@
 """The Zoptal Analytics service."""
+
+from pathlib import Path
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+"""Alembic's folder: ``python -m zoptal_analytics migrate`` and the tests apply it."""

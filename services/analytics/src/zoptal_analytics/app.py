@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Unpack
 
-import grpc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.interceptors.chain import ChainOverrides, service_chain
-from meshcore.server import MeshServer, ServiceRegistration
+from meshcore.server import ServiceRegistration, ShutdownHook
+from meshcore.service_app import ServiceApp
 from zoptal.analytics.v1 import analytics_pb2_grpc
 from zoptal.clients.service_identity import PeerAccess
 
+from zoptal_analytics import MIGRATIONS_DIR
 from zoptal_analytics.buffer import EventBuffer
-from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters, RedisRealTime
-from zoptal_analytics.records import EventRecord
+from zoptal_analytics.domain import EventRecord
+from zoptal_analytics.realtime import InProcessRealTime, RealTimeCounters
 from zoptal_analytics.service import AnalyticsService
 from zoptal_analytics.servicer import AnalyticsServicer
 from zoptal_analytics.settings import AnalyticsSettings
@@ -24,25 +22,19 @@ from zoptal_analytics.settings import AnalyticsSettings
 __all__ = ["MIGRATIONS_DIR", "SERVICE_NAME", "AnalyticsApp"]
 
 SERVICE_NAME = "zoptal.analytics.v1.AnalyticsService"
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class AnalyticsApp:
-    """Everything the gRPC process owns. Constructing it opens no connection."""
+class AnalyticsApp(ServiceApp[AnalyticsSettings]):
+    """Everything the gRPC process owns (``meshcore.service_app``).
+
+    Auth is this service's only peer: tokens revoked there are polled (ListRevocations) and
+    refused here on every call.
+    """
 
     def __init__(self, settings: AnalyticsSettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.settings = settings
-        self.database = Database(settings.database_url, application_name="analytics")
-        self.realtime: RealTimeCounters = (
-            RedisRealTime.from_url(
-                settings.redis_url,
-                prefix=settings.realtime_key_prefix,
-                timeout=settings.realtime_redis_timeout_seconds,
-                clock=clock,
-            )
-            if settings.redis_url
-            else InProcessRealTime(clock)
-        )
+        database = Database(settings.database_url, application_name="analytics")
+        super().__init__(settings, database, peers=PeerAccess(settings, clock=clock), clock=clock)
+        self.realtime = _realtime_counters(settings, clock)
 
         async def write(events: Sequence[EventRecord]) -> Sequence[EventRecord]:
             return await self.service.write_batch(events)
@@ -59,12 +51,6 @@ class AnalyticsApp:
             clock=clock,
         )
         self.service = AnalyticsService(self.database, self.buffer, self.realtime, clock=clock)
-        # Auth is this service's only peer: tokens revoked there are polled (ListRevocations)
-        # and refused here on every call.
-        self.peers = PeerAccess(settings, clock=clock)
-        self.clients = self.peers.clients
-        self.revocations = self.peers.revocations
-        self._clock = clock
         self.registrations = [
             ServiceRegistration(
                 AnalyticsServicer(self.service),
@@ -74,34 +60,28 @@ class AnalyticsApp:
         ]
 
     def start_background(self) -> None:
-        """Start polling revocations and the buffer's flusher (call from the running loop)."""
-        self.peers.start()
+        """The peers, then the buffer's flusher (call from the running loop)."""
+        super().start_background()
         self.buffer.start()
 
-    async def close(self) -> None:
-        """Write every queued event, then release Redis and the database pool.
+    def releases(self) -> list[ShutdownHook]:
+        """Write every queued event, then release Redis.
 
         Runs after the server stopped taking calls and in-flight calls finished, so nothing
         new arrives while the last batches are written.
         """
-        await self.peers.stop()
-        await self.buffer.close()
-        await self.service.close()
-        await self.realtime.close()
-        await self.clients.close()
-        await self.database.dispose()
+        return [self.buffer.close, self.service.close, self.realtime.close]
 
-    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain, refusing revoked tokens."""
-        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
 
-    def build_server(
-        self, interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
-    ) -> MeshServer:
-        return MeshServer(
-            self.settings,
-            self.registrations,
-            interceptors=interceptors,
-            dependency_checks={"database": self.database.ping},
-            on_shutdown=[self.close],
-        )
+def _realtime_counters(settings: AnalyticsSettings, clock: Clock) -> RealTimeCounters:
+    """Shared through Redis when there is one; else in memory (without importing redis-py)."""
+    if not settings.redis_url:
+        return InProcessRealTime(clock)
+    from zoptal_analytics.realtime_redis import RedisRealTime
+
+    return RedisRealTime.from_url(
+        settings.redis_url,
+        prefix=settings.realtime_key_prefix,
+        timeout=settings.realtime_redis_timeout_seconds,
+        clock=clock,
+    )

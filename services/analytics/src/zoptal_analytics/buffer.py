@@ -29,7 +29,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import ResourceExhausted, Unavailable
 from prometheus_client import Counter, Gauge
 
-from zoptal_analytics.records import EventRecord
+from zoptal_analytics.domain import EventRecord
 
 __all__ = ["EventBuffer", "Writer"]
 

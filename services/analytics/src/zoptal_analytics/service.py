@@ -13,8 +13,8 @@ from meshcore.errors import InvalidArgument
 from meshcore.validation import Violations
 
 from zoptal_analytics.buffer import EventBuffer
+from zoptal_analytics.domain import EventInput, EventRecord, validate_event
 from zoptal_analytics.realtime import RealTimeCounters, RealTimeSnapshot
-from zoptal_analytics.records import EventInput, EventRecord, validate_event
 from zoptal_analytics.repository import (
     AnalyticsFilter,
     BucketCounts,

@@ -16,7 +16,7 @@ from meshcore.timeutil import timestamp_millis
 from zoptal.analytics.v1 import analytics_pb2 as pb, analytics_pb2_grpc
 
 from zoptal_analytics.access import own_user_id, require_reader, require_writer
-from zoptal_analytics.records import EventInput, PageInput
+from zoptal_analytics.domain import EventInput, PageInput
 from zoptal_analytics.repository import NameCount
 from zoptal_analytics.service import AnalyticsService, Bucket
 

@@ -25,8 +25,8 @@ from meshcore.db import Database
 from meshcore.held_connections import HeldDriverConnections
 from sqlalchemy.dialects import sqlite
 
+from zoptal_analytics.domain import EventRecord
 from zoptal_analytics.models import Event
-from zoptal_analytics.records import EventRecord
 
 __all__ = ["EventWriter"]
 

@@ -4,33 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from meshcore.cli import ExtraCommand, ServiceCli
 
-if TYPE_CHECKING:
-    from zoptal_auth.settings import AuthSettings
-
-__all__ = ["main"]
-
-
-def _settings() -> AuthSettings:
-    from zoptal_auth.settings import AuthSettings
-
-    return AuthSettings.from_env()
-
-
-def _migrations_dir() -> Path:
-    from zoptal_auth.app import MIGRATIONS_DIR
-
-    return MIGRATIONS_DIR
-
-
-async def _serve(settings: AuthSettings) -> None:
-    from zoptal_auth.app import build_app
-
-    app = await build_app(settings)
-    await app.serve()
+from zoptal_auth import MIGRATIONS_DIR
+from zoptal_auth.settings import AuthSettings
 
 
 def _configure_generate_key(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +69,7 @@ def _service_identity(args: argparse.Namespace) -> int:
     from zoptal_auth.service_identity import IdentityError, run_identity_command
 
     try:
-        outcomes = asyncio.run(run_identity_command(_settings(), args))
+        outcomes = asyncio.run(run_identity_command(AuthSettings.from_env(), args))
     except IdentityError as error:
         print(f"service-identity: {error}", file=sys.stderr)
         return 2
@@ -103,9 +81,9 @@ def _service_identity(args: argparse.Namespace) -> int:
 CLI = ServiceCli(
     "zoptal_auth",
     __doc__,
-    _settings,
-    _migrations_dir,
-    _serve,
+    AuthSettings,
+    MIGRATIONS_DIR,
+    "zoptal_auth.app:build_app",
     serve_help="serve gRPC and /.well-known/jwks.json (the default)",
     extra_commands={
         "generate-key": ExtraCommand(
@@ -121,9 +99,7 @@ CLI = ServiceCli(
     },
 )
 
-
-def main(argv: list[str] | None = None) -> int:
-    return CLI.main(argv)
+main = CLI.main
 
 
 if __name__ == "__main__":

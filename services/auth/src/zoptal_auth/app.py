@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Unpack
 
 import grpc
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.health import DependencyCheck
 from meshcore.http import HttpResponse, HttpServer, Route
-from meshcore.interceptors.chain import AuthOptions, RateLimitOptions, build_server_chain
-from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook
+from meshcore.interceptors.chain import (
+    AuthOptions,
+    ChainOverrides,
+    RateLimitOptions,
+    build_server_chain,
+)
+from meshcore.server import ServiceRegistration, ShutdownHook
+from meshcore.service_app import ServiceApp
+from prometheus_client import REGISTRY
 from zoptal.auth.v1 import auth_pb2_grpc
 
+from zoptal_auth import MIGRATIONS_DIR
 from zoptal_auth.health import HealthReporter
 from zoptal_auth.keys import KeyRing, load_key_ring
 from zoptal_auth.login_throttle import InMemoryLoginStore, LoginStore, LoginThrottle
@@ -35,7 +41,6 @@ __all__ = ["JWKS_PATH", "MIGRATIONS_DIR", "PUBLIC_METHODS", "SERVICE_NAME", "Aut
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "zoptal.auth.v1.AuthService"
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 JWKS_PATH = "/.well-known/jwks.json"
 # The RPCs that are how a caller gets credentials in the first place, or that anyone may ask.
 # Not ValidateToken: it answers who a token belongs to, so it needs a caller (access.py).
@@ -54,57 +59,11 @@ PUBLIC_METHODS = tuple(
 UNLIMITED_METHODS = frozenset(f"/{SERVICE_NAME}/{method}" for method in ("GetJwks", "HealthCheck"))
 
 
-@dataclass
-class AuthApp:
-    """Everything a running Auth server is made of; ``server()`` or a test harness serves it."""
-
-    settings: AuthSettings
-    database: Database
-    keys: KeyRing
-    auth: AuthService
-    service_accounts: ServiceAccounts
-    revocations: RevocationList
-    registration: ServiceRegistration
-    interceptors: list[grpc.aio.ServerInterceptor]
-    dependency_checks: dict[str, DependencyCheck]
-    jwks_http: HttpServer
-    on_shutdown: list[ShutdownHook] = field(default_factory=list)
-
-    def server(self, clock: Clock = SYSTEM_CLOCK) -> MeshServer:
-        server = MeshServer(
-            self.settings,
-            [self.registration],
-            interceptors=self.interceptors,
-            dependency_checks=self.dependency_checks,
-            on_shutdown=self.on_shutdown,
-            clock=clock,
-        )
-        return server
-
-    async def serve(self) -> None:
-        """Serve gRPC and JWKS HTTP until SIGTERM/SIGINT, then shut down gracefully."""
-        if self.settings.auth_bootstrap_admin_email and self.settings.auth_bootstrap_admin_password:
-            await self.auth.ensure_admin(
-                self.settings.auth_bootstrap_admin_email,
-                self.settings.auth_bootstrap_admin_password.reveal(),
-            )
-            logger.info("bootstrap admin %s is present", self.settings.auth_bootstrap_admin_email)
-        port = await self.jwks_http.start()
-        logger.info("JWKS on http://%s:%d%s", self.settings.grpc_host, port, JWKS_PATH)
-        await self.server().serve()
-
-
-async def build_app(
-    settings: AuthSettings,
-    *,
-    clock: Clock = SYSTEM_CLOCK,
-    interceptors: list[grpc.aio.ServerInterceptor] | None = None,
-) -> AuthApp:
-    """Wire the service. Opens no connection: the database is reached on first use."""
+async def build_app(settings: AuthSettings, *, clock: Clock = SYSTEM_CLOCK) -> AuthApp:
+    """``AuthApp`` with its signing keys and password hasher made off the event loop (reading
+    key files; the hasher hashes a dummy secret, tens of ms). Opens no connection."""
     keys = await asyncio.to_thread(load_key_ring, settings)
-    database = Database(settings.database_url, application_name="zoptal-auth")
     pool = HashingPool(*settings.hashing_pool_bounds, clock=clock)
-    # Building the hasher hashes a dummy secret (tens of ms): keep it off the event loop.
     hasher = await asyncio.to_thread(
         SecretHasher,
         time_cost=settings.argon2_time_cost,
@@ -112,115 +71,134 @@ async def build_app(
         parallelism=settings.argon2_parallelism,
         pool=pool,
     )
-    store: LoginStore = (
-        RedisLoginStore.from_url(settings.redis_url, settings.login_throttle_policy)
-        if settings.redis_url
-        else InMemoryLoginStore(settings.login_throttle_policy)
-    )
-    throttle = LoginThrottle(store, fail_mode=settings.rate_limit_fail_mode, clock=clock)
-    verifier = AccessTokenVerifier(
-        keys,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        jwt_secret=settings.jwt_secret.reveal() if settings.jwt_secret else None,
-        leeway=settings.jwt_leeway_seconds,
-        clock=clock,
-        cache_size=settings.validation_cache_size,
-    )
-    issuer = TokenIssuer(
-        keys,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        access_ttl=settings.access_token_ttl_seconds,
-        service_ttl=settings.service_token_ttl_seconds,
-        clock=clock,
-    )
-    revocations = RevocationList(
-        database, clock=clock, sync_interval=settings.revocation_sync_seconds
-    )
-    auth = AuthService(
-        database=database,
-        hasher=hasher,
-        throttle=throttle,
-        issuer=issuer,
-        verifier=verifier,
-        revocations=revocations,
-        refresh_ttl=settings.refresh_token_ttl_seconds,
-        access_ttl=settings.access_token_ttl_seconds,
-        clock=clock,
-    )
-    service_accounts = ServiceAccounts(database=database, hasher=hasher, issuer=issuer, clock=clock)
-    health = HealthReporter(database, keys, verifier, clock)
-    listing = RevocationListing(
-        database, access_ttl=settings.access_token_ttl_seconds, leeway=settings.jwt_leeway_seconds
-    )
-    servicer = AuthServicer(
-        auth=auth,
-        service_accounts=service_accounts,
-        keys=keys,
-        health=health,
-        revocations=listing,
-        trusted_proxy_hops=settings.trusted_proxy_hops,
-        clock=clock,
-        validation_cache_size=settings.validation_cache_size,
-    )
-    if interceptors is None:
-        interceptors = server_interceptors(settings, keys, clock, revocations=revocations)
-    jwks_http = HttpServer(
-        settings.grpc_host, settings.auth_http_port, {JWKS_PATH: _jwks_route(keys)}
-    )
-    return AuthApp(
-        settings=settings,
-        database=database,
-        keys=keys,
-        auth=auth,
-        service_accounts=service_accounts,
-        revocations=revocations,
-        registration=ServiceRegistration(
-            servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME
-        ),
-        interceptors=interceptors,
-        dependency_checks={"database": database.ping, "signing_key": health.check_signing_key},
-        jwks_http=jwks_http,
-        # Hooks run in reverse: stop HTTP, finish a revocation poll, then close the database,
-        # the throttle's store and the hashing threads.
-        on_shutdown=[
-            pool.close,
-            throttle.close,
-            database.dispose,
-            revocations.close,
-            jwks_http.stop,
-        ],
-    )
+    return AuthApp(settings, keys, hasher, pool, clock=clock)
 
 
-def server_interceptors(
-    settings: AuthSettings,
-    keys: KeyRing,
-    clock: Clock = SYSTEM_CLOCK,
-    *,
-    revocations: RevocationList | None = None,
-) -> list[grpc.aio.ServerInterceptor]:
-    """The production chain, trusting this service's keys directly (no HTTP round trip to
-    ourselves for the JWKS).
+class AuthApp(ServiceApp[AuthSettings]):
+    """Everything the Auth process owns (``meshcore.service_app``), JWKS over HTTP included.
 
-    Every RPC is limited per caller (the principal, else the real client address:
-    ``TRUSTED_PROXY_HOPS``), ValidateToken included, except the cheap anonymous reads every
-    verifier needs (GetJwks, HealthCheck); Login is throttled further per account and client
-    (``login_throttle``). With ``revocations``, the auth layer refuses tokens this replica knows
-    are revoked, as ValidateToken does (verifying a token is not enough: it may have been
-    revoked since).
+    Auth has no peers: it trusts its own keys and refuses the tokens its own revocation list
+    knows revoked.
     """
-    return build_server_chain(
-        settings,
-        auth=AuthOptions(
-            key_source=keys.verification_keys(),
-            excluded_methods=PUBLIC_METHODS,
-            revocations=RevocationListCheck(revocations) if revocations is not None else None,
-        ),
-        rate_limit=RateLimitOptions(excluded_methods=UNLIMITED_METHODS),
-        clock=clock,
-    )
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        keys: KeyRing,
+        hasher: SecretHasher,
+        pool: HashingPool,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__(
+            settings, Database(settings.database_url, application_name="zoptal-auth"), clock=clock
+        )
+        self.keys = keys
+        self._pool = pool
+        store: LoginStore = (
+            RedisLoginStore.from_url(settings.redis_url, settings.login_throttle_policy)
+            if settings.redis_url
+            else InMemoryLoginStore(settings.login_throttle_policy)
+        )
+        self._throttle = LoginThrottle(store, fail_mode=settings.rate_limit_fail_mode, clock=clock)
+        verifier = AccessTokenVerifier(
+            keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            jwt_secret=settings.jwt_secret.reveal() if settings.jwt_secret else None,
+            leeway=settings.jwt_leeway_seconds,
+            clock=clock,
+            cache_size=settings.validation_cache_size,
+        )
+        issuer = TokenIssuer(
+            keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=settings.access_token_ttl_seconds,
+            service_ttl=settings.service_token_ttl_seconds,
+            clock=clock,
+        )
+        self.revocations = RevocationList(
+            self.database, clock=clock, sync_interval=settings.revocation_sync_seconds
+        )
+        self.auth = AuthService(
+            database=self.database,
+            hasher=hasher,
+            throttle=self._throttle,
+            issuer=issuer,
+            verifier=verifier,
+            revocations=self.revocations,
+            refresh_ttl=settings.refresh_token_ttl_seconds,
+            access_ttl=settings.access_token_ttl_seconds,
+            clock=clock,
+        )
+        self.service_accounts = ServiceAccounts(
+            database=self.database, hasher=hasher, issuer=issuer, clock=clock
+        )
+        health = HealthReporter(self.database, keys, verifier, clock)
+        listing = RevocationListing(
+            self.database,
+            access_ttl=settings.access_token_ttl_seconds,
+            leeway=settings.jwt_leeway_seconds,
+        )
+        servicer = AuthServicer(
+            auth=self.auth,
+            service_accounts=self.service_accounts,
+            keys=keys,
+            health=health,
+            revocations=listing,
+            trusted_proxy_hops=settings.trusted_proxy_hops,
+            clock=clock,
+            validation_cache_size=settings.validation_cache_size,
+        )
+        self.registrations = [
+            ServiceRegistration(
+                servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME
+            )
+        ]
+        self.dependency_checks["signing_key"] = health.check_signing_key
+        self.jwks_http = HttpServer(
+            settings.grpc_host, settings.auth_http_port, {JWKS_PATH: _jwks_route(keys)}
+        )
+
+    def releases(self) -> list[ShutdownHook]:
+        # Stop HTTP, finish a revocation poll, then the throttle's store and the hashing threads.
+        return [self.jwks_http.stop, self.revocations.close, self._throttle.close, self._pool.close]
+
+    async def prepare(self) -> None:
+        """Make sure the bootstrap admin exists, then serve JWKS over HTTP."""
+        settings = self.settings
+        if settings.auth_bootstrap_admin_email and settings.auth_bootstrap_admin_password:
+            await self.auth.ensure_admin(
+                settings.auth_bootstrap_admin_email,
+                settings.auth_bootstrap_admin_password.reveal(),
+            )
+            logger.info("bootstrap admin %s is present", settings.auth_bootstrap_admin_email)
+        port = await self.jwks_http.start()
+        logger.info("JWKS on http://%s:%d%s", settings.grpc_host, port, JWKS_PATH)
+
+    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
+        """The production chain, trusting this service's keys directly (no HTTP round trip to
+        ourselves for the JWKS).
+
+        Every RPC is limited per caller (the principal, else the real client address:
+        ``TRUSTED_PROXY_HOPS``), ValidateToken included, except the cheap anonymous reads every
+        verifier needs (GetJwks, HealthCheck); Login is throttled further per account and
+        client (``login_throttle``). The auth layer refuses tokens this replica knows are
+        revoked, as ValidateToken does (verifying a token is not enough: it may have been
+        revoked since).
+        """
+        return build_server_chain(
+            self.settings,
+            auth=AuthOptions(
+                key_source=test.get("key_source", self.keys.verification_keys()),
+                excluded_methods=PUBLIC_METHODS,
+                revocations=RevocationListCheck(self.revocations),
+            ),
+            rate_limit=RateLimitOptions(excluded_methods=UNLIMITED_METHODS),
+            metrics_registry=test.get("metrics_registry", REGISTRY),
+            clock=self.clock,
+        )
 
 
 def _jwks_route(keys: KeyRing) -> Route:

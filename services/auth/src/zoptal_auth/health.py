@@ -11,8 +11,8 @@ from meshcore.db import Database
 from meshcore.errors import MeshError
 from meshcore.jwt import InvalidToken
 
+from zoptal_auth.domain import DependencyReport
 from zoptal_auth.keys import KeyRing
-from zoptal_auth.records import DependencyReport
 from zoptal_auth.verification import AccessTokenVerifier
 
 __all__ = ["HealthReporter"]

@@ -1,7 +1,7 @@
 """Users and their sessions: register, log in, refresh, revoke, validate, read.
 
-Domain code only: it raises ``meshcore.errors`` and returns ``records``; the servicer turns both
-into gRPC. Slow work (Argon2id) happens outside database transactions, so a transaction never
+Domain code only: it raises ``meshcore.errors`` and returns ``domain`` values; the servicer turns
+both into gRPC. Slow work (Argon2id) happens outside database transactions, so a transaction never
 holds a lock (SQLite's write lock in particular) while a password is being hashed.
 """
 
@@ -35,10 +35,10 @@ from zoptal_auth.access import (
     require_token_validator,
     require_user_reader,
 )
+from zoptal_auth.domain import IssuedTokens, TokenCheck, UserRecord
 from zoptal_auth.login_throttle import LoginThrottle
 from zoptal_auth.models import RefreshFamily, RefreshToken, User
 from zoptal_auth.passwords import LOCAL_CLIENT, SecretHasher
-from zoptal_auth.records import IssuedTokens, TokenCheck, UserRecord
 from zoptal_auth.revocation import ACCESS_TOKEN, REFRESH_FAMILY, RevocationList
 from zoptal_auth.tokens import (
     REFRESH_TOKEN_PREFIX,

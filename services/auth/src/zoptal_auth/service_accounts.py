@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from zoptal_auth import repository
 from zoptal_auth.access import require_account_creator
+from zoptal_auth.domain import IssuedServiceToken, NewServiceAccount, ServiceAccountRecord
 from zoptal_auth.models import ServiceAccount, ServiceCredential
 from zoptal_auth.passwords import LOCAL_CLIENT, SecretHasher
 from zoptal_auth.platform_services import PLATFORM_SERVICES
-from zoptal_auth.records import IssuedServiceToken, NewServiceAccount, ServiceAccountRecord
 from zoptal_auth.tokens import TokenIssuer
 from zoptal_auth.validation import (
     check_description,

@@ -18,9 +18,9 @@ from meshcore.timeutil import to_timestamp
 from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from zoptal_auth.access import require_revocation_reader
+from zoptal_auth.domain import ServiceAccountRecord, TokenCheck, UserRecord
 from zoptal_auth.health import HealthReporter
 from zoptal_auth.keys import KeyRing
-from zoptal_auth.records import ServiceAccountRecord, TokenCheck, UserRecord
 from zoptal_auth.revocation_listing import RevocationListing
 from zoptal_auth.service import AuthService
 from zoptal_auth.service_accounts import ServiceAccounts

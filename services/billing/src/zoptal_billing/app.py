@@ -3,29 +3,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Unpack
 
-import grpc
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
-from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
-from meshcore.revocation import RevocationFeed
-from meshcore.server import MeshServer, ServiceRegistration
+from meshcore.server import ServiceRegistration, ShutdownHook
+from meshcore.service_app import ServiceApp
 from zoptal.billing.v1 import billing_pb2_grpc
 from zoptal.clients import AuthServiceClient, NotificationServiceClient
 from zoptal.clients.service_identity import PeerAccess
 
-from zoptal_billing.migrate import MIGRATIONS_DIR
+from zoptal_billing import MIGRATIONS_DIR
+from zoptal_billing.gateways import NotificationNoticeSender
 from zoptal_billing.models import ThresholdNoticeRow
 from zoptal_billing.notices import NoticeSender, ThresholdNoticeDispatcher
 from zoptal_billing.payment_provider import load_provider
 from zoptal_billing.payments import PaymentProvider
-from zoptal_billing.peers import NotificationNoticeSender
 from zoptal_billing.service import BillingService
 from zoptal_billing.servicer import BillingServicer
 from zoptal_billing.settings import BillingSettings
@@ -37,8 +32,8 @@ SERVICE_NAME = "zoptal.billing.v1.BillingService"
 logger = logging.getLogger(__name__)
 
 
-class BillingApp:
-    """Everything the Billing process owns. Constructing it opens no connection.
+class BillingApp(ServiceApp[BillingSettings]):
+    """Everything the Billing process owns (``meshcore.service_app``).
 
     ``sender`` replaces the gRPC notice sender (tests); by default Billing reaches Auth and
     Notification through a ``GrpcClientManager`` carrying its service token. ``payments``
@@ -54,22 +49,18 @@ class BillingApp:
         clients: GrpcClientManager | None = None,
         payments: PaymentProvider | None = None,
     ) -> None:
-        self.settings = settings
-        self.database = Database(settings.database_url, application_name="zoptal-billing")
-        self.clients: GrpcClientManager | None = None
         # Billing's own token for its peers, and the tokens revoked through Auth (polled from
         # ListRevocations); neither when tests inject a sender: there is no Auth then.
-        self.peers: PeerAccess | None = None
-        self.revocations: RevocationFeed | None = None
+        peers: PeerAccess | None = None
         if sender is None:
-            self.peers = PeerAccess(settings, clock=clock, clients=clients)
-            self.clients = self.peers.clients
-            self.revocations = self.peers.revocations
+            peers = PeerAccess(settings, clock=clock, clients=clients)
             sender = NotificationNoticeSender(
-                AuthServiceClient(self.clients),
-                NotificationServiceClient(self.clients),
+                AuthServiceClient(peers.clients),
+                NotificationServiceClient(peers.clients),
                 timeout_ms=settings.peer_timeout_ms,
             )
+        database = Database(settings.database_url, application_name="zoptal-billing")
+        super().__init__(settings, database, peers=peers, clock=clock)
         self.dispatcher = ThresholdNoticeDispatcher(
             self.database,
             sender,
@@ -93,8 +84,6 @@ class BillingApp:
                 SERVICE_NAME,
             )
         ]
-        self._clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
         self.backlog = BacklogMonitor(
             "billing_threshold_notices",
             table_backlog(
@@ -104,55 +93,20 @@ class BillingApp:
                 ThresholdNoticeRow.abandoned_at.is_(None),
             ),
         )
-
-    def interceptors(self, **test: Unpack[ChainOverrides]) -> list[grpc.aio.ServerInterceptor]:
-        """meshcore's production chain, refusing revoked tokens."""
-        return service_chain(self.settings, self.revocations, clock=self._clock, **test)
+        # Threshold emails, plan changes the provider decided or whose period ended.
+        self.background_loops = {
+            "billing-threshold-notices": self.dispatcher.run,
+            "billing-plan-changes": self.service.changes.run,
+            "billing-notice-backlog": self.backlog.run,
+        }
 
     def start_background(self) -> None:
-        """Start polling revocations, delivering threshold emails and settling plan changes
-        (payments the provider decided, downgrades whose period ended), inside the loop."""
-        if self.peers is not None:
-            self.peers.start()
-        if not self._tasks:
-            if self.payments.name == "test":
-                logger.warning(
-                    "payments run in TEST MODE (PAYMENT_PROVIDER=test): no money moves; "
-                    "tokens tok_test_approve, tok_test_decline, tok_test_insufficient_funds"
-                )
-            loop = asyncio.get_running_loop()
-            self._tasks = [
-                loop.create_task(self.dispatcher.run(), name="billing-threshold-notices"),
-                loop.create_task(self.service.changes.run(), name="billing-plan-changes"),
-                loop.create_task(self.backlog.run(), name="billing-notice-backlog"),
-            ]
+        if not self.running and self.payments.name == "test":
+            logger.warning(
+                "payments run in TEST MODE (PAYMENT_PROVIDER=test): no money moves; "
+                "tokens tok_test_approve, tok_test_decline, tok_test_insufficient_funds"
+            )
+        super().start_background()
 
-    async def close(self) -> None:
-        """Stop the background work, close peer channels and the database (a shutdown hook)."""
-        if self.peers is not None:
-            await self.peers.stop()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        if self.clients is not None:
-            await self.clients.close()
-        await self.service.close()
-        await self.database.dispose()
-
-    def server(self) -> MeshServer:
-        return MeshServer(
-            self.settings,
-            self.registrations,
-            interceptors=self.interceptors(),
-            dependency_checks={"database": self.database.ping},
-            on_shutdown=[self.close],
-            clock=self._clock,
-        )
-
-    async def serve(self) -> None:
-        """Serve until SIGTERM/SIGINT, delivering threshold emails in the background."""
-        server = self.server()
-        self.start_background()
-        await server.serve()
+    def releases(self) -> list[ShutdownHook]:
+        return [self.service.close]

@@ -1,1 +1,6 @@
 """The Zoptal Notification service."""
+
+from pathlib import Path
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+"""Alembic's folder: ``python -m zoptal_notification migrate`` and the tests apply it."""

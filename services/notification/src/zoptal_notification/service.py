@@ -18,9 +18,9 @@ from meshcore.reasons import Reason
 from meshcore.timeutil import utc_now
 
 from zoptal_notification.dispatch import Dispatcher
+from zoptal_notification.domain import EmailRequest, PushRequest, SendRequest, SmsRequest
 from zoptal_notification.models import Channel, Notification, Status
 from zoptal_notification.repository import HistoryFilter, NotificationRepository
-from zoptal_notification.requests import EmailRequest, PushRequest, SendRequest, SmsRequest
 from zoptal_notification.templates import render_template
 
 __all__ = ["HistoryPage", "NotificationService", "SendResult"]

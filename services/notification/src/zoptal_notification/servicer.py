@@ -11,9 +11,9 @@ from meshcore.timeutil import to_timestamp
 from zoptal.notification.v1 import notification_pb2 as pb, notification_pb2_grpc
 
 from zoptal_notification.access import require_reader_of, require_sender
+from zoptal_notification.domain import EmailRequest, PushRequest, SmsRequest
 from zoptal_notification.history_page import fit_history_page
 from zoptal_notification.models import Channel, Notification, Status
-from zoptal_notification.requests import EmailRequest, PushRequest, SmsRequest
 from zoptal_notification.service import NotificationService, SendResult
 
 __all__ = ["NotificationServicer"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from meshcore.errors import InvalidArgument
 
-from zoptal_notification.requests import MAX_SUBJECT_LENGTH, check_subject
+from zoptal_notification.domain import MAX_SUBJECT_LENGTH, check_subject
 
 __all__ = ["TEMPLATES", "EmailTemplate", "RenderedEmail", "render_template"]
 
