@@ -4,7 +4,6 @@ pool's processes reach the main process's endpoint (prometheus_client's multipro
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,9 +14,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from zoptal.notification.v1 import notification_pb2 as pb
 
+from tests.smtp import SmtpSink
+from tests.support import free_port
+
 from .conftest import (
     SENDER,
-    SmtpSink,
     WorkerProcess,
     eventually,
     make_settings,
@@ -28,12 +29,6 @@ from .conftest import (
 pytestmark = pytest.mark.timeout(120)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _scrape(port: int) -> Samples:
@@ -74,7 +69,7 @@ async def test_outcomes_and_latency_counted_in_pool_processes_reach_the_endpoint
     folder = tmp_path / "worker-metrics"
     folder.mkdir()
     (folder / "counter_99999999.db").write_bytes(b"left by a previous run")
-    port = _port()
+    port = free_port()
     settings = make_settings(postgres_url, redis_url, tmp_path, delivery_max_attempts=2)
     email = {"outcome": "sent", "channel": "email"}
     async with running_notification(settings) as running:
@@ -116,7 +111,7 @@ def test_metrics_without_the_multiprocess_folder_refuse_to_start(
     """Counts kept in one pool process's memory would be invisible: the worker says what is
     missing instead of serving them."""
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'n.db'}", redis_url, tmp_path)
-    env = worker_environment(settings, _port(), WORKER_METRICS_PORT=str(_port()))
+    env = worker_environment(settings, free_port(), WORKER_METRICS_PORT=str(free_port()))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     done = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker"],
@@ -139,7 +134,7 @@ def test_importing_the_worker_writes_no_metric_files(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "DATA_DIR": str(tmp_path),
-        "WORKER_METRICS_PORT": str(_port()),
+        "WORKER_METRICS_PORT": str(free_port()),
         "PROMETHEUS_MULTIPROC_DIR": str(folder),
     }
     subprocess.run(
