@@ -185,6 +185,22 @@ async def settle() -> None:
         _InFlight.idle_waiters.remove(idle)
 
 
+async def stream_of(*items: bytes) -> AsyncIterator[bytes]:
+    """A client stream of ``items``."""
+    for item in items:
+        yield item
+
+
+async def recorded(predicate: Callable[[], bool], attempts: int = 500) -> None:
+    """Wait until ``predicate`` holds: client-side results are recorded from the call's done
+    callback, a task after the status reached the caller."""
+    for _ in range(attempts):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never recorded")
+
+
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 SERVICE_SECRET = "service-secret-for-tests-0123456789abcdef"
 

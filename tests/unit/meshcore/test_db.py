@@ -1,31 +1,13 @@
-"""Cheap imports, connection-error classification and the in-process server helper."""
+"""meshcore.db: which failures are outages (Unavailable) and which are not."""
 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 
-import grpc
 import pytest
 import sqlalchemy.exc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshcore.db import is_connection_error, unavailable_from
 from meshcore.errors import NotFound, Unavailable
-from meshcore.server import ServiceRegistration
-from meshcore.testing import serve_in_process
-
-
-def test_importing_meshcore_opens_nothing_and_loads_no_heavy_module() -> None:
-    """``import meshcore`` starts no thread and imports neither grpc nor SQLAlchemy (fork-safe)."""
-    probe = (
-        "import sys, threading, meshcore\n"
-        "assert threading.active_count() == 1, threading.enumerate()\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in ('grpc', 'sqlalchemy', 'redis')]\n"
-        "assert not heavy, heavy\n"
-        "assert meshcore.ServiceSettings.__name__ == 'ServiceSettings'\n"
-    )
-    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
 
 
 def _wrapped(orig: BaseException) -> sqlalchemy.exc.DBAPIError:
@@ -73,26 +55,3 @@ def test_a_connection_error_caught_as_the_cause_still_counts() -> None:
     outer = RuntimeError("query failed")
     outer.__cause__ = ConnectionResetError(104, "reset by peer")
     assert is_connection_error(outer)
-
-
-async def test_in_process_server_uses_the_production_interceptors(
-    echo_service: ServiceRegistration,
-) -> None:
-    """By default the helper serves behind the production chain: no credentials, no call."""
-    async with serve_in_process([echo_service]) as (address, channel):
-        assert address.startswith("127.0.0.1:")
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await channel.unary_unary("/meshtest.Echo/Echo")(b"hi", timeout=5)
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        health = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=5
-        )
-        assert health.status == health_pb2.HealthCheckResponse.SERVING
-
-
-async def test_in_process_server_takes_explicit_interceptors(
-    echo_service: ServiceRegistration,
-) -> None:
-    """Given interceptors replace the production chain (here: none at all)."""
-    async with serve_in_process([echo_service], interceptors=[]) as (_, channel):
-        assert await channel.unary_unary("/meshtest.Echo/Echo")(b"hi", timeout=5) == b"hi"
