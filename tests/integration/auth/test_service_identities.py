@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from secrets import token_urlsafe
 
 import grpc
 import jwt
@@ -19,6 +20,7 @@ import pytest
 from meshcore.db import Database
 from zoptal.auth.v1 import auth_pb2
 from zoptal.clients.service_identity import ServiceCredential
+from zoptal_auth import repository
 from zoptal_auth.passwords import SecretHasher
 from zoptal_auth.platform_services import PLATFORM_SERVICES
 from zoptal_auth.service_identity import IdentityError, PlatformIdentities, credentials_path
@@ -83,11 +85,50 @@ async def test_ensure_is_idempotent_and_adopts_files_it_did_not_write(
     assert [o.action for o in again] == ["kept"]
     assert credentials_path(tmp_path, "project").read_bytes() == before
 
-    operator_made = ServiceCredential("billing", "sa_" + "ab" * 12, "x" * 43)
+    operator_made = ServiceCredential("billing", "sa_" + "ab" * 12, token_urlsafe(32))
     operator_made.write(credentials_path(tmp_path, "billing"))
     (registered,) = await identities.ensure(tmp_path, ["billing"])
     assert registered.action == "registered"
     assert (await _issue(auth, operator_made)).service_name == "billing"
+
+
+@pytest.mark.parametrize("weak", ["x" * 43, "change-me-please-change-me-please-1234", "short"])
+async def test_an_operator_file_with_a_guessable_secret_is_refused(
+    auth: AuthUnderTest, tmp_path: Path, weak: str
+) -> None:
+    """Secrets are stored as a plain digest, so one from outside must be unguessable: ensure
+    names the file and registers nothing."""
+    ServiceCredential("billing", "sa_" + "cd" * 12, weak).write(
+        credentials_path(tmp_path, "billing")
+    )
+    with pytest.raises(IdentityError, match=r"credentials\.json: the client secret is too weak"):
+        await _identities(auth).ensure(tmp_path, ["billing"])
+    async with auth.app.database.session() as session:
+        assert await repository.service_account_by_name(session, "billing") is None
+
+
+async def test_secrets_are_stored_as_digests_and_argon2_ones_from_before_still_work(
+    auth: AuthUnderTest, tmp_path: Path
+) -> None:
+    """New credentials keep a SHA-256 digest (no Argon2 per token); a credential stored with
+    Argon2 by an earlier version still gets tokens, and a wrong secret still does not."""
+    identities = _identities(auth)
+    await identities.ensure(tmp_path, ["notification"])
+    credential = ServiceCredential.load(credentials_path(tmp_path, "notification"))
+    async with auth.app.database.session() as session:
+        (stored,) = await repository.all_credentials(
+            session,
+            (await repository.service_account_by_name(session, "notification")).id,  # type: ignore[union-attr]
+        )
+        assert stored.secret_hash.startswith("sha256$")
+        assert credential.client_secret not in stored.secret_hash
+        stored.secret_hash = await SecretHasher(time_cost=1, memory_kib=8, parallelism=1).hash(
+            credential.client_secret
+        )
+    assert (await _issue(auth, credential)).service_name == "notification"
+    wrong = ServiceCredential("notification", credential.client_id, token_urlsafe(32))
+    assert await _code_of(_issue(auth, wrong)) == grpc.StatusCode.UNAUTHENTICATED
+    assert [o.action for o in await identities.ensure(tmp_path, ["notification"])] == ["kept"]
 
 
 async def test_a_stranger_and_a_wrong_secret_get_the_same_refusal(
@@ -182,7 +223,7 @@ async def test_a_file_of_another_service_or_account_is_refused(
     credentials_path(tmp_path, "project").write_bytes(billing_file.read_bytes())
     with pytest.raises(IdentityError, match="'billing''s credential"):
         await identities.ensure(tmp_path, ["project"])
-    stranger = ServiceCredential("project", "sa_" + "cd" * 12, "y" * 43)
+    stranger = ServiceCredential("project", "sa_" + "cd" * 12, token_urlsafe(32))
     stranger.write(credentials_path(tmp_path, "project"))
     with pytest.raises(IdentityError, match="is not project's account"):
         await identities.ensure(tmp_path, ["project"])

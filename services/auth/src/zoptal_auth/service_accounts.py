@@ -1,7 +1,18 @@
-"""Service accounts: created by admins, exchanged for service tokens by client credentials."""
+"""Service accounts: created by admins, exchanged for service tokens by client credentials.
+
+A credential's secret is 256 random bits (``new_client_secret``) and is stored as its SHA-256
+digest (``credential_hash``), not with Argon2 as passwords are: a slow hash protects what people
+choose, which can be guessed; nothing guesses 256 random bits, and Argon2 here cost 0.1-0.2 s of
+CPU for every token issued and every credential checked at start, which anyone could also make
+Auth spend through the unauthenticated IssueServiceToken. Credentials hashed with Argon2 before
+still verify (``credential_matches``); secrets from outside (an operator's credential file) must
+pass ``meshcore.secret_policy`` first.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -29,9 +40,17 @@ from zoptal_auth.validation import (
     require_text,
 )
 
-__all__ = ["ServiceAccounts", "new_account", "new_client_secret", "new_credential"]
+__all__ = [
+    "ServiceAccounts",
+    "credential_hash",
+    "credential_matches",
+    "new_account",
+    "new_client_secret",
+    "new_credential",
+]
 
 BAD_CLIENT_CREDENTIALS = "invalid client credentials"
+SHA256_PREFIX = "sha256$"
 
 
 class ServiceAccounts:
@@ -71,7 +90,7 @@ class ServiceAccounts:
         client_secret = new_client_secret()
         now = utc_now(self._clock)
         account = new_account(name, description, granted, now)
-        credential = await new_credential(self._hasher, account.id, client_secret, now)
+        credential = new_credential(account.id, client_secret, now)
         try:
             async with self._database.session() as session:
                 if await repository.service_account_name_taken(session, name):
@@ -133,29 +152,40 @@ class ServiceAccounts:
     async def _matching(
         self, live: Sequence[ServiceCredential], client_secret: str, client: str
     ) -> ServiceCredential | None:
-        """The live credential ``client_secret`` belongs to; the dummy hash when there is none,
-        so an unknown client id costs as much as a wrong secret."""
-        if not live:
-            await self._hasher.verify(None, client_secret, client=client)
-            return None
+        """The live credential ``client_secret`` belongs to, if any."""
         for credential in live:  # newest first; two at most, during a rotation's grace period
-            if await self._hasher.verify(credential.secret_hash, client_secret, client=client):
+            if await credential_matches(
+                self._hasher, credential.secret_hash, client_secret, client
+            ):
                 return credential
         return None
 
 
-async def new_credential(
-    hasher: SecretHasher, account_id: str, client_secret: str, now: datetime
-) -> ServiceCredential:
-    """A credential row for ``client_secret``, which is stored only as its hash."""
+def new_credential(account_id: str, client_secret: str, now: datetime) -> ServiceCredential:
+    """A credential row for ``client_secret``, which is stored only as its digest."""
     return ServiceCredential(
         id=str(uuid.uuid4()),
         account_id=account_id,
-        secret_hash=await hasher.hash(client_secret),
+        secret_hash=credential_hash(client_secret),
         created_at=now,
         expires_at=None,
         revoked_at=None,
     )
+
+
+def credential_hash(client_secret: str) -> str:
+    """What is stored of a credential's secret (see the module's docstring)."""
+    return SHA256_PREFIX + hashlib.sha256(client_secret.encode()).hexdigest()
+
+
+async def credential_matches(
+    hasher: SecretHasher, stored_hash: str, client_secret: str, client: str = LOCAL_CLIENT
+) -> bool:
+    """Whether ``client_secret`` is the one ``stored_hash`` was made from: a digest compared
+    in constant time, or an older credential's Argon2 hash verified through the hashing pool."""
+    if stored_hash.startswith(SHA256_PREFIX):
+        return hmac.compare_digest(stored_hash, credential_hash(client_secret))
+    return await hasher.verify(stored_hash, client_secret, client=client)
 
 
 def new_client_secret() -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
+from meshcore.secret_policy import secret_problem
 from meshcore.timeutil import utc_now
 from sqlalchemy.ext.asyncio import AsyncSession
 from zoptal.clients.service_identity import ServiceCredential
@@ -34,7 +35,12 @@ from zoptal_auth.models import ServiceAccount
 from zoptal_auth.passwords import SecretHasher
 from zoptal_auth.platform_services import PLATFORM_SERVICES
 from zoptal_auth.revocation import REFRESH_FAMILY
-from zoptal_auth.service_accounts import new_account, new_client_secret, new_credential
+from zoptal_auth.service_accounts import (
+    credential_matches,
+    new_account,
+    new_client_secret,
+    new_credential,
+)
 from zoptal_auth.settings import AuthSettings
 
 __all__ = [
@@ -154,6 +160,12 @@ class PlatformIdentities:
                 raise IdentityError(str(error)) from None
             if credential.service != service:
                 raise IdentityError(f"{path}: the file is {credential.service!r}'s credential")
+            weakness = secret_problem(credential.client_secret)
+            if weakness is not None:  # stored as a plain digest, so it must be unguessable
+                raise IdentityError(
+                    f"{path}: the client secret is too weak ({weakness}); delete the file and "
+                    "run `ensure` again to have one generated"
+                )
             if account is None:
                 account = await self._create(
                     session, service, credential.client_secret, now, credential.client_id
@@ -175,7 +187,7 @@ class PlatformIdentities:
     ) -> Outcome:
         known = await repository.all_credentials(session, account.id)
         for stored in known:
-            if await self._hasher.verify(stored.secret_hash, credential.client_secret):
+            if await credential_matches(self._hasher, stored.secret_hash, credential.client_secret):
                 if stored.revoked_at is not None:
                     return Outcome(
                         account.name, "refused: this credential was revoked; run `rotate`"
@@ -201,7 +213,7 @@ class PlatformIdentities:
             account.client_id = client_id
         session.add(account)
         await session.flush()
-        session.add(await new_credential(self._hasher, account.id, secret, now))
+        session.add(new_credential(account.id, secret, now))
         return account
 
     async def _replace_credential(
@@ -214,7 +226,7 @@ class PlatformIdentities:
     ) -> None:
         until = now + timedelta(seconds=max(grace_seconds, 0.0))
         await repository.retire_current_credentials(session, account.id, until=until)
-        session.add(await new_credential(self._hasher, account.id, secret, now))
+        session.add(new_credential(account.id, secret, now))
 
 
 def _known(services: Iterable[str]) -> list[str]:
