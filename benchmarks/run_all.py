@@ -124,6 +124,10 @@ def _platform(result: dict[str, Any]) -> list[Row]:
             start["ratio"], None, None,
             f"{start['platform_seconds']:.1f} s vs {start['bare_seconds']:.2f} s",
             start["round_ratios"]),
+        Row("18", "second start of `make run` to all SERVING (data migrated), seconds",
+            start["second_start_seconds"], "<=", 3.0, "the same data folder started again",
+            start["second_start_rounds"]),
+        *_memory_rows(result["memory"]),
         Row("8", "two hops (client -> Project -> Billing) / one hop (client -> Billing), "
             "latency", hops["latency_ratio"], None, None,
             f"p50 {hops['two_hops_p50_ms']:.1f} vs {hops['one_hop_p50_ms']:.1f} ms, "
@@ -132,6 +136,28 @@ def _platform(result: dict[str, Any]) -> list[Row]:
             f"{hops['two_hops_rps']:.0f} vs {hops['one_hop_rps']:.0f} calls/s",
             hops.get("throughput_round_ratios", ())),
     ]  # fmt: skip
+
+
+def _memory_rows(memory: dict[str, dict[str, dict[str, int]]]) -> list[Row]:
+    """Issue 18's memory goals: the largest service's resident set, and the worker's."""
+    services = {label: use for label, use in memory.items() if label != "notification-worker"}
+
+    def largest(phase: str) -> tuple[float, str]:
+        label = max(services, key=lambda name: services[name][phase].get("rss_kib", 0))
+        return services[label][phase]["rss_kib"] / 1024, label
+
+    rows = []
+    for phase, goal in (("idle", 70.0), ("loaded", 85.0)):
+        mib, label = largest(phase)
+        measure = f"resident memory per service, {phase} (the largest), MiB"
+        rows.append(Row("18", measure, mib, "<=", goal, label))
+    worker = memory.get("notification-worker")
+    if worker is not None:
+        mib = worker["loaded"].get("rss_kib", worker["idle"]["rss_kib"]) / 1024
+        measure = "resident memory of the Celery worker (main process and pool), MiB"
+        processes = f"{worker['idle']['processes']} processes"
+        rows.append(Row("18", measure, mib, "<=", 120.0, processes))
+    return rows
 
 
 def _login_flood(result: dict[str, Any]) -> list[Row]:
