@@ -55,14 +55,16 @@ async def serve() -> None:
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    project.revocations.start()  # as in production: revoked tokens are polled from Auth
+    peers = project.peers
+    assert peers is not None
+    peers.start()  # as in production: Project's own token, revoked tokens polled from Auth
     print(f"READY {port}", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await server.stop(1.0)
-    await project.revocations.stop()
-    await project.clients.close()
+    await peers.stop()
+    await peers.clients.close()
 
 
 if __name__ == "__main__":

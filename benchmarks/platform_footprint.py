@@ -260,6 +260,10 @@ def _start_relay(platform: Platform) -> tuple[subprocess.Popen[str], str]:
         "BILLING_ADDR": platform.address(4003),
         "ANALYTICS_ADDR": platform.address(4005),
         "AUTH_JWKS_URL": f"http://{platform.address(8080)}/.well-known/jwks.json",
+        # Project's own credential: the relay is Project, a second replica of it.
+        "SERVICE_CREDENTIALS_FILE": str(
+            platform.data_dir / "identities" / "project" / "credentials.json"
+        ),
     }
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("hop_relay.py"))],
