@@ -333,6 +333,7 @@ def main() -> None:
             "METRICS_PORT": "0",
             "LOG_LEVEL": "WARNING",
             "RATE_LIMIT_MAX_REQUESTS": "100000000",
+            "RATE_LIMIT_SERVICE_MAX_REQUESTS": "100000000",
             **auth_env,
         }
         env.pop("REDIS_URL", None)
