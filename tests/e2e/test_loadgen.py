@@ -46,7 +46,7 @@ def test_a_short_run_passes_and_cleans_up(
         "zoptal_loadgen",
         [
             "--duration", "5", "--rate", "4", "--users", "3", "--min-success", "0.99",
-            "--mix", "browse=1,project=1,events=1,session=1,operator=1", "--output", "json",
+            "--mix", "browse=3,project=1,events=1,session=1,operator=1", "--output", "json",
         ],
         env,
     )  # fmt: skip
