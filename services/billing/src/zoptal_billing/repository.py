@@ -39,9 +39,12 @@ __all__ = ["BillingRepository", "insert_for"]
 
 def insert_for(session: AsyncSession, model: type[Any]) -> Any:
     """An INSERT that supports ``on_conflict_do_*`` on ``session``'s dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+    return _dialect_insert(session.get_bind().dialect.name)(model)
+
+
+def _dialect_insert(dialect: str) -> Any:
+    """The dialect's own ``insert`` (the one with ``on_conflict_do_*``)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 _tables = SubscriptionRow.metadata.tables
@@ -62,7 +65,7 @@ class _UsageStatements:
 
 @functools.cache
 def _usage_statements(dialect: str) -> _UsageStatements:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _dialect_insert(dialect)
     upsert_total = insert(_totals)
     return _UsageStatements(
         ensure_subscription=insert(_subscriptions).on_conflict_do_nothing(
