@@ -7,7 +7,9 @@ import pytest
 from zoptal_loadgen.app import parse_mix
 
 
-@pytest.mark.parametrize("mix", ["browse", "nosuch=1", "browse=x", "browse=-1", "browse=0"])
+@pytest.mark.parametrize(
+    "mix", ["browse", "nosuch=1", "browse=x", "browse=-1", "browse=0", "browse=nan", "browse=inf"]
+)
 def test_a_bad_mix_is_refused(mix: str) -> None:
     with pytest.raises(click.BadParameter):
         parse_mix(mix)

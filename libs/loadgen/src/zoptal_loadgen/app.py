@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -49,8 +50,10 @@ def parse_mix(text: str) -> dict[str, float]:
             raise click.BadParameter(
                 f"{item!r}: the weight is not a number", param_hint="--mix"
             ) from None
-        if mix[name] < 0:
-            raise click.BadParameter(f"{item!r}: a weight is 0 or more", param_hint="--mix")
+        if not 0 <= mix[name] < math.inf:  # also refuses nan
+            raise click.BadParameter(
+                f"{item!r}: a weight is a finite number, 0 or more", param_hint="--mix"
+            )
     if not any(mix.values()):
         raise click.BadParameter("at least one journey needs a weight above 0", param_hint="--mix")
     return mix

@@ -2,16 +2,19 @@
 
 Open loop: a journey starts every ``1 / rate`` seconds whether or not earlier ones finished, as
 users arrive independently of the platform's speed (a closed loop would slow down with the
-platform and hide its latency). When ``concurrency`` journeys are already in flight the arrival
-is skipped and counted (``skipped.concurrency``), so an overloaded platform shows up in the
-report instead of as an unbounded pile of tasks in the generator.
+platform and hide its latency). Which journey starts is chosen by smooth weighted round robin,
+not at random: any stretch of ``sum(weights)`` arrivals holds each journey in proportion to its
+weight, so a short run reaches every journey of the mix instead of missing a rare one by chance.
+
+When ``concurrency`` journeys are already in flight the arrival is skipped and counted
+(``skipped.concurrency``), so an overloaded platform shows up in the report instead of as an
+unbounded pile of tasks in the generator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +22,31 @@ from typing import Any
 from zoptal_loadgen.journeys import Journeys
 from zoptal_loadgen.stats import Recorder
 
-__all__ = ["Schedule", "run_schedule"]
+__all__ = ["Schedule", "WeightedRotation", "run_schedule"]
 
 DRAIN_SECONDS = 30.0
 """How long journeys in flight at the end may take before they are cancelled."""
+
+
+class WeightedRotation:
+    """Smooth weighted round robin (as nginx balances upstreams): each pick adds every name's
+    weight to its credit and takes the name with the most credit, which then pays the total.
+    Over ``sum(weights)`` picks each name is taken ``weight`` times, spread out rather than in
+    runs."""
+
+    def __init__(self, weights: Mapping[str, float]) -> None:
+        self._weights = {name: weight for name, weight in weights.items() if weight > 0}
+        if not self._weights:
+            raise ValueError("at least one weight must be above 0")
+        self._total = sum(self._weights.values())
+        self._credit = dict.fromkeys(self._weights, 0.0)
+
+    def next(self) -> str:
+        for name, weight in self._weights.items():
+            self._credit[name] += weight
+        chosen = max(self._credit, key=self._credit.__getitem__)
+        self._credit[chosen] -= self._total
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -47,8 +71,7 @@ async def run_schedule(
     """Run the schedule; returns the report of the run (of the last interval with interim
     reports)."""
     loop = asyncio.get_running_loop()
-    names = list(schedule.mix)
-    weights = [schedule.mix[name] for name in names]
+    rotation = WeightedRotation(schedule.mix)
     in_flight: set[asyncio.Task[None]] = set()
     started = interval_start = loop.time()
     next_arrival = started
@@ -69,7 +92,7 @@ async def run_schedule(
         if len(in_flight) >= schedule.concurrency:
             journeys.recorder.skipped["concurrency"] += 1
             continue
-        task = loop.create_task(journeys.run(random.choices(names, weights)[0]))
+        task = loop.create_task(journeys.run(rotation.next()))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     if in_flight:
