@@ -322,8 +322,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                     seconds=options.seconds, rounds=options.rounds,
                     profile_seconds=options.profile_seconds,
                 )  # fmt: skip
-                _keep_stacks("CreateProject", results["CreateProject"].pop("stacks", None),
-                             options)  # fmt: skip
+                for process, stacks in results["CreateProject"].pop("stacks", {}).items():
+                    _keep_stacks(f"CreateProject-{process}", stacks, options)
         finally:
             platform.stop()
             bare_process.terminate()

@@ -128,19 +128,23 @@ def measure_create_project(
     clients: int = 2, concurrency: int = 8, profile_seconds: float = 0.0,
 ) -> dict[str, Any]:  # fmt: skip
     """CreateProject / GetProject, ``clients`` x ``concurrency`` in flight, alternating slices;
-    then, with ``profile_seconds``, py-spy samples Project during one more CreateProject slice."""
+    then, with ``profile_seconds``, py-spy samples Project and Billing during one more
+    CreateProject slice."""
     figures: dict[str, list[dict[str, float]]] = {"GetProject": [], "CreateProject": []}
     for number in range(rounds):
         order = list(figures) if number % 2 == 0 else list(reversed(figures))
         for rpc in order:
             figures[rpc].append(_slice(address, rpc, fixture, pids, seconds, clients, concurrency))
-    stacks = None
+    stacks: dict[str, str | None] = {}
     if profile_seconds > 0:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with concurrent.futures.ThreadPoolExecutor(1 + len(pids)) as pool:
             load = pool.submit(_slice, address, "CreateProject", fixture, pids,
                                profile_seconds + 2, clients, concurrency)  # fmt: skip
             time.sleep(WARMUP_SECONDS + 1)
-            stacks = pyspy.record(pids["project"], profile_seconds)
+            # Every measured process at once: a create's CPU is split between them.
+            sampled = {name: pool.submit(pyspy.record, pid, profile_seconds)
+                       for name, pid in pids.items()}  # fmt: skip
+            stacks = {name: future.result() for name, future in sampled.items()}
             load.result()
     ratios = [c["rps"] / g["rps"] for c, g in
               zip(figures["CreateProject"], figures["GetProject"], strict=True)]  # fmt: skip
@@ -149,9 +153,11 @@ def measure_create_project(
     for rpc, slices in figures.items():
         for key in slices[0]:
             result[f"{rpc}_{key}"] = statistics.median(s[key] for s in slices)
-    if stacks:
-        result["profile"] = pyspy.by_package(stacks)
-        result["stacks"] = stacks
+    if stacks.get("project"):
+        result["profile"] = pyspy.by_package(stacks["project"])
+    if stacks.get("billing"):
+        result["billing_profile"] = pyspy.by_package(stacks["billing"])
+    result["stacks"] = {name: text for name, text in stacks.items() if text}
     print(f"CreateProject / GetProject (Python harness, {clients}x{concurrency} in flight): "
           f"{result['CreateProject_rps']:.0f} vs {result['GetProject_rps']:.0f} calls/s, "
           f"ratio {result['ratio']:.2f}; Project CPU "

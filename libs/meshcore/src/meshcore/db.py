@@ -16,8 +16,10 @@ PostgreSQL gets bounded pools and timeouts on connect, pool checkout and stateme
 waits forever when the server stops. A pooled connection is pinged before use only when it sat
 idle for ``ping_idle_seconds`` (SQLAlchemy's ``pool_pre_ping`` would cost three round trips,
 BEGIN, a ping and ROLLBACK, on every checkout); one the driver already knows closed is replaced
-without a ping. ``read()`` runs statements with no transaction around them (autocommit), for reads
-a single statement answers: no BEGIN, no COMMIT, no reset round trip when the connection returns.
+without a ping. The pool has ten connections and no overflow: under load, connections beyond the
+pool were opened (a TLS attempt, authentication) and closed again call after call, which cost
+more than waiting for one of ten, already more than PostgreSQL on a few cores answers at once.
+Hot paths skip sessions altogether with ``meshcore.statements``.
 """
 
 from __future__ import annotations
@@ -183,8 +185,8 @@ class Database:
         echo: bool = False,
         connect_timeout: float = 5.0,
         statement_timeout: float = 15.0,
-        pool_size: int = 5,
-        max_overflow: int = 10,
+        pool_size: int = 10,
+        max_overflow: int = 0,
         pool_timeout: float = 5.0,
         sqlite_busy_timeout: float = 5.0,
         application_name: str = "meshcore",

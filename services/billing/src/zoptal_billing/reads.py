@@ -2,7 +2,7 @@
 
 CheckSubscriptionLimits runs before every CreateProject and clients poll GetUserSubscription.
 Through a session each cost a transaction and one query per table (the subscription, its latest
-plan change, each usage total); here each is one statement (``meshcore.statement_reads``): the
+plan change, each usage total); here each is one statement (``meshcore.statements``): the
 subscription with its latest change and the usage totals the reply reports. Under PostgreSQL's
 READ COMMITTED every statement of that session saw its own snapshot anyway, so one statement
 is, if anything, more consistent. Writes (the free subscription made on first use, settling a
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from meshcore.statement_reads import StatementReads
+from meshcore.statements import Statements
 from meshcore.timeutil import as_utc
 from sqlalchemy import ScalarSelect, bindparam, select
 
@@ -116,7 +116,7 @@ class SubscriptionView:
 
 
 class BillingReads:
-    def __init__(self, reads: StatementReads) -> None:
+    def __init__(self, reads: Statements) -> None:
         self._reads = reads
 
     async def subscription(self, user_id: str, period_key: str) -> SubscriptionView | None:

@@ -24,7 +24,7 @@ from meshcore.errors import (
     ResourceExhausted,
 )
 from meshcore.reasons import Reason
-from meshcore.statement_reads import StatementReads
+from meshcore.statements import Statements
 from meshcore.timeutil import as_utc, utc_now
 
 from zoptal_billing.domain import (
@@ -85,7 +85,7 @@ class BillingService:
         self._on_notice_queued = on_notice_queued
         self._catalogue = PlanCatalogue(database)
         self._reads = BillingReads(
-            StatementReads(database, max_connections=read_connections, clock=clock)
+            Statements(database, max_connections=read_connections, clock=clock)
         )
         self.changes = PlanChanges(
             database,

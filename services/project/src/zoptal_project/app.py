@@ -44,12 +44,7 @@ class ProjectApp(ServiceApp[ProjectSettings]):
         clock: Clock = SYSTEM_CLOCK,
         clients: GrpcClientManager | None = None,
     ) -> None:
-        # No overflow: under load, connections beyond the pool were opened (TLS attempt,
-        # authentication) and closed again call after call; calls now queue for one of ten
-        # instead, more than PostgreSQL on a few cores answers at once (docs/benchmarks.md).
-        database = Database(
-            settings.database_url, application_name="zoptal-project", pool_size=10, max_overflow=0
-        )
+        database = Database(settings.database_url, application_name="zoptal-project")
         # Project's own token for its peers, and the tokens revoked through Auth (polled from
         # ListRevocations, asked on every call).
         peers = PeerAccess(settings, clock=clock, clients=clients)

@@ -1,6 +1,6 @@
 """Project's queries. One ``ProjectRepository`` per unit of work (it wraps one session);
 ``ProjectReads`` answers the hot reads in one statement each, outside any transaction
-(``meshcore.statement_reads``: on PostgreSQL one prepared statement on a held asyncpg
+(``meshcore.statements``: on PostgreSQL one prepared statement on a held asyncpg
 connection, no SQLAlchemy at run time), with Core statements built once at import.
 
 Every read that serves a client filters on ``state = 'active'``: rows still being created, and
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from meshcore.statement_reads import StatementReads
+from meshcore.statements import Statements
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,7 +95,7 @@ _INSERT_USAGE = insert(_tables[UsageOutboxRow.__tablename__])
 class ProjectReads:
     """The reads GetProject, CheckAccess and ListUserProjects make, one statement each."""
 
-    def __init__(self, reads: StatementReads) -> None:
+    def __init__(self, reads: Statements) -> None:
         self._reads = reads
 
     async def project_with_role(self, project_id: str, user_id: str) -> Record | None:

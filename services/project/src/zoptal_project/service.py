@@ -48,7 +48,7 @@ from meshcore.errors import (
 )
 from meshcore.idempotency import caller_scope
 from meshcore.reasons import Reason
-from meshcore.statement_reads import StatementReads
+from meshcore.statements import Statements
 from meshcore.timeutil import utc_now
 
 from zoptal_project.access import (
@@ -115,7 +115,7 @@ class ProjectService:
     ) -> None:
         self._db = database
         self._reads = ProjectReads(
-            StatementReads(database, max_connections=read_connections, clock=clock)
+            Statements(database, max_connections=read_connections, clock=clock)
         )
         self._billing = billing
         self._analytics = analytics
