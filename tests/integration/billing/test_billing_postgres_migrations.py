@@ -60,15 +60,19 @@ async def test_usage_recorded_before_0002_replays_for_any_caller(postgres_url: s
                 {"at": datetime.now(UTC)},
             )
         await asyncio.to_thread(run_migrations, postgres_url, MIGRATIONS_DIR)
-        outcome = await BillingService(database).record_usage(
-            UsageRequest(
-                user_id="ada",
-                metric=Metric.PROJECTS,
-                quantity=1,
-                idempotency_key="p-1",
-                caller="service:project",
+        billing = BillingService(database)
+        try:
+            outcome = await billing.record_usage(
+                UsageRequest(
+                    user_id="ada",
+                    metric=Metric.PROJECTS,
+                    quantity=1,
+                    idempotency_key="p-1",
+                    caller="service:project",
+                )
             )
-        )
+        finally:
+            await billing.close()
         assert (outcome.replayed, outcome.record.id, outcome.usage.used) == (True, "r1", 1)
     finally:
         await database.dispose()

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from meshcore.context import Principal
 from meshcore.errors import AlreadyExists, FailedPrecondition, ResourceExhausted, Unavailable
-from zoptal_project.ports import BilledMetric, LimitAnswer
+from meshcore.resilience.breaker import CircuitOpenError
+from zoptal_project.ports import BilledMetric
 
 
 @dataclass
@@ -21,22 +22,12 @@ class FakeBilling:
     totals: dict[tuple[str, BilledMetric, str], int] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     down: bool = False
+    """Refuse every call unsent, as the client does while its breaker is open."""
     lose_answer_after_recording: bool = False
     """Record the usage, then fail as a timed-out call would: the caller cannot know."""
 
     def used(self, user: str, metric: BilledMetric, scope: str = "") -> int:
         return self.totals.get((user, metric, scope), 0)
-
-    async def check_limit(
-        self, user_id: str, metric: BilledMetric, quantity: int, *, scope_id: str = ""
-    ) -> LimitAnswer:
-        self.calls.append(("check", metric.value))
-        if self.down:
-            raise Unavailable("billing is down")
-        used = self.used(user_id, metric, scope_id)
-        limit = self.limits.get(metric)
-        allowed = limit is None or used + quantity <= limit
-        return LimitAnswer(allowed=allowed, used=used, limit=limit, plan_id="free")
 
     async def record_usage(
         self,
@@ -50,7 +41,7 @@ class FakeBilling:
     ) -> None:
         self.calls.append(("record", idempotency_key))
         if self.down:
-            raise Unavailable("billing is down")
+            raise Unavailable("billing is down") from CircuitOpenError(retry_after=1.0)
         stored = self.records.get((user_id, idempotency_key))
         if stored is not None:
             if stored != (metric, scope_id, quantity):
@@ -59,7 +50,13 @@ class FakeBilling:
             used = self.used(user_id, metric, scope_id)
             limit = self.limits.get(metric)
             if enforce_limit and quantity > 0 and limit is not None and used + quantity > limit:
-                raise ResourceExhausted(f"{metric.value} limit is {limit} on plan 'free'")
+                raise ResourceExhausted.of_plan_limit(
+                    f"plan limit reached: {metric.value} limit is {limit} on plan 'free'",
+                    metric=metric.value,
+                    limit=limit,
+                    plan_id="free",
+                    used=used,
+                )
             if used + quantity < 0:
                 raise FailedPrecondition("below zero")
             self.records[(user_id, idempotency_key)] = (metric, scope_id, quantity)

@@ -1,4 +1,4 @@
-"""CreateProject: the Billing check and record, no half-created project, idempotency."""
+"""CreateProject: Billing's enforced record, no half-created project, idempotency."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from meshcore.testing import FakeClock
 from sqlalchemy import func, select
 from zoptal_project.domain import Project
 from zoptal_project.models import ProjectRow, UsageOutboxRow
-from zoptal_project.ports import BilledMetric, LimitAnswer
+from zoptal_project.ports import BilledMetric
 from zoptal_project.service import ProjectService
 from zoptal_project.usage_outbox import UsageOutboxDispatcher
 
@@ -48,7 +48,7 @@ async def create(
     )
 
 
-async def test_create_checks_inserts_and_records_usage_keyed_by_project_id(
+async def test_create_inserts_and_records_usage_keyed_by_project_id(
     projects: ProjectService, billing: FakeBilling, analytics: FakeAnalytics
 ) -> None:
     """The project is created at version 1 with its owner, counted once under its own id."""
@@ -59,7 +59,7 @@ async def test_create_checks_inserts_and_records_usage_keyed_by_project_id(
         1,
         1,
     )
-    assert billing.calls[:2] == [("check", "projects"), ("record", project.id)]
+    assert billing.calls == [("record", project.id)]  # one Billing call; the seat is queued
     assert billing.used("ada", BilledMetric.PROJECTS) == 1
     await projects.drain_background()
     assert analytics.events == [("ada", "project.created", {"project_id": project.id})]
@@ -93,24 +93,20 @@ async def test_over_the_limit_is_resource_exhausted_naming_the_limit(
     assert await count(project_db, ProjectRow) == 3
 
 
-class RaceLosingBilling(FakeBilling):
-    """Answers "allowed" to the check, then lets a concurrent create take the last slot."""
-
-    async def check_limit(
-        self, user_id: str, metric: BilledMetric, quantity: int, *, scope_id: str = ""
-    ) -> LimitAnswer:
-        answer = await super().check_limit(user_id, metric, quantity, scope_id=scope_id)
-        self.totals[(user_id, metric, scope_id)] = self.limits[metric]
-        return answer
-
-
-async def test_limit_refused_at_record_time_leaves_no_row(
-    project_db: Database, analytics: FakeAnalytics, clock: FakeClock
+async def test_a_refused_create_leaves_no_row_and_keeps_billing_s_facts(
+    projects: ProjectService, billing: FakeBilling, project_db: Database
 ) -> None:
-    """When another create wins the last slot between check and record, nothing is left."""
-    projects = ProjectService(project_db, RaceLosingBilling(), analytics, clock=clock)
-    with pytest.raises(ResourceExhausted, match="project limit reached"):
+    """Billing's refusal is definitive: the ``creating`` row goes, nothing is queued, and the
+    error keeps the plan's facts for the client."""
+    billing.totals[("ada", BilledMetric.PROJECTS, "")] = 3
+    with pytest.raises(ResourceExhausted) as refused:
         await create(projects)
+    assert (
+        refused.value.message == "project limit reached: plan 'free' allows 3 projects and 3 exist"
+    )
+    assert refused.value.metadata == {
+        "metric": "projects", "limit": "3", "plan_id": "free", "used": "3"
+    }  # fmt: skip
     assert await count(project_db, ProjectRow) == 0
     assert await count(project_db, UsageOutboxRow) == 0
 
@@ -118,7 +114,8 @@ async def test_limit_refused_at_record_time_leaves_no_row(
 async def test_billing_down_is_unavailable_and_nothing_is_written(
     projects: ProjectService, billing: FakeBilling, project_db: Database
 ) -> None:
-    """With Billing unreachable the create fails cleanly before touching the database."""
+    """With Billing refusing unsent (its breaker open) the create fails cleanly: the row it
+    inserted goes, and nothing is queued to cancel a usage that was never sent."""
     billing.down = True
     with pytest.raises(Unavailable):
         await create(projects)

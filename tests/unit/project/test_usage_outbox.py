@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from meshcore.db import Database
+from meshcore.errors import Unavailable
+from meshcore.statements import Statements
 from meshcore.testing import FakeClock
 from sqlalchemy import func, select
 from zoptal_project.models import ProjectRow, UsageOutboxRow
 from zoptal_project.ports import BilledMetric
-from zoptal_project.repository import ProjectRepository
+from zoptal_project.repository import ProjectCreation, ProjectRepository
 from zoptal_project.usage_outbox import UsageOutboxDispatcher, compensation, queued_usage
 
 from tests.unit.project.project_fakes import FakeBilling
@@ -63,8 +66,9 @@ async def test_billing_down_keeps_rows_and_backs_off(
 
 async def add_creating_project(database: Database, clock: FakeClock, project_id: str) -> None:
     created = now(clock)
-    async with database.session() as session:
-        await ProjectRepository(session).add_project(
+    statements = Statements(database)
+    try:
+        await ProjectCreation(statements).add_project(
             {
                 "id": project_id,
                 "owner_id": "ada",
@@ -75,6 +79,7 @@ async def add_creating_project(database: Database, clock: FakeClock, project_id:
                 "version": 1,
                 "member_count": 1,
                 "request_id": None,
+                "caller": "",
                 "created_at": created,
                 "updated_at": created,
             },
@@ -88,6 +93,8 @@ async def add_creating_project(database: Database, clock: FakeClock, project_id:
                 "updated_at": created,
             },
         )
+    finally:
+        await statements.close()
 
 
 async def test_sweeper_compensates_a_create_abandoned_mid_way(
@@ -138,3 +145,41 @@ async def test_permanently_refused_rows_do_not_block_the_queue(
     assert await outbox.deliver_due() == 1
     assert billing.used("ada", BilledMetric.PROJECTS) == 0
     assert await queued(project_db) == 0
+
+
+@dataclass
+class FailsOnKey(FakeBilling):
+    """Answers UNAVAILABLE for one idempotency key and records the others."""
+
+    failing_key: str = ""
+
+    async def record_usage(self, user_id: str, metric: BilledMetric, quantity: int, *,
+                           idempotency_key: str, scope_id: str = "",
+                           enforce_limit: bool = False) -> None:  # fmt: skip
+        if idempotency_key == self.failing_key:
+            self.calls.append(("record", idempotency_key))
+            raise Unavailable("billing timed out")
+        await super().record_usage(
+            user_id, metric, quantity, idempotency_key=idempotency_key, scope_id=scope_id
+        )
+
+
+async def test_a_pass_removes_the_rows_it_delivered_before_one_failed(
+    project_db: Database, clock: FakeClock
+) -> None:
+    """Delivered rows go even when a later row of the same pass fails; the failed one and
+    those behind it stay, in order, and nothing is delivered twice."""
+    billing = FailsOnKey(failing_key="b")
+    outbox = UsageOutboxDispatcher(project_db, billing, clock=clock)
+    await enqueue(
+        project_db,
+        [queued_usage(now(clock), "ada", BilledMetric.PROJECTS, 1, key) for key in "abc"],
+    )
+    assert await outbox.deliver_due() == 1
+    assert await queued(project_db) == 2
+    billing.failing_key = ""
+    clock.advance(outbox.backoff(1))
+    assert await outbox.deliver_due() == 2
+    assert await queued(project_db) == 0
+    assert billing.calls == [("record", "a"), ("record", "b"), ("record", "b"), ("record", "c")]
+    assert billing.used("ada", BilledMetric.PROJECTS) == 3

@@ -24,7 +24,7 @@ from zoptal_billing.domain import PlanChange
 from zoptal_billing.metering import GAUGE_PERIOD, USER_WIDE_METRICS, Metric
 from zoptal_billing.models import PlanChangeRow, SubscriptionRow, UsageTotalRow
 
-__all__ = ["BillingReads", "SubscriptionColumns", "SubscriptionView"]
+__all__ = ["SUBSCRIPTION_COLUMNS", "BillingReads", "SubscriptionColumns", "SubscriptionView"]
 
 
 class SubscriptionColumns(Protocol):
@@ -60,15 +60,17 @@ def _used(metric: Any, scope_id: Any, period: Any) -> ScalarSelect[int]:
     )
 
 
-_SUBSCRIPTION = (
-    SubscriptionRow.id,
-    SubscriptionRow.user_id,
-    SubscriptionRow.plan_id,
-    SubscriptionRow.status,
-    SubscriptionRow.created_at,
-    SubscriptionRow.updated_at,
-    SubscriptionRow.change_due_at,
+SUBSCRIPTION_COLUMNS = (
+    "id",
+    "user_id",
+    "plan_id",
+    "status",
+    "created_at",
+    "updated_at",
+    "change_due_at",
 )
+"""What a read returns of a subscription: the attributes of ``SubscriptionColumns``."""
+_SUBSCRIPTION = tuple(getattr(SubscriptionRow, name) for name in SUBSCRIPTION_COLUMNS)
 _CHANGE_FIELDS = (
     "id",
     "from_plan_id",
@@ -140,9 +142,6 @@ class BillingReads:
             period=total_period,
         )
         return None if row is None else (row, row.used or 0)
-
-    async def close(self) -> None:
-        await self._reads.close()
 
 
 def _latest_change(row: Any) -> PlanChange | None:

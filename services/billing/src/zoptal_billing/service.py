@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
@@ -46,12 +46,11 @@ from zoptal_billing.metering import (
     crossed_threshold,
     notice_idempotency_key,
 )
-from zoptal_billing.models import UsageRecordRow
 from zoptal_billing.payments import NoPaymentProvider, PaymentProvider
 from zoptal_billing.plan_changes import PlanChanges
 from zoptal_billing.plans import DEFAULT_PLAN_ID, PlanCatalogue
 from zoptal_billing.reads import BillingReads, SubscriptionColumns
-from zoptal_billing.repository import BillingRepository
+from zoptal_billing.repository import BillingRepository, UsageLedger
 
 __all__ = ["MAX_USAGE", "BillingService"]
 
@@ -67,7 +66,8 @@ class BillingService:
     ``payments`` is the payment provider port (``payments.py``); without one nothing can be
     bought (``NoPaymentProvider``), which is also what production runs until one is configured.
     GetUserSubscription and CheckSubscriptionLimits read through ``reads.BillingReads``, on at
-    most ``read_connections`` connections (PostgreSQL); ``close()`` gives them back.
+    most ``read_connections`` connections (PostgreSQL), and RecordUsage writes through
+    ``repository.UsageLedger``; ``close()`` gives their held connections back.
     """
 
     def __init__(
@@ -84,9 +84,8 @@ class BillingService:
         self._clock = clock
         self._on_notice_queued = on_notice_queued
         self._catalogue = PlanCatalogue(database)
-        self._reads = BillingReads(
-            Statements(database, max_connections=read_connections, clock=clock)
-        )
+        self._statements = Statements(database, max_connections=read_connections, clock=clock)
+        self._reads = BillingReads(self._statements)
         self.changes = PlanChanges(
             database,
             self._catalogue,
@@ -96,8 +95,8 @@ class BillingService:
         )
 
     async def close(self) -> None:
-        """Give the read connections back (before the database is disposed)."""
-        await self._reads.close()
+        """Give the held connections back (before the database is disposed)."""
+        await self._statements.close()
 
     # -- plans ----------------------------------------------------------------------------------
 
@@ -167,18 +166,32 @@ class BillingService:
     async def record_usage(self, request: UsageRequest) -> UsageOutcome:
         """Record a usage delta once per (caller, user, key); replays return the first record."""
         await self._catalogue.load()
+        outcome = await self._record_usage(request)
+        if outcome is None:
+            # A scheduled plan change fell due: put it in force first (a rare write, through
+            # a session as every plan change), then record under the plan now in force.
+            async with self._db.session() as session:
+                await self.changes.locked_subscription(
+                    BillingRepository(session), request.user_id, utc_now(self._clock)
+                )
+            outcome = await self._record_usage(request, settled=True)
+            assert outcome is not None  # settled: a change due is left for the next call
+        return outcome
+
+    async def _record_usage(
+        self, request: UsageRequest, *, settled: bool = False
+    ) -> UsageOutcome | None:
+        """One RecordUsage transaction; None, having changed nothing, when a plan change is due
+        (unless ``settled``)."""
         now = utc_now(self._clock)
         period = BillingPeriod.containing(now)
         total_period = period.key if request.metric.is_counter else GAUGE_PERIOD
-        async with self._db.session() as session:
-            repository = BillingRepository(session)
-            row = await self.changes.locked_subscription(repository, request.user_id, now)
+        async with self._statements.transaction() as transaction:
+            ledger = UsageLedger(transaction, self._db.dialect)
+            row = await self._locked_subscription(ledger, request.user_id, now)
+            if not settled and PlanChanges.needs_settling(row.change_due_at, None, now):
+                return None
             subscription = self._to_subscription(row, period)
-            stored = await repository.usage_record(
-                request.user_id, request.idempotency_key, request.caller
-            )
-            if stored is not None:
-                return await self._replay(repository, subscription, request, stored, period)
             record = UsageRecord(
                 id=str(uuid.uuid4()),
                 user_id=request.user_id,
@@ -190,15 +203,16 @@ class BillingService:
                 recorded_at=now,
                 period=period.key,
             )
-            if not await repository.claim_usage_key(_record_values(record)):
-                # A concurrent call of the same caller claimed the key after our look-up.
-                stored = await repository.usage_record(
+            if not await ledger.claim_usage_key(_record_values(record)):
+                # The key is taken: by this caller's earlier call (a replay), by a concurrent
+                # one that claimed it first, or by a record from before keys were scoped.
+                stored = await ledger.usage_record(
                     request.user_id, request.idempotency_key, request.caller
                 )
                 assert stored is not None
-                return await self._replay(repository, subscription, request, stored, period)
+                return await self._replay(ledger, subscription, request, stored, period)
             limit = subscription.plan.limit_for(request.metric)
-            before = await repository.used(
+            before = await ledger.used(
                 request.user_id, request.metric, request.scope_id, total_period
             )
             after = before + request.quantity
@@ -222,20 +236,36 @@ class BillingService:
                     plan_id=subscription.plan.id,
                     used=before,
                 )
-            await repository.set_used(
+            await ledger.set_used(
                 request.user_id, request.metric, request.scope_id, total_period, after, now
             )
             notices_queued = await self._queue_notice(
-                repository, request, subscription, period.key, before, after, now
+                ledger, request, subscription, period.key, before, after, now
             )
             usage = self._usage_value(subscription, request.metric, request.scope_id, after)
         if notices_queued and self._on_notice_queued is not None:
             self._on_notice_queued()  # only after the commit: the dispatcher must see the rows
         return UsageOutcome(record=record, usage=usage, replayed=False)
 
+    @staticmethod
+    async def _locked_subscription(
+        ledger: UsageLedger, user_id: str, now: datetime
+    ) -> SubscriptionColumns:
+        """The user's subscription, locked: the free plan's, created here on first use."""
+        row = await ledger.locked_subscription(user_id)
+        if row is None:
+            row = await ledger.create_subscription(
+                subscription_id=str(uuid.uuid4()), user_id=user_id, plan_id=DEFAULT_PLAN_ID, now=now
+            )
+        if row is None:  # a concurrent first use created it a moment ago
+            row = await ledger.locked_subscription(user_id)
+        if row is None:  # pragma: no cover - the insert above or a concurrent one created it
+            raise RuntimeError(f"subscription of {user_id!r} vanished after being created")
+        return cast(SubscriptionColumns, row)
+
     async def _queue_notice(
         self,
-        repository: BillingRepository,
+        ledger: UsageLedger,
         request: UsageRequest,
         subscription: Subscription,
         period_key: str,
@@ -252,12 +282,12 @@ class BillingService:
         if percent is None:
             return False
         assert limit is not None  # crossed_threshold finds nothing without one
-        noticed = await repository.highest_notice(
+        noticed = await ledger.highest_notice(
             request.user_id, request.metric, request.scope_id, period_key
         )
         if noticed is not None and noticed >= percent:
             return False
-        await repository.add_notice(
+        await ledger.add_notice(
             {
                 "id": str(uuid.uuid4()),
                 "user_id": request.user_id,
@@ -280,10 +310,10 @@ class BillingService:
 
     async def _replay(
         self,
-        repository: BillingRepository,
+        ledger: UsageLedger,
         subscription: Subscription,
         request: UsageRequest,
-        row: UsageRecordRow,
+        row: Any,
         period: BillingPeriod,
     ) -> UsageOutcome:
         stored = _to_record(row)
@@ -293,7 +323,7 @@ class BillingService:
                 f"parameters ({stored.metric.value}, quantity {stored.quantity})",
                 reason=Reason.IDEMPOTENCY_KEY_REUSED,
             )
-        usage = await self._usage(repository, subscription, stored.metric, stored.scope_id, period)
+        usage = await self._usage(ledger, subscription, stored.metric, stored.scope_id, period)
         return UsageOutcome(record=stored, usage=usage, replayed=True)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -338,14 +368,14 @@ class BillingService:
 
     async def _usage(
         self,
-        repository: BillingRepository,
+        ledger: UsageLedger,
         subscription: Subscription,
         metric: Metric,
         scope_id: str,
         period: BillingPeriod,
     ) -> MetricUsage:
         total_period = period.key if metric.is_counter else GAUGE_PERIOD
-        used = await repository.used(subscription.user_id, metric, scope_id, total_period)
+        used = await ledger.used(subscription.user_id, metric, scope_id, total_period)
         return self._usage_value(subscription, metric, scope_id, used)
 
     @staticmethod
@@ -378,7 +408,8 @@ def _record_values(record: UsageRecord) -> dict[str, object]:
     }
 
 
-def _to_record(row: UsageRecordRow) -> UsageRecord:
+def _to_record(row: Any) -> UsageRecord:
+    """A stored usage record (a row of ``usage_records``)."""
     return UsageRecord(
         id=row.id,
         user_id=row.user_id,

@@ -1,7 +1,8 @@
 """Project's queries. One ``ProjectRepository`` per unit of work (it wraps one session);
-``ProjectReads`` answers the hot reads in one statement each, outside any transaction
-(``meshcore.statements``: on PostgreSQL one prepared statement on a held asyncpg
-connection, no SQLAlchemy at run time), with Core statements built once at import.
+``ProjectReads`` answers the hot reads in one statement each, outside any transaction, and
+``ProjectCreation`` makes CreateProject's two short transactions (``meshcore.statements``: on
+PostgreSQL prepared statements on held asyncpg connections, no SQLAlchemy at run time), with
+Core statements built once at import.
 
 Every read that serves a client filters on ``state = 'active'``: rows still being created, and
 memberships Billing has not confirmed, do not exist as far as clients can tell.
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zoptal_project.models import MemberRow, ProjectRow, UsageOutboxRow
 
-__all__ = ["ACTIVE", "CREATING", "PENDING", "ProjectReads", "ProjectRepository"]
+__all__ = ["ACTIVE", "CREATING", "PENDING", "ProjectCreation", "ProjectReads", "ProjectRepository"]
 
 CREATING = "creating"
 PENDING = "pending"
@@ -86,10 +87,15 @@ _ACTIVATE = (
     .values(state=ACTIVE, updated_at=bindparam("now"))
     .returning(*_PROJECT_COLUMNS)
 )
-# Table-level statements: executed through a session they skip the ORM's bulk-insert machinery,
-# which cost more than the database round trip on the create path.
+# Table-level statements (an INSERT of every column), cheaper than the ORM's bulk-insert
+# machinery; the outbox's omits its generated id, for ``meshcore.statements``, which binds
+# parameters by name. ``_INSERT_USAGE`` takes many rows at once, through a session.
 _INSERT_PROJECT, _INSERT_MEMBER = insert(_projects), insert(_members)
-_INSERT_USAGE = insert(_tables[UsageOutboxRow.__tablename__])
+_outbox = _tables[UsageOutboxRow.__tablename__]
+_INSERT_USAGE = insert(_outbox)
+_QUEUE_USAGE = insert(_outbox).values(
+    {column.name: bindparam(column.name) for column in _outbox.c if column.name != "id"}
+)
 
 
 class ProjectReads:
@@ -122,9 +128,31 @@ class ProjectReads:
             _BY_REQUEST_ID, owner_id=owner_id, caller=caller, request_id=request_id
         )
 
-    async def close(self) -> None:
-        """Give the held read connections back (before the database is disposed)."""
-        await self._reads.close()
+
+class ProjectCreation:
+    """CreateProject's writes: the ``creating`` row with its owner's membership, then (Billing
+    having charged it) its activation with the owner's seat queued for Billing."""
+
+    def __init__(self, statements: Statements) -> None:
+        self._statements = statements
+
+    async def add_project(self, project: Mapping[str, Any], owner: Mapping[str, Any]) -> None:
+        """Insert a project and its owner's membership (IntegrityError on a name clash)."""
+        async with self._statements.transaction() as transaction:
+            await transaction.execute(_INSERT_PROJECT, **project)
+            await transaction.execute(_INSERT_MEMBER, **owner)
+
+    async def activate(
+        self, project_id: str, now: datetime, usage: Mapping[str, Any]
+    ) -> Record | None:
+        """``creating`` -> ``active`` with ``usage`` queued in the outbox, in one transaction:
+        the project as clients now see it, or None (nothing done) if the row is gone (a sweeper
+        gave up on it)."""
+        async with self._statements.transaction() as transaction:
+            row = await transaction.one(_ACTIVATE, project_id=project_id, now=now)
+            if row is not None:
+                await transaction.execute(_QUEUE_USAGE, **usage)
+            return row
 
 
 class ProjectRepository:
@@ -132,11 +160,6 @@ class ProjectRepository:
         self.session = session
 
     # -- projects -------------------------------------------------------------------------------
-
-    async def add_project(self, project: Mapping[str, Any], owner: Mapping[str, Any]) -> None:
-        """Insert a project and its owner's membership (IntegrityError on a name clash)."""
-        await self.session.execute(_INSERT_PROJECT, dict(project))
-        await self.session.execute(_INSERT_MEMBER, dict(owner))
 
     async def project(self, project_id: str, *, for_update: bool = False) -> ProjectRow | None:
         query = (
@@ -161,12 +184,6 @@ class ProjectRepository:
         the client's columns, ``state``, ``name_key`` and ``caller``."""
         params = {"owner_id": owner_id, "caller": caller, "request_id": request_id}
         return (await self.session.execute(_BY_REQUEST_ID, params)).first()
-
-    async def activate_project(self, project_id: str, now: datetime) -> Record | None:
-        """``creating`` -> ``active``: the project as clients now see it, or None if the row is
-        gone (a sweeper gave up on it)."""
-        result = await self.session.execute(_ACTIVATE, {"project_id": project_id, "now": now})
-        return result.first()
 
     async def delete_project(self, project_id: str, *, state: str | None = None) -> bool:
         query = delete(ProjectRow).where(ProjectRow.id == project_id)
@@ -307,8 +324,9 @@ class ProjectRepository:
         query = select(UsageOutboxRow).order_by(UsageOutboxRow.id).limit(limit)
         return (await self.session.scalars(query)).all()
 
-    async def usage_delivered(self, row_id: int) -> None:
-        await self.session.execute(delete(UsageOutboxRow).where(UsageOutboxRow.id == row_id))
+    async def usage_done(self, row_ids: Sequence[int]) -> None:
+        """Remove rows that were delivered (or refused for good)."""
+        await self.session.execute(delete(UsageOutboxRow).where(UsageOutboxRow.id.in_(row_ids)))
 
     async def usage_failed(
         self, row_id: int, *, attempts: int, next_attempt_at: datetime, error: str

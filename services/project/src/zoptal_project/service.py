@@ -48,6 +48,7 @@ from meshcore.errors import (
 )
 from meshcore.idempotency import caller_scope
 from meshcore.reasons import Reason
+from meshcore.resilience.retry import is_unsent
 from meshcore.statements import Statements
 from meshcore.timeutil import utc_now
 
@@ -63,7 +64,13 @@ from zoptal_project.domain import Page, Project
 from zoptal_project.models import MemberRow, ProjectRow
 from zoptal_project.ports import AnalyticsGateway, BilledMetric, BillingGateway
 from zoptal_project.reasons import ProjectReason
-from zoptal_project.repository import ACTIVE, CREATING, ProjectReads, ProjectRepository
+from zoptal_project.repository import (
+    ACTIVE,
+    CREATING,
+    ProjectCreation,
+    ProjectReads,
+    ProjectRepository,
+)
 from zoptal_project.usage_outbox import compensation, queued_usage, seat_key
 from zoptal_project.validation import name_key
 
@@ -114,9 +121,9 @@ class ProjectService:
         read_connections: int = 4,
     ) -> None:
         self._db = database
-        self._reads = ProjectReads(
-            Statements(database, max_connections=read_connections, clock=clock)
-        )
+        self._statements = Statements(database, max_connections=read_connections, clock=clock)
+        self._reads = ProjectReads(self._statements)
+        self._creation = ProjectCreation(self._statements)
         self._billing = billing
         self._analytics = analytics
         self._clock = clock
@@ -125,8 +132,8 @@ class ProjectService:
         self._on_create_abandoned = on_create_abandoned
 
     async def close(self) -> None:
-        """Give the read connections back (before the database is disposed)."""
-        await self._reads.close()
+        """Give the held connections back (before the database is disposed)."""
+        await self._statements.close()
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -155,45 +162,37 @@ class ProjectService:
     async def _create(
         self, owner: str, caller: str, name: str, description: str, request_id: str | None
     ) -> Project:
-        check = await self._billing.check_limit(owner, BilledMetric.PROJECTS, 1)
-        if not check.allowed:
-            raise ResourceExhausted.of_plan_limit(
-                f"project limit reached: plan {check.plan_id!r} allows {check.limit} projects "
-                f"and {check.used} exist",
-                metric=BilledMetric.PROJECTS.value,
-                limit=check.limit,
-                plan_id=check.plan_id,
-                used=check.used,
-            )
+        # No CheckSubscriptionLimits first: RecordUsage with ``enforce_limit`` checks and
+        # counts atomically, and its refusal leaves nothing behind (``_charge_project``). The
+        # check would cost every create a Billing call to spare the rare refused one an insert.
         project_id = str(uuid.uuid4())
         now = utc_now(self._clock)
         try:
-            async with self._db.session() as session:
-                await ProjectRepository(session).add_project(
-                    {
-                        "id": project_id,
-                        "owner_id": owner,
-                        "name": name,
-                        "name_key": name_key(name),
-                        "description": description,
-                        "state": CREATING,
-                        "version": 1,
-                        "member_count": 1,
-                        "request_id": request_id,
-                        "caller": caller,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                    {
-                        "project_id": project_id,
-                        "user_id": owner,
-                        "role": Role.OWNER.value,
-                        "state": ACTIVE,
-                        "seat_id": OWNER_SEAT,
-                        "joined_at": now,
-                        "updated_at": now,
-                    },
-                )
+            await self._creation.add_project(
+                {
+                    "id": project_id,
+                    "owner_id": owner,
+                    "name": name,
+                    "name_key": name_key(name),
+                    "description": description,
+                    "state": CREATING,
+                    "version": 1,
+                    "member_count": 1,
+                    "request_id": request_id,
+                    "caller": caller,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+                {
+                    "project_id": project_id,
+                    "user_id": owner,
+                    "role": Role.OWNER.value,
+                    "state": ACTIVE,
+                    "seat_id": OWNER_SEAT,
+                    "joined_at": now,
+                    "updated_at": now,
+                },
+            )
         except sqlalchemy.exc.IntegrityError:
             return await self._on_insert_conflict(owner, caller, request_id, name)
         await self._charge_project(owner, project_id)
@@ -214,25 +213,19 @@ class ProjectService:
         return project
 
     async def _activate(self, owner: str, project_id: str, now: datetime) -> Project:
-        async with self._db.session() as session:
-            repository = ProjectRepository(session)
-            row = await repository.activate_project(project_id, utc_now(self._clock))
-            if row is None:
-                raise Aborted("the create was abandoned before it completed; retry it")
-            # The owner's seat counts towards the members-per-project limit; it is queued
-            # rather than called so that creating a project costs one Billing write, not two.
-            await repository.enqueue_usage(
-                [
-                    queued_usage(
-                        now,
-                        owner,
-                        BilledMetric.MEMBERS_PER_PROJECT,
-                        1,
-                        seat_key(project_id, OWNER_SEAT),
-                        project_id,
-                    )
-                ]
-            )
+        # The owner's seat counts towards the members-per-project limit; it is queued rather
+        # than called so that creating a project costs one Billing write, not two.
+        seat = queued_usage(
+            now,
+            owner,
+            BilledMetric.MEMBERS_PER_PROJECT,
+            1,
+            seat_key(project_id, OWNER_SEAT),
+            project_id,
+        )
+        row = await self._creation.activate(project_id, utc_now(self._clock), seat)
+        if row is None:
+            raise Aborted("the create was abandoned before it completed; retry it")
         return Project.of(row)
 
     async def _charge_project(self, owner: str, project_id: str) -> None:
@@ -248,13 +241,22 @@ class ProjectService:
         except ResourceExhausted as refused:
             # Definitive: Billing recorded nothing, so the row just goes.
             await self._discard_creating(project_id, owner, compensate=False)
-            reason = refused.message.removeprefix("plan limit reached: ")
+            facts = refused.metadata or {}
+            if {"plan_id", "limit", "used"} <= facts.keys():
+                reason = (
+                    f"plan {facts['plan_id']!r} allows {facts['limit']} projects and "
+                    f"{facts['used']} exist"
+                )
+            else:
+                reason = refused.message.removeprefix("plan limit reached: ")
             raise ResourceExhausted(
                 f"project limit reached: {reason}", reason=refused.reason, metadata=refused.metadata
             ) from refused
         except BaseException as exc:
-            # Unknown outcome: Billing may have counted it. Delete the row and cancel the usage.
-            await self._discard_creating(project_id, owner, compensate=True)
+            # Unknown outcome: Billing may have counted it. Delete the row and cancel the usage,
+            # unless the call provably never left (the breaker refused it).
+            unsent = is_unsent(exc.__cause__ or exc)
+            await self._discard_creating(project_id, owner, compensate=not unsent)
             if isinstance(exc, MeshError) and not isinstance(exc, Unavailable):
                 logger.error("Billing refused RecordUsage for %s: %s", project_id, exc)
             if isinstance(exc, Exception):

@@ -106,44 +106,54 @@ class UsageOutboxDispatcher:
         return backoff(attempts, self._initial_backoff, self._max_backoff)
 
     async def deliver_due(self) -> int:
-        """Deliver queued calls in order until the queue is empty or one fails; how many went."""
+        """Deliver queued calls in order until the queue is empty or one fails; how many went.
+
+        The rows a pass is done with are deleted together at its end: a session per row cost
+        more than the Billing call. Should this process die before that delete, they are
+        delivered again, which their idempotency keys make harmless."""
         async with self._db.session() as session:
             rows = await ProjectRepository(session).next_usage(self._batch_size)
             queued = [(row.id, row.attempts, as_utc(row.next_attempt_at), row) for row in rows]
+        done: list[int] = []  # delivered, or refused for good
         delivered = 0
-        for row_id, attempts, next_attempt_at, row in queued:
-            now = utc_now(self._clock)
-            if next_attempt_at > now:
-                break  # the head is backing off; later rows wait so releases stay in order
-            try:
-                await self._billing.record_usage(
-                    row.user_id,
-                    BilledMetric(row.metric),
-                    row.quantity,
-                    idempotency_key=row.idempotency_key,
-                    scope_id=row.scope_id,
-                )
-            except _PERMANENT as exc:
-                logger.error(
-                    "usage outbox row %s dropped: Billing refused it for good (%s)", row_id, exc
-                )
-                async with self._db.session() as session:
-                    await ProjectRepository(session).usage_delivered(row_id)
-                continue
-            except Exception as exc:
-                retry_at = now + timedelta(seconds=self.backoff(attempts + 1))
-                async with self._db.session() as session:
-                    await ProjectRepository(session).usage_failed(
-                        row_id,
-                        attempts=attempts + 1,
-                        next_attempt_at=retry_at,
-                        error=f"{type(exc).__name__}: {exc}"[:500],
+        try:
+            for row_id, attempts, next_attempt_at, row in queued:
+                now = utc_now(self._clock)
+                if next_attempt_at > now:
+                    break  # the head is backing off; later rows wait so releases stay in order
+                try:
+                    await self._billing.record_usage(
+                        row.user_id,
+                        BilledMetric(row.metric),
+                        row.quantity,
+                        idempotency_key=row.idempotency_key,
+                        scope_id=row.scope_id,
                     )
-                logger.info("usage outbox: Billing call failed (%s); retrying later", exc)
-                break
-            async with self._db.session() as session:
-                await ProjectRepository(session).usage_delivered(row_id)
-            delivered += 1
+                except _PERMANENT as exc:
+                    logger.error(
+                        "usage outbox row %s dropped: Billing refused it for good (%s)",
+                        row_id,
+                        exc,
+                    )
+                    done.append(row_id)
+                    continue
+                except Exception as exc:
+                    retry_at = now + timedelta(seconds=self.backoff(attempts + 1))
+                    async with self._db.session() as session:
+                        await ProjectRepository(session).usage_failed(
+                            row_id,
+                            attempts=attempts + 1,
+                            next_attempt_at=retry_at,
+                            error=f"{type(exc).__name__}: {exc}"[:500],
+                        )
+                    logger.info("usage outbox: Billing call failed (%s); retrying later", exc)
+                    break
+                done.append(row_id)
+                delivered += 1
+        finally:
+            if done:
+                async with self._db.session() as session:
+                    await ProjectRepository(session).usage_done(done)
         return delivered
 
     def abandon(self, project_id: str, owner_id: str) -> None:
