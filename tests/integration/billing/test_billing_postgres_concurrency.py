@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from meshcore.db import Database
-from meshcore.errors import ResourceExhausted
+from meshcore.errors import InvalidArgument, ResourceExhausted
 from sqlalchemy import func, select
 from zoptal_billing.domain import UsageRequest
 from zoptal_billing.metering import Metric
@@ -95,3 +95,29 @@ async def test_thresholds_queue_one_notice_each_under_concurrent_usage(
     async with billing_pg.session() as session:
         percents = sorted(await session.scalars(select(ThresholdNoticeRow.threshold_percent)))
     assert percents == [80, 100]
+
+
+async def test_a_total_past_64_bits_is_invalid_argument_and_keeps_nothing(
+    billing_pg: Database, billing: BillingService
+) -> None:
+    """PostgreSQL refuses the overflowing sum inside RecordUsage's transaction: the caller
+    gets INVALID_ARGUMENT naming the field, and neither the record nor the total changes."""
+    largest = 2**63 - 1
+
+    def huge(key: str) -> UsageRequest:
+        return UsageRequest(
+            caller=CALLER, user_id="ada", metric=Metric.STORAGE_BYTES, quantity=largest,
+            idempotency_key=key,
+        )  # fmt: skip
+
+    await billing.record_usage(huge("huge-1"))
+    for _ in range(2):  # a retry ends the same way: nothing of the first attempt was kept
+        with pytest.raises(InvalidArgument, match="quantity"):
+            await billing.record_usage(huge("huge-2"))
+    assert await rows(billing_pg, UsageRecordRow) == 1
+    assert (await billing.check_limits("ada", Metric.STORAGE_BYTES, 0)).usage.used == largest
+    # The held connection is usable after the refused statement.
+    small = UsageRequest(
+        caller=CALLER, user_id="ada", metric=Metric.API_CALLS, quantity=1, idempotency_key="c-1"
+    )
+    assert (await billing.record_usage(small)).usage.used == 1

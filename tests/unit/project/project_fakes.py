@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from meshcore.context import Principal
 from meshcore.errors import AlreadyExists, FailedPrecondition, ResourceExhausted, Unavailable
 from meshcore.resilience.breaker import CircuitOpenError
-from zoptal_project.ports import BilledMetric
+from zoptal_project.ports import BilledMetric, LimitAnswer
 
 
 @dataclass
@@ -28,6 +28,17 @@ class FakeBilling:
 
     def used(self, user: str, metric: BilledMetric, scope: str = "") -> int:
         return self.totals.get((user, metric, scope), 0)
+
+    async def check_limit(
+        self, user_id: str, metric: BilledMetric, quantity: int, *, scope_id: str = ""
+    ) -> LimitAnswer:
+        self.calls.append(("check", metric.value))
+        if self.down:
+            raise Unavailable("billing is down") from CircuitOpenError(retry_after=1.0)
+        used = self.used(user_id, metric, scope_id)
+        limit = self.limits.get(metric)
+        allowed = limit is None or used + quantity <= limit
+        return LimitAnswer(allowed=allowed, used=used, limit=limit, plan_id="free")
 
     async def record_usage(
         self,

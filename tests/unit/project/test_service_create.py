@@ -1,4 +1,4 @@
-"""CreateProject: Billing's enforced record, no half-created project, idempotency."""
+"""CreateProject: the Billing check and record, no half-created project, idempotency."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from meshcore.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from meshcore.resilience.breaker import CircuitOpenError
 from meshcore.testing import FakeClock
 from sqlalchemy import func, select
 from zoptal_project.domain import Project
 from zoptal_project.models import ProjectRow, UsageOutboxRow
-from zoptal_project.ports import BilledMetric
+from zoptal_project.ports import BilledMetric, LimitAnswer
 from zoptal_project.service import ProjectService
 from zoptal_project.usage_outbox import UsageOutboxDispatcher
 
@@ -48,7 +49,7 @@ async def create(
     )
 
 
-async def test_create_inserts_and_records_usage_keyed_by_project_id(
+async def test_create_checks_inserts_and_records_usage_keyed_by_project_id(
     projects: ProjectService, billing: FakeBilling, analytics: FakeAnalytics
 ) -> None:
     """The project is created at version 1 with its owner, counted once under its own id."""
@@ -59,7 +60,7 @@ async def test_create_inserts_and_records_usage_keyed_by_project_id(
         1,
         1,
     )
-    assert billing.calls == [("record", project.id)]  # one Billing call; the seat is queued
+    assert billing.calls == [("check", "projects"), ("record", project.id)]  # the seat is queued
     assert billing.used("ada", BilledMetric.PROJECTS) == 1
     await projects.drain_background()
     assert analytics.events == [("ada", "project.created", {"project_id": project.id})]
@@ -93,16 +94,27 @@ async def test_over_the_limit_is_resource_exhausted_naming_the_limit(
     assert await count(project_db, ProjectRow) == 3
 
 
-async def test_a_refused_create_leaves_no_row_and_keeps_billing_s_facts(
-    projects: ProjectService, billing: FakeBilling, project_db: Database
+class RaceLosingBilling(FakeBilling):
+    """Answers "allowed" to the check, then lets a concurrent create take the last slot."""
+
+    async def check_limit(
+        self, user_id: str, metric: BilledMetric, quantity: int, *, scope_id: str = ""
+    ) -> LimitAnswer:
+        answer = await super().check_limit(user_id, metric, quantity, scope_id=scope_id)
+        self.totals[(user_id, metric, scope_id)] = self.limits[metric]
+        return answer
+
+
+async def test_limit_refused_at_record_time_leaves_no_row_and_keeps_billing_s_facts(
+    project_db: Database, analytics: FakeAnalytics, clock: FakeClock
 ) -> None:
-    """Billing's refusal is definitive: the ``creating`` row goes, nothing is queued, and the
-    error keeps the plan's facts for the client."""
-    billing.totals[("ada", BilledMetric.PROJECTS, "")] = 3
+    """When another create wins the last slot between check and record, nothing is left, and
+    the error names the limit as the check's would, with the plan's facts for the client."""
+    projects = ProjectService(project_db, RaceLosingBilling(), analytics, clock=clock)
     with pytest.raises(ResourceExhausted) as refused:
         await create(projects)
-    assert (
-        refused.value.message == "project limit reached: plan 'free' allows 3 projects and 3 exist"
+    assert refused.value.message == (
+        "project limit reached: plan 'free' allows 3 projects and 3 exist"
     )
     assert refused.value.metadata == {
         "metric": "projects", "limit": "3", "plan_id": "free", "used": "3"
@@ -114,9 +126,30 @@ async def test_a_refused_create_leaves_no_row_and_keeps_billing_s_facts(
 async def test_billing_down_is_unavailable_and_nothing_is_written(
     projects: ProjectService, billing: FakeBilling, project_db: Database
 ) -> None:
-    """With Billing refusing unsent (its breaker open) the create fails cleanly: the row it
-    inserted goes, and nothing is queued to cancel a usage that was never sent."""
+    """With Billing unreachable the create fails cleanly before touching the database."""
     billing.down = True
+    with pytest.raises(Unavailable):
+        await create(projects)
+    assert await count(project_db, ProjectRow) == 0
+    assert await count(project_db, UsageOutboxRow) == 0
+
+
+class BreakerOpensAfterCheck(FakeBilling):
+    """Answers the check, then refuses the record unsent, as an open breaker does."""
+
+    async def record_usage(self, user_id: str, metric: BilledMetric, quantity: int, *,
+                           idempotency_key: str, scope_id: str = "",
+                           enforce_limit: bool = False) -> None:  # fmt: skip
+        self.calls.append(("record", idempotency_key))
+        raise Unavailable("billing is unavailable") from CircuitOpenError(retry_after=1.0)
+
+
+async def test_a_record_refused_unsent_queues_no_compensation(
+    project_db: Database, analytics: FakeAnalytics, clock: FakeClock
+) -> None:
+    """A call that never left cannot have been counted: the row goes and nothing is queued
+    to cancel it (an unknown outcome queues a compensation: the test below)."""
+    projects = ProjectService(project_db, BreakerOpensAfterCheck(), analytics, clock=clock)
     with pytest.raises(Unavailable):
         await create(projects)
     assert await count(project_db, ProjectRow) == 0

@@ -7,8 +7,8 @@ statement costs about 0.5 ms of CPU on this kind of machine, three statements in
 (docs/benchmarks.md). ``Statements`` is for the hot paths where that overhead is most of the
 call:
 
-- ``one`` / ``all``: a read that one statement answers, with no transaction around it, so it
-  sees every commit made before it starts: one round trip.
+- ``one`` / ``all``: one statement with no transaction around it, one round trip: a read, which
+  sees every commit made before it starts, or a write that commits by itself.
 - ``transaction()``: a few statements committed together (or rolled back when the block
   raises), for a write path such as recording usage: BEGIN, the statements, COMMIT.
 
@@ -25,7 +25,8 @@ Parameters go to the driver as given and values come back as the driver makes th
 SQLAlchemy type processing), so it suits plain columns: text, integers, booleans, timestamps
 (which SQLite returns without a zone). Rows are read by column label, as attributes
 (``row.plan_id``). Connection failures are ``Unavailable``, as everywhere in ``meshcore.db``; a
-broken constraint is SQLAlchemy's ``IntegrityError`` on both databases.
+broken constraint is SQLAlchemy's ``IntegrityError`` on both databases, and a value the column
+cannot hold (an integer overflow) its ``DataError`` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class Statements:
         self._row_class = None if database.is_sqlite else _attribute_record_class()
 
     async def one(self, statement: Executable, **params: Any) -> Any | None:
-        """The first row ``statement`` returns with ``params`` bound, or None."""
+        """The first row ``statement`` returns with ``params`` bound, or None; a write commits
+        by itself."""
         if self._reads is None:
             async with self._database.connection() as connection:
                 return (await connection.execute(statement, params)).first()
@@ -156,7 +158,7 @@ class StatementTransaction:
         if self._connection is not None:
             return (await self._connection.execute(statement, params)).first()
         compiled = self._statements._compile(statement)
-        with _integrity_errors(compiled):
+        with _driver_errors(compiled):
             return await self._driver.fetchrow(
                 compiled.sql, *compiled.values(params), record_class=self._statements._row_class
             )
@@ -166,7 +168,7 @@ class StatementTransaction:
         if self._connection is not None:
             return list((await self._connection.execute(statement, params)).all())
         compiled = self._statements._compile(statement)
-        with _integrity_errors(compiled):
+        with _driver_errors(compiled):
             rows: list[Any] = await self._driver.fetch(
                 compiled.sql, *compiled.values(params), record_class=self._statements._row_class
             )
@@ -178,7 +180,7 @@ class StatementTransaction:
             result = await self._connection.execute(statement, params)
             return int(getattr(result, "rowcount", 0) or 0)
         compiled = self._statements._compile(statement)
-        with _integrity_errors(compiled):
+        with _driver_errors(compiled):
             status: str = await self._driver.execute(compiled.sql, *compiled.values(params))
         # asyncpg answers the command tag: "UPDATE 3", "DELETE 0", "INSERT 0 1".
         count = status.rsplit(" ", 1)[-1]
@@ -186,14 +188,17 @@ class StatementTransaction:
 
 
 @contextlib.contextmanager
-def _integrity_errors(compiled: _Compiled) -> Any:
-    """asyncpg's constraint violations as SQLAlchemy's ``IntegrityError``, as on SQLite."""
+def _driver_errors(compiled: _Compiled) -> Any:
+    """asyncpg's constraint violations and bad values as SQLAlchemy's exceptions, which is what
+    callers catch on SQLite (and through sessions) too."""
     import asyncpg  # type: ignore[import-untyped]  # the PostgreSQL driver
 
     try:
         yield
     except asyncpg.IntegrityConstraintViolationError as violation:
         raise sqlalchemy.exc.IntegrityError(compiled.sql, None, violation) from violation
+    except asyncpg.DataError as bad_value:
+        raise sqlalchemy.exc.DataError(compiled.sql, None, bad_value) from bad_value
 
 
 def _attribute_record_class() -> Any:

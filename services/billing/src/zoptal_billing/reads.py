@@ -5,8 +5,8 @@ Through a session each cost a transaction and one query per table (the subscript
 plan change, each usage total); here each is one statement (``meshcore.statements``): the
 subscription with its latest change and the usage totals the reply reports. Under PostgreSQL's
 READ COMMITTED every statement of that session saw its own snapshot anyway, so one statement
-is, if anything, more consistent. Writes (the free subscription made on first use, settling a
-plan change) keep their sessions (``service.py``).
+is, if anything, more consistent. The free subscription made on first use is one statement
+too (``repository.UsageLedger``); settling a plan change keeps its session (``service.py``).
 """
 
 from __future__ import annotations

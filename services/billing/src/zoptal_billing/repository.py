@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy.exc
 from meshcore.statements import StatementTransaction
 from sqlalchemy import Executable, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -72,7 +73,7 @@ class _UsageStatements:
     ensure_subscription: Executable
     create_subscription: Executable
     claim_usage_key: Executable
-    set_used: Executable
+    add_to_total: Executable
     add_notice: Executable
 
 
@@ -100,13 +101,15 @@ def _usage_statements(dialect: str) -> _UsageStatements:
         )
         .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key", "caller"])
         .returning(_records.c.id),
-        set_used=upsert_total.on_conflict_do_update(
+        # The delta added in the statement that returns the new total: no read of the old
+        # total first (the subscription lock already serialises a user's writers).
+        add_to_total=upsert_total.on_conflict_do_update(
             index_elements=list(_TOTAL_KEY),
             set_={
-                "used": upsert_total.excluded.used,
+                "used": _totals.c.used + upsert_total.excluded.used,
                 "updated_at": upsert_total.excluded.updated_at,
             },
-        ),
+        ).returning(_totals.c.used),
         add_notice=insert(_notices).on_conflict_do_nothing(
             index_elements=["user_id", "metric", "scope_id", "period", "threshold_percent"]
         ),
@@ -303,7 +306,8 @@ class BillingRepository:
 
 class UsageLedger:
     """RecordUsage's statements, in one ``meshcore.statements`` transaction: the caller locks the
-    user's subscription first, which serialises the read-check-write of their totals."""
+    user's subscription first, which serialises the read-check-write of their totals. Reads
+    that find no subscription make the free one with ``create_subscription`` too."""
 
     def __init__(self, transaction: StatementTransaction, dialect: str) -> None:
         self._transaction = transaction
@@ -342,18 +346,27 @@ class UsageLedger:
         )
         return 0 if row is None else int(row[0])
 
-    async def set_used(
-        self, user_id: str, metric: Metric, scope_id: str, period: str, used: int, now: datetime
-    ) -> None:
-        await self._transaction.execute(
-            self._statements.set_used,
-            user_id=user_id,
-            metric=metric.value,
-            scope_id=scope_id,
-            period=period,
-            used=used,
-            updated_at=now,
-        )
+    async def add_to_total(
+        self, user_id: str, metric: Metric, scope_id: str, period: str, delta: int, now: datetime
+    ) -> int | None:
+        """Add ``delta`` to the total and return the new total (which may be negative or past
+        ``MAX_USAGE``: the caller refuses those, rolling it back); None when the sum does not
+        fit the 64-bit column (PostgreSQL refuses it; SQLite would make it a float)."""
+        try:
+            row = await self._transaction.one(
+                self._statements.add_to_total,
+                user_id=user_id,
+                metric=metric.value,
+                scope_id=scope_id,
+                period=period,
+                used=delta,
+                updated_at=now,
+            )
+        except sqlalchemy.exc.DataError:
+            return None
+        assert row is not None  # an upsert always returns its row
+        total = row[0]
+        return total if isinstance(total, int) else None
 
     async def highest_notice(
         self, user_id: str, metric: Metric, scope_id: str, period: str

@@ -212,16 +212,22 @@ class BillingService:
                 assert stored is not None
                 return await self._replay(ledger, subscription, request, stored, period)
             limit = subscription.plan.limit_for(request.metric)
-            before = await ledger.used(
-                request.user_id, request.metric, request.scope_id, total_period
+            total = await ledger.add_to_total(
+                request.user_id,
+                request.metric,
+                request.scope_id,
+                total_period,
+                request.quantity,
+                now,
             )
-            after = before + request.quantity
-            if after > MAX_USAGE:
+            if total is None or total > MAX_USAGE:
                 # The running total is a 64-bit column: a record that would overflow it is the
                 # caller's mistake, named as such, and nothing of it is kept.
                 raise InvalidArgument(
                     "quantity", f"would take {request.metric.value} usage past {MAX_USAGE}"
                 )
+            after = total
+            before = after - request.quantity
             if after < 0:
                 raise FailedPrecondition(
                     f"{request.metric.value} usage cannot go below zero (it is {before})"
@@ -236,9 +242,6 @@ class BillingService:
                     plan_id=subscription.plan.id,
                     used=before,
                 )
-            await ledger.set_used(
-                request.user_id, request.metric, request.scope_id, total_period, after, now
-            )
             notices_queued = await self._queue_notice(
                 ledger, request, subscription, period.key, before, after, now
             )
@@ -337,8 +340,8 @@ class BillingService:
         found = await read()
         if found is not None:
             return found
-        async with self._db.session() as session:
-            await BillingRepository(session).ensure_subscription(
+        async with self._statements.transaction() as transaction:  # one INSERT, no session
+            await UsageLedger(transaction, self._db.dialect).create_subscription(
                 subscription_id=str(uuid.uuid4()),
                 user_id=user_id,
                 plan_id=DEFAULT_PLAN_ID,

@@ -26,7 +26,7 @@ from meshcore.status_details import StatusDetails
 from zoptal.billing.v1 import billing_pb2
 from zoptal.clients import AnalyticsServiceClient, AuthServiceClient, BillingServiceClient
 
-from zoptal_project.ports import BilledMetric
+from zoptal_project.ports import BilledMetric, LimitAnswer
 
 __all__ = ["GrpcAnalyticsGateway", "GrpcBillingGateway", "GrpcUserDirectory", "peer_error"]
 
@@ -78,6 +78,26 @@ class GrpcBillingGateway:
     def __init__(self, client: BillingServiceClient, *, timeout_ms: float | None = None) -> None:
         self._client = client
         self._timeout_ms = timeout_ms
+
+    async def check_limit(
+        self, user_id: str, metric: BilledMetric, quantity: int, *, scope_id: str = ""
+    ) -> LimitAnswer:
+        try:
+            reply = await self._client.check_subscription_limits(
+                user_id,
+                _METRIC_TO_PB[metric],
+                quantity,
+                scope_id=scope_id,
+                timeout_ms=self._timeout_ms,
+            )
+        except Exception as error:
+            raise peer_error(error, "billing") from error
+        return LimitAnswer(
+            allowed=reply.allowed,
+            used=reply.current_usage,
+            limit=None if reply.unlimited else reply.limit,
+            plan_id=reply.plan_id,
+        )
 
     async def record_usage(
         self,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["AnalyticsGateway", "BilledMetric", "BillingGateway", "UserDirectory"]
+__all__ = ["AnalyticsGateway", "BilledMetric", "BillingGateway", "LimitAnswer", "UserDirectory"]
 
 
 class BilledMetric(enum.StrEnum):
@@ -19,7 +20,20 @@ class BilledMetric(enum.StrEnum):
     MEMBERS_PER_PROJECT = "members_per_project"
 
 
+@dataclass(frozen=True, slots=True)
+class LimitAnswer:
+    allowed: bool
+    used: int
+    limit: int | None
+    """None: the plan does not limit this metric."""
+    plan_id: str
+
+
 class BillingGateway(Protocol):
+    async def check_limit(
+        self, user_id: str, metric: BilledMetric, quantity: int, *, scope_id: str = ""
+    ) -> LimitAnswer: ...
+
     async def record_usage(
         self,
         user_id: str,
@@ -30,8 +44,7 @@ class BillingGateway(Protocol):
         scope_id: str = "",
         enforce_limit: bool = False,
     ) -> None:
-        """Record a delta once per key; ``ResourceExhausted`` (with the plan's facts as
-        metadata) when an enforced limit refuses, and nothing was recorded then."""
+        """Record a delta once per key; ``ResourceExhausted`` when an enforced limit refuses."""
         ...
 
 

@@ -162,9 +162,16 @@ class ProjectService:
     async def _create(
         self, owner: str, caller: str, name: str, description: str, request_id: str | None
     ) -> Project:
-        # No CheckSubscriptionLimits first: RecordUsage with ``enforce_limit`` checks and
-        # counts atomically, and its refusal leaves nothing behind (``_charge_project``). The
-        # check would cost every create a Billing call to spare the rare refused one an insert.
+        check = await self._billing.check_limit(owner, BilledMetric.PROJECTS, 1)
+        if not check.allowed:
+            raise ResourceExhausted.of_plan_limit(
+                f"project limit reached: plan {check.plan_id!r} allows {check.limit} projects "
+                f"and {check.used} exist",
+                metric=BilledMetric.PROJECTS.value,
+                limit=check.limit,
+                plan_id=check.plan_id,
+                used=check.used,
+            )
         project_id = str(uuid.uuid4())
         now = utc_now(self._clock)
         try:
