@@ -309,7 +309,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             platform.start()
             pids = {label: pids[0] for label, pids in platform.processes().items()}
             with loop_runner() as runner:
-                fixture = runner.run(prepare(platform))
+                try:
+                    fixture = runner.run(prepare(platform))
+                except Exception:
+                    print("\n".join(platform.output[-60:]), file=sys.stderr)  # what went wrong
+                    raise
             for rpc in chosen:
                 grpc_port, metrics_port = SERVICE_PORTS[rpc.service]
                 service = Target(platform.address(grpc_port), pids[rpc.service],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -183,3 +186,46 @@ async def test_a_pass_removes_the_rows_it_delivered_before_one_failed(
     assert await queued(project_db) == 0
     assert billing.calls == [("record", "a"), ("record", "b"), ("record", "b"), ("record", "c")]
     assert billing.used("ada", BilledMetric.PROJECTS) == 3
+
+
+class CountingOutbox(UsageOutboxDispatcher):
+    passes = 0
+
+    async def deliver_due(self) -> int:
+        self.passes += 1
+        return await super().deliver_due()
+
+
+async def test_rows_queued_while_a_pass_waits_its_turn_go_in_one_pass(
+    project_db: Database, billing: FakeBilling, clock: FakeClock
+) -> None:
+    """After a pass, the next waits out ``min_pass_interval``: every row queued (and wake-up
+    sent) meanwhile is delivered by that one pass."""
+    outbox = CountingOutbox(project_db, billing, clock=clock, min_pass_interval=0.5)
+    runner = asyncio.create_task(outbox.run())
+    try:
+        await settle(lambda: outbox.passes == 1 and clock.pending_sleepers > 0)
+        for key in "abc":
+            await enqueue(
+                project_db, [queued_usage(now(clock), "ada", BilledMetric.PROJECTS, 1, key)]
+            )
+            outbox.wake()
+        await settle(lambda: clock.pending_sleepers > 0)  # the pass waits its interval
+        assert (outbox.passes, await queued(project_db)) == (1, 3)
+        clock.advance(0.5)
+        await settle(lambda: outbox.passes == 2 and clock.pending_sleepers > 0)
+        assert await queued(project_db) == 0
+        assert billing.used("ada", BilledMetric.PROJECTS) == 3
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+async def settle(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until ``condition`` holds (bounded by steps, not time)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the outbox never reached the expected state")

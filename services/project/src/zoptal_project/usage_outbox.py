@@ -85,6 +85,7 @@ class UsageOutboxDispatcher:
         initial_backoff: float = 0.5,
         max_backoff: float = 60.0,
         stale_after: float = 300.0,
+        min_pass_interval: float = 0.02,
     ) -> None:
         self._db = database
         self._billing = billing
@@ -94,6 +95,9 @@ class UsageOutboxDispatcher:
         self._max_backoff = max_backoff
         self._stale_after = timedelta(seconds=stale_after)
         self._waiter = PollWaiter(poll_interval, clock=clock)
+        # A pass costs a look-up and a delete whatever it carries: under load, rows queued
+        # while one pass runs (or just ran) wait up to this long and go together in the next.
+        self._min_pass_interval = min_pass_interval
         # Creates this process gave up on while the database was away: discarded as soon as it
         # answers again, instead of waiting ``stale_after`` for the sweeper to find them.
         self._abandoned: dict[str, str] = {}
@@ -221,6 +225,7 @@ class UsageOutboxDispatcher:
         """Deliver and sweep until cancelled."""
         next_sweep = self._clock.monotonic()
         while True:
+            started = self._clock.monotonic()
             try:
                 if self._abandoned:
                     await self.discard_abandoned()
@@ -231,6 +236,9 @@ class UsageOutboxDispatcher:
             except Exception as exc:  # the database may be down: keep the loop alive
                 logger.warning("usage outbox pass failed: %s", exc)
             await self._waiter.wait()
+            rest = self._min_pass_interval - (self._clock.monotonic() - started)
+            if rest > 0:
+                await self._clock.sleep(rest)
 
 
 def seat_key(project_id: str, seat_id: str) -> str:
