@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -135,6 +137,52 @@ async def test_sqlite_files_use_wal_and_their_folder_is_created(tmp_path: Path) 
         await db.dispose()
     assert path.exists()
     assert (mode, keys) == ("wal", 1)
+
+
+_OTHER_PROCESS_INSERTS = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("INSERT INTO accounts (email, balance) VALUES (?, 0)", (sys.argv[2],))
+connection.close()
+"""
+
+
+def _insert_from_another_process(path: Path, email: str) -> None:
+    """What ``service-identity rotate`` does to Auth's database: commit, then close."""
+    subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS_INSERTS, str(path), email], check=True, timeout=60
+    )
+
+
+async def test_another_process_s_commits_stay_visible_once_the_pool_has_grown(
+    tmp_path: Path,
+) -> None:
+    """Opening a pooled connection must not drop the locks the open ones hold on the file.
+
+    If it does, another process that closes its connection believes it was the file's last
+    user: it checkpoints, deletes the -wal and unlinks the -shm file under our connections,
+    which go on in an orphaned WAL of their own: they never see that process's later commits,
+    and no other connection sees theirs.
+    """
+    path = tmp_path / "svc.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await db.create_all(Base.metadata)
+        async with db.engine.connect() as first:  # held while the pool opens a second one
+            await first.execute(text("SELECT 1"))
+            await first.commit()
+            async with db.engine.connect() as second:
+                await second.execute(text("SELECT 1"))
+                await second.commit()
+        _insert_from_another_process(path, "before@example.com")
+        async with db.session() as session:
+            session.add(Account(email="ours@example.com"))
+        _insert_from_another_process(path, "after@example.com")
+        async with db.session() as session:
+            emails = set(await session.scalars(select(Account.email)))
+        assert emails == {"before@example.com", "ours@example.com", "after@example.com"}
+    finally:
+        await db.dispose()
 
 
 @pytest.mark.postgres

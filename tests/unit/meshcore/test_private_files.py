@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,6 +76,37 @@ def test_private_file_creates_0600_and_restricts_an_existing_one(tmp_path: Path)
     old.chmod(0o664)
     assert _mode(private_file(old)) == 0o600
     assert old.read_text() == "kept"
+
+
+_TRY_EXCLUSIVE_LOCK = """
+import fcntl, os, sys
+descriptor = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    sys.exit(3)
+"""
+
+
+def test_private_file_keeps_the_locks_this_process_holds_on_an_existing_file(
+    tmp_path: Path,
+) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    included (meshcore.db calls private_file before each new pooled connection): an existing
+    file must be restricted without being opened."""
+    path = tmp_path / "auth.db"
+    path.write_bytes(b"")
+    path.chmod(0o644)
+    held = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(held, fcntl.LOCK_SH)  # as an open SQLite connection holds it
+        assert _mode(private_file(path)) == 0o600
+        other = subprocess.run(
+            [sys.executable, "-c", _TRY_EXCLUSIVE_LOCK, str(path)], check=False, timeout=60
+        )
+        assert other.returncode == 3, "another process could lock the file exclusively"
+    finally:
+        os.close(held)
 
 
 def test_others_access_is_a_problem_and_group_access_is_not(tmp_path: Path) -> None:

@@ -332,6 +332,8 @@ def _tune_sqlite(engine: AsyncEngine, sqlite_file: Path | None, *, busy_timeout_
             # Before every connect, not once: a file deleted while the service runs comes back
             # private too. SQLite would create it 0644 under the usual umask, and a chmod after
             # that would leave a moment in which another user could open it (private_files).
+            # It never opens an existing file: closing that descriptor would drop the locks our
+            # open connections hold on it, and other processes would delete the WAL under them.
             private_file(sqlite_file)
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -95,8 +95,20 @@ def open_private(path: Path, flags: int) -> int:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty (0600) when missing, or restrict it when it is ours. Returns it."""
-    os.close(open_private(path, os.O_RDONLY))
+    """Create ``path`` empty (0600) when missing, or restrict it when it is ours. Returns it.
+
+    An existing file is never opened: closing a descriptor of a file drops every POSIX lock the
+    process holds on that file, through any descriptor. SQLite's are such locks, and this runs
+    before each new connection to a database the process already has open (``meshcore.db``):
+    without its locks, another process closing its connection believes it is the file's last
+    user and deletes the -wal and -shm files under ours, which then never see its commits.
+    """
+    try:
+        # O_EXCL: only a file made here is opened, and no connection can have locked it yet.
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        # By path, as private_directory does (a descriptor is what must not be opened).
+        _restrict(os.stat(path), lambda mode: os.chmod(path, mode))
     return path
 
 
