@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
+import subprocess
+import sys
 
 from meshcore.context import new_request_id
 
@@ -23,18 +24,35 @@ def test_seeding_the_global_generator_does_not_repeat_request_ids() -> None:
     assert new_request_id() != first
 
 
+_FORK_AND_DRAW = """
+import os
+from meshcore.context import new_request_id
+read_end, write_end = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(write_end, new_request_id().encode())
+    os._exit(0)
+os.close(write_end)
+parent_id = new_request_id()
+with os.fdopen(read_end, "rb") as pipe:
+    child_id = pipe.read().decode()
+os.waitpid(child, 0)
+print(parent_id, child_id)
+"""
+
+
 def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
     """Celery's prefork pool forks: without a reseed in the child, parent and child would
-    continue the same sequence and repeat each other's ids."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child, which exits at once
-        os.write(write_end, new_request_id().encode())
-        os._exit(0)
-    os.close(write_end)
-    parent_id = new_request_id()
-    with os.fdopen(read_end, "rb") as pipe:
-        child_id = pipe.read().decode()
-    os.waitpid(child, 0)
+    continue the same sequence and repeat each other's ids. The fork happens in a fresh
+    interpreter: forking pytest itself, with the threads earlier tests left running (gRPC's,
+    OpenTelemetry's exporters), once hung the child in their after-fork handlers."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_AND_DRAW],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    parent_id, child_id = done.stdout.split()
     assert len(child_id) == 32
     assert child_id != parent_id
