@@ -105,6 +105,9 @@ def package_of(filename: str) -> str:
     standard library, ``builtins / C calls`` for frames without a file)."""
     if filename.startswith("<") or filename == "~":
         return "builtins / C calls"
+    if "/" not in filename or not filename.isprintable():
+        # py-spy --nonblocking reads stacks while they change: now and then a torn name.
+        return "unreadable"
     parts = filename.replace("\\", "/").split("/")
     for marker in ("site-packages", "src", "lib"):
         if marker in parts:
