@@ -134,6 +134,21 @@ async def test_a_transaction_commits_its_statements_together(reads: Statements) 
     assert (row.plan, row.charged) == ("pro", 42)
 
 
+async def test_a_statement_on_its_own_commits_by_itself(reads: Statements) -> None:
+    assert await reads.execute(RAISE_PLAN, account_id="ada") == 1
+    assert await reads.execute(RAISE_PLAN, account_id="nobody") == 0
+    added = (
+        insert(Charge)
+        .values(
+            account_id=bindparam("account_id"), kind=bindparam("kind"), amount=bindparam("amount")
+        )
+        .returning(Charge.amount)
+    )
+    assert (await reads.one(added, account_id="ada", kind="usage", amount=30)).amount == 30
+    row = await reads.one(ACCOUNT, account_id="ada")
+    assert (row.plan, row.charged) == ("pro", 42)
+
+
 async def test_a_transaction_that_raises_leaves_nothing(reads: Statements) -> None:
     async def change_then_fail() -> None:
         async with reads.transaction() as transaction:

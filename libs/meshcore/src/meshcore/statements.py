@@ -7,8 +7,8 @@ statement costs about 0.5 ms of CPU on this kind of machine, three statements in
 (docs/benchmarks.md). ``Statements`` is for the hot paths where that overhead is most of the
 call:
 
-- ``one`` / ``all``: one statement with no transaction around it, one round trip: a read, which
-  sees every commit made before it starts, or a write that commits by itself.
+- ``one`` / ``all`` / ``execute``: one statement with no transaction around it, one round trip:
+  a read, which sees every commit made before it starts, or a write that commits by itself.
 - ``transaction()``: a few statements committed together (or rolled back when the block
   raises), for a write path such as recording usage: BEGIN, the statements, COMMIT.
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy.exc
 from sqlalchemy import ClauseElement, Executable
@@ -45,7 +45,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.db import Database
 from meshcore.held_connections import HeldDriverConnections
 
-__all__ = ["StatementTransaction", "Statements"]
+__all__ = ["StatementRunner", "StatementTransaction", "Statements"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,15 @@ class _Compiled:
             return [params[name] if given else constant for name, given, constant in self.arguments]
         except KeyError as missing:
             raise TypeError(f"missing statement parameter {missing}") from None
+
+
+class StatementRunner(Protocol):
+    """What runs statements: ``Statements`` (each statement on its own) and a
+    ``StatementTransaction`` (all of them committed together)."""
+
+    async def one(self, statement: Executable, **params: Any) -> Any | None: ...
+    async def all(self, statement: Executable, **params: Any) -> list[Any]: ...
+    async def execute(self, statement: Executable, **params: Any) -> int: ...
 
 
 class Statements:
@@ -104,6 +113,17 @@ class Statements:
                 return list((await connection.execute(statement, params)).all())
         async with self._reads.use() as driver:
             return await self._transaction(driver).all(statement, **params)
+
+    async def execute(self, statement: Executable, **params: Any) -> int:
+        """Run ``statement`` (one without RETURNING), committed by itself; how many rows it
+        changed."""
+        if self._reads is None:
+            async with self._database.connection() as connection:
+                return await StatementTransaction(self, None, connection).execute(
+                    statement, **params
+                )
+        async with self._reads.use() as driver:
+            return await self._transaction(driver).execute(statement, **params)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[StatementTransaction]:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy.exc
-from meshcore.statements import StatementTransaction
+from meshcore.statements import StatementRunner
 from sqlalchemy import Executable, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -307,9 +307,10 @@ class BillingRepository:
 class UsageLedger:
     """RecordUsage's statements, in one ``meshcore.statements`` transaction: the caller locks the
     user's subscription first, which serialises the read-check-write of their totals. Reads
-    that find no subscription make the free one with ``create_subscription`` too."""
+    that find no subscription make the free one with ``create_subscription``, a statement on
+    its own (``Statements``)."""
 
-    def __init__(self, transaction: StatementTransaction, dialect: str) -> None:
+    def __init__(self, transaction: StatementRunner, dialect: str) -> None:
         self._transaction = transaction
         self._statements = _usage_statements(dialect)
 

@@ -340,13 +340,12 @@ class BillingService:
         found = await read()
         if found is not None:
             return found
-        async with self._statements.transaction() as transaction:  # one INSERT, no session
-            await UsageLedger(transaction, self._db.dialect).create_subscription(
-                subscription_id=str(uuid.uuid4()),
-                user_id=user_id,
-                plan_id=DEFAULT_PLAN_ID,
-                now=utc_now(self._clock),
-            )
+        await UsageLedger(self._statements, self._db.dialect).create_subscription(
+            subscription_id=str(uuid.uuid4()),  # one INSERT that commits by itself
+            user_id=user_id,
+            plan_id=DEFAULT_PLAN_ID,
+            now=utc_now(self._clock),
+        )
         found = await read()
         if found is None:  # pragma: no cover - the insert above or a concurrent one made it
             raise RuntimeError(f"subscription of {user_id!r} vanished after being created")
