@@ -88,12 +88,11 @@ _ACTIVATE = (
     .returning(*_PROJECT_COLUMNS)
 )
 # Table-level statements (an INSERT of every column), cheaper than the ORM's bulk-insert
-# machinery; the outbox's omits its generated id, for ``meshcore.statements``, which binds
-# parameters by name. ``_INSERT_USAGE`` takes many rows at once, through a session.
+# machinery; the outbox's names every column but its generated id, as ``meshcore.statements``
+# binds parameters by name (a session takes it with many rows at once too).
 _INSERT_PROJECT, _INSERT_MEMBER = insert(_projects), insert(_members)
 _outbox = _tables[UsageOutboxRow.__tablename__]
-_INSERT_USAGE = insert(_outbox)
-_QUEUE_USAGE = insert(_outbox).values(
+_INSERT_USAGE = insert(_outbox).values(
     {column.name: bindparam(column.name) for column in _outbox.c if column.name != "id"}
 )
 
@@ -151,7 +150,7 @@ class ProjectCreation:
         async with self._statements.transaction() as transaction:
             row = await transaction.one(_ACTIVATE, project_id=project_id, now=now)
             if row is not None:
-                await transaction.execute(_QUEUE_USAGE, **usage)
+                await transaction.execute(_INSERT_USAGE, **usage)
             return row
 
 
