@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 
 import pytest
+from meshcore.completion import Completions
 from meshcore.db import Database
 from meshcore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
 from meshcore.testing import FakeClock
@@ -280,3 +281,21 @@ async def test_notice_queued_callback_fires_after_commit(billing_db: Database) -
     await billing.record_usage(projects("ada", "p2"))
     await billing.record_usage(projects("ada", "p3"))
     assert calls == [1]
+
+
+async def test_a_usage_whose_caller_gives_up_is_recorded_all_the_same(
+    billing_db: Database, clock: FakeClock
+) -> None:
+    """The caller's cancellation (its deadline passed) does not cut RecordUsage short: the
+    record ends as it would have, and a retry with the key replays it."""
+    completions = Completions()
+    billing = BillingService(billing_db, clock=clock, completions=completions)
+    call = asyncio.create_task(billing.record_usage(projects("ada", "p1")))
+    await asyncio.sleep(0)  # the call has handed its work over
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await completions.drain()
+    assert await count(billing_db, UsageRecordRow) == 1
+    replay = await billing.record_usage(projects("ada", "p1"))
+    assert (replay.replayed, replay.usage.used) == (True, 1)

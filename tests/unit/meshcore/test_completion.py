@@ -86,3 +86,13 @@ async def test_results_and_errors_reach_a_caller_that_waits(
     assert [record.getMessage() for record in caplog.records] == [
         "detached work failed: disk on fire"
     ]
+
+
+async def test_finish_drains_and_then_cancels_what_outlasts_its_bound() -> None:
+    completions = Completions()
+    quick = completions.start(asyncio.sleep(0))
+    stuck = completions.start(asyncio.Event().wait())
+    await completions.finish(0.05)
+    assert quick.done()
+    assert not quick.cancelled()
+    assert stuck.cancelled()

@@ -18,6 +18,7 @@ shutdown, before the database closes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine, Hashable
 from typing import Any, TypeVar
@@ -66,6 +67,12 @@ class Completions:
         """Wait for every piece of work still running (their errors are already logged)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def finish(self, seconds: float = 5.0) -> None:
+        """On shutdown: ``drain()`` for at most ``seconds``, then cancel what still runs."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.drain()
 
     def _finished(self, task: asyncio.Task[Any], key: Hashable | None) -> None:
         self._tasks.discard(task)

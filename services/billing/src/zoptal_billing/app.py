@@ -7,6 +7,7 @@ import logging
 
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.completion import Completions
 from meshcore.db import Database
 from meshcore.observability.runtime_metrics import BacklogMonitor, table_backlog
 from meshcore.server import ServiceRegistration, ShutdownHook
@@ -70,12 +71,15 @@ class BillingApp(ServiceApp[BillingSettings]):
             max_backoff=settings.notice_max_backoff_seconds,
         )
         self.payments = payments or load_provider(settings, self.database, clock)
+        # RecordUsage finishes whatever its caller does; drained on shutdown, before the database.
+        self.completions = Completions()
         self.service = BillingService(
             self.database,
             clock=clock,
             on_notice_queued=self.dispatcher.wake,
             payments=self.payments,
             change_poll_interval=settings.payment_reconcile_seconds,
+            completions=self.completions,
         )
         self.registrations = [
             ServiceRegistration(
@@ -109,4 +113,4 @@ class BillingApp(ServiceApp[BillingSettings]):
         super().start_background()
 
     def releases(self) -> list[ShutdownHook]:
-        return [self.service.close]
+        return [self.completions.finish, self.service.close]

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.completion import Completions
 from meshcore.db import Database
 from meshcore.errors import (
     AlreadyExists,
@@ -79,9 +80,11 @@ class BillingService:
         payments: PaymentProvider | None = None,
         change_poll_interval: float = 2.0,
         read_connections: int = 4,
+        completions: Completions | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
+        self._completions = completions if completions is not None else Completions()
         self._on_notice_queued = on_notice_queued
         self._catalogue = PlanCatalogue(database)
         self._statements = Statements(database, max_connections=read_connections, clock=clock)
@@ -164,7 +167,14 @@ class BillingService:
     # -- usage ----------------------------------------------------------------------------------
 
     async def record_usage(self, request: UsageRequest) -> UsageOutcome:
-        """Record a usage delta once per (caller, user, key); replays return the first record."""
+        """Record a usage delta once per (caller, user, key); replays return the first record.
+
+        It runs to its end even if the caller gives up (``meshcore.completion``): a usage that
+        reached Billing ends recorded (or refused) whether or not the caller is still waiting,
+        so the caller's retry with the same key finds the same outcome."""
+        return await self._completions.run(self._record_usage_settling_first(request))
+
+    async def _record_usage_settling_first(self, request: UsageRequest) -> UsageOutcome:
         await self._catalogue.load()
         outcome = await self._record_usage(request)
         if outcome is None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from meshcore.client_manager import GrpcClientManager
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.completion import Completions
@@ -97,10 +94,5 @@ class ProjectApp(ServiceApp[ProjectSettings]):
         }
 
     def releases(self) -> list[ShutdownHook]:
-        return [self._finish_completions, self.projects.close]
-
-    async def _finish_completions(self) -> None:
-        """Let analytics events and other mutations' peer calls finish (at most 5 s)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await self.completions.drain()
+        # Analytics events and mutations' peer calls finish first (at most 5 s).
+        return [self.completions.finish, self.projects.close]
