@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from meshcore.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -12,7 +13,9 @@ from meshcore.errors import (
 )
 from meshcore.interceptors.errors import status_trailers
 from meshcore.resilience.breaker import CircuitOpenError
-from zoptal_project.gateways import peer_error
+from meshcore.resilience.retry import is_unsent
+from zoptal_project.gateways import GrpcBillingGateway, peer_error
+from zoptal_project.ports import BilledMetric
 
 
 def rpc_error(
@@ -88,3 +91,19 @@ def test_everything_else_is_unavailable_never_unknown() -> None:
         assert error.message == "billing is unavailable"
     assert isinstance(peer_error(CircuitOpenError(5.0, endpoint="b"), "billing"), Unavailable)
     assert isinstance(peer_error(ConnectionResetError(), "billing"), Unavailable)
+
+
+class _BreakerOpenBilling:
+    """A Billing client whose breaker refuses every call unsent."""
+
+    async def record_usage(self, *args: object, **kwargs: object) -> None:
+        raise CircuitOpenError(5.0, endpoint="billing")
+
+
+async def test_a_record_refused_unsent_says_so_through_its_cause() -> None:
+    """The port's contract: the service tells an unsent failure by its cause, and queues no
+    compensation for a usage that never reached Billing."""
+    gateway = GrpcBillingGateway(_BreakerOpenBilling())  # type: ignore[arg-type]
+    with pytest.raises(Unavailable) as failed:
+        await gateway.record_usage("ada", BilledMetric.PROJECTS, 1, idempotency_key="p-1")
+    assert is_unsent(failed.value.__cause__)

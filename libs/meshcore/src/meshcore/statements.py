@@ -100,30 +100,19 @@ class Statements:
     async def one(self, statement: Executable, **params: Any) -> Any | None:
         """The first row ``statement`` returns with ``params`` bound, or None; a write commits
         by itself."""
-        if self._reads is None:
-            async with self._database.connection() as connection:
-                return (await connection.execute(statement, params)).first()
-        async with self._reads.use() as driver:
-            return await self._transaction(driver).one(statement, **params)
+        async with self._on_its_own() as runner:
+            return await runner.one(statement, **params)
 
     async def all(self, statement: Executable, **params: Any) -> list[Any]:
         """Every row ``statement`` returns with ``params`` bound."""
-        if self._reads is None:
-            async with self._database.connection() as connection:
-                return list((await connection.execute(statement, params)).all())
-        async with self._reads.use() as driver:
-            return await self._transaction(driver).all(statement, **params)
+        async with self._on_its_own() as runner:
+            return await runner.all(statement, **params)
 
     async def execute(self, statement: Executable, **params: Any) -> int:
         """Run ``statement`` (one without RETURNING), committed by itself; how many rows it
         changed."""
-        if self._reads is None:
-            async with self._database.connection() as connection:
-                return await StatementTransaction(self, None, connection).execute(
-                    statement, **params
-                )
-        async with self._reads.use() as driver:
-            return await self._transaction(driver).execute(statement, **params)
+        async with self._on_its_own() as runner:
+            return await runner.execute(statement, **params)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[StatementTransaction]:
@@ -133,16 +122,23 @@ class Statements:
                 yield StatementTransaction(self, None, connection)
             return
         async with self._writes.use() as driver, driver.transaction():
-            yield self._transaction(driver)
+            yield StatementTransaction(self, driver, None)
+
+    @contextlib.asynccontextmanager
+    async def _on_its_own(self) -> AsyncIterator[StatementTransaction]:
+        """A runner for one statement outside any transaction (SQLite: in its own)."""
+        if self._reads is None:
+            async with self._database.connection() as connection:
+                yield StatementTransaction(self, None, connection)
+            return
+        async with self._reads.use() as driver:
+            yield StatementTransaction(self, driver, None)
 
     async def close(self) -> None:
         """Give the held connections back to the pool."""
         for connections in (self._reads, self._writes):
             if connections is not None:
                 await connections.close()
-
-    def _transaction(self, driver: Any) -> StatementTransaction:
-        return StatementTransaction(self, driver, None)
 
     def _compile(self, statement: Executable) -> _Compiled:
         cached = self._compiled.get(id(statement))
@@ -177,21 +173,13 @@ class StatementTransaction:
         """The first row ``statement`` returns with ``params`` bound, or None."""
         if self._connection is not None:
             return (await self._connection.execute(statement, params)).first()
-        compiled = self._statements._compile(statement)
-        with _driver_errors(compiled):
-            return await self._driver.fetchrow(
-                compiled.sql, *compiled.values(params), record_class=self._statements._row_class
-            )
+        return await self._run(self._driver.fetchrow, statement, params, rows=True)
 
     async def all(self, statement: Executable, **params: Any) -> list[Any]:
         """Every row ``statement`` returns with ``params`` bound."""
         if self._connection is not None:
             return list((await self._connection.execute(statement, params)).all())
-        compiled = self._statements._compile(statement)
-        with _driver_errors(compiled):
-            rows: list[Any] = await self._driver.fetch(
-                compiled.sql, *compiled.values(params), record_class=self._statements._row_class
-            )
+        rows: list[Any] = await self._run(self._driver.fetch, statement, params, rows=True)
         return rows
 
     async def execute(self, statement: Executable, **params: Any) -> int:
@@ -199,26 +187,36 @@ class StatementTransaction:
         if self._connection is not None:
             result = await self._connection.execute(statement, params)
             return int(getattr(result, "rowcount", 0) or 0)
-        compiled = self._statements._compile(statement)
-        with _driver_errors(compiled):
-            status: str = await self._driver.execute(compiled.sql, *compiled.values(params))
+        status: str = await self._run(self._driver.execute, statement, params, rows=False)
         # asyncpg answers the command tag: "UPDATE 3", "DELETE 0", "INSERT 0 1".
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 
+    async def _run(
+        self, call: Any, statement: Executable, params: dict[str, Any], *, rows: bool
+    ) -> Any:
+        """``call`` (an asyncpg method) with the compiled statement; asyncpg's constraint
+        violations and bad values raised as SQLAlchemy's, which is what callers catch on SQLite
+        (and through sessions) too."""
+        compiled = self._statements._compile(statement)
+        options = {"record_class": self._statements._row_class} if rows else {}
+        try:
+            return await call(compiled.sql, *compiled.values(params), **options)
+        except Exception as error:
+            translated = _as_sqlalchemy_error(error, compiled.sql)
+            if translated is None:
+                raise
+            raise translated from error
 
-@contextlib.contextmanager
-def _driver_errors(compiled: _Compiled) -> Any:
-    """asyncpg's constraint violations and bad values as SQLAlchemy's exceptions, which is what
-    callers catch on SQLite (and through sessions) too."""
+
+def _as_sqlalchemy_error(error: Exception, sql: str) -> Exception | None:
     import asyncpg  # type: ignore[import-untyped]  # the PostgreSQL driver
 
-    try:
-        yield
-    except asyncpg.IntegrityConstraintViolationError as violation:
-        raise sqlalchemy.exc.IntegrityError(compiled.sql, None, violation) from violation
-    except asyncpg.DataError as bad_value:
-        raise sqlalchemy.exc.DataError(compiled.sql, None, bad_value) from bad_value
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return sqlalchemy.exc.IntegrityError(sql, None, error)
+    if isinstance(error, asyncpg.DataError):
+        return sqlalchemy.exc.DataError(sql, None, error)
+    return None
 
 
 def _attribute_record_class() -> Any:

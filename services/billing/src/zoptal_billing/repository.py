@@ -310,14 +310,14 @@ class UsageLedger:
     that find no subscription make the free one with ``create_subscription``, a statement on
     its own (``Statements``)."""
 
-    def __init__(self, transaction: StatementRunner, dialect: str) -> None:
-        self._transaction = transaction
+    def __init__(self, runner: StatementRunner, dialect: str) -> None:
+        self._runner = runner
         self._statements = _usage_statements(dialect)
 
     async def locked_subscription(self, user_id: str) -> Any | None:
         """The user's subscription (``reads.SubscriptionColumns``), locked; None before first
         use."""
-        return await self._transaction.one(_LOCKED_SUBSCRIPTION_COLUMNS, user_id=user_id)
+        return await self._runner.one(_LOCKED_SUBSCRIPTION_COLUMNS, user_id=user_id)
 
     async def create_subscription(
         self, *, subscription_id: str, user_id: str, plan_id: str, now: datetime
@@ -328,21 +328,21 @@ class UsageLedger:
         values: dict[str, Any] = {column.name: None for column in _subscriptions.c}
         values.update(id=subscription_id, user_id=user_id, plan_id=plan_id, status="active")
         values.update(created_at=now, updated_at=now)
-        return await self._transaction.one(self._statements.create_subscription, **values)
+        return await self._runner.one(self._statements.create_subscription, **values)
 
     async def usage_record(self, user_id: str, idempotency_key: str, caller: str) -> Any | None:
         """The record ``caller`` made under the key, or one made before keys were scoped
         (``caller`` NULL: it belonged to every caller then, so it still does)."""
-        return await self._transaction.one(
+        return await self._runner.one(
             _USAGE_RECORD, user_id=user_id, idempotency_key=idempotency_key, caller=caller
         )
 
     async def claim_usage_key(self, values: Mapping[str, Any]) -> bool:
         """Insert the usage record; False when the caller's (user, key) already has one."""
-        return await self._transaction.one(self._statements.claim_usage_key, **values) is not None
+        return await self._runner.one(self._statements.claim_usage_key, **values) is not None
 
     async def used(self, user_id: str, metric: Metric, scope_id: str, period: str) -> int:
-        row = await self._transaction.one(
+        row = await self._runner.one(
             _USED, user_id=user_id, metric=metric.value, scope_id=scope_id, period=period
         )
         return 0 if row is None else int(row[0])
@@ -354,7 +354,7 @@ class UsageLedger:
         ``MAX_USAGE``: the caller refuses those, rolling it back); None when the sum does not
         fit the 64-bit column (PostgreSQL refuses it; SQLite would make it a float)."""
         try:
-            row = await self._transaction.one(
+            row = await self._runner.one(
                 self._statements.add_to_total,
                 user_id=user_id,
                 metric=metric.value,
@@ -373,7 +373,7 @@ class UsageLedger:
         self, user_id: str, metric: Metric, scope_id: str, period: str
     ) -> int | None:
         """The highest threshold of ``metric`` queued this period (sent or not), if any."""
-        row = await self._transaction.one(
+        row = await self._runner.one(
             _HIGHEST_NOTICE, user_id=user_id, metric=metric.value, scope_id=scope_id, period=period
         )
         return None if row is None else row[0]
@@ -382,4 +382,4 @@ class UsageLedger:
         """Queue a threshold email unless this threshold was already noticed in this period."""
         row: dict[str, Any] = {column.name: None for column in _notices.c}
         row.update(values)
-        await self._transaction.execute(self._statements.add_notice, **row)
+        await self._runner.execute(self._statements.add_notice, **row)

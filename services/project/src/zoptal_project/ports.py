@@ -44,7 +44,10 @@ class BillingGateway(Protocol):
         scope_id: str = "",
         enforce_limit: bool = False,
     ) -> None:
-        """Record a delta once per key; ``ResourceExhausted`` when an enforced limit refuses."""
+        """Record a delta once per key; ``ResourceExhausted`` (the plan's facts as metadata)
+        when an enforced limit refuses. A failure of a call that never left (the client's
+        breaker refused it) carries that refusal as its ``__cause__``, so that the caller knows
+        nothing was recorded (``meshcore.resilience.retry.is_unsent``)."""
         ...
 
 

@@ -165,8 +165,7 @@ class ProjectService:
         check = await self._billing.check_limit(owner, BilledMetric.PROJECTS, 1)
         if not check.allowed:
             raise ResourceExhausted.of_plan_limit(
-                f"project limit reached: plan {check.plan_id!r} allows {check.limit} projects "
-                f"and {check.used} exist",
+                _project_limit_message(check.plan_id, check.limit, check.used),
                 metric=BilledMetric.PROJECTS.value,
                 limit=check.limit,
                 plan_id=check.plan_id,
@@ -250,19 +249,18 @@ class ProjectService:
             await self._discard_creating(project_id, owner, compensate=False)
             facts = refused.metadata or {}
             if {"plan_id", "limit", "used"} <= facts.keys():
-                reason = (
-                    f"plan {facts['plan_id']!r} allows {facts['limit']} projects and "
-                    f"{facts['used']} exist"
-                )
+                message = _project_limit_message(facts["plan_id"], facts["limit"], facts["used"])
             else:
-                reason = refused.message.removeprefix("plan limit reached: ")
+                message = "project limit reached: " + refused.message.removeprefix(
+                    "plan limit reached: "
+                )
             raise ResourceExhausted(
-                f"project limit reached: {reason}", reason=refused.reason, metadata=refused.metadata
+                message, reason=refused.reason, metadata=refused.metadata
             ) from refused
         except BaseException as exc:
             # Unknown outcome: Billing may have counted it. Delete the row and cancel the usage,
             # unless the call provably never left (the breaker refused it).
-            unsent = is_unsent(exc.__cause__ or exc)
+            unsent = is_unsent(exc.__cause__ or exc)  # the port's contract (ports.py)
             await self._discard_creating(project_id, owner, compensate=not unsent)
             if isinstance(exc, MeshError) and not isinstance(exc, Unavailable):
                 logger.error("Billing refused RecordUsage for %s: %s", project_id, exc)
@@ -503,3 +501,8 @@ def _release_rows(
             row.id,
         )
     return releases
+
+
+def _project_limit_message(plan_id: str, limit: object, used: object) -> str:
+    """What a refused create says, whether the check or the record refused it."""
+    return f"project limit reached: plan {plan_id!r} allows {limit} projects and {used} exist"
