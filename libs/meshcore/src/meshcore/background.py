@@ -7,9 +7,9 @@ or until its poll interval passes (for work another replica or a restart left be
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.tasks import cancel_and_wait
 
 __all__ = ["PollWaiter"]
 
@@ -31,8 +31,5 @@ class PollWaiter:
         try:
             await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, waker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(sleeper, waker)
             self._woken.clear()

@@ -27,7 +27,6 @@ set in standalone mode; under Istio the sidecar originates mTLS, so calls stay p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from meshcore.resilience.calls import (
 )
 from meshcore.resilience.retry import RetryPolicy
 from meshcore.settings import ServiceSettings
+from meshcore.tasks import cancel_and_wait
 from meshcore.tls import ReloadingChannelCredentials, TlsFiles
 
 __all__ = [
@@ -371,10 +371,7 @@ class GrpcClientManager:
         """Stop health checks and close every channel (``grace`` seconds for in-flight calls)."""
         if self._health is not None:
             await self._health.stop()
-        if self._tls_watch is not None:
-            self._tls_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tls_watch
+        await cancel_and_wait(self._tls_watch)
         if self._close_discovery:
             await self.discovery.close()
         if self._closing:

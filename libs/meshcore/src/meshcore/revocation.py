@@ -19,7 +19,6 @@ the fact.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.context import Principal
 from meshcore.errors import Unavailable
 from meshcore.reasons import Reason
+from meshcore.tasks import cancel_and_wait
 from meshcore.timeutil import backoff
 
 __all__ = [
@@ -242,8 +242,5 @@ class RevocationFeed:
             )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)

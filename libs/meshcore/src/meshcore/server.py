@@ -47,6 +47,7 @@ from meshcore.http import HttpServer, metrics_routes
 from meshcore.message_size import DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, MAX_RESPONSE_BYTES
 from meshcore.observability.runtime_metrics import observe_certificates
 from meshcore.settings import ServiceSettings, SettingsError
+from meshcore.tasks import cancel_and_wait
 from meshcore.tls import TlsFiles, server_credentials
 
 __all__ = [
@@ -343,10 +344,7 @@ class MeshServer:
         if self._stop_requested is not None:
             self._stop_requested.set()
         await self.health.enter_graceful_shutdown()
-        if self._monitor_task is not None:
-            self._monitor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor_task
+        await cancel_and_wait(self._monitor_task)
         drain = self.settings.shutdown_drain_seconds
         try:
             if drain > 0 and self._grpc is not None:
@@ -400,15 +398,29 @@ async def serve(
 
 
 async def run_shutdown_hook(hook: ShutdownHook, limit: float = 10.0) -> None:
-    """Run one hook (sync or async) for at most ``limit`` seconds; failures are logged."""
+    """Run one hook (sync or async) for at most ``limit`` seconds; failures are logged.
+
+    The hook runs in a task of its own that is cancelled and left behind at the limit: a hook
+    that swallows or ignores its cancellation still cannot hold the shutdown up (a time limit
+    enforced by cancelling the hook in place would depend on the hook's cooperation)."""
     name = getattr(hook, "__qualname__", repr(hook))
+
+    async def call() -> None:
+        result = hook()
+        if inspect.isawaitable(result):
+            await result
+
+    task = asyncio.ensure_future(call())
     try:
-        async with asyncio.timeout(limit):
-            result = hook()
-            if inspect.isawaitable(result):
-                await result
-    except Exception:
-        logger.exception("shutdown hook %s failed", name)
+        done, _ = await asyncio.wait([task], timeout=limit)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        logger.error("shutdown hook %s did not finish within %.1f s; left behind", name, limit)
+    elif not task.cancelled() and task.exception() is not None:
+        logger.error("shutdown hook %s failed", name, exc_info=task.exception())
 
 
 def run(main: Coroutine[Any, Any, object]) -> int:

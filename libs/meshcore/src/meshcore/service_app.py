@@ -23,7 +23,6 @@ Test harnesses serve the same parts through ``meshcore.testing.serve_in_process`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Generic, Protocol, TypeVar, Unpack
 
@@ -37,6 +36,7 @@ from meshcore.interceptors.chain import ChainOverrides, service_chain
 from meshcore.revocation import RevocationCheck
 from meshcore.server import MeshServer, ServiceRegistration, ShutdownHook, run_shutdown_hook
 from meshcore.settings import ServiceSettings
+from meshcore.tasks import cancel_and_wait
 
 __all__ = ["BackgroundLoop", "Peers", "ServiceApp"]
 
@@ -124,10 +124,7 @@ class ServiceApp(Generic[S]):
 
     async def _cancel_tasks(self) -> None:
         tasks, self._tasks = self._tasks or [], None
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
 
     def server(self) -> MeshServer:
         return MeshServer(

@@ -15,12 +15,12 @@ credential a matter of replacing a file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
+from meshcore.tasks import cancel_and_wait
 from meshcore.timeutil import backoff
 
 __all__ = ["IssuedServiceToken", "ServiceTokenSource"]
@@ -85,11 +85,8 @@ class ServiceTokenSource:
         return issued
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _renew_forever(self) -> None:
         failures = 0

@@ -17,7 +17,6 @@ nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import weakref
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.errors import ResourceExhausted, Unavailable
+from meshcore.tasks import cancel_and_wait
 from prometheus_client import Counter, Gauge
 
 from zoptal_analytics.domain import EventRecord
@@ -201,10 +201,7 @@ class EventBuffer:
         try:
             await asyncio.wait((full, timer), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in (full, timer):
-                waiter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waiter
+            await cancel_and_wait(full, timer)
 
     def _take_batch(self) -> list[_Group]:
         batch = [self._queue.popleft()]

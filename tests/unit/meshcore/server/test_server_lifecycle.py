@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshcore.errors import NotFound
-from meshcore.server import DEFAULT_SERVER_OPTIONS, BindError, MeshServer, ServiceRegistration
+from meshcore.server import (
+    DEFAULT_SERVER_OPTIONS,
+    BindError,
+    MeshServer,
+    ServiceRegistration,
+    run_shutdown_hook,
+)
 from meshcore.settings import ServiceSettings
 from meshcore.testing import FakeClock
 from prometheus_client import CollectorRegistry, Counter
@@ -165,6 +172,23 @@ async def test_a_failing_shutdown_hook_does_not_skip_the_others(
     await server.start()
     await server.stop()
     assert closed == ["database"]
+
+
+async def test_a_hook_that_ignores_its_time_limit_is_left_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hook that swallows its cancellation (``suppress(CancelledError)`` around an await)
+    cannot hold the shutdown up: past its limit the next step runs and the hook is named."""
+    release = asyncio.Event()
+
+    async def stubborn_close() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    await run_shutdown_hook(stubborn_close, limit=0.05)
+    assert "stubborn_close did not finish" in caplog.text
+    release.set()
 
 
 async def test_serve_returns_once_a_stop_is_requested(echo_service: ServiceRegistration) -> None:

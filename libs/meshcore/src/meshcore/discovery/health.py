@@ -12,7 +12,6 @@ and their health checks, so a check sees exactly the connection state calls woul
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -23,6 +22,7 @@ from grpc_health.v1 import health_pb2
 from meshcore.clock import SYSTEM_CLOCK, Clock
 from meshcore.discovery.instance import ServiceInstance
 from meshcore.discovery.registry import ServiceDiscovery
+from meshcore.tasks import cancel_and_wait
 
 __all__ = ["HEALTH_SERVICE_METADATA_KEY", "GrpcHealthProbe", "HealthChecker", "HealthProbe"]
 
@@ -124,7 +124,4 @@ class HealthChecker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

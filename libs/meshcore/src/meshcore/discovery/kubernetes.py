@@ -28,7 +28,6 @@ sidecar already balances over the same endpoints; see docs/adr/0010-kubernetes-d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -44,6 +43,7 @@ from meshcore.discovery.instance import ServiceInstance, canonical_service_name
 from meshcore.discovery.kube_api import KubeApiClient, KubeApiError, ResourceExpired
 from meshcore.discovery.kubeconfig import KubeConfig
 from meshcore.discovery.registry import ServiceDiscovery
+from meshcore.tasks import cancel_and_wait
 from meshcore.timeutil import backoff
 
 __all__ = ["KubernetesServiceDiscovery", "ServiceWatch", "instances_from_slice"]
@@ -113,10 +113,7 @@ class ServiceWatch:
     async def stop(self) -> None:
         """Stop watching; the replicas last seen stay registered."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     # -- the loop -------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -11,6 +10,7 @@ import grpc
 
 from meshcore.clock import SYSTEM_CLOCK, Clock, SystemClock
 from meshcore.errors import DeadlineExceeded, MeshError
+from meshcore.tasks import cancel_and_wait
 
 __all__ = ["InvalidResponse", "validate_response", "with_timeout"]
 
@@ -46,9 +46,7 @@ async def with_timeout(
         timer.cancel()
     if work.done():
         return work.result()
-    work.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await work
+    await cancel_and_wait(work)
     raise DeadlineExceeded(message)
 
 
