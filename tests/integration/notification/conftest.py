@@ -67,19 +67,10 @@ class WorkerProcess:
     log: Path
 
     def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children): no goodbye to anyone."""
+        """SIGKILL the worker: no goodbye to anyone."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
-
-    def kill_pool_children(self) -> list[int]:
-        """SIGKILL the pool processes only; the main worker process survives and notices."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(child), signal.SIGKILL)
-        return [int(child) for child in children]
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM), as an orchestrator would do it."""
@@ -104,7 +95,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerPr
         log = tmp_path / f"worker-{len(started)}.log"
         argv = [
             sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
-            "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
+            "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",
         ]  # fmt: skip

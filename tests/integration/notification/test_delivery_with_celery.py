@@ -204,33 +204,3 @@ async def test_an_email_sent_while_the_broker_is_down_is_delivered_once_it_is_ba
         sent = await _wait_for_status(running, reply.notification_id, pb.NOTIFICATION_STATUS_SENT)
     assert sent.attempts == 1
     assert len(smtp_sink.messages) == 1
-
-
-@pytest.mark.postgres
-@pytest.mark.redis
-async def test_a_killed_pool_process_hands_its_task_back_and_it_is_delivered_once(
-    postgres_url: str,
-    redis_url: str,
-    tmp_path: Path,
-    smtp_sink: SmtpSink,
-    start_worker: Callable[[dict[str, str]], WorkerProcess],
-) -> None:
-    """reject_on_worker_lost: the surviving worker requeues the task at once; it waits for
-    the dead attempt's claim to run out, then delivers exactly one message."""
-    smtp_sink.hold = True
-    # The relay stays idle, so the redelivery can only come from the broker requeue.
-    settings = make_settings(postgres_url, redis_url, tmp_path, outbox_relay_interval_seconds=600.0)
-    async with running_notification(settings) as running:
-        worker = start_worker(worker_environment(settings, smtp_sink.port))
-        reply = await running.stub.SendEmail(_email("child-killed"), metadata=SENDER)
-
-        async def held() -> bool:
-            return smtp_sink.held.is_set()
-
-        await eventually(held, what="the first delivery to reach DATA")
-        assert worker.kill_pool_children()
-        smtp_sink.released.set()
-        sent = await _wait_for_status(running, reply.notification_id, pb.NOTIFICATION_STATUS_SENT)
-    assert len(smtp_sink.messages) == 1
-    assert sent.attempts == 2
-    assert "WorkerLostError" in worker.output()

@@ -1,5 +1,5 @@
-"""The Celery worker's /metrics (WORKER_METRICS_PORT): delivery outcomes counted in the prefork
-pool's processes reach the main process's endpoint (prometheus_client's multiprocess mode)."""
+"""The Celery worker's /metrics (WORKER_METRICS_PORT): delivery outcomes counted where the
+deliveries run reach the main process's endpoint (prometheus_client's multiprocess mode)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _metrics_env(folder: Path, port: int) -> dict[str, str]:
 
 @pytest.mark.postgres
 @pytest.mark.redis
-async def test_outcomes_and_latency_counted_in_pool_processes_reach_the_endpoint(
+async def test_outcomes_and_latency_of_deliveries_reach_the_endpoint(
     postgres_url: str,
     redis_url: str,
     tmp_path: Path,

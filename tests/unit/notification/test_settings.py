@@ -46,3 +46,10 @@ def test_the_claim_lease_must_outlast_provider_timeouts() -> None:
     """Otherwise a slow but live delivery could be taken over and sent twice."""
     with pytest.raises(SettingsError, match="DELIVERY_LEASE_SECONDS"):
         NotificationSettings.from_env({"DELIVERY_LEASE_SECONDS": "5", "SMTP_TIMEOUT_SECONDS": "10"})
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", "65"])
+def test_the_worker_runs_between_one_and_64_deliveries_at_once(threads: str) -> None:
+    with pytest.raises(SettingsError, match="WORKER_THREADS"):
+        NotificationSettings.from_env({"WORKER_THREADS": threads})
+    assert NotificationSettings.from_env({"WORKER_THREADS": "64"}).worker_threads == 64

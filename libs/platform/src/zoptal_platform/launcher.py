@@ -238,7 +238,7 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
         if celery_worker_available() and any(s.name == "notification" for s in layout.services):
             worker_argv = [
                 sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
-                "--loglevel", "INFO", "--concurrency", "2", "--hostname",
+                "--loglevel", "INFO", "--hostname",
                 "notification-worker@%h",
             ]  # fmt: skip
             # The worker is Notification's: it shares that service's database (and broker).

@@ -49,13 +49,17 @@ def create_celery_app(settings: NotificationSettings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
-        # A message is acknowledged only after its task returns, and given back to the broker
-        # when the process running it dies: a delivery is never dropped by a crashed worker.
+        # A message is acknowledged only after its task returns: one a worker took and died
+        # with is handed out again, so a delivery is never dropped by a crashed worker.
         task_acks_late=True,
-        task_reject_on_worker_lost=True,
         # With late acks a worker holding prefetched messages delays them if it dies; take one
         # at a time so the others stay in the broker for the healthy workers.
         worker_prefetch_multiplier=1,
+        # Threads, not Celery's default prefork processes: a delivery waits on SMTP or a
+        # webhook, and every prefork child would hold its own copy of the interpreter (about
+        # 80 MiB each) and its own database pool.
+        worker_pool="threads",
+        worker_concurrency=settings.worker_threads,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3.0,
         broker_transport_options=transport_options,

@@ -1,15 +1,16 @@
 """Per-process worker resources: an event loop, the database pool and the providers.
 
-Celery's prefork pool forks children from the parent that imported the app; sockets, pools and
-threads created before the fork would be shared by every child. So nothing here runs at import:
-``start_runtime`` is called from ``worker_process_init`` in each child (or lazily on the first
-task in the solo pool), and ``stop_runtime`` from the shutdown signals.
+Deliveries run in Celery's thread pool (``celery_app``); their async work runs on one event
+loop, in a thread of its own, so the pool's threads share one database pool and one set of
+provider clients. Nothing here runs at import (``celery inspect`` imports the worker too): the
+first task starts the runtime, and ``stop_runtime`` runs when the worker shuts down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -28,12 +29,17 @@ T = TypeVar("T")
 
 
 class WorkerRuntime:
-    """Tasks are synchronous in Celery; each one runs its async work on this process's loop."""
+    """Tasks are synchronous in Celery; each one runs its async work on this process's loop,
+    which runs in a thread of its own for as long as the runtime is open."""
 
     def __init__(self, settings: NotificationSettings) -> None:
         # The exporter's batching thread must belong to this process, not a forked parent.
         self.tracer_provider = global_tracer_provider("notification-worker")
         self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self.loop.run_forever, name="notification-worker-loop", daemon=True
+        )
+        self._loop_thread.start()
         self.database = Database(
             settings.database_url,
             pool_size=2,
@@ -54,7 +60,9 @@ class WorkerRuntime:
         )
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(work)
+        """Run ``work`` on the loop and wait for its result (from any thread but the loop's).
+        The calling thread's context (the task's trace span) goes with it."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     def close(self) -> None:
         async def release() -> None:
@@ -65,6 +73,8 @@ class WorkerRuntime:
         try:
             self.run(release())
         finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._loop_thread.join()
             self.loop.close()
             shutdown_tracing()  # flush the spans still buffered in this process
 
@@ -73,17 +83,21 @@ _runtime: WorkerRuntime | None = None
 _settings: NotificationSettings | None = None
 
 
+_starting = threading.Lock()  # the pool's threads may all ask for the runtime at once
+
+
 def start_runtime(settings: NotificationSettings) -> WorkerRuntime:
     global _runtime, _settings
-    _settings = settings
-    if _runtime is None:
-        _runtime = WorkerRuntime(settings)
-        logger.info("notification worker process ready (database %r)", _runtime.database)
-    return _runtime
+    with _starting:
+        _settings = settings
+        if _runtime is None:
+            _runtime = WorkerRuntime(settings)
+            logger.info("notification worker process ready (database %r)", _runtime.database)
+        return _runtime
 
 
 def current_runtime() -> WorkerRuntime:
-    """The process's runtime; the solo pool (no child processes) starts it on first use."""
+    """The process's runtime, started on first use."""
     if _runtime is None:
         if _settings is None:
             raise RuntimeError("the worker runtime was never configured (start_runtime)")
@@ -99,7 +113,8 @@ def configure_runtime(settings: NotificationSettings) -> None:
 
 def stop_runtime() -> None:
     global _runtime
-    if _runtime is not None:
+    with _starting:
         runtime, _runtime = _runtime, None
+    if runtime is not None:
         runtime.close()
         logger.info("notification worker process resources released")

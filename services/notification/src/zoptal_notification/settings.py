@@ -49,6 +49,9 @@ class NotificationSettings(ServiceSettings):
     """Empty means ``REDIS_URL`` when set, else kombu's SQLAlchemy transport on
     ``sqla+sqlite:///<DATA_DIR>/celery-broker.db`` (the embedded mode)."""
     celery_queue: str = "notifications"
+    worker_threads: int = 4
+    """Deliveries the worker runs at once: Celery's thread pool, all on one event loop, one
+    database pool and one set of provider clients (a delivery mostly waits on the network)."""
     celery_visibility_timeout_seconds: int = 3600
     """Redis broker: an unacknowledged message is redelivered after this long. It must exceed
     the longest retry countdown, or Redis hands the same retry out twice (harmless, the row
@@ -78,6 +81,8 @@ class NotificationSettings(ServiceSettings):
 
     def _validate(self) -> None:
         problems: list[str] = []
+        if not 1 <= self.worker_threads <= 64:
+            problems.append("WORKER_THREADS: must be between 1 and 64")
         if self.delivery_max_attempts < 1:
             problems.append("DELIVERY_MAX_ATTEMPTS: must be at least 1")
         timeouts = max(self.smtp_timeout_seconds, self.webhook_timeout_seconds)

@@ -76,7 +76,6 @@ def register_tasks(app: Celery) -> Task:
         name=DELIVER_TASK_NAME,
         bind=True,
         acks_late=True,
-        reject_on_worker_lost=True,
         ignore_result=True,
     )(deliver_notification)
     return task

@@ -1,11 +1,11 @@
 """The Celery worker's delivery metrics and its Prometheus endpoint (``WORKER_METRICS_PORT``).
 
-The worker runs Celery's prefork pool everywhere (the image, compose, Kubernetes, the embedded
-launcher, the integration tests): deliveries run in child processes, while only the main process
-lives for the whole run and can hold a port. A counter in a child's memory is invisible to the
-main process, so the counts are kept in prometheus_client's multiprocess mode: every process
-writes its samples to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` and the main process's
-endpoint sums them (``MultiProcessCollector``). Counting in the main process instead would need
+The worker runs Celery's thread pool (``celery_app``), but may be run with the prefork pool,
+whose deliveries run in child processes while only the main process lives for the whole run and
+can hold a port. A counter in a child's memory is invisible to the main process, so the counts
+are kept in prometheus_client's multiprocess mode: every process writes its samples to
+memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` and the main process's endpoint sums them
+(``MultiProcessCollector``). Counting in the main process instead would need
 Celery's internal request callbacks, which see only the repr of a task's return value, not the
 channel or the outcome's detail; the files work the same for the prefork, solo and thread pools.
 
