@@ -19,8 +19,9 @@ Address = Callable[[int], str]
 Call = Callable[[], Awaitable[None]]
 
 
-async def prepare_user(address: Address) -> dict[str, str]:
-    """Register and log in one user, and give them one project (a real CreateProject)."""
+async def prepare_user(address: Address, projects: int = 1) -> dict[str, str]:
+    """Register and log in one user, and give them ``projects`` projects (real CreateProject
+    calls; the free plan's third is its limit, which emails the user a notice)."""
     import grpc
     from zoptal.auth.v1 import auth_pb2, auth_pb2_grpc
     from zoptal.project.v1 import project_pb2, project_pb2_grpc
@@ -35,10 +36,13 @@ async def prepare_user(address: Address) -> dict[str, str]:
         login = await auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
     metadata = (("authorization", f"Bearer {login.access_token}"),)
     async with grpc.aio.insecure_channel(address(4001)) as channel:
-        projects = project_pb2_grpc.ProjectServiceStub(channel)
-        created = await projects.CreateProject(
-            project_pb2.CreateProjectRequest(name="bench"), metadata=metadata, timeout=30
-        )
+        stub = project_pb2_grpc.ProjectServiceStub(channel)
+        created: project_pb2.CreateProjectResponse | None = None
+        for number in range(projects):
+            request = project_pb2.CreateProjectRequest(name=f"bench-{number}")
+            reply = await stub.CreateProject(request, metadata=metadata, timeout=30)
+            created = created or reply
+    assert created is not None
     return {
         "user_id": login.user.id,
         "token": login.access_token,
@@ -120,6 +124,28 @@ async def drive_load(address: Address, user: dict[str, str], seconds: float) -> 
         for channel in channels.values():
             await channel.close()
     return counter
+
+
+async def wait_for_sent_email(address: Address, user: dict[str, str], seconds: float) -> None:
+    """Wait until one of ``user``'s emails is SENT: the Celery worker has delivered it."""
+    import grpc
+    from zoptal.notification.v1 import notification_pb2, notification_pb2_grpc
+
+    metadata = (("authorization", f"Bearer {user['token']}"),)
+    request = notification_pb2.GetNotificationHistoryRequest(
+        user_id=user["user_id"], status=notification_pb2.NOTIFICATION_STATUS_SENT, limit=1
+    )
+    give_up = time.monotonic() + seconds
+    async with grpc.aio.insecure_channel(address(4004)) as channel:
+        notification = notification_pb2_grpc.NotificationServiceStub(channel)
+        while time.monotonic() < give_up:
+            reply = await notification.GetNotificationHistory(
+                request, metadata=metadata, timeout=10
+            )
+            if reply.notifications:
+                return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"no email of {user['user_id']} was delivered within {seconds:.0f} s")
 
 
 async def _slice(call: Call, seconds: float, concurrency: int) -> tuple[float, float]:

@@ -231,9 +231,10 @@ def _memory(platform: dict[str, Any]) -> list[str]:
         "",
         "Idle: a few seconds after the platform printed SERVING. Loaded: right after calls to "
         "all five services at once (ValidateToken; GetProject + ListUserProjects; "
-        "GetUserSubscription; GetNotificationHistory; TrackEvent). Peak is the process's "
-        "high-water mark. The Celery worker row sums its main process and its pool. RSS counts "
-        "shared library pages in every process, so the column's sum overstates the total.",
+        "GetUserSubscription; GetNotificationHistory; TrackEvent) and the delivery of one "
+        "email by the Celery worker (a plan-limit notice). Peak is the process's high-water "
+        "mark. A row of several processes sums them. RSS counts shared library pages in every "
+        "process, so the column's sum overstates the total.",
         "",
         "| process | idle RSS (MiB) | loaded RSS (MiB) | peak RSS (MiB) | calls under load |",
         "|---|---|---|---|---|",

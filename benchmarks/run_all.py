@@ -154,8 +154,9 @@ def _memory_rows(memory: dict[str, dict[str, dict[str, int]]]) -> list[Row]:
     worker = memory.get("notification-worker")
     if worker is not None:
         mib = worker["loaded"].get("rss_kib", worker["idle"]["rss_kib"]) / 1024
-        measure = "resident memory of the Celery worker (main process and pool), MiB"
-        processes = f"{worker['idle']['processes']} processes"
+        measure = "resident memory of the Celery worker (all its processes), MiB"
+        count = worker["idle"]["processes"]
+        processes = f"{count} process{'es' if count > 1 else ''}, after delivering an email"
         rows.append(Row("18", measure, mib, "<=", 120.0, processes))
     return rows
 
