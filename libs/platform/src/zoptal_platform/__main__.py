@@ -15,6 +15,7 @@ from zoptal_platform.launcher import (
     migrate_all,
     migrate_databases,
     start_all,
+    start_worker,
     stop_all,
     wait_until_serving,
 )
@@ -91,6 +92,9 @@ async def _run(layout: PlatformLayout) -> int:
     running = await start_all(layout)
     try:
         await wait_until_serving(layout, running)
+        worker = await start_worker(layout)
+        if worker is not None:
+            running.append(worker)
         print(_banner(layout), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

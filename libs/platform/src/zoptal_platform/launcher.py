@@ -213,7 +213,7 @@ async def _spawn(
 
 async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
     """Start Auth, wait until it serves and the service identities exist, then start the
-    others (and the Celery worker) at once.
+    others at once (the Celery worker is ``start_worker``'s).
 
     Auth goes first as compose orders it (``depends_on: auth: service_healthy``): every other
     service polls Auth's revocation list from its first moment and refuses user calls until
@@ -235,19 +235,26 @@ async def start_all(layout: PlatformLayout) -> list[RunningProcess]:
         )
         for spec in rest:
             running.append(await _spawn_service(layout, spec, log_dir))
-        if celery_worker_available() and any(s.name == "notification" for s in layout.services):
-            worker_argv = [
-                sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
-                "--loglevel", "INFO", "--hostname",
-                "notification-worker@%h",
-            ]  # fmt: skip
-            # The worker is Notification's: it shares that service's database (and broker).
-            worker_env = layout.worker_environment()
-            running.append(await _spawn("notification-worker", worker_argv, worker_env, log_dir))
     except BaseException:
         await stop_all(running)
         raise
     return running
+
+
+async def start_worker(layout: PlatformLayout) -> RunningProcess | None:
+    """Notification's Celery worker, when Notification and Celery are installed.
+
+    Started once the services serve: serving needs no worker (emails wait in the broker), and
+    on a laptop's few cores its start (Celery, kombu, the app) would slow the services' own.
+    """
+    if not celery_worker_available() or all(s.name != "notification" for s in layout.services):
+        return None
+    argv = [
+        sys.executable, "-m", "celery", "-A", "zoptal_notification.worker", "worker",
+        "--loglevel", "INFO", "--hostname", "notification-worker@%h",
+    ]  # fmt: skip
+    # The worker is Notification's: it shares that service's database (and broker).
+    return await _spawn("notification-worker", argv, layout.worker_environment(), layout.log_dir)
 
 
 async def _spawn_service(
@@ -281,9 +288,6 @@ async def wait_until_serving(layout: PlatformLayout, running: list[RunningProces
             )
         if pending:
             await asyncio.sleep(POLL_SECONDS)
-    worker = by_name.get("notification-worker")
-    if worker is not None and worker.process.returncode is not None:
-        raise PlatformError("the notification worker exited", worker)
 
 
 async def stop_all(running: list[RunningProcess]) -> None:
