@@ -107,10 +107,10 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 ENTRYPOINT ["python", "-m", "zoptal_notification"]
 
 # The Celery worker that delivers stored notifications. Its health check asks the worker itself
-# (over the broker) whether it answers. Its delivery metrics are counted in the pool's processes
-# and served on 9406 from files in PROMETHEUS_MULTIPROC_DIR (zoptal_notification.worker_metrics).
+# (over the broker) whether it answers. It serves its delivery metrics on 9406
+# (zoptal_notification.worker_metrics).
 FROM runtime AS notification-worker
-ENV METRICS_PORT=0 WORKER_METRICS_PORT=9406 PROMETHEUS_MULTIPROC_DIR=/tmp/worker-metrics
+ENV METRICS_PORT=0 WORKER_METRICS_PORT=9406
 EXPOSE 9406
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
     CMD ["sh", "-c", "celery -A zoptal_notification.worker inspect ping --timeout 10 -d \"celery@$(hostname)\""]

@@ -26,11 +26,9 @@ def test_the_bootstrap_admin_password_reaches_auth_only(monkeypatch: pytest.Monk
 
 
 def test_the_worker_serves_its_metrics_on_its_own_shifted_port() -> None:
-    """9406 plus the offset, next to the services' 9400-9405, with its multiprocess folder in
-    the data folder."""
+    """9406 plus the offset, next to the services' 9400-9405."""
     layout = PlatformLayout(Path("/tmp/zoptal"), port_offset=100, services=SERVICES)
     worker = layout.worker_environment()
     assert worker["WORKER_METRICS_PORT"] == "9506"
-    assert worker["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/zoptal/worker-metrics"
     service_ports = {layout.environment(spec)["METRICS_PORT"] for spec in SERVICES}
     assert worker["WORKER_METRICS_PORT"] not in service_ports

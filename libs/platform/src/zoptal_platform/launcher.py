@@ -70,11 +70,6 @@ class PlatformLayout:
         return self.data_dir / "logs"
 
     @property
-    def worker_metrics_dir(self) -> Path:
-        """The Celery worker's per-process metric files (``PROMETHEUS_MULTIPROC_DIR``)."""
-        return self.data_dir / "worker-metrics"
-
-    @property
     def worker_metrics_port(self) -> int:
         return WORKER_METRICS_PORT + self.port_offset
 
@@ -83,7 +78,6 @@ class PlatformLayout:
         env = self.environment(None)
         env.update(self.stores.variables("notification"))
         env["WORKER_METRICS_PORT"] = str(self.worker_metrics_port)
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.worker_metrics_dir)
         return env
 
     def grpc_address(self, spec: ServiceSpec) -> str:

@@ -25,8 +25,7 @@ class NotificationSettings(ServiceSettings):
     metrics_port: int = 9404
     worker_metrics_port: int = 0
     """The Celery worker's Prometheus ``/metrics`` port (delivery outcomes and latency); ``0``
-    turns it off. Needs ``PROMETHEUS_MULTIPROC_DIR`` (``zoptal_notification.worker_metrics``).
-    The gRPC server ignores it."""
+    turns it off (``zoptal_notification.worker_metrics``). The gRPC server ignores it."""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
