@@ -2,8 +2,7 @@
 
 The worker runs Celery's thread pool (``celery_app``): every delivery runs in the worker's one
 process, so its counts are in prometheus_client's default registry, which the endpoint serves
-together with the standard ``process_*`` series (resident memory, CPU, open files). A worker run
-with ``--pool prefork`` would count in its children, out of the endpoint's sight.
+together with the standard ``process_*`` series (resident memory, CPU, open files).
 """
 
 from __future__ import annotations
