@@ -230,3 +230,66 @@ async def test_the_service_budget_shares_the_users_connections_but_not_their_key
         )
     finally:
         await users.close()
+
+
+class _CountingRequests:
+    """Wraps a limiter's pipeline to count the requests it sends Redis (one per key asked)."""
+
+    def __init__(self, limiter: RedisRateLimiter) -> None:
+        self.requests = 0
+        self._pipeline = limiter._pipeline
+        limiter._pipeline = self  # type: ignore[method-assign]
+
+    async def __call__(self, keys: list[str], wanted: list[int]) -> list[Any]:
+        self.requests += len(keys)
+        return await self._pipeline(keys, wanted)
+
+
+async def test_a_busy_caller_costs_a_request_per_lease_not_per_call(redis_url: str) -> None:
+    """1000 calls one after the other: leases double from one call, so about ten requests,
+    and Redis counted every admitted call."""
+    from uuid import uuid4
+
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    prefix = f"lease-{uuid4().hex}:"
+    # A lease lapses after 30 s here, so a stalled machine cannot make this test flaky.
+    limiter = RedisRateLimiter(connection, 60_000, 1_000_000, prefix=prefix, lease_seconds=30)
+    counting = _CountingRequests(limiter)
+    try:
+        decisions = [await limiter.hit("caller") for _ in range(1000)]
+        assert all(decision.allowed for decision in decisions)
+        assert counting.requests <= 12
+        counted = int(await connection.hget(f"{prefix}caller", "c") or 0)
+        assert 1000 <= counted <= 2000  # the last lease's unused calls are counted too
+        remaining = [decision.remaining for decision in decisions]
+        assert remaining == sorted(remaining, reverse=True)
+    finally:
+        await limiter.close()
+
+
+async def test_replicas_leasing_one_budget_never_admit_beyond_it(redis_url: str) -> None:
+    """Two replicas, bursts of concurrent calls on one key with a budget of 100: never more
+    than 100 admitted, and every call Redis counted was admitted or is still in a lease."""
+    from uuid import uuid4
+
+    prefix = f"lease-replicas-{uuid4().hex}:"
+    connections = [redis.asyncio.Redis.from_url(redis_url) for _ in range(2)]
+    replicas = [
+        RedisRateLimiter(connection, 60_000, 100, prefix=prefix, lease_seconds=30)
+        for connection in connections
+    ]
+    try:
+        admitted = 0
+        for burst in (1, 3, 7, 20, 1, 50, 2, 90):
+            decisions = await asyncio.gather(
+                *(replicas[index % 2].hit("caller") for index in range(burst))
+            )
+            admitted += sum(decision.allowed for decision in decisions)
+        counted = int(await connections[0].hget(f"{prefix}caller", "c") or 0)
+        leased = sum(state.left for replica in replicas for state in replica._keys.values())
+        assert admitted <= 100
+        assert counted == admitted + leased
+        assert counted == 100  # the budget was asked for until none was left
+    finally:
+        for replica in replicas:
+            await replica.close()
