@@ -293,3 +293,24 @@ async def test_replicas_leasing_one_budget_never_admit_beyond_it(redis_url: str)
     finally:
         for replica in replicas:
             await replica.close()
+
+
+async def test_the_interceptor_admits_calls_from_the_lease_without_asking_redis(
+    redis_url: str,
+) -> None:
+    """100 calls through a server's chain: a handful of requests to Redis, every call OK."""
+    from uuid import uuid4
+
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    limiter = RedisRateLimiter(
+        connection, 60_000, 1_000_000, prefix=f"lease-chain-{uuid4().hex}:", lease_seconds=30
+    )
+    counting = _CountingRequests(limiter)
+    try:
+        async with AsyncExitStack() as stack:
+            call = await _replica(stack, limiter)
+            outcomes = [await _outcome(call) for _ in range(100)]
+        assert outcomes == ["OK"] * 100
+        assert counting.requests <= 8
+    finally:
+        await limiter.close()

@@ -36,7 +36,7 @@ from meshcore.interceptors.base import RpcMethod, call_metadata
 from meshcore.interceptors.client_address import client_address
 from meshcore.interceptors.errors import abort_with
 from meshcore.interceptors.hooks import AdmissionInterceptor
-from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter
+from meshcore.interceptors.limiters import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from meshcore.observability.registry import counter
 from meshcore.reasons import Reason
 
@@ -180,6 +180,8 @@ class RateLimitInterceptor(AdmissionInterceptor):
             else self._limiter
         )
         if not isinstance(limiter, InProcessRateLimiter):
+            if isinstance(limiter, RedisRateLimiter) and limiter.take_leased(key):
+                return None  # admitted from this replica's lease: no coroutine, no round trip
             return self._admit_remote(limiter, key, context, rpc)
         # The in-process check never waits: no coroutine on the hot path.
         retry_after = limiter.refusal(key)

@@ -171,12 +171,21 @@ class RedisRateLimiter:
             lease_seconds=self._lease_seconds,
         )
 
+    def take_leased(self, key: str) -> bool:
+        """Admit one call of ``key`` from this replica's lease if one is in force, without a
+        coroutine (the interceptor's hot path); False: ``hit`` decides."""
+        state = self._keys.get(self._prefix + key)
+        if state is None or not self._in_force(state):
+            return False
+        state.left -= 1
+        return True
+
     async def hit(self, key: str) -> Decision:
         full_key = self._prefix + key
         state = self._keys.get(full_key)
         if state is None:
             state = self._keys[full_key] = _Key()
-        elif state.waiting is None and state.left and self._monotonic() < state.lapses_at:
+        elif self._in_force(state):
             state.left -= 1
             return Decision(True, state.remaining + state.left)
         decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
@@ -190,6 +199,11 @@ class RedisRateLimiter:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+    def _in_force(self, state: _Key) -> bool:
+        """The lease has calls left, has not lapsed, and no request for the key is in flight
+        (calls then queue behind it, in arrival order)."""
+        return state.waiting is None and state.left > 0 and self._monotonic() < state.lapses_at
 
     def _resize(self, state: _Key) -> None:
         """Before asking again: a lease used up in time was too small, one that lapsed unused
