@@ -4,7 +4,11 @@ tests/integration/billing/test_billing_payments_grpc.py)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from meshcore.completion import Completions
+from meshcore.db import Database
 from meshcore.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from meshcore.testing import FakeClock
 from zoptal_billing.domain import UsageRequest
@@ -178,3 +182,22 @@ async def test_unknown_plan_is_not_found(billing: BillingService) -> None:
     """A plan id that was never seeded is NOT_FOUND."""
     with pytest.raises(NotFound):
         await billing.change_subscription(change("ada", "platinum"))
+
+
+async def test_a_change_whose_caller_gives_up_is_made_all_the_same(
+    billing_db: Database, clock: FakeClock
+) -> None:
+    """The caller's cancellation (its deadline passed) does not cut ChangeSubscription short:
+    the grant ends as it would have had the caller waited."""
+    completions = Completions()
+    billing = BillingService(billing_db, clock=clock, completions=completions)
+    call = asyncio.create_task(
+        billing.change_subscription(change("ada", "enterprise", complimentary=True, by_admin=True))
+    )
+    await asyncio.sleep(0)  # the call has handed its work over
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await completions.drain()
+    subscription, _ = await billing.subscription("ada")
+    assert subscription.plan.id == "enterprise"

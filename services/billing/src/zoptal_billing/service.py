@@ -134,8 +134,11 @@ class BillingService:
         raise AssertionError("unreachable: the second attempt never settles")  # pragma: no cover
 
     async def change_subscription(self, request: ChangeRequest) -> Subscription:
-        """Ask for a plan change (billing.proto's rules); the subscription afterwards."""
-        await self.changes.request(request)
+        """Ask for a plan change (billing.proto's rules); the subscription afterwards.
+
+        The change runs to its end even if the caller gives up, as ``record_usage`` does: once
+        recorded, an upgrade's payment is submitted whether or not the caller still waits."""
+        await self._completions.run(self.changes.request(request))
         subscription, _ = await self.subscription(request.user_id)
         return subscription
 
