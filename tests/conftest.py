@@ -12,13 +12,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_timeout
 from meshcore.testing import FakeClock
 
+from tests.hang_report import reporting_tasks
 from tests.replicas import Replica
 from tests.requirements import require_reachable
 from tests.support import postgres_database
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# A test that times out also says where its event loop's tasks wait (tests/hang_report.py).
+pytest_timeout.timeout_sigalrm = reporting_tasks(pytest_timeout.timeout_sigalrm)
 
 
 @pytest.fixture
