@@ -37,12 +37,15 @@ async def prepare_user(address: Address, projects: int = 1) -> dict[str, str]:
     metadata = (("authorization", f"Bearer {login.access_token}"),)
     async with grpc.aio.insecure_channel(address(4001)) as channel:
         stub = project_pb2_grpc.ProjectServiceStub(channel)
-        created: project_pb2.CreateProjectResponse | None = None
-        for number in range(projects):
-            request = project_pb2.CreateProjectRequest(name=f"bench-{number}")
-            reply = await stub.CreateProject(request, metadata=metadata, timeout=30)
-            created = created or reply
-    assert created is not None
+        replies = [
+            await stub.CreateProject(
+                project_pb2.CreateProjectRequest(name=f"bench-{number}"),
+                metadata=metadata,
+                timeout=30,
+            )
+            for number in range(max(projects, 1))
+        ]
+    created = replies[0]
     return {
         "user_id": login.user.id,
         "token": login.access_token,

@@ -31,8 +31,9 @@ def await_chain(awaitable: Any) -> list[str]:
 
 def pending_tasks() -> list[str]:
     """One line per pending task of the running loop (none outside one): its innermost frames."""
-    loop = asyncio._get_running_loop()
-    if loop is None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no loop runs in this thread
         return []
     lines = []
     for task in list(asyncio.all_tasks(loop))[:MAX_TASKS]:

@@ -79,8 +79,8 @@ async def test_worker_killed_mid_delivery_delivers_every_email_exactly_once(
     clients: Clients, healthy_cluster: Cluster, smtp_sink: SelectiveSmtpSink
 ) -> None:
     """Twelve emails queued; the SMTP server holds one DATA while the whole worker is
-    SIGKILLed; a new worker starts. Every email ends SENT and the
-    SMTP server accepted each exactly once (one Message-ID each, no repeats)."""
+    SIGKILLed; a new worker starts. Every email ends SENT and the SMTP server accepted each
+    exactly once (one Message-ID each, no repeats)."""
     recipients, ids = await _queue_held_batch(clients, smtp_sink, "killed", 12, "refused")
     worker = healthy_cluster["worker"]
     worker.kill()

@@ -28,6 +28,8 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     for task in pending:
         task.cancel()
     await asyncio.wait(pending)
-    for task in pending:
-        if not task.cancelled() and task.exception() is not None:
-            task.result()  # raises it
+    # Every outcome is retrieved (asyncio would warn of the others), the first error raised.
+    errors = [task.exception() for task in pending if not task.cancelled()]
+    first = next((error for error in errors if error is not None), None)
+    if first is not None:
+        raise first

@@ -36,10 +36,6 @@ class WorkerRuntime:
         # The exporter's batching thread must belong to this process, not a forked parent.
         self.tracer_provider = global_tracer_provider("notification-worker")
         self.loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(
-            target=self.loop.run_forever, name="notification-worker-loop", daemon=True
-        )
-        self._loop_thread.start()
         self.database = Database(
             settings.database_url,
             pool_size=2,
@@ -58,6 +54,11 @@ class WorkerRuntime:
                 redispatch_after=settings.outbox_redispatch_after_seconds,
             ),
         )
+        # Started last: a runtime whose construction failed leaves no thread behind.
+        self._loop_thread = threading.Thread(
+            target=self.loop.run_forever, name="notification-worker-loop", daemon=True
+        )
+        self._loop_thread.start()
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` on the loop and wait for its result (from any thread but the loop's).
